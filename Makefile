@@ -84,3 +84,13 @@ deps:
 
 clean:
 	rm -rf $(DIST)
+
+# --- targets/ (issue 7): packages, whole-system QEMU test -------------------
+.PHONY: deb
+
+## deb: Debian/Raspberry Pi OS packages (amd64, arm64, armhf with GOARM=6) in dist/.
+DEB_ARCHES := amd64:linux-amd64 arm64:linux-arm64 armhf:linux-armv6
+deb: cross
+	@set -e; for a in $(DEB_ARCHES); do \
+		bash targets/debian/build-deb.sh $${a%%:*} $(DIST)/mtcagent-$${a#*:} $(VERSION) $(DIST); \
+	done

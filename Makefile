@@ -94,3 +94,8 @@ deb: cross
 	@set -e; for a in $(DEB_ARCHES); do \
 		bash targets/debian/build-deb.sh $${a%%:*} $(DIST)/mtcagent-$${a#*:} $(VERSION) $(DIST); \
 	done
+
+.PHONY: openwrt-test
+## openwrt-test: the OpenWrt init/UCI/hotplug tests and the .deb test (also part of test-native).
+openwrt-test:
+	$(GO) test -count=1 ./targets/openwrt ./targets/debian

@@ -1,0 +1,125 @@
+package privacy
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+)
+
+// AuditFile is the name of the disclosure audit log in the state directory;
+// the previous file after rotation has ".1" appended.
+const AuditFile = "privacy-audit.log"
+
+// AuditEntry is one disclosure: metadata only, never the values sent.
+type AuditEntry struct {
+	Time      time.Time         `json:"time"`
+	Recipient string            `json:"recipient"`
+	Carries   map[string]string `json:"carries"` // class -> precision
+	Size      int               `json:"size"`    // bytes sent
+}
+
+// Audit appends disclosures to <state-dir>/privacy-audit.log as JSON lines.
+// When the file would grow past Max bytes it is renamed to .1 (replacing
+// the older one) and a new file is started, so the log never takes more
+// than twice Max. An Audit is safe for concurrent use; one process (the
+// daemon) should own the file.
+type Audit struct {
+	path string
+	max  int64
+	mu   sync.Mutex
+}
+
+// OpenAudit returns the audit log in dir, capped at max bytes per file
+// (DefaultAuditMax when max <= 0).
+func OpenAudit(dir string, max int64) *Audit {
+	if max <= 0 {
+		max = DefaultAuditMax
+	}
+	return &Audit{path: filepath.Join(dir, AuditFile), max: max}
+}
+
+// Path is the current audit file.
+func (a *Audit) Path() string { return a.path }
+
+// Record appends the disclosure of r, encoded to size bytes, sent at t.
+func (a *Audit) Record(t time.Time, r Report, size int) error {
+	carries := map[string]string{}
+	for c, p := range r.Carries() {
+		carries[c.String()] = p
+	}
+	return a.Append(AuditEntry{Time: t.UTC(), Recipient: r.Recipient(), Carries: carries, Size: size})
+}
+
+// Append writes one entry.
+func (a *Audit) Append(e AuditEntry) error {
+	if e.Carries == nil {
+		e.Carries = map[string]string{}
+	}
+	line, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("privacy: audit: %w", err)
+	}
+	line = append(line, '\n')
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if st, err := os.Stat(a.path); err == nil && st.Size()+int64(len(line)) > a.max {
+		if err := os.Rename(a.path, a.path+".1"); err != nil {
+			return fmt.Errorf("privacy: audit: rotate: %w", err)
+		}
+	}
+	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("privacy: audit: %w", err)
+	}
+	_, err = f.Write(line)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("privacy: audit: %w", err)
+	}
+	return nil
+}
+
+// ReadAudit returns the entries of the audit log in dir, oldest first
+// (rotated file, then current). Lines that do not parse (a write cut by a
+// power loss) are skipped and counted in skipped. A missing log is empty.
+func ReadAudit(dir string) (entries []AuditEntry, skipped int, err error) {
+	base := filepath.Join(dir, AuditFile)
+	for _, p := range []string{base + ".1", base} {
+		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("privacy: read audit: %w", err)
+		}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		sc.Buffer(make([]byte, 0, 4096), 1<<20)
+		for sc.Scan() {
+			line := bytes.TrimSpace(sc.Bytes())
+			if len(line) == 0 {
+				continue
+			}
+			var e AuditEntry
+			if json.Unmarshal(line, &e) != nil || e.Time.IsZero() {
+				skipped++
+				continue
+			}
+			entries = append(entries, e)
+		}
+		if sc.Err() != nil {
+			skipped++
+		}
+	}
+	sort.SliceStable(entries, func(i, j int) bool { return entries[i].Time.Before(entries[j].Time) })
+	return entries, skipped, nil
+}

@@ -1,0 +1,113 @@
+package mdtlog
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// syncDir fsyncs a directory so that creations, renames and removals in it
+// are durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// writeAtomic replaces path with data: a temporary file in the same
+// directory, fsync, rename, directory fsync.
+func writeAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	name := tmp.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(name)
+		}
+	}()
+	if err := tmp.Chmod(perm); err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(name, path); err != nil {
+		return err
+	}
+	ok = true
+	return syncDir(dir)
+}
+
+// readMasterKey returns the master key, or nil if there is none.
+func readMasterKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read mdt key: %w", err)
+	}
+	if len(b) != masterKeySize {
+		return nil, fmt.Errorf("read mdt key: %d bytes, want %d", len(b), masterKeySize)
+	}
+	return b, nil
+}
+
+// createMasterKey writes a fresh random master key to path.
+func createMasterKey(path string, rnd io.Reader) ([]byte, error) {
+	k := make([]byte, masterKeySize)
+	if _, err := io.ReadFull(rnd, k); err != nil {
+		return nil, fmt.Errorf("create mdt key: %w", err)
+	}
+	if err := writeAtomic(path, k, 0o600); err != nil {
+		return nil, fmt.Errorf("create mdt key: %w", err)
+	}
+	return k, nil
+}
+
+// destroyMasterKey overwrites the key file in place with random bytes,
+// syncs, and removes it. On flash with wear levelling the old bytes may
+// survive in spare blocks; see docs/mdt.md for what that means.
+func destroyMasterKey(path string) (bool, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if os.IsNotExist(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("destroy mdt key: %w", err)
+	}
+	junk := make([]byte, masterKeySize)
+	_, _ = io.ReadFull(rand.Reader, junk)
+	_, werr := f.WriteAt(junk, 0)
+	serr := f.Sync()
+	f.Close()
+	if err := os.Remove(path); err != nil {
+		return false, fmt.Errorf("destroy mdt key: %w", err)
+	}
+	if werr != nil {
+		return true, fmt.Errorf("destroy mdt key: overwrite: %w", werr)
+	}
+	if serr != nil {
+		return true, fmt.Errorf("destroy mdt key: sync: %w", serr)
+	}
+	return true, nil
+}

@@ -1,0 +1,686 @@
+package mdtlog
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults for Options.
+const (
+	DefaultMaxBytes  = 4 << 20
+	DefaultRetention = 7 * 24 * time.Hour
+)
+
+// Options tune a Store; the zero value gives the defaults.
+type Options struct {
+	// MaxBytes caps the total size of the segments; the oldest segments go
+	// first. 0 means DefaultMaxBytes.
+	MaxBytes int64
+	// Retention deletes segments last written longer ago than this.
+	// 0 means DefaultRetention; negative keeps segments regardless of age.
+	Retention time.Duration
+	// SegmentBytes is the size at which a segment is closed and a new one
+	// started. 0 means MaxBytes/8, at least 4 KiB and at most 1 MiB.
+	SegmentBytes int64
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Rand is the randomness for keys and segment ids (default crypto/rand).
+	Rand io.Reader
+}
+
+func (o *Options) fill() {
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.SegmentBytes <= 0 {
+		o.SegmentBytes = min(max(o.MaxBytes/8, 4<<10), 1<<20)
+	}
+	if o.SegmentBytes < headerSize+FrameOverhead+MaxRecordSize {
+		// A segment must hold at least one record of the largest size.
+		o.SegmentBytes = max(o.SegmentBytes, 4<<10)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+}
+
+// Store is the MDT log in one state directory. Its methods are safe for
+// concurrent use; the daemon and the CLI both call them.
+type Store struct {
+	dir  string
+	opts Options
+
+	mu      sync.Mutex
+	lock    *os.File
+	closed  bool
+	consent Consent
+	master  []byte
+	w       *writer
+	counts  map[uint64]int // records per segment, where known
+}
+
+// writer appends to the newest segment.
+type writer struct {
+	f    *os.File
+	name string
+	seq  uint64
+	keys *segKeys
+	idx  uint64 // index of the next record
+	size int64  // file size = offset of the next frame
+	buf  []byte
+}
+
+// Dir returns the mdt directory inside a state directory.
+func Dir(stateDir string) string { return filepath.Join(stateDir, "mdt") }
+
+// Open opens (creating if needed) the MDT log under stateDir/mdt and takes
+// its lock; it fails with ErrLocked when another process holds it.
+func Open(stateDir string, opts Options) (*Store, error) {
+	opts.fill()
+	dir := Dir(stateDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open mdt log: %w", err)
+	}
+	lk, err := lockFile(filepath.Join(dir, "lock"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{dir: dir, opts: opts, lock: lk, counts: map[uint64]int{}}
+	s.consent = readConsent(s.path("consent"))
+	s.master, err = readMasterKey(s.path("key"))
+	if err != nil {
+		lk.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) path(name string) string { return filepath.Join(s.dir, name) }
+
+// Close closes the current segment and releases the lock.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	err := s.closeWriter()
+	clear(s.master)
+	if cerr := s.lock.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (s *Store) closeWriter() error {
+	if s.w == nil {
+		return nil
+	}
+	err := s.w.f.Close()
+	s.w = nil
+	return err
+}
+
+// Consent returns the current consent state.
+func (s *Store) ConsentState() Consent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.consent
+}
+
+// Logging reports whether records may be appended now.
+func (s *Store) Logging() bool { return s.ConsentState().State == Consented }
+
+// Consent records the user's consent. A remote request is always refused
+// (ErrRemoteConsent, wrapping ErrOptedOut after an opt-out) and changes
+// nothing; a local request turns logging on, also after an opt-out.
+func (s *Store) Consent(req ConsentRequest) (Consent, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Consent{}, ErrClosed
+	}
+	if req.Remote {
+		if s.consent.State == OptedOut {
+			return s.consent, fmt.Errorf("%w: %w", ErrRemoteConsent, ErrOptedOut)
+		}
+		return s.consent, ErrRemoteConsent
+	}
+	c := Consent{State: Consented, Time: s.opts.Now().UTC(), ClockSynced: req.ClockSynced}
+	if err := writeConsent(s.path("consent"), c); err != nil {
+		return s.consent, err
+	}
+	s.consent = c
+	return c, nil
+}
+
+// Destroyed is what Clear or OptOut destroyed.
+type Destroyed struct {
+	KeyDestroyed bool
+	Segments     int
+	Bytes        int64 // segment bytes removed
+	Records      int   // records in the removed segments, where counted
+	// Uncounted is the number of removed segments whose records were never
+	// counted by this Store (Status counts them; Clear does not read them,
+	// so that it takes the same time whatever the log size).
+	Uncounted int
+}
+
+// OptOut records a permanent opt-out, stops logging and clears the log.
+// The opt-out is written durably before anything is deleted.
+func (s *Store) OptOut(clockSynced bool) (Destroyed, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Destroyed{}, ErrClosed
+	}
+	c := Consent{State: OptedOut, Time: s.opts.Now().UTC(), ClockSynced: clockSynced}
+	if err := writeConsent(s.path("consent"), c); err != nil {
+		return Destroyed{}, err
+	}
+	s.consent = c
+	return s.clearLocked()
+}
+
+// Clear crypto-erases the log: it overwrites and removes the master key,
+// removes every segment, and creates a fresh key. It does not read or
+// rewrite the segments, so it takes the same time whatever their size.
+// Consent is unchanged.
+func (s *Store) Clear() (Destroyed, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Destroyed{}, ErrClosed
+	}
+	return s.clearLocked()
+}
+
+func (s *Store) clearLocked() (Destroyed, error) {
+	var d Destroyed
+	werr := s.closeWriter()
+	// The key goes first: after this, whatever remains is unreadable,
+	// even if we crash before the files are removed.
+	clear(s.master)
+	s.master = nil
+	kd, err := destroyMasterKey(s.path("key"))
+	d.KeyDestroyed = kd
+	if err != nil {
+		return d, err
+	}
+	if err := syncDir(s.dir); err != nil {
+		return d, fmt.Errorf("clear mdt log: %w", err)
+	}
+	segs, err := s.listSegments()
+	if err != nil {
+		return d, err
+	}
+	for _, sg := range segs {
+		if err := os.Remove(s.path(sg.name)); err != nil && !os.IsNotExist(err) {
+			return d, fmt.Errorf("clear mdt log: %w", err)
+		}
+		d.Segments++
+		d.Bytes += sg.size
+		if n, ok := s.counts[sg.seq]; ok {
+			d.Records += n
+		} else {
+			d.Uncounted++
+		}
+	}
+	clear(s.counts)
+	s.removeTemps()
+	if err := syncDir(s.dir); err != nil {
+		return d, fmt.Errorf("clear mdt log: %w", err)
+	}
+	s.master, err = createMasterKey(s.path("key"), s.opts.Rand)
+	if err != nil {
+		return d, err
+	}
+	if werr != nil {
+		return d, fmt.Errorf("clear mdt log: close segment: %w", werr)
+	}
+	return d, nil
+}
+
+// removeTemps removes leftovers of interrupted atomic writes of the key.
+func (s *Store) removeTemps() {
+	ents, _ := os.ReadDir(s.dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".key.tmp") {
+			os.Remove(s.path(e.Name()))
+		}
+	}
+}
+
+type segInfo struct {
+	name  string
+	seq   uint64
+	size  int64
+	mtime time.Time
+}
+
+func segName(seq uint64) string { return fmt.Sprintf("%016x.seg", seq) }
+
+// listSegments returns the segment files in sequence order.
+func (s *Store) listSegments() ([]segInfo, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list mdt segments: %w", err)
+	}
+	var out []segInfo
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasSuffix(n, ".seg") || len(n) != 20 {
+			continue
+		}
+		seq, err := strconv.ParseUint(n[:16], 16, 64)
+		if err != nil {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		out = append(out, segInfo{name: n, seq: seq, size: fi.Size(), mtime: fi.ModTime()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
+	return out, nil
+}
+
+// Append adds one record and returns once it is durable (written and
+// fdatasync'ed). It fails with ErrNoConsent or ErrOptedOut when logging is
+// off.
+func (s *Store) Append(r Record) error {
+	return s.AppendBatch([]Record{r})
+}
+
+// AppendBatch adds records with one sync for the batch (group commit): the
+// records are durable when it returns nil; after an error, none of them
+// should be assumed durable.
+func (s *Store) AppendBatch(rs []Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	switch s.consent.State {
+	case Consented:
+	case OptedOut:
+		return ErrOptedOut
+	default:
+		return ErrNoConsent
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+	plains := make([][]byte, len(rs))
+	for i, r := range rs {
+		p, err := r.MarshalCBOR()
+		if err != nil {
+			return fmt.Errorf("append mdt record: %w", err)
+		}
+		if len(p) > MaxRecordSize {
+			return fmt.Errorf("append mdt record: %w", ErrTooLarge)
+		}
+		plains[i] = p
+	}
+	if err := s.ensureWriter(); err != nil {
+		return err
+	}
+	rotated := false
+	for _, p := range plains {
+		w := s.w
+		if w.size+int64(len(w.buf))+int64(len(p)+FrameOverhead) > s.opts.SegmentBytes && (w.idx > 0 || len(w.buf) > 0) {
+			if err := s.flush(); err != nil {
+				return err
+			}
+			if err := s.rotate(); err != nil {
+				return err
+			}
+			rotated = true
+			w = s.w
+		}
+		w.buf = w.keys.appendFrame(w.buf, w.idx, p)
+		w.idx++
+	}
+	if err := s.flush(); err != nil {
+		return err
+	}
+	if rotated {
+		s.pruneLocked()
+	}
+	return nil
+}
+
+// flush writes the buffered frames and syncs them. On failure the segment
+// is cut back to its last durable size and abandoned: the next append
+// starts a new segment, so no nonce is ever used twice.
+func (s *Store) flush() error {
+	w := s.w
+	if len(w.buf) == 0 {
+		return nil
+	}
+	n := int64(len(w.buf))
+	_, err := w.f.WriteAt(w.buf, w.size)
+	if err == nil {
+		err = datasync(w.f)
+	}
+	w.buf = w.buf[:0]
+	if err != nil {
+		_ = w.f.Truncate(w.size)
+		_ = datasync(w.f)
+		s.closeWriter()
+		return fmt.Errorf("append mdt record: %w", err)
+	}
+	w.size += n
+	s.counts[w.seq] = int(w.idx)
+	return nil
+}
+
+// ensureWriter makes sure there is a segment to append to: it loads or
+// creates the master key, repairs the last segment's torn tail, and always
+// starts a new segment (a record index is never reused under one key).
+func (s *Store) ensureWriter() error {
+	if s.w != nil {
+		return nil
+	}
+	segs, err := s.listSegments()
+	if err != nil {
+		return err
+	}
+	if s.master == nil {
+		// Segments without a key are leftovers of an interrupted clear:
+		// unreadable, so finish removing them.
+		for _, sg := range segs {
+			os.Remove(s.path(sg.name))
+		}
+		segs = nil
+		s.master, err = createMasterKey(s.path("key"), s.opts.Rand)
+		if err != nil {
+			return err
+		}
+	}
+	var next uint64 = 1
+	if len(segs) > 0 {
+		last := segs[len(segs)-1]
+		next = last.seq + 1
+		if err := s.repairTail(last); err != nil {
+			return err
+		}
+	}
+	s.pruneLocked()
+	return s.createSegment(next)
+}
+
+// repairTail cuts a torn or unauthenticated tail off a segment: everything
+// after the last record that authenticates, when no good record follows it.
+// Records reported durable were synced and authenticate, so they are kept.
+func (s *Store) repairTail(sg segInfo) error {
+	data, err := os.ReadFile(s.path(sg.name))
+	if err != nil {
+		return &SegmentError{Op: "read", Name: sg.name, Err: err}
+	}
+	h, err := parseHeader(data)
+	if err != nil {
+		// A header torn by a crash right after creation: nothing in it was
+		// ever reported durable.
+		if len(data) < headerSize {
+			return s.removeSegment(sg.name)
+		}
+		return nil // not ours to repair; readers report it
+	}
+	keys, err := deriveKeys(s.master, h)
+	if err != nil {
+		return err
+	}
+	goodEnd := int64(headerSize)
+	n := 0
+	keys.scanFrames(data[headerSize:], func(f frameResult) bool {
+		if f.err == nil {
+			goodEnd = f.end
+			n = int(f.idx) + 1
+		}
+		return true
+	})
+	if goodEnd < int64(len(data)) {
+		f, err := os.OpenFile(s.path(sg.name), os.O_WRONLY, 0)
+		if err != nil {
+			return &SegmentError{Op: "repair", Name: sg.name, Err: err}
+		}
+		err = f.Truncate(goodEnd)
+		if err == nil {
+			err = datasync(f)
+		}
+		f.Close()
+		if err != nil {
+			return &SegmentError{Op: "repair", Name: sg.name, Err: err}
+		}
+	}
+	s.counts[sg.seq] = n
+	return nil
+}
+
+func (s *Store) removeSegment(name string) error {
+	if err := os.Remove(s.path(name)); err != nil && !os.IsNotExist(err) {
+		return &SegmentError{Op: "remove", Name: name, Err: err}
+	}
+	return syncDir(s.dir)
+}
+
+func (s *Store) rotate() error {
+	seq := s.w.seq + 1
+	if err := s.closeWriter(); err != nil {
+		return fmt.Errorf("close mdt segment: %w", err)
+	}
+	return s.createSegment(seq)
+}
+
+func (s *Store) createSegment(seq uint64) error {
+	var salt [8]byte
+	if _, err := io.ReadFull(s.opts.Rand, salt[:]); err != nil {
+		return fmt.Errorf("create mdt segment: %w", err)
+	}
+	h := newHeader(seq, salt)
+	keys, err := deriveKeys(s.master, h)
+	if err != nil {
+		return err
+	}
+	name := segName(seq)
+	f, err := os.OpenFile(s.path(name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return &SegmentError{Op: "create", Name: name, Err: err}
+	}
+	_, err = f.Write(h[:])
+	if err == nil {
+		err = datasync(f)
+	}
+	if err == nil {
+		err = syncDir(s.dir)
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(s.path(name))
+		return &SegmentError{Op: "create", Name: name, Err: err}
+	}
+	s.w = &writer{f: f, name: name, seq: seq, keys: keys, size: headerSize}
+	s.counts[seq] = 0
+	return nil
+}
+
+// Prune applies the size cap and the retention age now.
+func (s *Store) Prune() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return s.pruneLocked()
+}
+
+// pruneLocked deletes the oldest segments while the total exceeds MaxBytes,
+// and segments last written before the retention age. The segment being
+// written is never deleted.
+func (s *Store) pruneLocked() error {
+	segs, err := s.listSegments()
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, sg := range segs {
+		total += sg.size
+	}
+	cut := time.Time{}
+	if s.opts.Retention > 0 {
+		cut = s.opts.Now().Add(-s.opts.Retention)
+	}
+	removed := false
+	for _, sg := range segs {
+		if s.w != nil && sg.seq == s.w.seq {
+			break
+		}
+		if total <= s.opts.MaxBytes && (cut.IsZero() || !sg.mtime.Before(cut)) {
+			break // oldest first: stop at the first one to keep
+		}
+		if err := os.Remove(s.path(sg.name)); err != nil && !os.IsNotExist(err) {
+			return &SegmentError{Op: "prune", Name: sg.name, Err: err}
+		}
+		delete(s.counts, sg.seq)
+		total -= sg.size
+		removed = true
+	}
+	if removed {
+		return syncDir(s.dir)
+	}
+	return nil
+}
+
+// ScanReport summarises a read of the whole log.
+type ScanReport struct {
+	Segments int
+	Bytes    int64 // bytes of all segment files
+	Records  int   // records that authenticated and decoded
+	Failed   int   // records that did not (tampered, corrupt, undecodable)
+	Torn     int   // segments ending in an incomplete record
+	// Errors holds the first few problems (*RecordError, *SegmentError).
+	Errors []error
+	Oldest time.Time // earliest record time (zero if none)
+	Newest time.Time // latest record time
+}
+
+const maxReportErrors = 16
+
+func (r *ScanReport) addErr(err error) {
+	if len(r.Errors) < maxReportErrors {
+		r.Errors = append(r.Errors, err)
+	}
+}
+
+// Records reads every record in log order, calling fn for each one that
+// authenticates and decodes. Records that do not are counted and reported
+// in the ScanReport, never passed to fn; a bad record does not hide those
+// before it. fn returning an error stops the scan with that error.
+func (s *Store) Records(fn func(Entry) error) (ScanReport, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var rep ScanReport
+	if s.closed {
+		return rep, ErrClosed
+	}
+	segs, err := s.listSegments()
+	if err != nil {
+		return rep, err
+	}
+	var ferr error
+	for _, sg := range segs {
+		rep.Segments++
+		rep.Bytes += sg.size
+		if ferr != nil {
+			continue
+		}
+		if s.master == nil {
+			rep.Failed++
+			rep.addErr(&SegmentError{Op: "read", Name: sg.name, Err: ErrNoKey})
+			continue
+		}
+		data, err := os.ReadFile(s.path(sg.name))
+		if err != nil {
+			rep.addErr(&SegmentError{Op: "read", Name: sg.name, Err: err})
+			continue
+		}
+		if s.w != nil && sg.seq == s.w.seq {
+			data = data[:min(int64(len(data)), s.w.size)]
+		}
+		good, bad, err := ScanSegment(data, s.master, func(e Entry) {
+			if ferr != nil {
+				return
+			}
+			t := e.Record.Time
+			if rep.Oldest.IsZero() || t.Before(rep.Oldest) {
+				rep.Oldest = t
+			}
+			if t.After(rep.Newest) {
+				rep.Newest = t
+			}
+			if fn != nil {
+				ferr = fn(e)
+			}
+		})
+		if err != nil {
+			rep.addErr(&SegmentError{Op: "read", Name: sg.name, Err: err})
+			continue
+		}
+		rep.Records += good
+		n := good
+		for _, b := range bad {
+			if errors.Is(b, ErrTorn) {
+				rep.Torn++
+				continue
+			}
+			n++
+			rep.Failed++
+			rep.addErr(b)
+		}
+		s.counts[sg.seq] = n
+	}
+	return rep, ferr
+}
+
+// Status is what `mdt status` shows.
+type Status struct {
+	Consent ConsentState
+	// ConsentTime is when the state was set (zero for Unset).
+	ConsentTime        time.Time
+	ConsentClockSynced bool
+	ConsentDamaged     bool
+	Logging            bool
+	ScanReport
+}
+
+// Status reads the log and reports its state.
+func (s *Store) Status() (Status, error) {
+	rep, err := s.Records(nil)
+	c := s.ConsentState()
+	return Status{
+		Consent:            c.State,
+		ConsentTime:        c.Time,
+		ConsentClockSynced: c.ClockSynced,
+		ConsentDamaged:     c.Damaged,
+		Logging:            c.State == Consented,
+		ScanReport:         rep,
+	}, err
+}

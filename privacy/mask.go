@@ -118,15 +118,20 @@ func (m *Masker) Region(loc Location, gridM int, t time.Time) (lat, lon float64)
 	lat0 := clampLat(loc.Lat)
 	shLat := clampLat(lat0 + on*g/metersPerDegree)
 	shLon := loc.Lon + oe*g/(metersPerDegree*cosLat(lat0))
+	return snap(shLat, shLon, gridM)
+}
 
+// snap returns the centre of the grid cell holding (lat, lon).
+func snap(lat, lon float64, gridM int) (float64, float64) {
+	g := float64(gridM)
 	latStep := g / metersPerDegree
-	row := math.Floor(shLat / latStep)
+	row := math.Floor(clampLat(lat) / latStep)
 	cLat := clampLat((row + 0.5) * latStep)
 	lonStep := g / (metersPerDegree * cosLat(cLat))
 	if lonStep > 360 {
 		lonStep = 360
 	}
-	col := math.Floor((wrapLon(shLon) + 180) / lonStep)
+	col := math.Floor((wrapLon(lon) + 180) / lonStep)
 	cLon := wrapLon(-180 + (col+0.5)*lonStep)
 	return round6(cLat), round6(cLon)
 }

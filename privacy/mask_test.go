@@ -213,3 +213,28 @@ func TestLoadSecret(t *testing.T) {
 		t.Fatal("secret created in a missing directory")
 	}
 }
+
+// TestFreshNoiseAveragesAway is the control for the averaging test: the
+// same measure applied to fresh independent noise per report (what the
+// design forbids) recovers the position, so the measure can fail.
+func TestFreshNoiseAveragesAway(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	devices, kept := 40, 0
+	for d := 0; d < devices; d++ {
+		loc := Location{Lat: 35 + 25*rng.Float64(), Lon: -10 + 40*rng.Float64()}
+		var sLat, sLon float64
+		for i := 0; i < 1000; i++ {
+			r := 2000 * math.Sqrt(rng.Float64())
+			th := 2 * math.Pi * rng.Float64()
+			lat, lon := snap(loc.Lat+r*math.Sin(th)/metersPerDegree, loc.Lon+r*math.Cos(th)/(metersPerDegree*cosLat(loc.Lat)), 2000)
+			sLat += lat
+			sLon += lon
+		}
+		if distM(sLat/1000, sLon/1000, loc.Lat, loc.Lon) >= 250 {
+			kept++
+		}
+	}
+	if kept > devices/5 {
+		t.Fatalf("fresh noise kept %d of %d devices >= 250 m: the averaging measure is too weak", kept, devices)
+	}
+}

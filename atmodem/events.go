@@ -1,0 +1,136 @@
+package atmodem
+
+import (
+	"fmt"
+	"time"
+)
+
+// EventKind names what happened.
+type EventKind string
+
+// The events a Monitor reports.
+const (
+	EventSIMRemoved   EventKind = "sim_removed"
+	EventSIMInserted  EventKind = "sim_inserted"
+	EventSIMChanged   EventKind = "sim_changed" // a different SIM than the last one seen
+	EventRegistration EventKind = "registration_changed"
+	EventCellChanged  EventKind = "cell_changed" // cell, TAC/LAC or PLMN
+	EventModemReset   EventKind = "modem_reset"
+	EventPortLost     EventKind = "port_lost"
+	EventPortRegained EventKind = "port_regained"
+)
+
+// Event is one change seen on the modem, from a URC or from polling.
+// Identifiers are ident types: printing an Event redacts them.
+type Event struct {
+	Kind   EventKind
+	Time   time.Time
+	Source string // "urc" or "poll"
+	Domain Domain // registration and cell events
+
+	OldReg, NewReg *Registration
+	OldPLMN        string // "26201"; cell events
+	NewPLMN        string
+	OldSIM, NewSIM SIMInfo // SIM events
+	Err            error   // port_lost: why
+}
+
+func (e Event) String() string {
+	switch e.Kind {
+	case EventRegistration:
+		return fmt.Sprintf("%s %s: %s -> %s", e.Kind, e.Domain, regWord(e.OldReg), regWord(e.NewReg))
+	case EventCellChanged:
+		return fmt.Sprintf("%s %s: %s -> %s", e.Kind, e.Domain, cellWord(e.OldPLMN, e.OldReg), cellWord(e.NewPLMN, e.NewReg))
+	case EventPortLost:
+		if e.Err != nil {
+			return fmt.Sprintf("%s: %v", e.Kind, e.Err)
+		}
+	}
+	return string(e.Kind)
+}
+
+func regWord(r *Registration) string {
+	if r == nil {
+		return "none"
+	}
+	return r.State
+}
+
+func cellWord(plmn string, r *Registration) string {
+	if r == nil {
+		return "none"
+	}
+	area := "?"
+	switch {
+	case r.TAC != nil:
+		area = fmt.Sprintf("tac %X", *r.TAC)
+	case r.LAC != nil:
+		area = fmt.Sprintf("lac %X", *r.LAC)
+	}
+	cell := "?"
+	if r.CellID != nil {
+		cell = fmt.Sprintf("%X", *r.CellID)
+	}
+	return fmt.Sprintf("plmn %s %s cell %s", plmn, area, cell)
+}
+
+func u32v(p *uint32) int64 {
+	if p == nil {
+		return -1
+	}
+	return int64(*p)
+}
+
+func u64v(p *uint64) int64 {
+	if p == nil {
+		return -1
+	}
+	return int64(*p)
+}
+
+// sameCell compares the location part of two registrations.
+func sameCell(a, b *Registration) bool {
+	return u32v(a.TAC) == u32v(b.TAC) && u32v(a.LAC) == u32v(b.LAC) && u64v(a.CellID) == u64v(b.CellID)
+}
+
+// diffReg returns the events from old to new registration of one domain.
+// A URC that carries no location (n=1) keeps the previous location.
+func diffReg(d Domain, old, nw *Registration, oldPLMN, newPLMN, source string, now time.Time) []Event {
+	if nw == nil {
+		return nil
+	}
+	var evs []Event
+	if old == nil || old.Stat != nw.Stat {
+		evs = append(evs, Event{Kind: EventRegistration, Time: now, Source: source, Domain: d, OldReg: old, NewReg: nw})
+	}
+	if old != nil && old.Registered() && nw.Registered() {
+		locChanged := (nw.CellID != nil || nw.TAC != nil || nw.LAC != nil) && !sameCell(old, nw)
+		if locChanged || (oldPLMN != "" && newPLMN != "" && oldPLMN != newPLMN) {
+			evs = append(evs, Event{Kind: EventCellChanged, Time: now, Source: source, Domain: d, OldReg: old, NewReg: nw, OldPLMN: oldPLMN, NewPLMN: newPLMN})
+		}
+	}
+	return evs
+}
+
+// diffSIM returns the SIM events from old to new; last is the last SIM
+// identity seen (kept across a removal, so a different SIM is noticed).
+func diffSIM(old, nw SIMInfo, last *SIMInfo, source string, now time.Time) []Event {
+	var evs []Event
+	was, is := old.State == SIMReady, nw.State == SIMReady
+	if old.State == nw.State && (!is || (old.IMSI.Equal(nw.IMSI) && old.ICCID.Equal(nw.ICCID))) {
+		return nil
+	}
+	if was && nw.State == SIMAbsent {
+		evs = append(evs, Event{Kind: EventSIMRemoved, Time: now, Source: source, OldSIM: old, NewSIM: nw})
+	}
+	if !was && is && old.State != "" {
+		evs = append(evs, Event{Kind: EventSIMInserted, Time: now, Source: source, OldSIM: *last, NewSIM: nw})
+	}
+	if is && last.State == SIMReady && (!last.IMSI.Equal(nw.IMSI) || !last.ICCID.Equal(nw.ICCID)) {
+		evs = append(evs, Event{Kind: EventSIMChanged, Time: now, Source: source, OldSIM: *last, NewSIM: nw})
+	}
+	if is {
+		*last = nw
+	}
+	return evs
+}

@@ -1,0 +1,167 @@
+package modemsim
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+)
+
+// PTY serves a Sim on a real pseudo-terminal, so the host side opens it
+// exactly as it opens /dev/ttyUSB2. Path is a stable symlink to the pty
+// slave, like /dev/serial/by-id: an unplug fault removes it and, after the
+// fault, points it at a new pty.
+type PTY struct {
+	sim  *Sim
+	link string
+
+	mu     sync.Mutex
+	master *os.File
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// ServePTY starts serving s on a new pty; the symlink is created in dir.
+func ServePTY(s *Sim, dir string) (*PTY, error) {
+	p := &PTY{sim: s, link: filepath.Join(dir, "modem")}
+	if err := p.plug(); err != nil {
+		return nil, err
+	}
+	s.SetUnplugHook(p.unplug)
+	return p, nil
+}
+
+// Path is the device path the host opens.
+func (p *PTY) Path() string { return p.link }
+
+func (p *PTY) plug() error {
+	master, slave, err := pty.Open()
+	if err != nil {
+		return fmt.Errorf("open pty: %w", err)
+	}
+	if err := makeRaw(slave); err != nil {
+		master.Close()
+		slave.Close()
+		return err
+	}
+	tmp := p.link + ".tmp"
+	os.Remove(tmp)
+	if err := os.Symlink(slave.Name(), tmp); err != nil {
+		master.Close()
+		slave.Close()
+		return err
+	}
+	if err := os.Rename(tmp, p.link); err != nil {
+		master.Close()
+		slave.Close()
+		return err
+	}
+	// The simulator does not keep the slave open: the host must see no
+	// other process holding its port.
+	slave.Close()
+	p.mu.Lock()
+	p.master = master
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.sim.Serve(masterConn{master})
+	}()
+	return nil
+}
+
+// unplug closes the pty (the host's reads fail, as when a USB modem goes)
+// and plugs a new one in after d.
+func (p *PTY) unplug(d time.Duration) {
+	p.mu.Lock()
+	os.Remove(p.link)
+	if p.master != nil {
+		p.master.Close()
+		p.master = nil
+	}
+	p.mu.Unlock()
+	time.AfterFunc(d, func() {
+		p.mu.Lock()
+		closed := p.closed
+		p.mu.Unlock()
+		if !closed {
+			p.plug()
+		}
+	})
+}
+
+// Close stops serving and removes the symlink.
+func (p *PTY) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	os.Remove(p.link)
+	if p.master != nil {
+		p.master.Close()
+		p.master = nil
+	}
+	p.mu.Unlock()
+	p.sim.Stop()
+	p.wg.Wait()
+	return nil
+}
+
+// masterConn reads the pty master, riding out EIO, which the master
+// returns while no process has the slave open (between two opens by the
+// host). It ends when the master is closed.
+type masterConn struct{ f *os.File }
+
+func (c masterConn) Read(b []byte) (int, error) {
+	for {
+		n, err := c.f.Read(b)
+		if err != nil && errors.Is(err, syscall.EIO) {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		return n, err
+	}
+}
+
+// Write gives up after a second when nobody reads the slave, so a stalled
+// host cannot wedge the simulator.
+func (c masterConn) Write(b []byte) (int, error) {
+	c.f.SetWriteDeadline(time.Now().Add(time.Second))
+	return c.f.Write(b)
+}
+
+// makeRaw puts the pty slave in raw mode: no echo, no line editing, no CR
+// translation — a modem's port, not a terminal.
+func makeRaw(f *os.File) error {
+	fd := int(f.Fd())
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return fmt.Errorf("pty termios: %w", err)
+	}
+	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	t.Oflag &^= unix.OPOST
+	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	t.Cflag &^= unix.CSIZE | unix.PARENB
+	t.Cflag |= unix.CS8
+	t.Cc[unix.VMIN] = 1
+	t.Cc[unix.VTIME] = 0
+	return unix.IoctlSetTermios(fd, unix.TCSETS, t)
+}
+
+// ServeListener serves the simulator to each connection accepted on l (a
+// TCP or unix socket: ser2net, a QEMU chardev). One at a time.
+func ServeListener(s *Sim, l net.Listener) error {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		s.Serve(c)
+		c.Close()
+	}
+}

@@ -1,0 +1,299 @@
+package modemsim
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Scenario is the simulator's input (DESIGN.md §4): initial state, answer
+// overrides and a timeline.
+type Scenario struct {
+	Dialect   string              `json:"dialect"`
+	Modem     ModemState          `json:"modem"`
+	SIM       SIMState            `json:"sim"`
+	Network   Network             `json:"network"`
+	Responses map[string]Response `json:"responses"`
+	Timeline  []Step              `json:"timeline"`
+}
+
+// ModemState identifies the simulated modem.
+type ModemState struct {
+	Manufacturer string `json:"manufacturer"`
+	Model        string `json:"model"`
+	Revision     string `json:"revision"`
+	IMEI         string `json:"imei"`
+}
+
+// SIMState is the simulated SIM; State "ready" or "absent" (or "pin").
+type SIMState struct {
+	State string `json:"state"`
+	IMSI  string `json:"imsi"`
+	ICCID string `json:"iccid"`
+}
+
+// Network is the simulated network view. Pointer fields in a timeline
+// patch change only what they name.
+type Network struct {
+	Stat     *int    `json:"stat,omitempty"`
+	Act      *int    `json:"act,omitempty"`
+	TAC      *uint32 `json:"tac,omitempty"`
+	LAC      *uint32 `json:"lac,omitempty"`
+	CellID   *uint64 `json:"cell_id,omitempty"`
+	MCC      *string `json:"mcc,omitempty"`
+	MNC      *string `json:"mnc,omitempty"`
+	Operator *string `json:"operator,omitempty"`
+	RSSIdBm  *int    `json:"rssi_dbm,omitempty"`
+	RSRPdBm  *int    `json:"rsrp_dbm,omitempty"`
+	RSRQdB   *int    `json:"rsrq_db,omitempty"`
+	SINRdB   *int    `json:"sinr_db,omitempty"`
+	PCI      *int    `json:"pci,omitempty"`
+	EARFCN   *int    `json:"earfcn,omitempty"`
+	Band     *int    `json:"band,omitempty"`
+	// Connected: RRC connected rather than idle.
+	Connected *bool `json:"connected,omitempty"`
+}
+
+func (n *Network) patch(p Network) {
+	if p.Stat != nil {
+		n.Stat = p.Stat
+	}
+	if p.Act != nil {
+		n.Act = p.Act
+	}
+	if p.TAC != nil {
+		n.TAC = p.TAC
+	}
+	if p.LAC != nil {
+		n.LAC = p.LAC
+	}
+	if p.CellID != nil {
+		n.CellID = p.CellID
+	}
+	if p.MCC != nil {
+		n.MCC = p.MCC
+	}
+	if p.MNC != nil {
+		n.MNC = p.MNC
+	}
+	if p.Operator != nil {
+		n.Operator = p.Operator
+	}
+	if p.RSSIdBm != nil {
+		n.RSSIdBm = p.RSSIdBm
+	}
+	if p.RSRPdBm != nil {
+		n.RSRPdBm = p.RSRPdBm
+	}
+	if p.RSRQdB != nil {
+		n.RSRQdB = p.RSRQdB
+	}
+	if p.SINRdB != nil {
+		n.SINRdB = p.SINRdB
+	}
+	if p.PCI != nil {
+		n.PCI = p.PCI
+	}
+	if p.EARFCN != nil {
+		n.EARFCN = p.EARFCN
+	}
+	if p.Band != nil {
+		n.Band = p.Band
+	}
+	if p.Connected != nil {
+		n.Connected = p.Connected
+	}
+}
+
+// Response replaces the simulated answer to one exact command line. In
+// JSON it is a list of information lines (OK follows), a final result
+// string ("ERROR", "+CME ERROR: 10"), or an object
+// {"lines": [...], "final": "OK", "delay": "2s"}.
+type Response struct {
+	Lines []string `json:"lines"`
+	Final string   `json:"final"`
+	Delay Duration `json:"delay"`
+}
+
+func (r *Response) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case len(b) > 0 && b[0] == '[':
+		r.Final = "OK"
+		return json.Unmarshal(b, &r.Lines)
+	case len(b) > 0 && b[0] == '"':
+		return json.Unmarshal(b, &r.Final)
+	}
+	type plain Response
+	var p plain
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return err
+	}
+	if p.Final == "" {
+		p.Final = "OK"
+	}
+	*r = Response(p)
+	return nil
+}
+
+// Step is one timeline entry: at a time, one of a URC, a SIM change, a
+// network change or a fault (with a duration).
+type Step struct {
+	At      Duration        `json:"at"`
+	URC     string          `json:"urc,omitempty"`
+	SIM     json.RawMessage `json:"sim,omitempty"` // "remove" or {"imsi","iccid"}
+	Network *Network        `json:"network,omitempty"`
+	Fault   string          `json:"fault,omitempty"`
+	For     Duration        `json:"for,omitempty"`
+}
+
+// Faults the simulator can play.
+var Faults = []string{"silence", "garbage", "partial", "echo", "reboot", "unplug"}
+
+// Duration is a time.Duration written as "3s" in JSON.
+type Duration time.Duration
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"3s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("bad duration %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// Load reads a scenario file.
+func Load(path string) (*Scenario, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return sc, nil
+}
+
+// Parse decodes and checks a scenario; unknown keys are refused.
+func Parse(b []byte) (*Scenario, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	sc := &Scenario{}
+	if err := dec.Decode(sc); err != nil {
+		return nil, fmt.Errorf("scenario: %w", err)
+	}
+	if err := sc.check(); err != nil {
+		return nil, fmt.Errorf("scenario: %w", err)
+	}
+	sc.defaults()
+	return sc, nil
+}
+
+func (sc *Scenario) check() error {
+	switch sc.Dialect {
+	case "", "generic", "quectel", "simcom":
+	default:
+		return fmt.Errorf("dialect %q: want generic, quectel or simcom", sc.Dialect)
+	}
+	for i, st := range sc.Timeline {
+		n := 0
+		if st.URC != "" {
+			n++
+		}
+		if len(st.SIM) > 0 {
+			n++
+			if _, _, err := st.simChange(); err != nil {
+				return fmt.Errorf("timeline[%d]: %w", i, err)
+			}
+		}
+		if st.Network != nil {
+			n++
+		}
+		if st.Fault != "" {
+			n++
+			ok := false
+			for _, f := range Faults {
+				ok = ok || f == st.Fault
+			}
+			if !ok {
+				return fmt.Errorf("timeline[%d]: unknown fault %q (want one of %s)", i, st.Fault, strings.Join(Faults, ", "))
+			}
+		}
+		if n != 1 {
+			return fmt.Errorf("timeline[%d]: want exactly one of urc, sim, network, fault", i)
+		}
+	}
+	return nil
+}
+
+// simChange decodes a step's sim: remove, or a new SIM.
+func (st Step) simChange() (remove bool, s SIMState, err error) {
+	var word string
+	if json.Unmarshal(st.SIM, &word) == nil {
+		if word != "remove" {
+			return false, s, fmt.Errorf("sim %q: want \"remove\" or an object", word)
+		}
+		return true, s, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(st.SIM))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		return false, s, fmt.Errorf("sim: %w", err)
+	}
+	return false, s, nil
+}
+
+func (sc *Scenario) defaults() {
+	if sc.Dialect == "" {
+		sc.Dialect = "generic"
+	}
+	m := &sc.Modem
+	if m.Manufacturer == "" {
+		m.Manufacturer = map[string]string{"generic": "Generic", "quectel": "Quectel", "simcom": "SIMCOM INCORPORATED"}[sc.Dialect]
+	}
+	if m.Model == "" {
+		m.Model = map[string]string{"generic": "LTE Modem", "quectel": "EC25", "simcom": "SIMCOM_SIM7600E-H"}[sc.Dialect]
+	}
+	if m.Revision == "" {
+		m.Revision = "SIM1.0"
+	}
+	if m.IMEI == "" {
+		m.IMEI = "350000000000001" // test value, not a real device
+	}
+	if sc.SIM.State == "" {
+		sc.SIM.State = "ready"
+	}
+	if sc.SIM.IMSI == "" && sc.SIM.State != "absent" {
+		sc.SIM.IMSI = "001010000000001" // test network 001-01
+	}
+	if sc.SIM.ICCID == "" && sc.SIM.State != "absent" {
+		sc.SIM.ICCID = "8900100000000000001"
+	}
+	n := &sc.Network
+	def := Network{Stat: ip(1), Act: ip(7), TAC: u32p(0x1a2b), CellID: u64p(0x01a2d101), MCC: sp("001"), MNC: sp("01"),
+		Operator: sp("Test Network"), RSSIdBm: ip(-71), RSRPdBm: ip(-95), RSRQdB: ip(-9), SINRdB: ip(15), PCI: ip(123),
+		EARFCN: ip(1300), Band: ip(3), Connected: bp(false)}
+	def.patch(*n)
+	*n = def
+	if n.LAC == nil {
+		n.LAC = n.TAC
+	}
+}
+
+func ip(v int) *int         { return &v }
+func sp(v string) *string   { return &v }
+func bp(v bool) *bool       { return &v }
+func u32p(v uint32) *uint32 { return &v }
+func u64p(v uint64) *uint64 { return &v }

@@ -1,0 +1,575 @@
+package modemsim
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Sim is a stateful modem. It answers commands from its state in its
+// dialect, plays a scenario's timeline, and serves one connection at a
+// time (a pty master, a net.Conn, an in-process pipe).
+type Sim struct {
+	mu        sync.Mutex
+	sc        *Scenario
+	sim       SIMState
+	net       Network
+	echo      bool
+	urcN      map[string]int // +CREG etc. -> <n>
+	copsFmt   int
+	conn      io.ReadWriter
+	connGen   int
+	silent    time.Time // answers held until then
+	held      []string  // commands received while silent
+	partial   time.Time // writes fragmented until then
+	down      time.Time // rebooting: input dropped until then
+	unplugged bool
+	record    io.Writer
+	onUnplug  func(d time.Duration)
+	started   time.Time
+	stop      chan struct{}
+	stopped   bool
+	rnd       *rand.Rand
+}
+
+// New returns a simulator in the scenario's initial state.
+func New(sc *Scenario) *Sim {
+	s := &Sim{sc: sc, sim: sc.SIM, net: sc.Network, urcN: map[string]int{}, stop: make(chan struct{}),
+		rnd: rand.New(rand.NewPCG(1, 2))}
+	return s
+}
+
+// Record writes a transcript of every exchange to w ("> " host to modem,
+// "< " modem to host), in the format of atmodem/transcript.
+func (s *Sim) Record(w io.Writer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.record = w
+	fmt.Fprintf(w, "# simulated %s session (synthetic)\n", s.sc.Dialect)
+}
+
+// Serve answers commands read from rw until rw fails or Stop is called.
+// Only one connection is served at a time: a new Serve takes over.
+func (s *Sim) Serve(rw io.ReadWriter) error {
+	s.mu.Lock()
+	s.conn = rw
+	s.connGen++
+	gen := s.connGen
+	s.mu.Unlock()
+	buf := make([]byte, 256)
+	var line []byte
+	for {
+		n, err := rw.Read(buf)
+		for _, c := range buf[:n] {
+			switch c {
+			case '\r', '\n':
+				if len(line) > 0 {
+					s.command(gen, string(line))
+					line = line[:0]
+				}
+			default:
+				if len(line) < 1024 {
+					line = append(line, c)
+				}
+			}
+		}
+		if err != nil {
+			s.mu.Lock()
+			if s.connGen == gen {
+				s.conn = nil
+			}
+			s.mu.Unlock()
+			return err
+		}
+	}
+}
+
+// Stop ends the timeline.
+func (s *Sim) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.stopped {
+		s.stopped = true
+		close(s.stop)
+	}
+}
+
+// Start plays the scenario's timeline from now, in a goroutine.
+func (s *Sim) Start() {
+	s.mu.Lock()
+	s.started = time.Now()
+	steps := append([]Step(nil), s.sc.Timeline...)
+	s.mu.Unlock()
+	go func() {
+		for _, st := range steps {
+			wait := time.Until(s.started.Add(time.Duration(st.At)))
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(wait):
+			}
+			s.Apply(st)
+		}
+	}()
+}
+
+// Apply plays one timeline step now.
+func (s *Sim) Apply(st Step) {
+	switch {
+	case st.URC != "":
+		s.URC(st.URC)
+	case len(st.SIM) > 0:
+		remove, ns, _ := st.simChange()
+		if remove {
+			s.RemoveSIM()
+		} else {
+			s.InsertSIM(ns)
+		}
+	case st.Network != nil:
+		s.SetNetwork(*st.Network)
+	case st.Fault != "":
+		s.Fault(st.Fault, time.Duration(st.For))
+	}
+}
+
+// write sends raw bytes on the current connection (fragmented during a
+// "partial" fault). Called with s.mu held.
+func (s *Sim) write(b string) {
+	if s.conn == nil || s.unplugged {
+		return
+	}
+	if time.Now().Before(s.partial) {
+		for len(b) > 0 {
+			n := 1 + s.rnd.IntN(3)
+			if n > len(b) {
+				n = len(b)
+			}
+			s.conn.Write([]byte(b[:n]))
+			b = b[n:]
+			time.Sleep(time.Millisecond)
+		}
+		return
+	}
+	s.conn.Write([]byte(b))
+}
+
+func (s *Sim) emitLine(l string) {
+	if s.record != nil {
+		fmt.Fprintf(s.record, "< %s\n", l)
+	}
+	s.write("\r\n" + l + "\r\n")
+}
+
+// URC sends an unsolicited line now.
+func (s *Sim) URC(line string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if time.Now().Before(s.down) {
+		return
+	}
+	s.emitLine(line)
+}
+
+// command handles one command line from the host.
+func (s *Sim) command(gen int, line string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gen != s.connGen || time.Now().Before(s.down) || s.unplugged {
+		return
+	}
+	if s.echo {
+		s.write(line + "\r")
+	}
+	if s.record != nil {
+		fmt.Fprintf(s.record, "> %s\n", line)
+	}
+	if d := time.Until(s.silent); d > 0 {
+		s.held = append(s.held, line)
+		if len(s.held) == 1 {
+			time.AfterFunc(d, s.release)
+		}
+		return
+	}
+	s.answer(line)
+}
+
+// release answers the commands held during a silence: late replies.
+func (s *Sim) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held := s.held
+	s.held = nil
+	for _, l := range held {
+		s.answer(l)
+	}
+}
+
+func (s *Sim) answer(line string) {
+	key := strings.TrimSpace(line)
+	if r, ok := s.sc.Responses[key]; ok {
+		if r.Delay > 0 {
+			time.AfterFunc(time.Duration(r.Delay), func() {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				s.reply(r.Lines, r.Final)
+			})
+			return
+		}
+		s.reply(r.Lines, r.Final)
+		return
+	}
+	lines, final := s.respond(key)
+	s.reply(lines, final)
+}
+
+func (s *Sim) reply(lines []string, final string) {
+	for _, l := range lines {
+		s.emitLine(l)
+	}
+	if final != "" {
+		s.emitLine(final)
+	}
+}
+
+var errCME10 = "+CME ERROR: 10"
+
+// respond computes the answer to cmd from the state, in the dialect.
+func (s *Sim) respond(cmd string) ([]string, string) {
+	u := strings.ToUpper(cmd)
+	simReady := s.sim.State == "ready"
+	dialect := s.sc.Dialect
+	switch {
+	case u == "AT":
+		return nil, "OK"
+	case u == "ATE0" || u == "ATE1":
+		s.echo = u == "ATE1"
+		return nil, "OK"
+	case u == "ATZ":
+		s.urcN = map[string]int{}
+		return nil, "OK"
+	case strings.HasPrefix(u, "AT+CMEE="):
+		return nil, "OK"
+	case u == "AT+CGMI" || u == "AT+GMI":
+		return []string{s.sc.Modem.Manufacturer}, "OK"
+	case u == "AT+CGMM" || u == "AT+GMM":
+		return []string{s.sc.Modem.Model}, "OK"
+	case u == "AT+CGMR" || u == "AT+GMR":
+		if dialect == "simcom" {
+			return []string{"+CGMR: " + s.sc.Modem.Revision}, "OK"
+		}
+		return []string{s.sc.Modem.Revision}, "OK"
+	case u == "AT+CGSN" || u == "AT+GSN":
+		return []string{s.sc.Modem.IMEI}, "OK"
+	case u == "AT+CPIN?":
+		switch s.sim.State {
+		case "ready":
+			return []string{"+CPIN: READY"}, "OK"
+		case "pin":
+			return []string{"+CPIN: SIM PIN"}, "OK"
+		}
+		return nil, errCME10
+	case u == "AT+CIMI":
+		if !simReady {
+			return nil, errCME10
+		}
+		return []string{s.sim.IMSI}, "OK"
+	case u == "AT+CCID" || u == "AT+ICCID":
+		if !simReady {
+			return nil, errCME10
+		}
+		if dialect == "generic" {
+			return []string{"+CCID: " + s.sim.ICCID}, "OK"
+		}
+		return []string{s.sim.ICCID}, "OK"
+	case u == "AT+QCCID" && dialect == "quectel":
+		if !simReady {
+			return nil, errCME10
+		}
+		return []string{"+QCCID: " + s.sim.ICCID}, "OK"
+	case u == "AT+CICCID" && dialect == "simcom":
+		if !simReady {
+			return nil, errCME10
+		}
+		return []string{"+ICCID: " + s.sim.ICCID}, "OK"
+	case u == "AT+CRSM=176,12258,0,0,10":
+		if !simReady {
+			return nil, errCME10
+		}
+		return []string{fmt.Sprintf("+CRSM: 144,0,\"%s\"", swappedBCD(s.sim.ICCID))}, "OK"
+	case strings.HasPrefix(u, "AT+QSIMSTAT") && dialect == "quectel":
+		return nil, "OK"
+	case u == `AT+QENG="SERVINGCELL"` && dialect == "quectel":
+		return []string{s.qeng()}, "OK"
+	case u == "AT+CPSI?" && dialect == "simcom":
+		return []string{s.cpsi()}, "OK"
+	case strings.HasPrefix(u, "AT+COPS=3,"):
+		f, err := strconv.Atoi(u[len("AT+COPS=3,"):])
+		if err != nil || f < 0 || f > 2 {
+			return nil, "+CME ERROR: 50"
+		}
+		s.copsFmt = f
+		return nil, "OK"
+	case u == "AT+COPS?":
+		if !s.registered() {
+			return []string{"+COPS: 0"}, "OK"
+		}
+		oper := *s.net.Operator
+		if s.copsFmt == 2 {
+			oper = *s.net.MCC + *s.net.MNC
+		}
+		return []string{fmt.Sprintf("+COPS: 0,%d,\"%s\",%d", s.copsFmt, oper, *s.net.Act)}, "OK"
+	case u == "AT+CSQ":
+		rssi := 99
+		if s.registered() {
+			rssi = (*s.net.RSSIdBm + 113) / 2
+			rssi = max(0, min(31, rssi))
+		}
+		return []string{fmt.Sprintf("+CSQ: %d,99", rssi)}, "OK"
+	case u == "AT+CESQ":
+		rsrq, rsrp := 255, 255
+		if s.registered() {
+			rsrq = max(0, min(34, (*s.net.RSRQdB+20)*2))
+			rsrp = max(0, min(97, *s.net.RSRPdBm+141))
+		}
+		return []string{fmt.Sprintf("+CESQ: 99,99,255,255,%d,%d", rsrq, rsrp)}, "OK"
+	}
+	for _, c := range regCommands {
+		if !s.supportsReg(c) {
+			continue
+		}
+		switch {
+		case u == "AT"+c+"?":
+			return []string{s.regLine(c, true)}, "OK"
+		case strings.HasPrefix(u, "AT"+c+"="):
+			n, err := strconv.Atoi(u[len(c)+3:])
+			if err != nil || n < 0 || n > 2 {
+				return nil, "+CME ERROR: 50"
+			}
+			s.urcN[c] = n
+			return nil, "OK"
+		}
+	}
+	return nil, "ERROR"
+}
+
+var regCommands = []string{"+CREG", "+CGREG", "+CEREG", "+C5GREG"}
+
+// supportsReg: +C5GREG only on a 5G network (AcT 10..13), as LTE-only
+// modules answer ERROR.
+func (s *Sim) supportsReg(c string) bool {
+	return c != "+C5GREG" || *s.net.Act >= 10
+}
+
+func (s *Sim) stat() int {
+	if s.sim.State != "ready" {
+		return 2
+	}
+	return *s.net.Stat
+}
+
+func (s *Sim) registered() bool { st := s.stat(); return st == 1 || st == 5 }
+
+// regLine renders +CxREG for a query (with <n>) or as a URC.
+func (s *Sim) regLine(c string, query bool) string {
+	n := s.urcN[c]
+	var b strings.Builder
+	b.WriteString(c + ": ")
+	if query {
+		fmt.Fprintf(&b, "%d,", n)
+	}
+	fmt.Fprintf(&b, "%d", s.stat())
+	if n >= 2 && s.registered() {
+		area := *s.net.TAC
+		if c == "+CREG" || c == "+CGREG" {
+			area = *s.net.LAC
+		}
+		fmt.Fprintf(&b, ",\"%04X\",\"%08X\",%d", area, *s.net.CellID, *s.net.Act)
+	}
+	return b.String()
+}
+
+// emitRegURCs sends the registration URCs the host enabled.
+func (s *Sim) emitRegURCs() {
+	for _, c := range regCommands {
+		if s.urcN[c] > 0 && s.supportsReg(c) {
+			s.emitLine(s.regLine(c, false))
+		}
+	}
+}
+
+func (s *Sim) qeng() string {
+	if !s.registered() {
+		return `+QENG: "servingcell","SEARCH"`
+	}
+	st := "NOCONN"
+	if *s.net.Connected {
+		st = "CONNECT"
+	}
+	return fmt.Sprintf(`+QENG: "servingcell","%s","LTE","FDD",%s,%s,%X,%d,%d,%d,5,5,%X,%d,%d,%d,%d,-`,
+		st, *s.net.MCC, *s.net.MNC, *s.net.CellID, *s.net.PCI, *s.net.EARFCN, *s.net.Band,
+		*s.net.TAC, *s.net.RSRPdBm, *s.net.RSRQdB, *s.net.RSSIdBm, *s.net.SINRdB)
+}
+
+func (s *Sim) cpsi() string {
+	if !s.registered() {
+		return "+CPSI: NO SERVICE,Online"
+	}
+	return fmt.Sprintf("+CPSI: LTE,Online,%s-%s,0x%04X,%d,%d,EUTRAN-BAND%d,%d,5,5,%d,%d,%d,%d",
+		*s.net.MCC, *s.net.MNC, *s.net.TAC, *s.net.CellID, *s.net.PCI, *s.net.Band, *s.net.EARFCN,
+		*s.net.RSRQdB*10, *s.net.RSRPdBm*10, *s.net.RSSIdBm*10, *s.net.SINRdB)
+}
+
+// swappedBCD encodes an ICCID as EF_ICCID stores it: BCD, nibbles swapped,
+// F-padded to ten bytes.
+func swappedBCD(iccid string) string {
+	d := iccid
+	for len(d) < 20 {
+		d += "F"
+	}
+	out := make([]byte, 0, 10)
+	for i := 0; i+1 < len(d); i += 2 {
+		lo, _ := strconv.ParseUint(d[i:i+1], 16, 8)
+		hi, _ := strconv.ParseUint(d[i+1:i+2], 16, 8)
+		out = append(out, byte(hi<<4|lo))
+	}
+	return strings.ToUpper(hex.EncodeToString(out))
+}
+
+// RemoveSIM takes the SIM out: dialect URCs, then registration lost.
+func (s *Sim) RemoveSIM() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sim = SIMState{State: "absent"}
+	switch s.sc.Dialect {
+	case "quectel":
+		s.emitLine("+QSIMSTAT: 1,0")
+	case "simcom":
+		s.emitLine("+SIMCARD: NOT AVAILABLE")
+	default:
+		s.emitLine("+CPIN: NOT READY")
+	}
+	s.emitRegURCs()
+}
+
+// InsertSIM puts a SIM in (a different one if ns differs), then the
+// modem registers again.
+func (s *Sim) InsertSIM(ns SIMState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ns.State == "" {
+		ns.State = "ready"
+	}
+	s.sim = ns
+	switch s.sc.Dialect {
+	case "quectel":
+		s.emitLine("+QSIMSTAT: 1,1")
+		s.emitLine("+QUSIM: 1")
+		s.emitLine("+CPIN: READY")
+		s.emitLine("+QIND: SMS DONE")
+	default:
+		s.emitLine("+CPIN: READY")
+	}
+	s.emitRegURCs()
+}
+
+// SetNetwork changes the network view; registration URCs follow when the
+// registration or the serving cell changed.
+func (s *Sim) SetNetwork(p Network) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	before := s.regLine("+CEREG", false) + s.regLine("+CREG", false)
+	s.net.patch(p)
+	if s.regLine("+CEREG", false)+s.regLine("+CREG", false) != before {
+		s.emitRegURCs()
+	}
+}
+
+// SetUnplugHook is called by the pty server when an unplug fault starts.
+func (s *Sim) SetUnplugHook(fn func(d time.Duration)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onUnplug = fn
+}
+
+// ErrUnplugged is returned by connections while the modem is unplugged.
+var ErrUnplugged = errors.New("modem unplugged")
+
+// Fault plays a fault: silence (answers held for d, then sent late),
+// garbage (a line of noise), partial (replies fragmented for d), echo
+// (echo switched on), reboot (deaf for d, URC settings lost, echo on,
+// then RDY), unplug (the port vanishes for d).
+func (s *Sim) Fault(kind string, d time.Duration) {
+	s.mu.Lock()
+	switch kind {
+	case "silence":
+		s.silent = time.Now().Add(d)
+	case "garbage":
+		noise := make([]byte, 24)
+		for i := range noise {
+			noise[i] = byte(s.rnd.IntN(256))
+		}
+		s.write("\r\n" + string(noise) + "\r\n")
+	case "partial":
+		if d <= 0 {
+			d = time.Second
+		}
+		s.partial = time.Now().Add(d)
+	case "echo":
+		s.echo = true
+	case "reboot":
+		if d <= 0 {
+			d = time.Second
+		}
+		s.down = time.Now().Add(d)
+		s.held = nil
+		s.urcN = map[string]int{}
+		s.echo = true
+		s.copsFmt = 0
+		time.AfterFunc(d, func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			switch s.sc.Dialect {
+			case "quectel", "simcom":
+				s.emitLine("RDY")
+			}
+			if s.sim.State == "ready" {
+				s.emitLine("+CPIN: READY")
+			}
+		})
+	case "unplug":
+		s.unplugged = true
+		hook := s.onUnplug
+		s.mu.Unlock()
+		if hook != nil {
+			hook(d)
+		}
+		time.AfterFunc(d, func() {
+			s.mu.Lock()
+			s.unplugged = false
+			s.mu.Unlock()
+		})
+		return
+	}
+	s.mu.Unlock()
+}
+
+// Unplugged reports whether an unplug fault is in progress.
+func (s *Sim) Unplugged() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unplugged
+}
+
+// URCMode returns the <n> the host last set with AT+CxREG=<n> (c is
+// "+CREG", "+CEREG", ...): 0 after a reboot until the host re-enables it.
+func (s *Sim) URCMode(c string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.urcN[c]
+}

@@ -99,3 +99,10 @@ deb: cross
 ## openwrt-test: the OpenWrt init/UCI/hotplug tests and the .deb test (also part of test-native).
 openwrt-test:
 	$(GO) test -count=1 ./targets/openwrt ./targets/debian
+
+.PHONY: test-system
+## test-system: boot mtcagent on emulated ARM (vexpress-a9) and MIPS (malta) machines with
+## Debian's kernels (downloaded once into ~/.cache/mtcagent-qemu) and check its output.
+test-system:
+	@bash targets/qemu/deps.sh
+	MTC_SYSTEM_TEST=1 $(GO) test -count=1 -v -run '^TestSystem$$' -timeout 10m ./targets/qemu

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/mtcagent/mtcagent/atmodem"
+)
+
+func init() {
+	register(&command{
+		name:    "status",
+		args:    "[--modem SPEC] [--json]",
+		summary: "read the modem once: identity, SIM, registration, operator, signal, serving cell",
+		run:     runStatus,
+	})
+}
+
+func runStatus(env *cmdEnv, args []string) error {
+	fs := newFlags(env, "status")
+	modem := modemFlag(fs, env)
+	asJSON := fs.Bool("json", false, "print the status contract as JSON")
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), modemTimeout)
+	defer cancel()
+	st, err := readStatus(ctx, env, *modem)
+	if err != nil {
+		return err
+	}
+	j := st.Revealed() // the owner's own view: identifiers in clear
+	if *asJSON {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(j)
+	}
+	printStatus(env.stdout, j)
+	return nil
+}
+
+func orDash[T any](p *T) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprint(*p)
+}
+
+func printStatus(w io.Writer, j *atmodem.StatusJSON) {
+	fmt.Fprintf(w, "modem     %s %s (%s), dialect %s\n", orDash(j.Modem.Manufacturer), orDash(j.Modem.Model), orDash(j.Modem.Revision), j.Dialect)
+	fmt.Fprintf(w, "imei      %s\n", orDash(j.Modem.IMEI))
+	fmt.Fprintf(w, "sim       %s  imsi %s  iccid %s\n", orDash(j.SIM.State), orDash(j.SIM.IMSI), orDash(j.SIM.ICCID))
+	regs := []struct {
+		name string
+		r    *atmodem.Registration
+	}{{"cs", j.Registration.CS}, {"ps", j.Registration.PS}, {"eps", j.Registration.EPS}, {"5gs", j.Registration.FGS}}
+	for _, r := range regs {
+		if r.r == nil {
+			fmt.Fprintf(w, "reg %-5s -\n", r.name)
+			continue
+		}
+		var extra []string
+		if r.r.LAC != nil {
+			extra = append(extra, fmt.Sprintf("lac %X", *r.r.LAC))
+		}
+		if r.r.TAC != nil {
+			extra = append(extra, fmt.Sprintf("tac %X", *r.r.TAC))
+		}
+		if r.r.CellID != nil {
+			extra = append(extra, fmt.Sprintf("cell %X", *r.r.CellID))
+		}
+		if r.r.AcT != nil {
+			extra = append(extra, fmt.Sprintf("act %d", *r.r.AcT))
+		}
+		fmt.Fprintf(w, "reg %-5s %s (%d) %s\n", r.name, r.r.State, r.r.Stat, strings.Join(extra, " "))
+	}
+	fmt.Fprintf(w, "operator  %s %s-%s\n", orDash(j.Operator.Name), orDash(j.Operator.MCC), orDash(j.Operator.MNC))
+	fmt.Fprintf(w, "signal    rssi %s dBm  ber %s  rsrp %s dBm  rsrq %s dB\n", orDash(j.Signal.RSSIdBm), orDash(j.Signal.BER), orDash(j.Signal.RSRPdBm), orDash(j.Signal.RSRQdB))
+	if c := j.Cell; c != nil {
+		fmt.Fprintf(w, "cell      %s %s  pci %s  earfcn %s  band %s  rsrp %s  rsrq %s  sinr %s\n", c.RAT, c.State, orDash(c.PCI), orDash(c.EARFCN), orDash(c.Band), orDash(c.RSRPdBm), orDash(c.RSRQdB), orDash(c.SINRdB))
+	}
+}

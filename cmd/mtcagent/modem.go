@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/mtcagent/mtcagent/atmodem"
+)
+
+// simOpener is set by sim.go (absent in builds tagged mtc_omit_sim): it
+// starts the built-in simulator on a pty for a sim:FILE spec and returns
+// the pty's path and a stop function.
+var simOpener func(scenario string) (path string, stop func(), err error)
+
+// openModem opens the port named by spec: a device path, auto,
+// tcp:HOST:PORT or sim:FILE.
+func openModem(spec string) (io.ReadWriteCloser, func(), error) {
+	if file, ok := strings.CutPrefix(spec, "sim:"); ok {
+		if simOpener == nil {
+			return nil, nil, errors.New("this build has no simulator (built with mtc_omit_sim)")
+		}
+		path, stop, err := simOpener(file)
+		if err != nil {
+			return nil, nil, &usageError{msg: err.Error()}
+		}
+		p, err := atmodem.OpenSerial(path)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		return p, stop, nil
+	}
+	p, err := atmodem.Open(spec)
+	if err != nil {
+		var pe *atmodem.PortError
+		if errors.As(err, &pe) && pe.Hint() != "" {
+			return nil, nil, withHint(err, pe.Hint())
+		}
+		if strings.Contains(err.Error(), "modem spec") {
+			return nil, nil, &usageError{msg: err.Error(), hint: "examples: --modem /dev/ttyUSB2, --modem auto, --modem tcp:127.0.0.1:2000, --modem sim:scenario.json"}
+		}
+		return nil, nil, err
+	}
+	return p, func() {}, nil
+}
+
+// readStatus takes one full reading of the modem named by spec.
+func readStatus(ctx context.Context, env *cmdEnv, spec string) (*atmodem.Status, error) {
+	port, stop, err := openModem(spec)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	e := atmodem.New(port)
+	defer func() {
+		e.Close()
+		port.Close()
+		e.Wait()
+	}()
+	m := atmodem.NewModem(e, nil)
+	if err := m.Init(ctx); err != nil {
+		return nil, withHint(fmt.Errorf("modem does not answer: %w", err),
+			"is this the modem's AT port? Quectel and SIMCom modules have several; try --modem auto or another /dev/ttyUSBn")
+	}
+	return m.Status(ctx)
+}
+
+// modemTimeout bounds one-shot commands that read the modem.
+const modemTimeout = 60 * time.Second

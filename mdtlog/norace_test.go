@@ -1,0 +1,5 @@
+//go:build !race
+
+package mdtlog
+
+const raceEnabled = false

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// run invokes mtcagent in process and returns exit code, stdout, stderr.
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	env := &cmdEnv{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
+	code := runMain(env, args)
+	return code, out.String(), errb.String()
+}
+
+func writeScenario(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "scenario.json")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestStatusJSONContract checks every field of the status contract
+// (DESIGN.md §4) for each dialect, over the simulator on a real pty.
+func TestStatusJSONContract(t *testing.T) {
+	for _, dialect := range []string{"generic", "quectel", "simcom"} {
+		t.Run(dialect, func(t *testing.T) {
+			sc := writeScenario(t, `{"dialect": "`+dialect+`", "network": {"tac": 4660, "cell_id": 27447553}}`)
+			code, out, errs := run(t, "status", "--json", "--modem", "sim:"+sc)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			var j map[string]any
+			if err := json.Unmarshal([]byte(out), &j); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string][]string{
+				"modem":    {"manufacturer", "model", "revision", "imei"},
+				"sim":      {"state", "imsi", "iccid"},
+				"operator": {"mcc", "mnc", "name"},
+				"signal":   {"rssi_dbm", "ber", "rsrp_dbm", "rsrq_db"},
+			}
+			for obj, keys := range want {
+				m, ok := j[obj].(map[string]any)
+				if !ok {
+					t.Fatalf("no object %q", obj)
+				}
+				for _, k := range keys {
+					if _, ok := m[k]; !ok {
+						t.Errorf("%s.%s missing", obj, k)
+					}
+				}
+			}
+			reg := j["registration"].(map[string]any)
+			for _, d := range []string{"cs", "ps", "eps", "5gs"} {
+				v, ok := reg[d]
+				if !ok {
+					t.Errorf("registration.%s missing", d)
+					continue
+				}
+				if v == nil {
+					continue // not answered: null
+				}
+				for _, k := range []string{"stat", "state", "lac", "tac", "cell_id", "act"} {
+					if _, ok := v.(map[string]any)[k]; !ok {
+						t.Errorf("registration.%s.%s missing", d, k)
+					}
+				}
+			}
+			eps := reg["eps"].(map[string]any)
+			if eps["stat"].(float64) != 1 || eps["state"] != "home" || eps["tac"].(float64) != 4660 || eps["cell_id"].(float64) != 27447553 {
+				t.Errorf("eps = %v", eps)
+			}
+			if j["sim"].(map[string]any)["state"] != "ready" || j["signal"].(map[string]any)["rssi_dbm"].(float64) != -71 {
+				t.Errorf("sim/signal = %v %v", j["sim"], j["signal"])
+			}
+			op := j["operator"].(map[string]any)
+			if op["mcc"] != "001" || op["mnc"] != "01" {
+				t.Errorf("operator = %v", op)
+			}
+		})
+	}
+}
+
+func TestStatusResponseOverride(t *testing.T) {
+	sc := writeScenario(t, `{"dialect": "quectel",
+	  "responses": {"AT+CEREG?": ["+CEREG: 2,5,\"00C3\",\"0A1B2C3D\",7"], "AT+CSQ": "ERROR"}}`)
+	code, out, errs := run(t, "status", "--json", "--modem", "sim:"+sc)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var j struct {
+		Registration struct {
+			EPS struct {
+				Stat   int    `json:"stat"`
+				State  string `json:"state"`
+				TAC    uint32 `json:"tac"`
+				CellID uint64 `json:"cell_id"`
+			} `json:"eps"`
+		} `json:"registration"`
+	}
+	if err := json.Unmarshal([]byte(out), &j); err != nil {
+		t.Fatal(err)
+	}
+	e := j.Registration.EPS
+	if e.Stat != 5 || e.State != "roaming" || e.TAC != 0xc3 || e.CellID != 0x0a1b2c3d {
+		t.Fatalf("override not parsed into registration.eps: %+v", e)
+	}
+}
+
+func TestStatusText(t *testing.T) {
+	sc := writeScenario(t, `{"dialect": "simcom"}`)
+	code, out, errs := run(t, "status", "--modem", "sim:"+sc)
+	if code != 0 || !strings.Contains(out, "reg eps   home (1)") || !strings.Contains(out, "dialect simcom") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "mtcagent: error: no command given"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"status", "--modem", "bogus"}, 2, "mtcagent: hint: examples:"},
+		{[]string{"status", "--modem", "sim:/nonexistent.json"}, 2, "no such file"},
+		{[]string{"status", "--modem", "/dev/nonexistent-tty"}, 1, "mtcagent: hint: no such device"},
+		{[]string{"status", "--nosuchflag"}, 2, "flag provided but not defined"},
+		{[]string{"sim"}, 2, "--scenario is required"},
+	} {
+		code, _, errs := run(t, tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errs, tc.code, tc.want)
+		}
+	}
+	if code, out, _ := run(t, "help"); code != 0 || !strings.Contains(out, "mtcagent status") {
+		t.Errorf("help: %d %q", code, out)
+	}
+}
+
+func TestBadScenarioIsUsageError(t *testing.T) {
+	sc := writeScenario(t, `{"dialect": "nokia"}`)
+	code, _, errs := run(t, "status", "--modem", "sim:"+sc)
+	if code != 2 || !strings.Contains(errs, `dialect "nokia"`) {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+}

@@ -1,0 +1,111 @@
+package atmodem_test
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mtcagent/mtcagent/atmodem"
+)
+
+func TestSecondOpenRefused(t *testing.T) {
+	_, path := startSim(t, `{}`)
+	p, err := atmodem.OpenSerial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	_, err = atmodem.OpenSerial(path)
+	if !errors.Is(err, atmodem.ErrPortBusy) {
+		t.Fatalf("second open: want ErrPortBusy, got %v", err)
+	}
+}
+
+func TestHolderNamed(t *testing.T) {
+	_, path := startSim(t, `{}`)
+	real, _ := filepath.EvalSymlinks(path)
+	// Another process holding the tty open, as ModemManager would.
+	cmd := exec.Command("sleep", "30")
+	f, err := os.OpenFile(real, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdin = f
+	if err := cmd.Start(); err != nil {
+		t.Skipf("cannot start sleep: %v", err)
+	}
+	f.Close()
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(atmodem.Holders(real)) == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	_, err = atmodem.OpenSerial(path)
+	var pe *atmodem.PortError
+	if !errors.As(err, &pe) || !errors.Is(err, atmodem.ErrPortBusy) {
+		t.Fatalf("want PortError busy, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "sleep (pid ") {
+		t.Fatalf("holder not named: %v", err)
+	}
+	pe.Holders = []string{"ModemManager (pid 612)"}
+	if !strings.Contains(pe.Hint(), "ID_MM_PORT_IGNORE") {
+		t.Fatalf("hint for ModemManager: %q", pe.Hint())
+	}
+}
+
+// fakeSysfs builds the sysfs layout of USB serial ports:
+// class/tty/ttyUSBn/device -> devices/.../1-1:1.<if>/ttyUSBn.
+func fakeSysfs(t *testing.T, ports map[string][3]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for tty, p := range ports { // p = vid, pid, interface
+		usb := filepath.Join(root, "devices", "usb1", "1-1-"+tty)
+		iface := filepath.Join(usb, "1-1:1."+p[2])
+		dev := filepath.Join(iface, tty)
+		must(t, os.MkdirAll(dev, 0o755))
+		must(t, os.WriteFile(filepath.Join(usb, "idVendor"), []byte(p[0]+"\n"), 0o644))
+		must(t, os.WriteFile(filepath.Join(usb, "idProduct"), []byte(p[1]+"\n"), 0o644))
+		must(t, os.WriteFile(filepath.Join(iface, "bInterfaceNumber"), []byte("0"+p[2]+"\n"), 0o644))
+		cls := filepath.Join(root, "class", "tty", tty)
+		must(t, os.MkdirAll(cls, 0o755))
+		must(t, os.Symlink(dev, filepath.Join(cls, "device")))
+	}
+	return root
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFindPort(t *testing.T) {
+	// A Quectel EC25 exposes ttyUSB0..3; AT commands on interface 2.
+	root := fakeSysfs(t, map[string][3]string{
+		"ttyUSB0": {"2c7c", "0125", "0"}, "ttyUSB1": {"2c7c", "0125", "1"},
+		"ttyUSB2": {"2c7c", "0125", "2"}, "ttyUSB3": {"2c7c", "0125", "3"},
+		"ttyACM0": {"1234", "5678", "0"},
+	})
+	got, err := atmodem.FindPort(root)
+	if err != nil || got != "/dev/ttyUSB2" {
+		t.Fatalf("FindPort = %q, %v", got, err)
+	}
+	// SIMCom SIM7600: interface 2 as well; Sierra: interface 3.
+	root = fakeSysfs(t, map[string][3]string{"ttyUSB4": {"1199", "9071", "3"}, "ttyUSB5": {"1199", "9071", "2"}})
+	if got, err := atmodem.FindPort(root); err != nil || got != "/dev/ttyUSB4" {
+		t.Fatalf("Sierra: %q, %v", got, err)
+	}
+	root = fakeSysfs(t, map[string][3]string{"ttyUSB0": {"1234", "5678", "0"}})
+	if _, err := atmodem.FindPort(root); err == nil || !strings.Contains(err.Error(), "ttyUSB0=1234:5678/0") {
+		t.Fatalf("unknown modem: %v", err)
+	}
+	if _, err := atmodem.FindPort(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no USB serial ports") {
+		t.Fatalf("no ports: %v", err)
+	}
+}

@@ -20,10 +20,7 @@ func TestAuditRecordRotateRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := OpenAudit(dir, 4096)
-	n := 60
-	if testing.Short() {
-		n = 40
-	}
+	n := 100 // ~110-byte lines: two rotations at 4096 bytes
 	for i := 0; i < n; i++ {
 		if err := a.Record(testTime.Add(time.Duration(i)*time.Minute), r, len(enc)); err != nil {
 			t.Fatal(err)

@@ -59,52 +59,52 @@ type Network struct {
 
 func (n *Network) patch(p Network) {
 	if p.Stat != nil {
-		n.Stat = p.Stat
+		n.Stat = clone(p.Stat)
 	}
 	if p.Act != nil {
-		n.Act = p.Act
+		n.Act = clone(p.Act)
 	}
 	if p.TAC != nil {
-		n.TAC = p.TAC
+		n.TAC = clone(p.TAC)
 	}
 	if p.LAC != nil {
-		n.LAC = p.LAC
+		n.LAC = clone(p.LAC)
 	}
 	if p.CellID != nil {
-		n.CellID = p.CellID
+		n.CellID = clone(p.CellID)
 	}
 	if p.MCC != nil {
-		n.MCC = p.MCC
+		n.MCC = clone(p.MCC)
 	}
 	if p.MNC != nil {
-		n.MNC = p.MNC
+		n.MNC = clone(p.MNC)
 	}
 	if p.Operator != nil {
-		n.Operator = p.Operator
+		n.Operator = clone(p.Operator)
 	}
 	if p.RSSIdBm != nil {
-		n.RSSIdBm = p.RSSIdBm
+		n.RSSIdBm = clone(p.RSSIdBm)
 	}
 	if p.RSRPdBm != nil {
-		n.RSRPdBm = p.RSRPdBm
+		n.RSRPdBm = clone(p.RSRPdBm)
 	}
 	if p.RSRQdB != nil {
-		n.RSRQdB = p.RSRQdB
+		n.RSRQdB = clone(p.RSRQdB)
 	}
 	if p.SINRdB != nil {
-		n.SINRdB = p.SINRdB
+		n.SINRdB = clone(p.SINRdB)
 	}
 	if p.PCI != nil {
-		n.PCI = p.PCI
+		n.PCI = clone(p.PCI)
 	}
 	if p.EARFCN != nil {
-		n.EARFCN = p.EARFCN
+		n.EARFCN = clone(p.EARFCN)
 	}
 	if p.Band != nil {
-		n.Band = p.Band
+		n.Band = clone(p.Band)
 	}
 	if p.Connected != nil {
-		n.Connected = p.Connected
+		n.Connected = clone(p.Connected)
 	}
 }
 
@@ -291,6 +291,10 @@ func (sc *Scenario) defaults() {
 		n.LAC = n.TAC
 	}
 }
+
+// clone copies a patch value, so the caller's variable never aliases the
+// simulator's state.
+func clone[T any](p *T) *T { v := *p; return &v }
 
 func ip(v int) *int         { return &v }
 func sp(v string) *string   { return &v }

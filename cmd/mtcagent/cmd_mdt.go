@@ -1,0 +1,402 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mtcagent/mtcagent/internal/config"
+	"github.com/mtcagent/mtcagent/mdtlog"
+)
+
+func init() {
+	register(&command{
+		name:    "mdt",
+		args:    "consent|optout|clear|status|show|export [--state-dir DIR] [--config FILE] [--json] [--yes]",
+		summary: "the radio measurement log: consent, opt out for good, clear, status, show, export",
+		run:     runMDT,
+	})
+}
+
+const mdtUsage = `usage: mtcagent mdt consent [--yes] [--json]   show the notice and consent to logging
+       mtcagent mdt optout  [--yes] [--json]   stop logging for good and erase the log
+       mtcagent mdt clear   [--yes] [--json]   erase the log (crypto-erase)
+       mtcagent mdt status  [--json]           consent, size, oldest and newest record
+       mtcagent mdt show    [--json]           the stored records, decrypted
+       mtcagent mdt export  --out FILE [--format jsonl|cbor]
+  all take [--state-dir DIR] [--config FILE]`
+
+// mdtDefaultConfig is where the device's configuration lives; a missing
+// file there means the defaults.
+const mdtDefaultConfig = "/etc/mtcagent/mtcagent.conf"
+
+// mdtService is what the mdt commands need of the log. *mdtlog.Store
+// provides it directly when the daemon is not running; the daemon serves
+// the same methods over its control socket.
+type mdtService interface {
+	Consent(mdtlog.ConsentRequest) (mdtlog.Consent, error)
+	OptOut(clockSynced bool) (mdtlog.Destroyed, error)
+	Clear() (mdtlog.Destroyed, error)
+	Status() (mdtlog.Status, error)
+	Export(w io.Writer, format string) (mdtlog.ScanReport, error)
+	Records(fn func(mdtlog.Entry) error) (mdtlog.ScanReport, error)
+	Close() error
+}
+
+// openMDT opens the log for a command. It is a variable so that the daemon
+// client (issue 6) can route through the control socket first.
+var openMDT = func(stateDir string, opts mdtlog.Options) (mdtService, error) {
+	s, err := mdtlog.Open(stateDir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func runMDT(env *cmdEnv, args []string) error {
+	if len(args) == 0 {
+		return withHint(usagef("mdt: no subcommand given"), mdtUsage)
+	}
+	sub := args[0]
+	switch sub {
+	case "-h", "--help", "-help", "help":
+		fmt.Fprintln(env.stdout, mdtUsage)
+		return nil
+	case "consent", "optout", "clear", "status", "show", "export":
+	default:
+		return withHint(usagef("mdt: unknown subcommand %q", sub), mdtUsage)
+	}
+	fl := newFlags(env, "mdt "+sub)
+	stateDir := stateDirFlag(fl, env)
+	defConf := env.getenv("MTCAGENT_CONFIG")
+	if defConf == "" {
+		defConf = mdtDefaultConfig
+	}
+	confPath := fl.String("config", defConf, "configuration file with an [mdt] section ($MTCAGENT_CONFIG)")
+	asJSON := fl.Bool("json", false, "print JSON for scripts")
+	var yes *bool
+	if sub == "consent" || sub == "optout" || sub == "clear" {
+		yes = fl.Bool("yes", false, "do not ask for confirmation")
+	}
+	var out, format *string
+	if sub == "export" {
+		out = fl.String("out", "", "file to write (required; written to a temporary file, then renamed)")
+		format = fl.String("format", mdtlog.FormatJSONL, "jsonl (JSON lines) or cbor (CBOR sequence)")
+	}
+	if err := parseFlags(fl, args[1:], 0); err != nil {
+		return err
+	}
+	if sub == "export" {
+		if *out == "" {
+			return withHint(usagef("mdt export: --out is required"), "e.g. mtcagent mdt export --out mdt.jsonl")
+		}
+		if *format != mdtlog.FormatJSONL && *format != mdtlog.FormatCBOR {
+			return usagef("mdt export: --format %q: want jsonl or cbor", *format)
+		}
+	}
+	cfg, err := loadMDTConfig(*confPath, defConf == mdtDefaultConfig && *confPath == mdtDefaultConfig)
+	if err != nil {
+		return err
+	}
+	svc, err := openMDT(*stateDir, cfg.Options())
+	if errors.Is(err, mdtlog.ErrLocked) {
+		return withHint(err, "the daemon (mtcagent run) holds the log: run this command on a device where it serves 'mdt' over its control socket, or stop it first")
+	}
+	if err != nil {
+		return withHint(fmt.Errorf("open mdt log: %w", err), "the log belongs to the agent's user; try sudo, or pass --state-dir")
+	}
+	defer svc.Close()
+	switch sub {
+	case "consent":
+		return mdtConsent(env, svc, cfg, *yes, *asJSON)
+	case "optout", "clear":
+		return mdtErase(env, svc, sub, *yes, *asJSON)
+	case "status":
+		return mdtStatus(env, svc, cfg, *stateDir, *asJSON)
+	case "show":
+		return mdtShow(env, svc, *asJSON)
+	default:
+		return mdtExport(env, svc, *out, *format, *asJSON)
+	}
+}
+
+// loadMDTConfig reads the [mdt] section; a missing file at the default
+// path means the defaults. A bad file is bad input (exit 2).
+func loadMDTConfig(path string, isDefault bool) (mdtlog.Config, error) {
+	f, err := config.Load(path)
+	if isDefault && errors.Is(err, fs.ErrNotExist) {
+		return mdtlog.DefaultConfig(), nil
+	}
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		return mdtlog.Config{}, usagef("%v", err)
+	}
+	if err != nil {
+		return mdtlog.Config{}, withHint(fmt.Errorf("read config: %w", err), "pass --config FILE or set MTCAGENT_CONFIG")
+	}
+	c, err := mdtlog.ParseConfig(f)
+	if err != nil {
+		return c, withHint(usagef("%v", err), "see docs/mdt.md for the [mdt] keys")
+	}
+	return c, nil
+}
+
+// confirm asks a yes/no question on stdin; anything but yes is no.
+func confirm(env *cmdEnv, question string) bool {
+	fmt.Fprintf(env.stdout, "%s [yes/no] ", question)
+	line, _ := bufio.NewReader(env.stdin).ReadString('\n')
+	fmt.Fprintln(env.stdout)
+	a := strings.ToLower(strings.TrimSpace(line))
+	return a == "yes" || a == "y"
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func fmtTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func mdtConsent(env *cmdEnv, svc mdtService, cfg mdtlog.Config, yes, asJSON bool) error {
+	if !asJSON || !yes {
+		fmt.Fprint(env.stdout, mdtlog.Notice(cfg))
+		fmt.Fprintln(env.stdout)
+	}
+	if !yes && !confirm(env, "Do you consent to this logging?") {
+		return withHint(errors.New("mdt consent: not given; nothing changed"), "run 'mtcagent mdt consent' again and answer yes, or pass --yes after reading the notice")
+	}
+	c, err := svc.Consent(mdtlog.ConsentRequest{})
+	if err != nil {
+		return fmt.Errorf("mdt consent: %w", err)
+	}
+	if asJSON {
+		return printJSON(env.stdout, map[string]any{"consent": c.State.String(), "time": fmtTime(c.Time)})
+	}
+	fmt.Fprintf(env.stdout, "Consent recorded at %s. MDT logging is on.\n", c.Time.UTC().Format(time.DateTime+" MST"))
+	fmt.Fprintln(env.stdout, "Change your mind at any time: 'mtcagent mdt clear' or 'mtcagent mdt optout'.")
+	return nil
+}
+
+func mdtErase(env *cmdEnv, svc mdtService, sub string, yes, asJSON bool) error {
+	q := "Erase the measurement log now?"
+	if sub == "optout" {
+		q = "Stop MDT logging for good and erase the log?"
+	}
+	if !yes && !confirm(env, q) {
+		return withHint(fmt.Errorf("mdt %s: not confirmed; nothing changed", sub), "answer yes, or pass --yes")
+	}
+	// Count first, so we can say what was destroyed; Clear itself does
+	// not read the log.
+	_, _ = svc.Status()
+	var d mdtlog.Destroyed
+	var err error
+	if sub == "optout" {
+		d, err = svc.OptOut(false)
+	} else {
+		d, err = svc.Clear()
+	}
+	if err != nil {
+		return fmt.Errorf("mdt %s: %w", sub, err)
+	}
+	if asJSON {
+		v := map[string]any{
+			"key_destroyed": d.KeyDestroyed, "segments": d.Segments, "records": d.Records,
+			"bytes": d.Bytes, "uncounted_segments": d.Uncounted,
+		}
+		if sub == "optout" {
+			v["consent"] = mdtlog.OptedOut.String()
+		}
+		return printJSON(env.stdout, v)
+	}
+	if sub == "optout" {
+		fmt.Fprintln(env.stdout, "Opted out. MDT logging is off for good; only 'mtcagent mdt consent' on this device turns it back on.")
+	} else {
+		fmt.Fprintln(env.stdout, "Measurement log cleared.")
+	}
+	key := "no key existed"
+	if d.KeyDestroyed {
+		key = "encryption key destroyed"
+	}
+	recs := fmt.Sprintf("%d records", d.Records)
+	if d.Uncounted > 0 {
+		recs += fmt.Sprintf(" (+ %d segments not counted)", d.Uncounted)
+	}
+	fmt.Fprintf(env.stdout, "Destroyed: %s, %d segment files, %s, %d bytes.\n", key, d.Segments, recs, d.Bytes)
+	return nil
+}
+
+func mdtStatus(env *cmdEnv, svc mdtService, cfg mdtlog.Config, stateDir string, asJSON bool) error {
+	st, err := svc.Status()
+	if err != nil {
+		return fmt.Errorf("mdt status: %w", err)
+	}
+	if asJSON {
+		return printJSON(env.stdout, map[string]any{
+			"consent":          st.Consent.String(),
+			"consent_time":     fmtTime(st.ConsentTime),
+			"consent_damaged":  st.ConsentDamaged,
+			"logging":          st.Logging,
+			"records":          st.Records,
+			"failed":           st.Failed,
+			"segments":         st.Segments,
+			"bytes":            st.Bytes,
+			"oldest":           fmtTime(st.Oldest),
+			"newest":           fmtTime(st.Newest),
+			"dir":              mdtlog.Dir(stateDir),
+			"what_is_logged":   mdtlog.WhatIsLogged,
+			"interval_seconds": cfg.Interval.Seconds(),
+			"duration_minutes": cfg.Duration.Minutes(),
+			"max_bytes":        cfg.MaxBytes,
+			"retention_hours":  cfg.Retention.Hours(),
+		})
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	consent := st.Consent.String()
+	if !st.ConsentTime.IsZero() {
+		consent += " since " + st.ConsentTime.UTC().Format(time.DateTime+" MST")
+	}
+	if st.ConsentDamaged {
+		consent += " (consent file unreadable: treated as opted out; run 'mtcagent mdt consent' or 'optout')"
+	}
+	logging := "off"
+	if st.Logging {
+		logging = "on"
+	}
+	fmt.Fprintf(tw, "consent:\t%s\n", consent)
+	fmt.Fprintf(tw, "logging:\t%s\n", logging)
+	fmt.Fprintf(tw, "records:\t%d in %d segment files, %d bytes\n", st.Records, st.Segments, st.Bytes)
+	if st.Records > 0 {
+		fmt.Fprintf(tw, "oldest:\t%s\n", st.Oldest.UTC().Format(time.DateTime+" MST"))
+		fmt.Fprintf(tw, "newest:\t%s\n", st.Newest.UTC().Format(time.DateTime+" MST"))
+	}
+	if st.Failed > 0 {
+		fmt.Fprintf(tw, "unreadable:\t%d records failed authentication and are skipped\n", st.Failed)
+	}
+	fmt.Fprintf(tw, "settings:\t%s\n", cfg.Summary())
+	fmt.Fprintf(tw, "stored in:\t%s (encrypted)\n", mdtlog.Dir(stateDir))
+	fmt.Fprintf(tw, "logged:\t%s\n", mdtlog.WhatIsLogged)
+	return tw.Flush()
+}
+
+func warnFailed(env *cmdEnv, rep mdtlog.ScanReport) {
+	if rep.Failed > 0 {
+		fmt.Fprintf(env.stderr, "mtcagent: warning: %d records failed authentication and were skipped\n", rep.Failed)
+	}
+}
+
+func optNum(p *float64) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%g", *p)
+}
+
+func cellText(c mdtlog.Cell) string {
+	var b strings.Builder
+	b.WriteString(c.RAT)
+	if c.MCC != "" {
+		fmt.Fprintf(&b, " %s-%s", c.MCC, c.MNC)
+	}
+	if c.TAC != nil {
+		fmt.Fprintf(&b, " tac %d", *c.TAC)
+	}
+	if c.LAC != nil {
+		fmt.Fprintf(&b, " lac %d", *c.LAC)
+	}
+	if c.CellID != nil {
+		fmt.Fprintf(&b, " cell %d", *c.CellID)
+	}
+	if c.PCI != nil {
+		fmt.Fprintf(&b, " pci %d", *c.PCI)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+func mdtShow(env *cmdEnv, svc mdtService, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(env.stdout)
+		rep, err := svc.Records(func(e mdtlog.Entry) error { return enc.Encode(e.JSON()) })
+		if err != nil {
+			return fmt.Errorf("mdt show: %w", err)
+		}
+		warnFailed(env, rep)
+		return nil
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME (UTC)\tSYNC\tSERVING CELL\tRSRP\tRSRQ\tSINR\tRSSI\tNEIGHBOURS\tLOCATION")
+	rep, err := svc.Records(func(e mdtlog.Entry) error {
+		r := e.Record
+		sync := "yes"
+		if !r.ClockSynced {
+			sync = "no"
+		}
+		loc := "-"
+		if r.Location != nil {
+			loc = fmt.Sprintf("%.5f,%.5f ±%gm", r.Location.Lat, r.Location.Lon, r.Location.AccuracyM)
+		}
+		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Time.UTC().Format(time.DateTime), sync,
+			cellText(r.Serving), optNum(r.Serving.RSRP), optNum(r.Serving.RSRQ), optNum(r.Serving.SINR), optNum(r.Serving.RSSI),
+			len(r.Neighbours), loc)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("mdt show: %w", err)
+	}
+	tw.Flush()
+	fmt.Fprintf(env.stdout, "\n%d records.\n", rep.Records)
+	warnFailed(env, rep)
+	return nil
+}
+
+func mdtExport(env *cmdEnv, svc mdtService, out, format string, asJSON bool) error {
+	dir := filepath.Dir(out)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(out)+".tmp*")
+	if err != nil {
+		return withHint(fmt.Errorf("mdt export: %w", err), "the directory of --out must exist and be writable")
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	// The export is decrypted personal data: readable by the owner only.
+	if err := tmp.Chmod(0o600); err != nil {
+		return fmt.Errorf("mdt export: %w", err)
+	}
+	rep, err := svc.Export(tmp, format)
+	if err != nil {
+		return fmt.Errorf("mdt export: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("mdt export: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("mdt export: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return fmt.Errorf("mdt export: %w", err)
+	}
+	ok = true
+	warnFailed(env, rep)
+	if asJSON {
+		return printJSON(env.stdout, map[string]any{"out": out, "format": format, "records": rep.Records, "failed": rep.Failed})
+	}
+	fmt.Fprintf(env.stdout, "Exported %d records to %s (%s). The file is not encrypted: keep it private.\n", rep.Records, out, format)
+	return nil
+}

@@ -154,3 +154,24 @@ func TestBadScenarioIsUsageError(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 }
+
+func TestWatchSIMSwap(t *testing.T) {
+	sc := writeScenario(t, `{"dialect": "quectel", "timeline": [
+	  {"at": "300ms", "sim": "remove"},
+	  {"at": "600ms", "sim": {"imsi": "001010000000002", "iccid": "8900100000000000002"}}]}`)
+	code, out, errs := run(t, "watch", "--modem", "sim:"+sc, "--for", "2s", "--poll", "1s")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	i := strings.Index(out, "sim_removed")
+	j := strings.Index(out, "sim_inserted")
+	k := strings.Index(out, "sim_changed")
+	if i < 0 || j < i || k < j {
+		t.Fatalf("events out of order or missing:\n%s", out)
+	}
+	for _, secret := range []string{"001010000000002", "8900100000000000002", "001010000000001"} {
+		if strings.Contains(out, secret) {
+			t.Fatal("watch printed a SIM identity")
+		}
+	}
+}

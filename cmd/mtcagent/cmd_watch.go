@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mtcagent/mtcagent/atmodem"
+)
+
+func init() {
+	register(&command{
+		name:    "watch",
+		args:    "[--modem SPEC] [--for DURATION] [--poll DURATION] [--json]",
+		summary: "follow the modem and print events (SIM, registration, cell, reset, port) as they happen",
+		run:     runWatch,
+	})
+}
+
+func runWatch(env *cmdEnv, args []string) error {
+	fs := newFlags(env, "watch")
+	modem := modemFlag(fs, env)
+	dur := fs.Duration("for", 0, "stop after this long (default: until interrupted)")
+	poll := fs.Duration("poll", 30*time.Second, "full re-read interval (URCs are followed at once)")
+	asJSON := fs.Bool("json", false, "one JSON object per event")
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	if *poll < 100*time.Millisecond {
+		return usagef("--poll %v is too short (minimum 100ms)", *poll)
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if *dur > 0 {
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithTimeout(ctx, *dur)
+		defer c2()
+	}
+	// sim: starts its simulator once, so an unplug fault is a real
+	// unplug of that pty, not a new simulator.
+	spec := *modem
+	var stop func()
+	open := func(context.Context) (io.ReadWriteCloser, error) {
+		p, s, err := openModem(spec)
+		if err != nil {
+			return nil, err
+		}
+		stop = s
+		return p, nil
+	}
+	if file, ok := cutSim(spec); ok {
+		if simOpener == nil {
+			return fmt.Errorf("this build has no simulator (built with mtc_omit_sim)")
+		}
+		path, s, err := simOpener(file)
+		if err != nil {
+			return &usageError{msg: err.Error()}
+		}
+		stop = s
+		open = func(context.Context) (io.ReadWriteCloser, error) { return atmodem.OpenSerial(path) }
+	} else if p, s, err := openModem(spec); err != nil {
+		return err // fail fast on a wrong spec; later losses are events
+	} else {
+		p.Close()
+		s()
+	}
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
+	start := time.Now()
+	var mu sync.Mutex
+	printEv := func(kind string, ev any, text string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if *asJSON {
+			json.NewEncoder(env.stdout).Encode(ev)
+			return
+		}
+		fmt.Fprintf(env.stdout, "%7.2fs  %s\n", time.Since(start).Seconds(), text)
+	}
+	mon := atmodem.NewMonitor(atmodem.MonitorConfig{
+		Open: open,
+		Poll: *poll,
+		OnEvent: func(ev atmodem.Event) {
+			printEv(string(ev.Kind), eventJSON(ev), ev.String())
+		},
+	})
+	done := make(chan struct{})
+	go func() { mon.Run(ctx); close(done) }()
+	select {
+	case <-mon.Ready():
+		st := mon.Status()
+		_, reg := st.Serving()
+		state := "not registered"
+		if reg != nil {
+			state = reg.State
+		}
+		printEv("ready", map[string]any{"kind": "ready", "dialect": st.Dialect, "sim": st.SIM.State, "registration": state},
+			fmt.Sprintf("ready: %s %s, sim %s, %s", st.Modem.Manufacturer, st.Modem.Model, st.SIM.State, state))
+	case <-done:
+	}
+	<-done
+	return nil
+}
+
+func cutSim(spec string) (string, bool) {
+	if len(spec) > 4 && spec[:4] == "sim:" {
+		return spec[4:], true
+	}
+	return "", false
+}
+
+// eventJSON is an event for scripts. SIM identities are not printed: only
+// whether they changed.
+func eventJSON(ev atmodem.Event) map[string]any {
+	m := map[string]any{"kind": ev.Kind, "time": ev.Time.UTC().Format(time.RFC3339Nano), "source": ev.Source}
+	if ev.Domain != "" {
+		m["domain"] = ev.Domain
+		m["old"], m["new"] = ev.OldReg, ev.NewReg
+	}
+	if ev.NewPLMN != "" {
+		m["old_plmn"], m["new_plmn"] = ev.OldPLMN, ev.NewPLMN
+	}
+	if ev.Err != nil {
+		m["error"] = ev.Err.Error()
+	}
+	return m
+}

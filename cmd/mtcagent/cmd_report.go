@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/internal/config"
 	"github.com/mtcagent/mtcagent/privacy"
 	"github.com/mtcagent/mtcagent/privacy/ident"
@@ -34,10 +35,6 @@ const defaultConfigPath = "/etc/mtcagent/mtcagent.conf"
 // pseudonyms and SUCI a recipient granted identity disclosure receives.
 // Without it, preview omits the identity class and says so.
 var previewIdentity func(ctx context.Context, env *cmdEnv, stateDir string, s privacy.Snapshot) (privacy.IdentitySource, error)
-
-// previewSnapshot, when set (by the file that reads the modem), returns a
-// reading of the modem as a snapshot. Without it, preview needs --snapshot.
-var previewSnapshot func(ctx context.Context, env *cmdEnv, modemSpec string) (privacy.Snapshot, error)
 
 const reportUsage = "usage: mtcagent report preview --recipient NAME [--count N] [--json] [--config FILE] [--state-dir DIR] [--modem SPEC | --snapshot FILE]"
 
@@ -64,7 +61,7 @@ func runReport(env *cmdEnv, args []string) error {
 	confPath := fl.String("config", defConf, "configuration file ($MTCAGENT_CONFIG)")
 	stateDir := stateDirFlag(fl, env)
 	modemSpec := modemFlag(fl, env)
-	snapPath := fl.String("snapshot", "", "read the device state from this JSON file instead of the modem")
+	snapPath := fl.String("snapshot", "", "read the device state from this JSON file instead of the modem (needed for a location)")
 	if err := parseFlags(fl, args[1:], 0); err != nil {
 		return err
 	}
@@ -94,22 +91,20 @@ func runReport(env *cmdEnv, args []string) error {
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), modemTimeout)
 	defer cancel()
 	var snap privacy.Snapshot
-	switch {
-	case *snapPath != "":
+	if *snapPath != "" {
 		snap, err = readSnapshotFile(*snapPath)
-		if err != nil {
-			return err
+	} else {
+		var st *atmodem.Status
+		st, err = readStatus(ctx, env, *modemSpec)
+		if err == nil {
+			snap = snapshotFromStatus(st)
 		}
-	case previewSnapshot != nil:
-		snap, err = previewSnapshot(ctx, env, *modemSpec)
-		if err != nil {
-			return err
-		}
-	default:
-		return withHint(errors.New("report preview: this build cannot read the modem for a preview"), "pass --snapshot FILE (JSON: time, status, location, cell, radio)")
+	}
+	if err != nil {
+		return err
 	}
 	if snap.Time.IsZero() {
 		snap.Time = time.Now()
@@ -283,6 +278,78 @@ func writePreviewText(env *cmdEnv, pol *privacy.Policy, rec privacy.Recipient, g
 			fmt.Fprintf(w, "  (nothing but the slot time)\n")
 		}
 	}
+}
+
+// snapshotFromStatus turns one modem reading into the policy's input. The
+// modem gives no position fix, so Location stays nil. The connection state
+// comes from the dialect's serving-cell report (idle/connected) where
+// there is one; registered without it is "online".
+func snapshotFromStatus(st *atmodem.Status) privacy.Snapshot {
+	s := privacy.Snapshot{
+		Time:  st.Time,
+		IMSI:  st.SIM.IMSI,
+		ICCID: st.SIM.ICCID,
+		IMEI:  st.Modem.IMEI,
+	}
+	_, reg := st.Serving()
+	switch {
+	case reg == nil:
+		s.Status = privacy.StatusOffline
+	case st.Cell != nil && st.Cell.State == "connected":
+		s.Status = privacy.StatusConnected
+	case st.Cell != nil && st.Cell.State == "idle":
+		s.Status = privacy.StatusIdle
+	default:
+		s.Status = privacy.StatusOnline
+	}
+	mcc, mnc := deref(st.Operator.MCC), deref(st.Operator.MNC)
+	if st.Cell != nil && (mcc == "" || mnc == "") {
+		mcc, mnc = deref(st.Cell.MCC), deref(st.Cell.MNC)
+	}
+	if reg != nil && mcc != "" && mnc != "" {
+		c := &privacy.Cell{MCC: mcc, MNC: mnc, TAC: reg.TAC, LAC: reg.LAC, CellID: reg.CellID}
+		if sc := st.Cell; sc != nil {
+			if c.TAC == nil && c.LAC == nil {
+				c.TAC, c.LAC = sc.TAC, sc.LAC
+			}
+			if c.CellID == nil {
+				c.CellID = sc.CellID
+			}
+		}
+		s.Cell = c
+	}
+	r := &privacy.Radio{RSRPdBm: intToFloat(st.Signal.RSRPdBm), RSRQdB: st.Signal.RSRQdB, RSSIdBm: intToFloat(st.Signal.RSSIdBm)}
+	if sc := st.Cell; sc != nil {
+		r.SINRdB = sc.SINRdB
+		if r.RSRPdBm == nil {
+			r.RSRPdBm = sc.RSRPdBm
+		}
+		if r.RSRQdB == nil {
+			r.RSRQdB = sc.RSRQdB
+		}
+		if r.RSSIdBm == nil {
+			r.RSSIdBm = sc.RSSIdBm
+		}
+	}
+	if r.RSRPdBm != nil || r.RSRQdB != nil || r.SINRdB != nil || r.RSSIdBm != nil {
+		s.Radio = r
+	}
+	return s
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func intToFloat(p *int) *float64 {
+	if p == nil {
+		return nil
+	}
+	f := float64(*p)
+	return &f
 }
 
 // shortDuration prints 15m rather than 15m0s.

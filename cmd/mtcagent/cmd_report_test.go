@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/privacy"
 )
 
@@ -206,3 +207,77 @@ func TestShortDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestReportPreviewFromModem reads the simulated modem over a pty and shows
+// what each recipient would receive; the simulated identifiers never
+// appear in the output.
+func TestReportPreviewFromModem(t *testing.T) {
+	dir, conf, _ := previewFixture(t, "idle")
+	sc := filepath.Join(dir, "scenario.json")
+	os.WriteFile(sc, []byte(`{"dialect": "quectel",
+ "modem": {"imei": "`+previewTestIMEI+`"},
+ "sim": {"state": "ready", "imsi": "`+previewTestIMSI+`", "iccid": "`+previewTestICCID+`"},
+ "network": {"stat": 1, "act": 7, "tac": 4660, "cell_id": 27447553, "mcc": "262", "mnc": "01", "rssi_dbm": -71}}`), 0o600)
+	out, errOut, code := privacyCLI(t, "report", "preview", "--recipient", "operator", "--json",
+		"--config", conf, "--state-dir", dir, "--modem", "sim:"+sc)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var m struct {
+		Reports []struct {
+			Report map[string]any
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &m); err != nil || len(m.Reports) != 1 {
+		t.Fatalf("preview JSON: %v", err)
+	}
+	rep := m.Reports[0].Report
+	if rep["plmn"] != "26201" || rep["tac"] != float64(4660) || rep["cell_id"] != float64(27447553) || rep["reachable"] != true {
+		t.Errorf("operator report from the modem: %v", rep)
+	}
+	if _, ok := rep["lat"]; ok {
+		t.Error("a modem reading has no position, yet the report has one")
+	}
+	out2, errOut2, code := privacyCLI(t, "report", "preview", "--recipient", "scs-home",
+		"--config", conf, "--state-dir", dir, "--modem", "sim:"+sc)
+	if code != 0 || !strings.Contains(out2, "reachable  true") {
+		t.Fatalf("scs-home: exit %d: %s %s", code, out2, errOut2)
+	}
+	all := []byte(out + errOut + out2 + errOut2)
+	if hits := privacy.ScanForIdentifiers(all, previewTestIMSI, previewTestICCID, previewTestIMEI); len(hits) != 0 {
+		t.Errorf("%d identifier hits in preview output", len(hits))
+	}
+}
+
+func TestSnapshotFromStatus(t *testing.T) {
+	u := func(v uint32) *uint32 { return &v }
+	str := func(s string) *string { return &s }
+	i := func(v int) *int { return &v }
+	st := &atmodem.Status{
+		Registration: map[atmodem.Domain]*atmodem.Registration{
+			atmodem.DomainEPS: {Stat: 5, State: "roaming", TAC: u(0x1A2B)},
+		},
+		Operator: atmodem.Operator{MCC: str("262"), MNC: str("01")},
+		Signal:   atmodem.Signal{RSSIdBm: i(-71), RSRPdBm: i(-95)},
+		Cell:     &atmodem.ServingCell{State: "connected", SINRdB: previewF64(13)},
+	}
+	s := snapshotFromStatus(st)
+	if s.Status != privacy.StatusConnected || s.Cell == nil || *s.Cell.TAC != 0x1A2B || s.Cell.MCC != "262" ||
+		s.Radio == nil || *s.Radio.RSRPdBm != -95 || *s.Radio.SINRdB != 13 || s.Location != nil {
+		t.Fatalf("snapshot %+v", s)
+	}
+	st.Cell.State = "idle"
+	if snapshotFromStatus(st).Status != privacy.StatusIdle {
+		t.Error("idle not seen")
+	}
+	st.Cell = nil
+	if snapshotFromStatus(st).Status != privacy.StatusOnline {
+		t.Error("registered without RRC state is not online")
+	}
+	st.Registration[atmodem.DomainEPS].Stat = 2
+	if s := snapshotFromStatus(st); s.Status != privacy.StatusOffline || s.Cell != nil {
+		t.Error("unregistered is not offline")
+	}
+}
+
+func previewF64(v float64) *float64 { return &v }

@@ -58,6 +58,20 @@ func (a *Audit) Record(t time.Time, r Report, size int) error {
 	return a.Append(AuditEntry{Time: t.UTC(), Recipient: r.Recipient(), Carries: carries, Size: size})
 }
 
+// Disclose is the way to send a report: it encodes r and records the
+// disclosure, and returns the bytes only when the record is written. A
+// report that cannot be audited is not sent (fail closed).
+func (a *Audit) Disclose(r Report, now time.Time) ([]byte, error) {
+	b, err := r.Encode()
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Record(now, r, len(b)); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
 // Append writes one entry.
 func (a *Audit) Append(e AuditEntry) error {
 	if e.Carries == nil {

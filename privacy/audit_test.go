@@ -97,3 +97,33 @@ func TestAuditConcurrent(t *testing.T) {
 		t.Fatalf("%d entries, %d skipped, %v", len(entries), skipped, err)
 	}
 }
+
+func TestDiscloseFailsClosed(t *testing.T) {
+	dir := t.TempDir()
+	p := policyWith(t, "", "status = full")
+	r, err := p.View("r", fullSnapshot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := OpenAudit(dir, 0)
+	b, err := a.Disclose(r, testTime)
+	if err != nil || len(b) == 0 {
+		t.Fatalf("disclose: %v", err)
+	}
+	e, _, _ := ReadAudit(dir)
+	if len(e) != 1 || e[0].Size != len(b) || e[0].Carries["status"] != "full" {
+		t.Fatalf("audit after disclose: %+v", e)
+	}
+	// An audit that cannot be written: nothing to send.
+	bad := OpenAudit(filepath.Join(dir, "missing", "dir"), 0)
+	if b, err := bad.Disclose(r, testTime); err == nil || b != nil {
+		t.Fatal("report released without an audit record")
+	}
+	// An empty report is neither sent nor recorded.
+	if b, err := a.Disclose(Report{}, testTime); err == nil || b != nil {
+		t.Fatal("empty report disclosed")
+	}
+	if e, _, _ := ReadAudit(dir); len(e) != 1 {
+		t.Fatal("failed disclosure recorded")
+	}
+}

@@ -3,8 +3,8 @@
 //
 // The flow is one way:
 //
-//	Snapshot ──Policy.View(recipient)──► Report ──Encode()──► bytes sent
-//	                                        └──Audit.Record() (metadata only)
+//	Snapshot ──Policy.View(recipient)──► Report ──Audit.Disclose()──► bytes sent
+//	                                               (Encode + a metadata-only audit record)
 //
 // A Policy is read from the agent's configuration file (ParsePolicy): one
 // [recipient "NAME"] section per party, each naming the identity it

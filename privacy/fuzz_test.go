@@ -2,6 +2,7 @@ package privacy
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
 	"testing"
 	"time"
@@ -49,6 +50,7 @@ func FuzzView(f *testing.F) {
 	f.Add(48.137154, 11.576124, 12.0, int64(1795449600), uint16(2000), uint8(3))
 	f.Add(-90.0, 180.0, 0.0, int64(0), uint16(100), uint8(1))
 	f.Add(89.99999, -179.99999, 1e9, int64(-1), uint16(65535), uint8(4))
+	f.Add(10.0, 10.0, math.Inf(1), int64(5), uint16(1), uint8(2))
 	f.Fuzz(func(t *testing.T, lat, lon, acc float64, unix int64, grid uint16, st uint8) {
 		if unix < -1<<40 || unix > 1<<40 {
 			return
@@ -80,6 +82,21 @@ func FuzzView(f *testing.F) {
 			if math.IsNaN(la) || math.IsNaN(lo) || la < -90 || la > 90 || lo < -180 || lo > 180 {
 				t.Fatalf("masked position %v %v", la, lo)
 			}
+		}
+		if _, err := json.Marshal(r); err != nil {
+			t.Fatalf("json: %v", err)
+		}
+		pp := *p
+		pp.recipients = []Recipient{{Name: "r", Identity: "psk:r", Grants: Grants{Location: LocationPrecise}}}
+		rp, err := pp.View("r", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := json.Marshal(rp); err != nil {
+			t.Fatalf("json precise: %v", err)
+		}
+		if _, err := rp.Encode(); err != nil {
+			t.Fatalf("encode precise: %v", err)
 		}
 		r2, _ := p.View("r", s)
 		b2, _ := r2.Encode()

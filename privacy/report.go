@@ -373,7 +373,7 @@ func (p *Policy) View(recipient string, s Snapshot) (Report, error) {
 		if g.Location >= LocationPrecise {
 			lat, lon, acc := round6(loc.Lat), round6(loc.Lon), math.Round(loc.AccuracyM)
 			b.Lat, b.Lon = &lat, &lon
-			if acc > 0 {
+			if acc > 0 && !math.IsInf(acc, 0) {
 				b.AccuracyM = &acc
 			}
 		} else {
@@ -493,7 +493,7 @@ func longestStatus() string {
 }
 
 func validLocation(l Location) bool {
-	return l.Lat >= -90 && l.Lat <= 90 && l.Lon >= -180 && l.Lon <= 180 && !math.IsNaN(l.AccuracyM)
+	return l.Lat >= -90 && l.Lat <= 90 && l.Lon >= -180 && l.Lon <= 180 // false for NaN
 }
 
 func allDigits(s string, min, max int) bool {

@@ -143,9 +143,11 @@ func LoadHNPublicKey(path string) (*HNPublicKey, error) {
 	return ParseHNPublicKey(path, b)
 }
 
-// LoadHNPrivateKey reads the collector's home-network key file.
+// LoadHNPrivateKey reads the collector's home-network key file. Like the
+// device key, it must not be accessible by group or others
+// (ErrKeyPermissions).
 func LoadHNPrivateKey(path string) (*HNPrivateKey, error) {
-	b, err := os.ReadFile(path)
+	b, err := readPrivateFile(path)
 	if err != nil {
 		return nil, err
 	}

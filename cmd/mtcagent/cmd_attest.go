@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"os"
+
+	"github.com/mtcagent/mtcagent/attest"
+)
+
+func init() {
+	register(&command{
+		name:    "attest",
+		args:    "[--nonce HEX] [--recipient NAME] [--out FILE] [--imei-ueid] [--suci-hn-key FILE] [--modem SPEC] [--state-dir DIR]",
+		summary: "make a fresh signed UICC–IMEI binding token (COSE_Sign1, EdDSA) from one reading of the modem",
+		run:     runAttest,
+	})
+}
+
+// defaultRecipient names the receiver of tokens made on the command line:
+// UEIDs and pseudonyms are derived per recipient.
+const defaultRecipient = "collector"
+
+func runAttest(env *cmdEnv, args []string) error {
+	fs := newFlags(env, "attest")
+	nonceHex := fs.String("nonce", "", "the verifier's challenge in hex (8 to 64 bytes)")
+	recipient := fs.String("recipient", defaultRecipient, "who the token is for: selects the per-recipient UEID and pseudonyms")
+	out := fs.String("out", "", "write the raw token (CBOR) to FILE, or - for stdout; default: hex on stdout")
+	imeiUEID := fs.Bool("imei-ueid", false, "use the IMEI-type UEID (0x03): only where the recipient may learn the IMEI")
+	suciKeyPath := fs.String("suci-hn-key", "", "also carry the SUCI for this home-network public key file")
+	modem := modemFlag(fs, env)
+	stateDir := stateDirFlag(fs, env)
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	var nonce []byte
+	if *nonceHex != "" {
+		var err error
+		if nonce, err = hex.DecodeString(*nonceHex); err != nil || len(nonce) < 8 || len(nonce) > 64 {
+			return usagef("attest: --nonce must be 8 to 64 bytes in hex")
+		}
+	}
+	if *recipient == "" {
+		return usagef("attest: --recipient must not be empty")
+	}
+	var hn *attest.HNPublicKey
+	if *suciKeyPath != "" {
+		var err error
+		if hn, err = suciKey(*suciKeyPath, ""); err != nil {
+			return err
+		}
+	}
+	// Keys and counters first: a refused key file should not cost a modem session.
+	key, created, err := loadDeviceKey(*stateDir)
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(env.stderr, "mtcagent: created a new device key; give verifiers 'mtcagent key public'\n")
+	}
+	deriver, err := attest.LoadOrCreateDeriver(*stateDir)
+	if err != nil {
+		return keyHint(err, *stateDir)
+	}
+	boot, err := attest.BootCount(*stateDir)
+	if err != nil {
+		return withHint(err, "the counter file is damaged; the agent refuses to restart counters on its own")
+	}
+	ctr, err := attest.OpenCounter(*stateDir, 0)
+	if err != nil {
+		return withHint(err, "the counter file is damaged; the agent refuses to restart counters on its own")
+	}
+	defer ctr.Close()
+	issuer, err := attest.NewIssuer(key, ctr, attest.SystemClock, boot)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), modemTimeout)
+	defer cancel()
+	st, err := readStatus(ctx, env, *modem)
+	if err != nil {
+		return err
+	}
+	suci, err := concealForToken(hn, st.SIM.IMSI)
+	if err != nil {
+		return err
+	}
+	if st.SIM.IMSI.IsZero() && st.SIM.ICCID.IsZero() {
+		fmt.Fprintf(env.stderr, "mtcagent: warning: no SIM identity read (state %q): the token attests a device without SIM\n", st.SIM.State)
+	}
+	tok, err := issuer.SignBinding(deriver, attest.Binding{
+		Recipient: *recipient, Nonce: nonce,
+		IMEI: st.Modem.IMEI, IMSI: st.SIM.IMSI, ICCID: st.SIM.ICCID,
+		Model: st.Modem.Model, Revision: st.Modem.Revision,
+		AllowIMEI: *imeiUEID, SUCI: suci,
+	})
+	if err != nil {
+		if *imeiUEID && st.Modem.IMEI.IsZero() {
+			return withHint(err, "the modem did not report an IMEI; drop --imei-ueid")
+		}
+		return err
+	}
+	switch *out {
+	case "":
+		_, err = fmt.Fprintln(env.stdout, hex.EncodeToString(tok))
+	case "-":
+		_, err = env.stdout.Write(tok)
+	default:
+		err = os.WriteFile(*out, tok, 0o644)
+	}
+	return err
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/privacy/ident"
+)
+
+func init() {
+	register(&command{
+		name:    "suci",
+		args:    "--hn-key FILE [--profile A|B|null] [--mnc-digits 2|3] [--json] [--modem SPEC]",
+		summary: "print the SUCI (TS 33.501 concealed IMSI) the device would present, for the operator's home-network key",
+		run:     runSUCI,
+	})
+}
+
+func runSUCI(env *cmdEnv, args []string) error {
+	fs := newFlags(env, "suci")
+	keyPath := fs.String("hn-key", "", "the operator's home-network public key file (see docs/attestation.md)")
+	profile := fs.String("profile", "", "protection scheme: A (X25519), B (P-256) or null; default: the key file's")
+	mncDigits := fs.Int("mnc-digits", 0, "digits of the MNC in the IMSI (2 or 3); default: the key file's, else 2")
+	asJSON := fs.Bool("json", false, "print the SUCI and its parts as JSON")
+	modem := modemFlag(fs, env)
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	hn, err := suciKey(*keyPath, *profile)
+	if err != nil {
+		return err
+	}
+	if *mncDigits != 0 {
+		if *mncDigits != 2 && *mncDigits != 3 {
+			return usagef("suci: --mnc-digits must be 2 or 3")
+		}
+		hn.MNCDigits = *mncDigits
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), modemTimeout)
+	defer cancel()
+	st, err := readStatus(ctx, env, *modem)
+	if err != nil {
+		return err
+	}
+	if st.SIM.IMSI.IsZero() {
+		return withHint(errors.New("suci: the modem reports no IMSI"), "check the SIM: 'mtcagent status' shows its state")
+	}
+	s, err := attest.Conceal(hn, st.SIM.IMSI, nil)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return attWriteJSON(env.stdout, map[string]any{
+			"suci": s.String(), "supi_type": 0, "mcc": s.MCC, "mnc": s.MNC,
+			"routing_indicator": s.RoutingIndicator, "profile": s.Scheme.String(),
+			"protection_scheme_id": int(s.Scheme), "hn_key_id": s.KeyID,
+		})
+	}
+	_, err = fmt.Fprintln(env.stdout, s.String())
+	return err
+}
+
+// suciKey loads the home-network public key, or makes the null-scheme
+// parameters when --profile null is given without a key.
+func suciKey(path, profile string) (*attest.HNPublicKey, error) {
+	var want *attest.Scheme
+	if profile != "" {
+		s, err := attest.ParseScheme(profile)
+		if err != nil {
+			return nil, &usageError{msg: err.Error()}
+		}
+		want = &s
+	}
+	if path == "" {
+		if want != nil && *want == attest.SchemeNull {
+			return &attest.HNPublicKey{Scheme: attest.SchemeNull, RoutingIndicator: "0", MNCDigits: 2}, nil
+		}
+		return nil, &usageError{msg: "suci: --hn-key is required for Profiles A and B", hint: "the operator provides the home-network public key file; see docs/attestation.md"}
+	}
+	hn, err := attest.LoadHNPublicKey(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, &usageError{msg: err.Error()}
+		}
+		return nil, &usageError{msg: "suci: " + err.Error(), hint: "format: see 'home-network key file' in docs/attestation.md"}
+	}
+	if want != nil && *want != hn.Scheme {
+		if *want == attest.SchemeNull {
+			return &attest.HNPublicKey{Scheme: attest.SchemeNull, RoutingIndicator: hn.RoutingIndicator, MNCDigits: hn.MNCDigits}, nil
+		}
+		return nil, usagef("suci: --profile %s but the key file is for profile %s", *want, hn.Scheme)
+	}
+	return hn, nil
+}
+
+// concealForToken is the SUCI for a binding token, or "" without a key.
+func concealForToken(hn *attest.HNPublicKey, imsi ident.IMSI) (string, error) {
+	if hn == nil || imsi.IsZero() {
+		return "", nil
+	}
+	s, err := attest.Conceal(hn, imsi, nil)
+	if err != nil {
+		return "", err
+	}
+	return s.String(), nil
+}

@@ -199,10 +199,14 @@ func parseQENGRAT(f []field) *ServingCell {
 //	+CPSI: LTE,Online,262-01,0x1A2B,27447553,123,EUTRAN-BAND3,1300,5,5,-94,-850,-600,15
 //	+CPSI: GSM,Online,262-01,0x1A2B,12401,27 EGSM 900,-64,2110,42-42
 //	+CPSI: WCDMA,Online,262-01,0x1A2B,2345678,WCDMA IMT 2000,123,10737,0,-75,-98,-5,24,42,-34,-16,3
+//	+CPSI: LTE CAT-M1,Online,262-01,0x1A2B,27447553,123,EUTRAN-BAND20,6300,3,3,-110,-950,-650,12
+//	+CPSI: NR5G_SA,Online,262-01,0x1A2B2C,12345678901,123,NR5G_BAND78,627264,-800,-110,230
 //	+CPSI: NO SERVICE,Online
 //
-// The LTE RSRQ, RSRP and RSSI are in tenths of a dB; the cell id is decimal
-// and the area code 0x-prefixed hex.
+// The LTE RSRQ, RSRP and RSSI and the NR RSRP, RSRQ and SINR are in tenths
+// of a dB; the GSM RxLev is in dBm; the cell id is decimal and the area code
+// 0x-prefixed hex. SIM7000 and SIM7080 name their modes "LTE CAT-M1" and
+// "LTE NB-IOT".
 func ParseCPSI(line string) (*ServingCell, error) {
 	v, ok := value(line, "+CPSI:")
 	if !ok {
@@ -223,8 +227,12 @@ func ParseCPSI(line string) (*ServingCell, error) {
 	case "NO SERVICE":
 		c.State = "searching"
 		return c, nil
-	case "LTE", "CAT-M", "NB-IOT":
-		c.RAT = strings.ToLower(mode)
+	case "LTE":
+		c.RAT = "lte"
+	case "CAT-M", "CAT-M1", "LTE CAT-M1", "LTE CAT-M":
+		c.RAT = "cat-m"
+	case "NB-IOT", "LTE NB-IOT":
+		c.RAT = "nb-iot"
 	case "GSM":
 		c.RAT = "gsm"
 	case "WCDMA":
@@ -257,7 +265,10 @@ func ParseCPSI(line string) (*ServingCell, error) {
 		return nil
 	}
 	switch c.RAT {
-	case "gsm", "wcdma":
+	case "gsm":
+		c.LAC = area
+		c.RSSIdBm = num(f, 6)
+	case "wcdma":
 		c.LAC = area
 	default:
 		c.TAC = area
@@ -271,7 +282,9 @@ func ParseCPSI(line string) (*ServingCell, error) {
 			}
 		}
 		c.EARFCN = inum(f, 7)
-		if c.RAT != "nr5g-sa" {
+		if c.RAT == "nr5g-sa" {
+			c.RSRPdBm, c.RSRQdB, c.SINRdB = tenth(8), tenth(9), tenth(10)
+		} else {
 			c.RSRQdB, c.RSRPdBm, c.RSSIdBm = tenth(10), tenth(11), tenth(12)
 			c.SINRdB = num(f, 13)
 		}

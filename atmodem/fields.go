@@ -91,6 +91,11 @@ func (f field) hexOrDec() (uint64, bool) {
 		s, base = h, 16
 	} else if strings.ContainsAny(s, "abcdefABCDEF") {
 		base = 16
+	} else if len(s) > 1 && s[0] == '0' {
+		// Zero-padded to a fixed width ("0012", "00A1B2C3" without
+		// letters): a hex string that lost its quotes, as no modem
+		// pads a decimal number.
+		base = 16
 	}
 	if len(s) > 16 {
 		return 0, false

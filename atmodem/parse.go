@@ -110,11 +110,18 @@ func IsRegQueryReply(line string) bool {
 		return false
 	}
 	f := splitFields(strings.TrimSpace(rest))
-	if len(f) < 2 || f[1].quoted || f[1].empty {
+	if len(f) < 2 || f[0].quoted || f[1].quoted || f[1].empty {
 		return false
 	}
-	_, ok = f[1].int()
-	return ok
+	// <n> is 0..5 and <stat> 0..11; a URC from a modem that prints its
+	// area code unquoted and in decimal ("+CREG: 1,6699,...") has a
+	// number there too, but one beyond the <stat> range.
+	n, ok := f[0].int()
+	if !ok || n < 0 || n > 5 {
+		return false
+	}
+	stat, ok := f[1].int()
+	return ok && stat >= 0 && stat <= 11
 }
 
 // ParseRegistration parses a +CREG/+CGREG/+CEREG/+C5GREG line, either the
@@ -215,7 +222,8 @@ type Signal struct {
 }
 
 // ParseCSQ parses "+CSQ: <rssi>,<ber>": rssi 0..31 is -113..-51 dBm, 99
-// unknown; ber 0..7, 99 unknown.
+// unknown; 100..191 is -116..-25 dBm (TD-SCDMA RSCP, as Quectel and
+// 27.007 extend it), 199 unknown; ber 0..7, 99 unknown.
 func ParseCSQ(line string) (Signal, error) {
 	v, ok := value(line, "+CSQ:")
 	if !ok {
@@ -223,12 +231,16 @@ func ParseCSQ(line string) (Signal, error) {
 	}
 	f := splitFields(v)
 	rssi, ok := f[0].int()
-	if !ok || rssi < 0 || (rssi > 31 && rssi != 99) {
+	valid := rssi >= 0 && rssi <= 31 || rssi == 99 || rssi >= 100 && rssi <= 191 || rssi == 199
+	if !ok || !valid {
 		return Signal{}, fmt.Errorf("csq: bad <rssi>")
 	}
 	var s Signal
-	if rssi != 99 {
+	switch {
+	case rssi <= 31:
 		s.RSSIdBm = ptr(-113 + 2*rssi)
+	case rssi >= 100 && rssi <= 191:
+		s.RSSIdBm = ptr(-216 + rssi)
 	}
 	if len(f) > 1 {
 		if ber, ok := f[1].int(); ok && ber >= 0 && ber <= 7 {
@@ -286,9 +298,13 @@ func ParseCPIN(line string) (string, error) {
 	switch strings.ToUpper(strings.Trim(v, `" `)) {
 	case "READY":
 		return SIMReady, nil
+	case "SIM PIN2", "SIM PUK2":
+		// PIN2 guards only a few files (FDN); the SIM is otherwise
+		// usable, as ModemManager treats it.
+		return SIMReady, nil
 	case "SIM PIN":
 		return SIMPIN, nil
-	case "SIM PUK", "SIM PIN2", "SIM PUK2":
+	case "SIM PUK":
 		return SIMPUK, nil
 	case "NOT INSERTED", "NO SIM", "SIM REMOVED", "NOT AVAILABLE":
 		return SIMAbsent, nil
@@ -331,18 +347,48 @@ func ParseCIMI(lines []string) (ident.IMSI, error) {
 
 // ParseICCIDLines finds the ICCID in the reply to AT+CCID, AT+QCCID,
 // AT+CICCID or AT+ICCID: "+CCID: 89...", "+QCCID: 89...", "+ICCID: 89...",
-// quoted or bare.
+// "#CCID: 89..." (Telit), "ICCID: 89..." (Sierra), quoted or bare. An ICCID
+// always starts with 89 (ITU-T E.118); one printed as "98..." is the raw
+// EF_ICCID with swapped nibbles, as some firmware gives it, and is decoded.
 func ParseICCIDLines(lines []string) (ident.ICCID, error) {
 	for _, l := range lines {
 		s := l
-		if i := strings.IndexByte(s, ':'); i >= 0 && strings.HasPrefix(s, "+") {
+		if i := strings.IndexByte(s, ':'); i >= 0 && isCommandName(s[:i]) {
 			s = s[i+1:]
 		}
-		if id, err := ident.ParseICCID(strings.Trim(strings.TrimSpace(s), `"`)); err == nil {
+		s = strings.Trim(strings.TrimSpace(s), `"`)
+		if strings.HasPrefix(s, "98") && len(s)%2 == 0 {
+			s = unswapBCD(s)
+		}
+		if id, err := ident.ParseICCID(s); err == nil {
 			return id, nil
 		}
 	}
 	return ident.ICCID{}, fmt.Errorf("iccid: %w", ErrNoReading)
+}
+
+// isCommandName reports whether s looks like "+QCCID", "#CCID" or "ICCID":
+// an optional +, # or ! and then letters.
+func isCommandName(s string) bool {
+	s = strings.TrimLeft(s, "+#!")
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i] | 0x20; c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
+// unswapBCD swaps the two characters of each pair: "981000" -> "890100".
+func unswapBCD(s string) string {
+	b := []byte(s)
+	for i := 0; i+1 < len(b); i += 2 {
+		b[i], b[i+1] = b[i+1], b[i]
+	}
+	return string(b)
 }
 
 // ParseCRSMICCID decodes the reply to AT+CRSM=176,12258,0,0,10 (READ

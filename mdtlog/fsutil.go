@@ -85,7 +85,9 @@ func createMasterKey(path string, rnd io.Reader) ([]byte, error) {
 }
 
 // destroyMasterKey overwrites the key file in place with random bytes,
-// syncs, and removes it. On flash with wear levelling the old bytes may
+// syncs, and removes it (the caller syncs the directory). If a crash comes
+// before the removal is durable, the file holds random bytes, which open
+// nothing. On flash with wear levelling the old bytes may
 // survive in spare blocks; see docs/mdt.md for what that means.
 func destroyMasterKey(path string) (bool, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)

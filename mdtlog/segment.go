@@ -122,46 +122,63 @@ type frameResult struct {
 
 // scanFrames walks the frames of a segment body (data after the header,
 // which starts at file offset headerSize) and calls fn for each, good or
-// bad. It stops at a torn frame or a bad length (nothing after either can be
-// parsed). It never panics on arbitrary bytes. fn's plain is valid only
-// during the call.
+// bad. Segments are preallocated with zeros, so a remainder of zeros is the
+// clean end of the segment, not an error. It stops at a torn frame or a bad
+// length (nothing after either can be parsed). It never panics on arbitrary
+// bytes. fn's plain is valid only during the call.
 func (k *segKeys) scanFrames(body []byte, fn func(frameResult) bool) {
 	var buf []byte
 	off := 0
 	for idx := uint64(0); off < len(body); idx++ {
+		start := off
 		r := frameResult{idx: idx, off: int64(headerSize + off)}
+		fail := func(err error) {
+			if !allZero(body[start:]) {
+				r.err, r.end = err, int64(headerSize+len(body))
+				fn(r)
+			}
+		}
 		if len(body)-off < lenSize {
-			r.err, r.end = ErrTorn, int64(headerSize+len(body))
-			fn(r)
+			fail(ErrTorn)
 			return
 		}
 		k.setIndex(idx)
 		n := binary.BigEndian.Uint32(body[off:]) ^ k.mask()
 		if n < tagSize || n > MaxRecordSize+tagSize {
-			r.err, r.end = ErrBadLength, int64(headerSize+len(body))
-			fn(r)
+			fail(ErrBadLength)
 			return
 		}
-		start := off + lenSize
-		if uint64(len(body)-start) < uint64(n) {
-			r.err, r.end = ErrTorn, int64(headerSize+len(body))
-			fn(r)
+		ctStart := off + lenSize
+		if uint64(len(body)-ctStart) < uint64(n) {
+			fail(ErrTorn)
 			return
 		}
-		ct := body[start : start+int(n)]
-		off = start + int(n)
-		r.end = int64(headerSize + off)
+		ct := body[ctStart : ctStart+int(n)]
 		p, err := k.aead.Open(buf[:0], k.nonce[:], ct, k.adBuf[:])
 		if err != nil {
+			if allZero(body[start:]) {
+				return
+			}
 			r.err = ErrAuth
 		} else {
 			buf = p
 			r.plain = p
 		}
+		off = ctStart + int(n)
+		r.end = int64(headerSize + off)
 		if !fn(r) {
 			return
 		}
 	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // ScanSegment reads one whole segment file's bytes with master and calls fn
@@ -169,16 +186,24 @@ func (k *segKeys) scanFrames(body []byte, fn func(frameResult) bool) {
 // is returned as a *RecordError (a torn or unparseable tail ends the list).
 // It is the reader the fuzz target exercises.
 func ScanSegment(data, master []byte, fn func(Entry)) (good int, bad []*RecordError, err error) {
+	good, bad, _, err = scanSegment(data, master, fn)
+	return good, bad, err
+}
+
+// scanSegment is ScanSegment that also returns the end offset of the last
+// frame that authenticated (headerSize when none did).
+func scanSegment(data, master []byte, fn func(Entry)) (good int, bad []*RecordError, end int64, err error) {
+	end = headerSize
 	h, err := parseHeader(data)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	if len(master) != masterKeySize {
-		return 0, nil, ErrNoKey
+		return 0, nil, 0, ErrNoKey
 	}
 	k, err := deriveKeys(master, h)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	seq := h.seq()
 	k.scanFrames(data[headerSize:], func(f frameResult) bool {
@@ -189,6 +214,7 @@ func ScanSegment(data, master []byte, fn func(Entry)) (good int, bad []*RecordEr
 				f.err = derr
 			} else {
 				good++
+				end = f.end
 				if fn != nil {
 					fn(Entry{Pos: Position{Segment: seq, Index: f.idx}, Record: rec})
 				}
@@ -198,5 +224,5 @@ func ScanSegment(data, master []byte, fn func(Entry)) (good int, bad []*RecordEr
 		bad = append(bad, &RecordError{Segment: seq, Index: f.idx, Offset: f.off, Err: f.err})
 		return true
 	})
-	return good, bad, nil
+	return good, bad, end, nil
 }

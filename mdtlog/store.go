@@ -28,8 +28,10 @@ type Options struct {
 	// Retention deletes segments last written longer ago than this.
 	// 0 means DefaultRetention; negative keeps segments regardless of age.
 	Retention time.Duration
-	// SegmentBytes is the size at which a segment is closed and a new one
-	// started. 0 means MaxBytes/8, at least 4 KiB and at most 1 MiB.
+	// SegmentBytes is the size of a segment file (preallocated). 0 means
+	// MaxBytes/8, at least 4 KiB and at most 8 MiB, so that a log holds
+	// about eight segments whatever its cap, and Clear removes about eight
+	// files whatever the log size.
 	SegmentBytes int64
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -45,12 +47,9 @@ func (o *Options) fill() {
 		o.Retention = DefaultRetention
 	}
 	if o.SegmentBytes <= 0 {
-		o.SegmentBytes = min(max(o.MaxBytes/8, 4<<10), 1<<20)
+		o.SegmentBytes = min(max(o.MaxBytes/8, 4<<10), 8<<20)
 	}
-	if o.SegmentBytes < headerSize+FrameOverhead+MaxRecordSize {
-		// A segment must hold at least one record of the largest size.
-		o.SegmentBytes = max(o.SegmentBytes, 4<<10)
-	}
+	o.SegmentBytes = max(o.SegmentBytes, 4<<10)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -72,6 +71,9 @@ type Store struct {
 	master  []byte
 	w       *writer
 	counts  map[uint64]int // records per segment, where known
+	// abandoned segments had a failed write: never append to them again,
+	// so that no record index is used twice under one key.
+	abandoned map[uint64]bool
 }
 
 // writer appends to the newest segment.
@@ -81,7 +83,7 @@ type writer struct {
 	seq  uint64
 	keys *segKeys
 	idx  uint64 // index of the next record
-	size int64  // file size = offset of the next frame
+	size int64  // offset of the next frame (the file is preallocated beyond)
 	buf  []byte
 }
 
@@ -100,7 +102,7 @@ func Open(stateDir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: dir, opts: opts, lock: lk, counts: map[uint64]int{}}
+	s := &Store{dir: dir, opts: opts, lock: lk, counts: map[uint64]int{}, abandoned: map[uint64]bool{}}
 	s.consent = readConsent(s.path("consent"))
 	s.master, err = readMasterKey(s.path("key"))
 	if err != nil {
@@ -222,9 +224,6 @@ func (s *Store) clearLocked() (Destroyed, error) {
 	d.KeyDestroyed = kd
 	if err != nil {
 		return d, err
-	}
-	if err := syncDir(s.dir); err != nil {
-		return d, fmt.Errorf("clear mdt log: %w", err)
 	}
 	segs, err := s.listSegments()
 	if err != nil {
@@ -382,8 +381,10 @@ func (s *Store) flush() error {
 	}
 	w.buf = w.buf[:0]
 	if err != nil {
-		_ = w.f.Truncate(w.size)
+		// Put the zeros back (best effort) and abandon the segment.
+		_, _ = w.f.WriteAt(make([]byte, n), w.size)
 		_ = datasync(w.f)
+		s.abandoned[w.seq] = true
 		s.closeWriter()
 		return fmt.Errorf("append mdt record: %w", err)
 	}
@@ -393,8 +394,10 @@ func (s *Store) flush() error {
 }
 
 // ensureWriter makes sure there is a segment to append to: it loads or
-// creates the master key, repairs the last segment's torn tail, and always
-// starts a new segment (a record index is never reused under one key).
+// creates the master key and repairs the last segment's tail; it continues
+// that segment only when it ends cleanly (every record authentic, then the
+// preallocated zeros), so that a record index is never used twice under one
+// key, and starts a new segment otherwise.
 func (s *Store) ensureWriter() error {
 	if s.w != nil {
 		return nil
@@ -419,60 +422,73 @@ func (s *Store) ensureWriter() error {
 	if len(segs) > 0 {
 		last := segs[len(segs)-1]
 		next = last.seq + 1
-		if err := s.repairTail(last); err != nil {
+		w, err := s.repairTail(last)
+		if err != nil {
 			return err
+		}
+		if w != nil {
+			s.w = w
+			s.pruneLocked()
+			return nil
 		}
 	}
 	s.pruneLocked()
 	return s.createSegment(next)
 }
 
-// repairTail cuts a torn or unauthenticated tail off a segment: everything
-// after the last record that authenticates, when no good record follows it.
-// Records reported durable were synced and authenticate, so they are kept.
-func (s *Store) repairTail(sg segInfo) error {
+// repairTail zeroes a torn or unauthenticated tail of a segment: everything
+// after the last record that authenticates. Records reported durable were
+// synced and authenticate, so they are kept. It returns a writer that
+// continues the segment when the segment ended cleanly and has room.
+func (s *Store) repairTail(sg segInfo) (*writer, error) {
 	data, err := os.ReadFile(s.path(sg.name))
 	if err != nil {
-		return &SegmentError{Op: "read", Name: sg.name, Err: err}
+		return nil, &SegmentError{Op: "read", Name: sg.name, Err: err}
 	}
 	h, err := parseHeader(data)
 	if err != nil {
 		// A header torn by a crash right after creation: nothing in it was
 		// ever reported durable.
-		if len(data) < headerSize {
-			return s.removeSegment(sg.name)
+		if len(data) < headerSize || allZero(data) {
+			return nil, s.removeSegment(sg.name)
 		}
-		return nil // not ours to repair; readers report it
+		return nil, nil // not ours to repair; readers report it
 	}
 	keys, err := deriveKeys(s.master, h)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	goodEnd := int64(headerSize)
-	n := 0
+	n, bad := 0, false
 	keys.scanFrames(data[headerSize:], func(f frameResult) bool {
 		if f.err == nil {
 			goodEnd = f.end
 			n = int(f.idx) + 1
+		} else {
+			bad = true
 		}
 		return true
 	})
-	if goodEnd < int64(len(data)) {
-		f, err := os.OpenFile(s.path(sg.name), os.O_WRONLY, 0)
-		if err != nil {
-			return &SegmentError{Op: "repair", Name: sg.name, Err: err}
-		}
-		err = f.Truncate(goodEnd)
+	s.counts[sg.seq] = n
+	f, err := os.OpenFile(s.path(sg.name), os.O_RDWR, 0)
+	if err != nil {
+		return nil, &SegmentError{Op: "repair", Name: sg.name, Err: err}
+	}
+	if !allZero(data[goodEnd:]) {
+		_, err = f.WriteAt(make([]byte, int64(len(data))-goodEnd), goodEnd)
 		if err == nil {
 			err = datasync(f)
 		}
-		f.Close()
 		if err != nil {
-			return &SegmentError{Op: "repair", Name: sg.name, Err: err}
+			f.Close()
+			return nil, &SegmentError{Op: "repair", Name: sg.name, Err: err}
 		}
 	}
-	s.counts[sg.seq] = n
-	return nil
+	if bad || s.abandoned[sg.seq] || int64(len(data))-goodEnd < 512 {
+		f.Close()
+		return nil, nil
+	}
+	return &writer{f: f, name: sg.name, seq: sg.seq, keys: keys, idx: uint64(n), size: goodEnd}, nil
 }
 
 func (s *Store) removeSegment(name string) error {
@@ -505,7 +521,17 @@ func (s *Store) createSegment(seq uint64) error {
 	if err != nil {
 		return &SegmentError{Op: "create", Name: name, Err: err}
 	}
+	// Preallocate the whole segment with zeros (written, not fallocated),
+	// so that an append overwrites blocks in place and its fdatasync need
+	// not commit a size change: one device write per append. It also means
+	// a segment's size says nothing about how many records it holds.
 	_, err = f.Write(h[:])
+	zeros := make([]byte, 64<<10)
+	for left := s.opts.SegmentBytes - headerSize; err == nil && left > 0; {
+		k := min(left, int64(len(zeros)))
+		_, err = f.Write(zeros[:k])
+		left -= k
+	}
 	if err == nil {
 		err = datasync(f)
 	}
@@ -572,7 +598,8 @@ func (s *Store) pruneLocked() error {
 // ScanReport summarises a read of the whole log.
 type ScanReport struct {
 	Segments int
-	Bytes    int64 // bytes of all segment files
+	Bytes    int64 // bytes of all segment files (preallocated space included)
+	Used     int64 // bytes up to the end of each segment's last record
 	Records  int   // records that authenticated and decoded
 	Failed   int   // records that did not (tampered, corrupt, undecodable)
 	Torn     int   // segments ending in an incomplete record
@@ -625,7 +652,7 @@ func (s *Store) Records(fn func(Entry) error) (ScanReport, error) {
 		if s.w != nil && sg.seq == s.w.seq {
 			data = data[:min(int64(len(data)), s.w.size)]
 		}
-		good, bad, err := ScanSegment(data, s.master, func(e Entry) {
+		good, bad, end, err := scanSegment(data, s.master, func(e Entry) {
 			if ferr != nil {
 				return
 			}
@@ -645,6 +672,7 @@ func (s *Store) Records(fn func(Entry) error) (ScanReport, error) {
 			continue
 		}
 		rep.Records += good
+		rep.Used += end
 		n := good
 		for _, b := range bad {
 			if errors.Is(b, ErrTorn) {

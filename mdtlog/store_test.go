@@ -152,10 +152,11 @@ func TestFilesRevealOnlySize(t *testing.T) {
 }
 
 // segmentLayout appends n records to a fresh store and returns the segment
-// bytes, the master key, and the end offset of each frame.
+// bytes (with 64 bytes of its preallocated zeros), the master key, and the
+// end offset of each frame.
 func segmentLayout(t testing.TB, n int) (seg, master []byte, ends []int) {
 	dir := t.TempDir()
-	s := openTest(t, dir, Options{})
+	s := openTest(t, dir, Options{SegmentBytes: 4 << 10})
 	consent(t, s)
 	off := headerSize
 	for i := range n {
@@ -172,10 +173,10 @@ func segmentLayout(t testing.TB, n int) (seg, master []byte, ends []int) {
 		t.Fatalf("want one segment, have %d", len(segs))
 	}
 	seg, _ = os.ReadFile(segs[0])
-	if len(seg) != off {
-		t.Fatalf("segment is %d bytes, want %d", len(seg), off)
+	if len(seg) != 4<<10 || !allZero(seg[off:]) {
+		t.Fatalf("segment is %d bytes, want 4 KiB with zeros after %d", len(seg), off)
 	}
-	return seg, append([]byte(nil), s.master...), ends
+	return seg[:off+64], append([]byte(nil), s.master...), ends
 }
 
 func TestTamperEveryByte(t *testing.T) {
@@ -185,7 +186,10 @@ func TestTamperEveryByte(t *testing.T) {
 		for _, flip := range []byte{0x01, 0x80} {
 			data := append([]byte(nil), seg...)
 			data[pos] ^= flip
-			hit := -1 // record holding pos (-1: header)
+			hit := -1 // record holding pos (-1: header, n: the zeros after)
+			if pos >= ends[n-1] {
+				hit = n
+			}
 			for i, e := range ends {
 				if pos >= headerSize && pos < e {
 					hit = i

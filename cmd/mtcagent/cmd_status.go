@@ -1,9 +1,14 @@
 package main
 
 import (
+	"errors"
+	"flag"
+	"time"
+
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/mtcagent/mtcagent/agent"
 	"io"
 	"strings"
 
@@ -22,17 +27,35 @@ func init() {
 func runStatus(env *cmdEnv, args []string) error {
 	fs := newFlags(env, "status")
 	modem := modemFlag(fs, env)
+	stateDir := stateDirFlag(fs, env)
 	asJSON := fs.Bool("json", false, "print the status contract as JSON")
 	if err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), modemTimeout)
 	defer cancel()
-	st, err := readStatus(ctx, env, *modem)
-	if err != nil {
-		return err
+	var j *atmodem.StatusJSON
+	// Without --modem, a running daemon owns the port: ask it.
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "modem" })
+	if !explicit && env.getenv("MTCAGENT_MODEM") == "" {
+		var dj atmodem.StatusJSON
+		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
+		err := agent.Call(dctx, *stateDir, "status", nil, &dj)
+		dcancel()
+		if err == nil {
+			j = &dj
+		} else if !errors.Is(err, agent.ErrNotRunning) {
+			return fmt.Errorf("running agent: %w", err)
+		}
 	}
-	j := st.Revealed() // the owner's own view: identifiers in clear
+	if j == nil {
+		st, err := readStatus(ctx, env, *modem)
+		if err != nil {
+			return err
+		}
+		j = st.Revealed() // the owner's own view: identifiers in clear
+	}
 	if *asJSON {
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")

@@ -1,0 +1,468 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/privacy/ident"
+)
+
+// Outbox keeps signed messages until they are delivered (agent/outbox is
+// the durable one).
+type Outbox interface {
+	Append(msg []byte) (uint64, error)
+}
+
+// Deps are the agent's connections to the outside world.
+type Deps struct {
+	Open   atmodem.Opener
+	Outbox Outbox
+	Log    *slog.Logger
+	Clock  attest.Clock // wall time and whether it is synchronised
+	// Every returns a ticker channel and its stop function (time.Ticker
+	// by default); tests inject their own.
+	Every func(d time.Duration) (<-chan time.Time, func())
+	// Engine options for the modem (timeouts).
+	EngineOptions []atmodem.Option
+}
+
+// Agent is the running daemon.
+type Agent struct {
+	cfg    Config
+	deps   Deps
+	log    *slog.Logger
+	issuer *attest.Issuer
+	policy *attest.BindingPolicy
+	mon    *atmodem.Monitor
+
+	mu       sync.Mutex
+	lostAt   time.Time // connectivity lost (monotonic), zero when connected
+	lostWall time.Time
+	online   bool
+	recent   []EventRecord // the last events, for the control socket
+	state    persisted
+	counts   map[string]int
+}
+
+// EventRecord is a monitoring event as the agent signed and queued it.
+type EventRecord struct {
+	Type    string         `json:"type"`
+	Time    time.Time      `json:"time"`
+	Synced  bool           `json:"clock_synced"`
+	Seq     uint64         `json:"outbox_id"`
+	Details map[string]any `json:"details,omitempty"`
+}
+
+// persisted is <state>/agent.json: what must survive restarts to notice
+// changes across them. No identifiers.
+type persisted struct {
+	ConfigDigest string `json:"config_sha256,omitempty"`
+	Firmware     string `json:"firmware_sha256,omitempty"` // of manufacturer/model/revision
+}
+
+// Private claim labels of monitoring events (attest's are -65537..-65545).
+const (
+	LabelDetails int64 = -65560 // map: event details (no identifiers)
+)
+
+// New checks the state directory and prepares keys and counters.
+func New(cfg Config, deps Deps) (*Agent, error) {
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	if deps.Clock == nil {
+		deps.Clock = attest.SystemClock
+	}
+	if deps.Every == nil {
+		deps.Every = func(d time.Duration) (<-chan time.Time, func()) {
+			t := time.NewTicker(d)
+			return t.C, t.Stop
+		}
+	}
+	if deps.Open == nil || deps.Outbox == nil {
+		return nil, errors.New("agent: needs a modem opener and an outbox")
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	key, created, err := attest.LoadOrCreateDeviceKey(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		deps.Log.Info("device key created", "dir", cfg.StateDir)
+	}
+	d, err := attest.LoadOrCreateDeriver(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	seq, err := attest.OpenCounter(cfg.StateDir, 0)
+	if err != nil {
+		return nil, err
+	}
+	boot, err := attest.IncrementBootCount(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	is, err := attest.NewIssuer(key, seq, deps.Clock, boot)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := attest.OpenBindingPolicy(cfg.StateDir, d, cfg.BindingAction, []string{cfg.Recipient})
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, deps: deps, log: deps.Log, issuer: is, policy: pol, counts: map[string]int{}}
+	a.loadState()
+	return a, nil
+}
+
+// Issuer returns the agent's token issuer (for attestation requests).
+func (a *Agent) Issuer() *attest.Issuer { return a.issuer }
+
+// Status returns the modem's last full reading, or nil.
+func (a *Agent) Status() *atmodem.Status {
+	if a.mon == nil {
+		return nil
+	}
+	return a.mon.Status()
+}
+
+// Recent returns the last monitoring events, oldest first.
+func (a *Agent) Recent() []EventRecord {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]EventRecord(nil), a.recent...)
+}
+
+// Run works until ctx ends; it returns nil on a clean shutdown.
+func (a *Agent) Run(ctx context.Context) error {
+	events := make(chan atmodem.Event, 256)
+	a.mon = atmodem.NewMonitor(atmodem.MonitorConfig{
+		Open:          a.deps.Open,
+		Poll:          a.cfg.Poll,
+		Log:           a.log,
+		EngineOptions: a.deps.EngineOptions,
+		OnEvent: func(ev atmodem.Event) {
+			select {
+			case events <- ev:
+			default:
+				// Never block the modem; an overflow is itself reported.
+				a.log.Error("event queue full: modem event not processed", "event", string(ev.Kind))
+			}
+		},
+	})
+	a.emit("agent_started", map[string]any{"heartbeat_s": int(a.cfg.Heartbeat / time.Second)})
+	if d := hex.EncodeToString(a.cfg.Digest[:]); a.cfg.Digest != ([32]byte{}) && a.state.ConfigDigest != "" && a.state.ConfigDigest != d {
+		a.emit("config_changed", nil)
+	}
+	if a.cfg.Digest != ([32]byte{}) {
+		a.state.ConfigDigest = hex.EncodeToString(a.cfg.Digest[:])
+		a.saveState()
+	}
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	wg.Add(1)
+	go func() { defer wg.Done(); a.mon.Run(ctx) }()
+	if a.cfg.Heartbeat > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.heartbeats(ctx) }()
+	}
+	first := true
+	for {
+		select {
+		case <-ctx.Done():
+			a.log.Info("agent stopping")
+			return nil
+		case <-a.mon.Ready():
+			if first {
+				first = false
+				a.onFirstReading()
+			}
+		case ev := <-events:
+			a.onModemEvent(ev)
+		}
+		if !first {
+			// Ready stays closed; stop selecting on it.
+			for {
+				select {
+				case <-ctx.Done():
+					a.log.Info("agent stopping")
+					return nil
+				case ev := <-events:
+					a.onModemEvent(ev)
+				}
+			}
+		}
+	}
+}
+
+func (a *Agent) heartbeats(ctx context.Context) {
+	tick, stop := a.deps.Every(a.cfg.Heartbeat)
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			tok, err := a.issuer.SignHeartbeat()
+			if err != nil {
+				a.log.Error("heartbeat not signed", "err", err)
+				continue
+			}
+			if _, err := a.deps.Outbox.Append(tok); err != nil {
+				a.log.Error("heartbeat not queued", "err", err)
+			}
+		}
+	}
+}
+
+func (a *Agent) onFirstReading() {
+	st := a.mon.Status()
+	a.checkFirmware(st)
+	a.observeSIM(st.SIM)
+	a.mu.Lock()
+	a.online = st.Registered()
+	if !a.online {
+		a.lostAt, a.lostWall = time.Now(), a.now()
+	}
+	a.mu.Unlock()
+	_, reg := st.Serving()
+	state := "not_registered"
+	if reg != nil {
+		state = reg.State
+	}
+	a.log.Info("modem ready", "dialect", st.Dialect, "model", st.Modem.Model, "sim", st.SIM.State, "registration", state)
+	if a.online {
+		a.checkWindow()
+	}
+}
+
+func (a *Agent) now() time.Time { t, _ := a.deps.Clock.Now(); return t }
+
+// onModemEvent turns a modem event into monitoring events (R2).
+func (a *Agent) onModemEvent(ev atmodem.Event) {
+	switch ev.Kind {
+	case atmodem.EventSIMRemoved, atmodem.EventSIMInserted, atmodem.EventSIMChanged:
+		a.observeSIM(ev.NewSIM)
+	case atmodem.EventCellChanged:
+		a.emit("cell_changed", map[string]any{"domain": string(ev.Domain), "plmn_changed": ev.OldPLMN != ev.NewPLMN,
+			"area_changed": !sameArea(ev.OldReg, ev.NewReg)})
+	case atmodem.EventModemReset:
+		a.emit("modem_reset", nil)
+		if st := a.mon.Status(); st != nil {
+			a.checkFirmware(st)
+		}
+	case atmodem.EventPortLost:
+		a.emit("port_lost", nil)
+		a.connectivity(false)
+	case atmodem.EventPortRegained:
+		a.emit("port_regained", nil)
+	}
+	if ev.Kind == atmodem.EventRegistration || ev.Kind == atmodem.EventPortRegained {
+		if st := a.mon.Status(); st != nil {
+			a.connectivity(st.Registered())
+		}
+	}
+}
+
+func sameArea(x, y *atmodem.Registration) bool {
+	if x == nil || y == nil {
+		return x == y
+	}
+	eq := func(p, q *uint32) bool { return (p == nil && q == nil) || (p != nil && q != nil && *p == *q) }
+	return eq(x.TAC, y.TAC) && eq(x.LAC, y.LAC)
+}
+
+// connectivity reports loss and return of service, with the outage length.
+func (a *Agent) connectivity(up bool) {
+	a.mu.Lock()
+	was := a.online
+	a.online = up
+	lostAt, lostWall := a.lostAt, a.lostWall
+	if was && !up {
+		a.lostAt, a.lostWall = time.Now(), a.now()
+	}
+	a.mu.Unlock()
+	switch {
+	case was && !up:
+		a.emit("connectivity_lost", nil)
+	case !was && up:
+		d := map[string]any{}
+		if !lostAt.IsZero() {
+			d["outage_ms"] = time.Since(lostAt).Milliseconds()
+			d["lost_at"] = lostWall.UTC().Format(time.RFC3339)
+		}
+		a.emit("connectivity_restored", d)
+		a.checkWindow()
+	}
+}
+
+// checkWindow reports a misaligned access: the device is on the network
+// outside its configured time windows.
+func (a *Agent) checkWindow() {
+	if len(a.cfg.AccessWindows) == 0 {
+		return
+	}
+	now, synced := a.deps.Clock.Now()
+	for _, w := range a.cfg.AccessWindows {
+		if w.Contains(now) {
+			return
+		}
+	}
+	a.emit("misaligned_access", map[string]any{"windows": fmt.Sprint(a.cfg.AccessWindows), "clock_synced": synced})
+}
+
+func (a *Agent) observeSIM(sim atmodem.SIMInfo) {
+	imsi, iccid := sim.IMSI, sim.ICCID
+	switch sim.State {
+	case atmodem.SIMReady:
+	case atmodem.SIMAbsent:
+		imsi, iccid = ident.IMSI{}, ident.ICCID{}
+	default:
+		return // PIN, busy, error: no reading of the binding either way
+	}
+	bev, err := a.policy.Observe(imsi, iccid)
+	if err != nil {
+		a.log.Error("binding check failed", "err", err)
+		return
+	}
+	if bev == nil {
+		return
+	}
+	tok, err := bev.Sign(a.issuer, a.cfg.Recipient)
+	if err != nil {
+		a.log.Error("binding event not signed", "err", err)
+		return
+	}
+	a.queue(bev.Kind.String(), tok, map[string]any{"locked": bev.Locked, "action": bev.Action.String()})
+}
+
+func (a *Agent) checkFirmware(st *atmodem.Status) {
+	sum := sha256.Sum256([]byte(st.Modem.Manufacturer + "\x00" + st.Modem.Model + "\x00" + st.Modem.Revision))
+	h := hex.EncodeToString(sum[:])
+	a.mu.Lock()
+	old := a.state.Firmware
+	a.state.Firmware = h
+	a.mu.Unlock()
+	if old != h {
+		a.saveState()
+	}
+	if old != "" && old != h {
+		a.emit("firmware_changed", nil)
+	}
+}
+
+// emit signs a monitoring event and queues it.
+func (a *Agent) emit(typ string, details map[string]any) {
+	claims := []attest.Claim{attest.EventClaim(typ)}
+	if len(details) > 0 {
+		claims = append(claims, attest.Claim{Label: LabelDetails, Value: details})
+	}
+	tok, err := a.issuer.Sign(attest.KindEvent, claims...)
+	if err != nil {
+		a.log.Error("event not signed", "event", typ, "err", err)
+		return
+	}
+	a.queue(typ, tok, details)
+}
+
+func (a *Agent) queue(typ string, tok []byte, details map[string]any) {
+	id, err := a.deps.Outbox.Append(tok)
+	if err != nil {
+		a.log.Error("event not queued", "event", typ, "err", err)
+		return
+	}
+	now, synced := a.deps.Clock.Now()
+	a.log.Info("event", "type", typ, "outbox_id", id)
+	a.mu.Lock()
+	a.recent = append(a.recent, EventRecord{Type: typ, Time: now, Synced: synced, Seq: id, Details: details})
+	if len(a.recent) > 100 {
+		a.recent = a.recent[len(a.recent)-100:]
+	}
+	a.counts[typ]++
+	a.mu.Unlock()
+}
+
+func (a *Agent) statePath() string { return filepath.Join(a.cfg.StateDir, "agent.json") }
+
+func (a *Agent) loadState() {
+	b, err := os.ReadFile(a.statePath())
+	if err != nil {
+		return
+	}
+	if err := json.Unmarshal(b, &a.state); err != nil {
+		a.log.Warn("agent state unreadable; starting afresh", "err", err)
+	}
+}
+
+func (a *Agent) saveState() {
+	a.mu.Lock()
+	b, _ := json.Marshal(a.state)
+	a.mu.Unlock()
+	if err := writeFileAtomic(a.statePath(), b, 0o600); err != nil {
+		a.log.Error("agent state not saved", "err", err)
+	}
+}
+
+// writeFileAtomic writes via a synced temporary file and a rename.
+func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// MemOutbox is an in-memory Outbox for tests and for running without an
+// uplink.
+type MemOutbox struct {
+	mu   sync.Mutex
+	msgs [][]byte
+}
+
+// Append keeps msg.
+func (m *MemOutbox) Append(msg []byte) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.msgs = append(m.msgs, append([]byte(nil), msg...))
+	return uint64(len(m.msgs)), nil
+}
+
+// Messages returns a copy of what was appended.
+func (m *MemOutbox) Messages() [][]byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([][]byte(nil), m.msgs...)
+}

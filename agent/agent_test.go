@@ -1,0 +1,237 @@
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/atmodem/modemsim"
+	"github.com/mtcagent/mtcagent/attest"
+)
+
+func slow(d time.Duration) time.Duration {
+	if testing.Short() {
+		return 4 * d
+	}
+	return d
+}
+
+type harness struct {
+	a      *Agent
+	sim    *modemsim.Sim
+	out    *MemOutbox
+	cancel context.CancelFunc
+	done   chan error
+	dir    string
+}
+
+func start(t *testing.T, scenario string, cfg Config) *harness {
+	t.Helper()
+	sc, err := modemsim.Parse([]byte(scenario))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := modemsim.New(sc)
+	p, err := modemsim.ServePTY(s, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	if cfg.StateDir == "" {
+		cfg.StateDir = filepath.Join(t.TempDir(), "state")
+	}
+	out := &MemOutbox{}
+	a, err := New(cfg, Deps{
+		Open:          func(context.Context) (io.ReadWriteCloser, error) { return atmodem.OpenSerial(p.Path()) },
+		Outbox:        out,
+		EngineOptions: []atmodem.Option{atmodem.WithTimeout(slow(300 * time.Millisecond))},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{a: a, sim: s, out: out, cancel: cancel, done: make(chan error, 1), dir: cfg.StateDir}
+	go func() { h.done <- a.Run(ctx) }()
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) stop() {
+	h.cancel()
+	<-h.done
+	h.done <- nil
+}
+
+func (h *harness) waitFor(t *testing.T, typ string) EventRecord {
+	t.Helper()
+	deadline := time.Now().Add(slow(5 * time.Second))
+	for time.Now().Before(deadline) {
+		for _, e := range h.a.Recent() {
+			if e.Type == typ {
+				return e
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var seen []string
+	for _, e := range h.a.Recent() {
+		seen = append(seen, e.Type)
+	}
+	t.Fatalf("no %s event; saw %v", typ, seen)
+	return EventRecord{}
+}
+
+func TestMonitoringEventsSignedAndSequenced(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Poll = slow(300 * time.Millisecond)
+	cfg.Heartbeat = 0
+	h := start(t, `{"dialect": "quectel"}`, cfg)
+	h.waitFor(t, "sim-bound")
+	cell := uint64(0x0a0b0c0d)
+	h.sim.SetNetwork(modemsim.Network{CellID: &cell})
+	h.waitFor(t, "cell_changed")
+	stat := 2
+	h.sim.SetNetwork(modemsim.Network{Stat: &stat})
+	h.waitFor(t, "connectivity_lost")
+	time.Sleep(200 * time.Millisecond)
+	stat = 1
+	h.sim.SetNetwork(modemsim.Network{Stat: &stat})
+	ev := h.waitFor(t, "connectivity_restored")
+	if ms, ok := ev.Details["outage_ms"].(int64); !ok || ms < 150 {
+		t.Fatalf("outage duration %v", ev.Details["outage_ms"])
+	}
+	h.sim.RemoveSIM()
+	h.waitFor(t, "sim-removed")
+	h.sim.InsertSIM(modemsim.SIMState{IMSI: "001010000000009", ICCID: "8900100000000000009"})
+	h.waitFor(t, "sim-changed")
+
+	// Every queued message verifies with the device key, with strictly
+	// increasing sequence numbers.
+	key, _, err := attest.LoadOrCreateDeviceKey(h.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &attest.Verifier{Key: key.Public().(ed25519.PublicKey), SkipFreshness: true}
+	var events []string
+	for _, msg := range h.out.Messages() {
+		res, err := v.Verify(msg)
+		if err != nil {
+			t.Fatalf("queued message does not verify: %v", err)
+		}
+		v.LastSeq = res.Token.Seq
+		events = append(events, res.Token.Event)
+	}
+	got := strings.Join(events, " ")
+	for _, want := range []string{"agent_started", "sim-bound", "cell_changed", "connectivity_lost", "connectivity_restored", "sim-removed", "sim-changed"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("signed events %q lack %s", got, want)
+		}
+	}
+}
+
+func TestHeartbeats(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Heartbeat = 10 * time.Second
+	tick := make(chan time.Time)
+	sc, _ := modemsim.Parse([]byte(`{}`))
+	s := modemsim.New(sc)
+	p, err := modemsim.ServePTY(s, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	cfg.StateDir = t.TempDir()
+	out := &MemOutbox{}
+	a, err := New(cfg, Deps{
+		Open:   func(context.Context) (io.ReadWriteCloser, error) { return atmodem.OpenSerial(p.Path()) },
+		Outbox: out,
+		Every:  func(time.Duration) (<-chan time.Time, func()) { return tick, func() {} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx) }()
+	for i := 0; i < 3; i++ {
+		tick <- time.Now()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	key, _, _ := attest.LoadOrCreateDeviceKey(cfg.StateDir)
+	n := 0
+	for _, m := range out.Messages() {
+		res, err := (&attest.Verifier{Key: key.Public().(ed25519.PublicKey), SkipFreshness: true}).Verify(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Token.Kind == attest.KindHeartbeat {
+			n++
+			if len(m) > 120 {
+				t.Errorf("heartbeat of %d bytes", len(m))
+			}
+		}
+	}
+	if n < 2 {
+		t.Fatalf("%d heartbeats, want at least 2", n)
+	}
+}
+
+func TestConfigAndFirmwareChange(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "a.conf")
+	os.WriteFile(conf, []byte("[agent]\nheartbeat = off\naccess_windows = 00:00-00:01\n"), 0o600)
+	cfg, err := LoadConfig(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.StateDir = filepath.Join(dir, "state")
+	h := start(t, `{"modem": {"revision": "R1"}}`, cfg)
+	h.waitFor(t, "sim-bound")
+	h.stop()
+	os.WriteFile(conf, []byte("[agent]\nheartbeat = off\n"), 0o600)
+	cfg2, err := LoadConfig(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg2.StateDir = cfg.StateDir
+	h2 := start(t, `{"modem": {"revision": "R2"}}`, cfg2)
+	h2.waitFor(t, "config_changed")
+	h2.waitFor(t, "firmware_changed")
+}
+
+func TestMisalignedAccess(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Heartbeat = 0
+	now := time.Now().UTC()
+	// A window that ended an hour ago: being online now is misaligned.
+	from := (now.Hour()+22)%24*60 + now.Minute()
+	cfg.AccessWindows = []Window{{from, (from + 60) % 1440}}
+	h := start(t, `{}`, cfg)
+	h.waitFor(t, "misaligned_access")
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ body, want string }{
+		{"[agent]\npoll = fast\n", ":2: poll: want a duration"},
+		{"[agent]\nmodme = auto\n", `:2: unknown key "modme"`},
+		{"[agent]\naccess_windows = 25:00-01:00\n", ":2: access_windows"},
+		{"[agent]\nbinding_action = explode\n", ":2: binding_action"},
+	} {
+		p := filepath.Join(dir, "c.conf")
+		os.WriteFile(p, []byte(tc.body), 0o600)
+		_, err := LoadConfig(p)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.body, err, tc.want)
+		}
+	}
+}

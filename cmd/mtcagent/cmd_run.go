@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mtcagent/mtcagent/agent"
+)
+
+func init() {
+	register(&command{
+		name:    "run",
+		args:    "[--config FILE] [--modem SPEC] [--state-dir DIR]",
+		summary: "the daemon: follow the modem, sign and queue monitoring events and heartbeats, serve the control socket",
+		run:     runRun,
+	})
+}
+
+func runRun(env *cmdEnv, args []string) error {
+	fs := newFlags(env, "run")
+	cfgPath := fs.String("config", "", "configuration file (see /etc/mtcagent/mtcagent.conf)")
+	modem := modemFlag(fs, env)
+	stateDir := stateDirFlag(fs, env)
+	if err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	cfg := agent.DefaultConfig()
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = agent.LoadConfig(*cfgPath); err != nil {
+			return &usageError{msg: fmt.Sprintf("config: %v", err)}
+		}
+	}
+	// Flags given on the command line win over the file.
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "modem":
+			cfg.Modem = *modem
+		case "state-dir":
+			cfg.StateDir = *stateDir
+		}
+	})
+	if *cfgPath == "" {
+		cfg.Modem, cfg.StateDir = *modem, *stateDir
+	}
+	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	return runAgent(env, cfg, log)
+}
+
+func runAgent(env *cmdEnv, cfg agent.Config, log *slog.Logger) error {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	spec := cfg.Modem
+	open := func(context.Context) (io.ReadWriteCloser, error) {
+		p, _, err := openModem(spec)
+		return p, err
+	}
+	if file, ok := cutSim(spec); ok {
+		if simOpener == nil {
+			return errors.New("this build has no simulator (built with mtc_omit_sim)")
+		}
+		path, stop, err := simOpener(file)
+		if err != nil {
+			return &usageError{msg: err.Error()}
+		}
+		defer stop()
+		spec = path
+	}
+	a, err := agent.New(cfg, agent.Deps{Open: open, Outbox: &agent.MemOutbox{}, Log: log})
+	if err != nil {
+		return withHint(err, "check --state-dir (it must be writable by the agent and not readable by others)")
+	}
+	ctlErr := make(chan error, 1)
+	go func() { ctlErr <- agent.ServeControl(ctx, cfg.StateDir, a.Handle) }()
+	log.Info("mtcagent starting", "version", version, "state_dir", cfg.StateDir)
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(ctx) }()
+	select {
+	case err := <-ctlErr:
+		if err != nil {
+			cancel()
+			<-runErr
+			return err
+		}
+		return <-runErr
+	case err := <-runErr:
+		cancel()
+		<-ctlErr
+		return err
+	}
+}

@@ -43,8 +43,8 @@ func start(t *testing.T, scenario string, cfg Config) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	if cfg.StateDir == "" {
-		cfg.StateDir = filepath.Join(t.TempDir(), "state")
+	if cfg.StateDir == "" || cfg.StateDir == DefaultConfig().StateDir {
+		cfg.StateDir = filepath.Join(t.TempDir(), "state") // never the real one
 	}
 	out := &MemOutbox{}
 	a, err := New(cfg, Deps{

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -130,7 +129,6 @@ type Issuer struct {
 	seq       Sequencer
 	clock     Clock
 	bootCount uint64
-	mu        sync.Mutex
 }
 
 // NewIssuer returns an Issuer signing with key (an Ed25519 crypto.Signer:

@@ -1,0 +1,53 @@
+package agent
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+
+	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/privacy/ident"
+)
+
+// HNKeyFile is where the operator's home-network public key for SUCI
+// concealment lives in the state directory (format: docs/attestation.md).
+const HNKeyFile = "hn.pub"
+
+// ErrNoHNKey: SUCI needs the operator's home-network public key.
+var ErrNoHNKey = errors.New("no home-network public key: put the operator's key in " + HNKeyFile + " in the state directory")
+
+// Identity is the privacy.IdentitySource of one SIM: per-recipient keyed
+// pseudonyms (never the IMSI itself) and a fresh SUCI for the operator.
+type Identity struct {
+	D        *attest.Deriver
+	IMSI     ident.IMSI
+	ICCID    ident.ICCID
+	StateDir string
+}
+
+// Pseudonym is the recipient's pseudonym of the IMSI, in hex.
+func (id Identity) Pseudonym(recipient string) (string, error) {
+	if id.IMSI.IsZero() {
+		return "", errors.New("no SIM")
+	}
+	return hex.EncodeToString(id.D.Pseudonyms(recipient, id.IMSI, id.ICCID).IMSI), nil
+}
+
+// SUCI conceals the IMSI for the operator (TS 33.501 Annex C).
+func (id Identity) SUCI() (string, error) {
+	path := filepath.Join(id.StateDir, HNKeyFile)
+	if _, err := os.Stat(path); err != nil {
+		return "", ErrNoHNKey
+	}
+	hn, err := attest.LoadHNPublicKey(path)
+	if err != nil {
+		return "", err
+	}
+	s, err := attest.Conceal(hn, id.IMSI, rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	return s.String(), nil
+}

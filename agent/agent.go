@@ -448,8 +448,9 @@ func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
 // MemOutbox is an in-memory Outbox for tests and for running without an
 // uplink.
 type MemOutbox struct {
-	mu   sync.Mutex
-	msgs [][]byte
+	mu    sync.Mutex
+	msgs  [][]byte
+	acked int
 }
 
 // Append keeps msg.
@@ -465,4 +466,25 @@ func (m *MemOutbox) Messages() [][]byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([][]byte(nil), m.msgs...)
+}
+
+// Pending returns up to max messages not yet acknowledged, oldest first.
+func (m *MemOutbox) Pending(max int) ([]Message, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Message
+	for i := m.acked; i < len(m.msgs) && len(out) < max; i++ {
+		out = append(out, Message{ID: uint64(i + 1), Data: m.msgs[i]})
+	}
+	return out, nil
+}
+
+// Ack acknowledges every message up to and including id.
+func (m *MemOutbox) Ack(id uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if int(id) > m.acked && int(id) <= len(m.msgs) {
+		m.acked = int(id)
+	}
+	return nil
 }

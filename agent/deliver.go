@@ -1,0 +1,125 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Message is one queued signed message.
+type Message struct {
+	ID   uint64
+	Data []byte
+}
+
+// Queue is the outbox as the deliverer sees it: in-order pending messages
+// and a cumulative acknowledgement.
+type Queue interface {
+	Pending(max int) ([]Message, error)
+	Ack(id uint64) error
+}
+
+// Sender delivers one message and returns only when the receiver has
+// confirmed it (a CoAP ACK with a success code).
+type Sender interface {
+	Send(ctx context.Context, msg []byte) error
+}
+
+// ErrRejected marks a message the receiver refused for good (malformed,
+// bad signature): it is acknowledged locally and logged, not retried
+// forever, so one bad message cannot block the queue.
+var ErrRejected = errors.New("message rejected by the receiver")
+
+// Deliverer drains a Queue through a Sender, in order, with backoff while
+// the receiver is unreachable. Wake it when something was appended.
+type Deliverer struct {
+	Q          Queue
+	S          Sender
+	Log        *slog.Logger
+	BackoffMin time.Duration // default 500 ms
+	BackoffMax time.Duration // default 60 s
+	wake       chan struct{}
+}
+
+// Wake asks the deliverer to look at the queue now.
+func (d *Deliverer) Wake() {
+	if d.wake == nil {
+		return
+	}
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers until ctx ends.
+func (d *Deliverer) Run(ctx context.Context) {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	min, max := d.BackoffMin, d.BackoffMax
+	if min <= 0 {
+		min = 500 * time.Millisecond
+	}
+	if max <= 0 {
+		max = time.Minute
+	}
+	backoff := min
+	idle := time.NewTimer(time.Second)
+	defer idle.Stop()
+	for {
+		n, err := d.drain(ctx)
+		wait := 5 * time.Second // poll now and then even without a wake-up
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d.Log.Warn("delivery paused", "err", err, "retry_in", backoff)
+			wait = backoff
+			backoff = min2(2*backoff, max)
+		} else if n > 0 {
+			backoff = min
+		}
+		idle.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.wake:
+		case <-idle.C:
+		}
+	}
+}
+
+func min2(a, b time.Duration) time.Duration {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+// drain sends everything pending; it returns how many were delivered.
+func (d *Deliverer) drain(ctx context.Context) (int, error) {
+	sent := 0
+	for {
+		msgs, err := d.Q.Pending(16)
+		if err != nil {
+			return sent, err
+		}
+		if len(msgs) == 0 {
+			return sent, nil
+		}
+		for _, m := range msgs {
+			err := d.S.Send(ctx, m.Data)
+			if errors.Is(err, ErrRejected) {
+				d.Log.Error("collector rejected a message; dropping it", "id", m.ID, "err", err)
+			} else if err != nil {
+				return sent, err
+			}
+			if err := d.Q.Ack(m.ID); err != nil {
+				return sent, err
+			}
+			sent++
+		}
+	}
+}

@@ -281,3 +281,25 @@ func TestHNKeyFileErrors(t *testing.T) {
 		})
 	}
 }
+
+// FuzzSUCIDecode: parsing and decoding arbitrary SUCI strings never panics,
+// with or without a key.
+func FuzzSUCIDecode(f *testing.F) {
+	var privA *HNPrivateKey
+	for _, v := range loadSUCIVectors(f) {
+		if v.Profile == "A" {
+			privA, _ = NewHNPrivateKey(SchemeProfileA, 1, unhex(f, v.HNPriv))
+			f.Add("suci-0-274-012-0-1-1-" + v.SchemeOutput)
+		}
+		f.Add("suci-0-274-012-0-0-0-" + v.Plain)
+	}
+	f.Add("suci-0-208-93-0-2-1-02")
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParseSUCI(s)
+		if err != nil {
+			return
+		}
+		_, _ = Decode(privA, p)
+		_, _ = Decode(nil, p)
+	})
+}

@@ -55,7 +55,7 @@ func TestKeyPublicAndPermissions(t *testing.T) {
 	}
 	os.Chmod(filepath.Join(state, attest.DeviceKeyFile), 0o644)
 	code, out, errs = attRun(t, "key", "public", "--state-dir", state)
-	if code != 1 || out != "" || !strings.Contains(errs, "UNPROTECTED PRIVATE FILE") || !strings.Contains(errs, "mtcagent: hint: chmod 600 ") {
+	if code != 1 || out != "" || !strings.Contains(errs, "UNPROTECTED PRIVATE KEY FILE") || !strings.Contains(errs, "mtcagent: hint: chmod 600 ") {
 		t.Fatalf("lax key: exit %d err %q", code, errs)
 	}
 	if code, _, _ := attRun(t, "key"); code != 2 {

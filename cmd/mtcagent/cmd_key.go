@@ -61,7 +61,7 @@ func keyHint(err error, stateDir string) error {
 	var pe *attest.PermissionError
 	switch {
 	case errors.As(err, &pe):
-		return withHint(fmt.Errorf("UNPROTECTED PRIVATE FILE: %w", err),
+		return withHint(fmt.Errorf("UNPROTECTED PRIVATE KEY FILE: %w", err),
 			fmt.Sprintf("chmod 600 %s\nif anyone else could have read it, treat it as compromised: remove it and re-provision the device", pe.Path))
 	case errors.Is(err, attest.ErrBadKey):
 		return withHint(err, "the file is not an Ed25519 PKCS#8 PEM key; restore it from backup, or move it away to create a new key (then re-provision)")

@@ -45,6 +45,7 @@ type Agent struct {
 	issuer *attest.Issuer
 	policy *attest.BindingPolicy
 	mon    *atmodem.Monitor
+	events chan atmodem.Event
 
 	mu       sync.Mutex
 	lostAt   time.Time // connectivity lost (monotonic), zero when connected
@@ -125,6 +126,21 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, deps: deps, log: deps.Log, issuer: is, policy: pol, counts: map[string]int{}}
 	a.loadState()
+	a.events = make(chan atmodem.Event, 256)
+	a.mon = atmodem.NewMonitor(atmodem.MonitorConfig{
+		Open:          a.deps.Open,
+		Poll:          a.cfg.Poll,
+		Log:           a.log,
+		EngineOptions: a.deps.EngineOptions,
+		OnEvent: func(ev atmodem.Event) {
+			select {
+			case a.events <- ev:
+			default:
+				// Never block the modem; an overflow is itself reported.
+				a.log.Error("event queue full: modem event not processed", "event", string(ev.Kind))
+			}
+		},
+	})
 	return a, nil
 }
 
@@ -133,9 +149,6 @@ func (a *Agent) Issuer() *attest.Issuer { return a.issuer }
 
 // Status returns the modem's last full reading, or nil.
 func (a *Agent) Status() *atmodem.Status {
-	if a.mon == nil {
-		return nil
-	}
 	return a.mon.Status()
 }
 
@@ -148,21 +161,7 @@ func (a *Agent) Recent() []EventRecord {
 
 // Run works until ctx ends; it returns nil on a clean shutdown.
 func (a *Agent) Run(ctx context.Context) error {
-	events := make(chan atmodem.Event, 256)
-	a.mon = atmodem.NewMonitor(atmodem.MonitorConfig{
-		Open:          a.deps.Open,
-		Poll:          a.cfg.Poll,
-		Log:           a.log,
-		EngineOptions: a.deps.EngineOptions,
-		OnEvent: func(ev atmodem.Event) {
-			select {
-			case events <- ev:
-			default:
-				// Never block the modem; an overflow is itself reported.
-				a.log.Error("event queue full: modem event not processed", "event", string(ev.Kind))
-			}
-		},
-	})
+	events := a.events
 	a.emit("agent_started", map[string]any{"heartbeat_s": int(a.cfg.Heartbeat / time.Second)})
 	if d := hex.EncodeToString(a.cfg.Digest[:]); a.cfg.Digest != ([32]byte{}) && a.state.ConfigDigest != "" && a.state.ConfigDigest != d {
 		a.emit("config_changed", nil)

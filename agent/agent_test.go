@@ -235,3 +235,12 @@ func TestLoadConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+func mustDeriver(t *testing.T, dir string) *attest.Deriver {
+	t.Helper()
+	d, err := attest.LoadOrCreateDeriver(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

@@ -27,16 +27,20 @@ type Identity struct {
 	StateDir string
 }
 
-// Pseudonym is the recipient's pseudonym of the IMSI, in hex.
+// Pseudonym is the recipient's pseudonym of the IMSI, in hex; empty
+// without a SIM.
 func (id Identity) Pseudonym(recipient string) (string, error) {
 	if id.IMSI.IsZero() {
-		return "", errors.New("no SIM")
+		return "", nil // no SIM: nothing to disclose
 	}
 	return hex.EncodeToString(id.D.Pseudonyms(recipient, id.IMSI, id.ICCID).IMSI), nil
 }
 
 // SUCI conceals the IMSI for the operator (TS 33.501 Annex C).
 func (id Identity) SUCI() (string, error) {
+	if id.IMSI.IsZero() {
+		return "", nil
+	}
 	path := filepath.Join(id.StateDir, HNKeyFile)
 	if _, err := os.Stat(path); err != nil {
 		return "", ErrNoHNKey

@@ -668,6 +668,9 @@ func (s *Store) Records(fn func(Entry) error) (ScanReport, error) {
 			}
 		})
 		if err != nil {
+			// A bad header: its records cannot be counted; at least one
+			// is lost, and the segment is reported.
+			rep.Failed++
 			rep.addErr(&SegmentError{Op: "read", Name: sg.name, Err: err})
 			continue
 		}

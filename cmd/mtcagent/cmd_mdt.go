@@ -254,6 +254,7 @@ func mdtStatus(env *cmdEnv, svc mdtService, cfg mdtlog.Config, stateDir string, 
 			"failed":           st.Failed,
 			"segments":         st.Segments,
 			"bytes":            st.Bytes,
+			"bytes_used":       st.Used,
 			"oldest":           fmtTime(st.Oldest),
 			"newest":           fmtTime(st.Newest),
 			"dir":              mdtlog.Dir(stateDir),
@@ -278,7 +279,7 @@ func mdtStatus(env *cmdEnv, svc mdtService, cfg mdtlog.Config, stateDir string, 
 	}
 	fmt.Fprintf(tw, "consent:\t%s\n", consent)
 	fmt.Fprintf(tw, "logging:\t%s\n", logging)
-	fmt.Fprintf(tw, "records:\t%d in %d segment files, %d bytes\n", st.Records, st.Segments, st.Bytes)
+	fmt.Fprintf(tw, "records:\t%d in %d segment files, %d bytes used of %d on disk\n", st.Records, st.Segments, st.Used, st.Bytes)
 	if st.Records > 0 {
 		fmt.Fprintf(tw, "oldest:\t%s\n", st.Oldest.UTC().Format(time.DateTime+" MST"))
 		fmt.Fprintf(tw, "newest:\t%s\n", st.Newest.UTC().Format(time.DateTime+" MST"))

@@ -41,6 +41,10 @@ func ParseAction(s string) (Action, error) {
 	return 0, fmt.Errorf("attest: unknown binding action %q (want report or lock)", s)
 }
 
+// ErrLocked is what the daemon returns for a trigger refused because the
+// binding policy is locked (BindingPolicy.Locked).
+var ErrLocked = errors.New("attest: device locked after a SIM change: re-provision it")
+
 // ChangeKind is a typed binding change.
 type ChangeKind uint8
 
@@ -78,7 +82,8 @@ type BindingEvent struct {
 	Locked bool // the policy is locked after this event
 }
 
-// Claims returns the event token's claims for recipient.
+// Claims returns the event token's claims for recipient. A recipient not
+// among the policy's recipients gets the event without pseudonyms.
 func (e *BindingEvent) Claims(recipient string) []Claim {
 	c := []Claim{EventClaim(e.Kind.String())}
 	c = append(c, OldPseudonymClaims(e.Old[recipient])...)

@@ -164,13 +164,16 @@ func scanSegment(data []byte, first, after uint64) scanResult {
 			r.goodEnd = f.end()
 			continue
 		}
-		next := resync(data, off+1, last, off)
-		if next < 0 {
+		f, ok := resync(data, off+1, last, off)
+		if !ok {
 			r.bad = append(r.bad, badRegion{off: int64(off), end: int64(len(data)), err: err, tail: true})
 			break
 		}
-		r.bad = append(r.bad, badRegion{off: int64(off), end: int64(next), err: err})
-		off = next
+		r.bad = append(r.bad, badRegion{off: int64(off), end: f.off, err: err})
+		r.frames = append(r.frames, f)
+		last = f.id
+		off = int(f.end())
+		r.goodEnd = f.end()
 	}
 	return r
 }
@@ -202,19 +205,19 @@ func parseFrameAt(data []byte, off int, last, maxID uint64) (frame, error) {
 // resync finds the first offset >= from holding a valid frame that could
 // follow id last after the bad stretch starting at badOff: ids are
 // contiguous when written, so the stretch can have held at most one frame
-// per FrameOverhead bytes. It returns -1 if there is none.
-func resync(data []byte, from int, last uint64, badOff int) int {
+// per FrameOverhead bytes. It reports false if there is none.
+func resync(data []byte, from int, last uint64, badOff int) (frame, bool) {
 	for p := from; p+FrameOverhead <= len(data); p++ {
 		maxID := last + 1 + uint64(p-badOff)/FrameOverhead
 		id := binary.BigEndian.Uint64(data[p+4:])
 		if id <= last || id > maxID {
 			continue // cheap filter before the CRC
 		}
-		if _, err := parseFrameAt(data, p, last, maxID); err == nil {
-			return p
+		if f, err := parseFrameAt(data, p, last, maxID); err == nil {
+			return f, true
 		}
 	}
-	return -1
+	return frame{}, false
 }
 
 func encodeAck(acked uint64) []byte {

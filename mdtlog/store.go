@@ -715,3 +715,52 @@ func (s *Store) Status() (Status, error) {
 		ScanReport:         rep,
 	}, err
 }
+
+// DeleteUploaded deletes what the collector confirmed it received, for
+// delete_after_upload: every segment before upTo.Segment, and that segment
+// too when upTo is its last record and it is no longer being written. The
+// log is append-only, so records of a partly uploaded segment stay until
+// the rest of it is uploaded (or pruned). The segments' bytes are removed,
+// not rewritten; their records are unreadable only with the key, so this is
+// deletion, not crypto-erase (Clear is).
+func (s *Store) DeleteUploaded(upTo Position) (Destroyed, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var d Destroyed
+	if s.closed {
+		return d, ErrClosed
+	}
+	segs, err := s.listSegments()
+	if err != nil {
+		return d, err
+	}
+	for _, sg := range segs {
+		if sg.seq > upTo.Segment {
+			break
+		}
+		if s.w != nil && sg.seq == s.w.seq {
+			break
+		}
+		n, known := s.counts[sg.seq]
+		if sg.seq == upTo.Segment && (!known || upTo.Index+1 < uint64(n)) {
+			break
+		}
+		if err := os.Remove(s.path(sg.name)); err != nil && !os.IsNotExist(err) {
+			return d, &SegmentError{Op: "delete", Name: sg.name, Err: err}
+		}
+		d.Segments++
+		d.Bytes += sg.size
+		if known {
+			d.Records += n
+		} else {
+			d.Uncounted++
+		}
+		delete(s.counts, sg.seq)
+	}
+	if d.Segments > 0 {
+		if err := syncDir(s.dir); err != nil {
+			return d, fmt.Errorf("delete uploaded mdt segments: %w", err)
+		}
+	}
+	return d, nil
+}

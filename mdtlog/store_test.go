@@ -505,3 +505,43 @@ func FuzzScanSegment(f *testing.F) {
 		}
 	})
 }
+
+func TestDeleteUploaded(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{SegmentBytes: 4 << 10})
+	consent(t, s)
+	for i := range 100 {
+		if err := s.Append(testRecord(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, rep := readAll(t, s)
+	if rep.Segments < 3 {
+		t.Fatalf("want at least 3 segments, have %d", rep.Segments)
+	}
+	// Uploaded up to the middle of the second segment: only the first goes.
+	var mid Position
+	for _, e := range got {
+		if e.Pos.Segment == got[0].Pos.Segment+1 {
+			mid = e.Pos
+			break
+		}
+	}
+	d, err := s.DeleteUploaded(mid)
+	if err != nil || d.Segments != 1 {
+		t.Fatalf("DeleteUploaded(%v) = %+v, %v", mid, d, err)
+	}
+	after, _ := readAll(t, s)
+	if len(after) != len(got)-d.Records || after[0].Pos.Segment != mid.Segment {
+		t.Fatalf("after delete: %d records from %v", len(after), after[0].Pos)
+	}
+	// Everything uploaded: all but the segment being written go.
+	d, err = s.DeleteUploaded(after[len(after)-1].Pos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rep = readAll(t, s)
+	if rep.Segments != 1 {
+		t.Fatalf("after full upload %d segments remain (%+v)", rep.Segments, d)
+	}
+}

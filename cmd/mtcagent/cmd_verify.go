@@ -74,6 +74,14 @@ func runVerify(env *cmdEnv, args []string) error {
 		if errors.Is(err, attest.ErrMalformed) {
 			return &usageError{msg: err.Error(), hint: "a token is a COSE_Sign1 as written by 'mtcagent attest' (raw CBOR, hex or base64)"}
 		}
+		switch {
+		case errors.Is(err, attest.ErrStale) && *nonceHex == "" && *lastSeq == 0:
+			return withHint(err, "give the challenge (--nonce) or the last sequence number seen (--last-seq); --any-age accepts it without a freshness check")
+		case errors.Is(err, attest.ErrStale):
+			return withHint(err, "--max-age widens the window for devices with a synchronised clock")
+		case errors.Is(err, attest.ErrSignature):
+			return withHint(err, "is --key this device's key ('mtcagent key public' on the device)?")
+		}
 		return err
 	}
 	if *asJSON {

@@ -46,12 +46,14 @@ func New(sc *Scenario) *Sim {
 }
 
 // Record writes a transcript of every exchange to w ("> " host to modem,
-// "< " modem to host), in the format of atmodem/transcript.
+// "< " modem to host), in the format of atmodem/transcript: a header saying
+// where it came from, then one step per line. Lines are written verbatim;
+// echo and garbage faults are not recorded.
 func (s *Sim) Record(w io.Writer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.record = w
-	fmt.Fprintf(w, "# simulated %s session (synthetic)\n", s.sc.Dialect)
+	fmt.Fprintf(w, "# source: atmodem/modemsim, dialect %s\n# kind: synthetic\n", s.sc.Dialect)
 }
 
 // Serve answers commands read from rw until rw fails or Stop is called.

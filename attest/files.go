@@ -146,9 +146,34 @@ func createFileExclusive(path string, data []byte, perm fs.FileMode) error {
 		return err
 	}
 	if err := os.Link(name, path); err != nil {
-		return err // fs.ErrExist when another process won the race
+		if errors.Is(err, fs.ErrExist) {
+			return err // another process won the race
+		}
+		// No hard links here (vfat, some overlays): create in place.
+		return createInPlace(path, data, perm)
 	}
 	return syncDir(dir)
+}
+
+func createInPlace(path string, data []byte, perm fs.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
 }
 
 func syncDir(dir string) error {

@@ -238,7 +238,7 @@ func TestSUCICommand(t *testing.T) {
 	}
 	code, out, errs := attRun(t, "suci", "--profile", "null", "--modem", "sim:"+sc)
 	if code != 0 || strings.TrimSpace(out) != "suci-0-001-01-0-0-0-1032547698" {
-		t.Fatalf("null scheme: exit %d, expected SUCI: %v, err %q", code, false, errs)
+		t.Fatalf("null scheme: exit %d, expected SUCI: %v, err %q", code, strings.TrimSpace(out) == "suci-0-001-01-0-0-0-1032547698", errs)
 	}
 	if code, _, _ := attRun(t, "suci", "--modem", "sim:"+sc); code != 2 {
 		t.Fatal("suci without key must be a usage error")

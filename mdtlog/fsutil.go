@@ -67,7 +67,9 @@ func readMasterKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("read mdt key: %w", err)
 	}
 	if len(b) != masterKeySize {
-		return nil, fmt.Errorf("read mdt key: %d bytes, want %d", len(b), masterKeySize)
+		// A damaged key opens nothing: treat it as missing, so that the
+		// log can still be cleared (Clear destroys the file) and restarted.
+		return nil, nil
 	}
 	return b, nil
 }

@@ -545,3 +545,24 @@ func TestDeleteUploaded(t *testing.T) {
 		t.Fatalf("after full upload %d segments remain (%+v)", rep.Segments, d)
 	}
 }
+
+func TestDamagedKeyStillClears(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{})
+	consent(t, s)
+	s.Append(testRecord(0))
+	s.Close()
+	os.WriteFile(filepath.Join(Dir(dir), "key"), []byte("short"), 0o600)
+	s2 := openTest(t, dir, Options{})
+	_, rep := readAll(t, s2)
+	if rep.Records != 0 || rep.Failed == 0 {
+		t.Fatalf("damaged key: %+v", rep)
+	}
+	d, err := s2.Clear()
+	if err != nil || !d.KeyDestroyed || d.Segments != 1 {
+		t.Fatalf("Clear with damaged key = %+v, %v", d, err)
+	}
+	if err := s2.Append(testRecord(1)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -18,14 +18,14 @@ func init() {
 	})
 }
 
-// defaultRecipient names the receiver of tokens made on the command line:
+// attestDefaultRecipient names the receiver of tokens made on the command line:
 // UEIDs and pseudonyms are derived per recipient.
-const defaultRecipient = "collector"
+const attestDefaultRecipient = "collector"
 
 func runAttest(env *cmdEnv, args []string) error {
 	fs := newFlags(env, "attest")
 	nonceHex := fs.String("nonce", "", "the verifier's challenge in hex (8 to 64 bytes)")
-	recipient := fs.String("recipient", defaultRecipient, "who the token is for: selects the per-recipient UEID and pseudonyms")
+	recipient := fs.String("recipient", attestDefaultRecipient, "who the token is for: selects the per-recipient UEID and pseudonyms")
 	out := fs.String("out", "", "write the raw token (CBOR) to FILE, or - for stdout; default: hex on stdout")
 	imeiUEID := fs.Bool("imei-ueid", false, "use the IMEI-type UEID (0x03): only where the recipient may learn the IMEI")
 	suciKeyPath := fs.String("suci-hn-key", "", "also carry the SUCI for this home-network public key file")

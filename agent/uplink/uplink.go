@@ -1,0 +1,294 @@
+package uplink
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	piondtls "github.com/pion/dtls/v3"
+	dtlsnet "github.com/pion/dtls/v3/pkg/net"
+	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/options"
+	"github.com/plgd-dev/go-coap/v3/udp"
+	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+)
+
+// Sentinels wrapped by the errors of this package.
+var (
+	// ErrServerKey: the server presented a key other than the pinned one.
+	ErrServerKey = errors.New("server key does not match the pinned key")
+	// ErrPSKRejected: the PSK handshake failed (identity unknown to the
+	// server, or the server holds a different key).
+	ErrPSKRejected = errors.New("PSK rejected")
+	// ErrNoAnswer: the server did not complete the handshake in time.
+	ErrNoAnswer = errors.New("no answer from server")
+	// ErrConfig: the Config is unusable.
+	ErrConfig = errors.New("bad uplink config")
+	// ErrClosed: the session is closed (by Close or because it dropped).
+	ErrClosed = errors.New("uplink session closed")
+)
+
+// DialError is a failed Dial: which server, and why (wraps one of the
+// sentinels above, or a network error).
+type DialError struct {
+	Addr string
+	Err  error
+}
+
+func (e *DialError) Error() string { return "uplink: dial " + e.Addr + ": " + e.Err.Error() }
+func (e *DialError) Unwrap() error { return e.Err }
+
+// Defaults.
+const (
+	// DefaultKeepalive is how long the session may be idle before the client
+	// pings. It is below go-coap's default 16 s server inactivity timeout, so
+	// the client also keeps a stock go-coap server's session alive; our
+	// collector allows 3 keep-alive periods (see docs/uplink.md). On carrier
+	// networks a longer interval (e.g. 25 s, under typical NAT UDP timeouts)
+	// with a collector configured to match saves radio time.
+	DefaultKeepalive = 15 * time.Second
+	// DefaultTimeout bounds the handshake and each request.
+	DefaultTimeout = 10 * time.Second
+)
+
+// Config is one server the device talks to. Exactly one of PSK mode
+// (PSKIdentity and PSK) and certificate mode (Certificate and ServerPin)
+// is set.
+type Config struct {
+	Addr string // the server's UDP "host:port"
+	Name string // the server's name in the agent's config; passed to Handler as Request.Peer
+
+	PSKIdentity string
+	PSK         []byte
+
+	Certificate *tls.Certificate // the device's certificate (see SelfSigned)
+	ServerPin   []byte           // SHA-256 of the server's SubjectPublicKeyInfo (see Pin)
+
+	Handler   Handler       // serves the server's requests; nil answers 4.04 to all
+	Keepalive time.Duration // idle time before a ping; 0: DefaultKeepalive; <0: none
+	Timeout   time.Duration // handshake and per-request bound; 0: DefaultTimeout
+
+	// WrapConn, if set, wraps the UDP socket (connected to Addr) before DTLS
+	// runs over it: for metering bytes on the wire, or fault injection.
+	WrapConn func(net.Conn) net.Conn
+}
+
+// String never shows the PSK.
+func (c Config) String() string {
+	mode := "psk"
+	if c.Certificate != nil {
+		mode = "certificate"
+	}
+	return fmt.Sprintf("uplink.Config{Addr: %s, Name: %s, mode: %s}", c.Addr, c.Name, mode)
+}
+
+func (c *Config) check() error {
+	psk := c.PSKIdentity != "" || len(c.PSK) > 0
+	cert := c.Certificate != nil || len(c.ServerPin) > 0
+	switch {
+	case c.Addr == "":
+		return fmt.Errorf("%w: no server address", ErrConfig)
+	case psk && cert:
+		return fmt.Errorf("%w: both PSK and certificate set; choose one", ErrConfig)
+	case psk && (c.PSKIdentity == "" || len(c.PSK) < 16):
+		return fmt.Errorf("%w: PSK mode needs an identity and a key of at least 16 bytes", ErrConfig)
+	case cert && (c.Certificate == nil || len(c.ServerPin) != sha256.Size):
+		return fmt.Errorf("%w: certificate mode needs the device certificate and a 32-byte server key pin", ErrConfig)
+	case !psk && !cert:
+		return fmt.Errorf("%w: no credentials (PSK or certificate)", ErrConfig)
+	}
+	return nil
+}
+
+// Pin returns the SHA-256 of a certificate's SubjectPublicKeyInfo.
+func Pin(cert *x509.Certificate) []byte {
+	h := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return h[:]
+}
+
+// Client is one DTLS session to one server. Safe for concurrent use.
+type Client struct {
+	cfg  Config
+	cc   *udpClient.Conn
+	once sync.Once
+}
+
+// PSK cipher suites offered, CCM-8 first for the smallest records.
+var pskSuites = []piondtls.CipherSuiteID{
+	piondtls.TLS_PSK_WITH_AES_128_CCM_8,
+	piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
+}
+
+// Certificate suites offered.
+var certSuites = []piondtls.CipherSuiteID{
+	piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8,
+	piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+}
+
+// Dial connects to the server, completes the DTLS handshake (so a wrong
+// key is reported here) and starts serving the server's requests.
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	if err := cfg.check(); err != nil {
+		return nil, &DialError{Addr: cfg.Addr, Err: err}
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Keepalive == 0 {
+		cfg.Keepalive = DefaultKeepalive
+	}
+	var keyErr error // set by VerifyPeerCertificate; read after the handshake
+	dc := &piondtls.Config{ExtendedMasterSecret: piondtls.RequireExtendedMasterSecret}
+	if cfg.Certificate != nil {
+		dc.Certificates = []tls.Certificate{*cfg.Certificate}
+		dc.CipherSuites = certSuites
+		dc.InsecureSkipVerify = true // no CA: the pin below is the check
+		dc.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				keyErr = ErrServerKey
+				return keyErr
+			}
+			c, err := x509.ParseCertificate(raw[0])
+			if err != nil {
+				keyErr = fmt.Errorf("%w: server certificate unreadable", ErrServerKey)
+				return keyErr
+			}
+			if subtle.ConstantTimeCompare(Pin(c), cfg.ServerPin) != 1 {
+				keyErr = ErrServerKey
+				return keyErr
+			}
+			return nil
+		}
+	} else {
+		psk := bytes.Clone(cfg.PSK)
+		dc.PSK = func([]byte) ([]byte, error) { return psk, nil }
+		dc.PSKIdentityHint = []byte(cfg.PSKIdentity)
+		dc.CipherSuites = pskSuites
+	}
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "udp", cfg.Addr)
+	if err != nil {
+		return nil, &DialError{Addr: cfg.Addr, Err: err}
+	}
+	conn := raw
+	if cfg.WrapConn != nil {
+		conn = cfg.WrapConn(raw)
+	}
+	dconn, err := piondtls.Client(dtlsnet.PacketConnFromConn(conn), conn.RemoteAddr(), dc)
+	if err != nil {
+		raw.Close()
+		return nil, &DialError{Addr: cfg.Addr, Err: err}
+	}
+	hctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	err = dconn.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		dconn.Close()
+		raw.Close()
+		return nil, &DialError{Addr: cfg.Addr, Err: classify(err, keyErr, cfg.Certificate == nil, ctx)}
+	}
+	c := &Client{cfg: cfg}
+	co := []udp.Option{
+		options.WithHandlerFunc(udpClient.HandlerFunc(c.serve)),
+		options.WithCloseSocket(),
+		// go-coap's internal errors are not actionable here; a dropped
+		// session shows on Done and as ErrClosed from Post.
+		options.WithErrors(func(error) {}),
+	}
+	if cfg.Keepalive > 0 {
+		co = append(co, options.WithKeepAlive(3, cfg.Keepalive, func(cc *udpClient.Conn) { _ = cc.Close() }))
+	}
+	c.cc = coapdtls.Client(dconn, co...)
+	return c, nil
+}
+
+// classify turns a handshake failure into one of our sentinels.
+func classify(err, keyErr error, psk bool, ctx context.Context) error {
+	switch {
+	case keyErr != nil:
+		return keyErr
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		if psk {
+			// A server that refuses an unknown identity may stay silent.
+			return fmt.Errorf("%w (or %w: the server may not know our identity)", ErrNoAnswer, ErrPSKRejected)
+		}
+		return ErrNoAnswer
+	case psk:
+		return fmt.Errorf("%w: %s", ErrPSKRejected, alertText(err))
+	}
+	return fmt.Errorf("handshake: %s", alertText(err))
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func alertText(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, "alert: "); i >= 0 {
+		return s[i:]
+	}
+	return s
+}
+
+// Post sends a confirmable POST of a CBOR payload (content-format 60) to
+// path and returns the response code and body. Code class 2 means the
+// server took it (including a duplicate it had already), 4 that it refuses
+// it for good, 5 (or an error) that the caller should retry later.
+func (c *Client) Post(ctx context.Context, path string, cbor []byte) (Code, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	resp, err := c.cc.Post(ctx, path, message.AppCBOR, bytes.NewReader(cbor))
+	if err != nil {
+		if c.closed() {
+			return 0, nil, fmt.Errorf("uplink: post %s: %w", path, ErrClosed)
+		}
+		return 0, nil, fmt.Errorf("uplink: post %s: %w", path, err)
+	}
+	body, err := resp.ReadBody()
+	if err != nil {
+		return resp.Code(), nil, fmt.Errorf("uplink: post %s: read response: %w", path, err)
+	}
+	return resp.Code(), body, nil
+}
+
+func (c *Client) closed() bool {
+	select {
+	case <-c.cc.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// Done is closed when the session ends (Close, keep-alive failure, or the
+// server closing it).
+func (c *Client) Done() <-chan struct{} { return c.cc.Done() }
+
+// Peer is the authenticated server's name (Config.Name, or Addr).
+func (c *Client) Peer() string {
+	if c.cfg.Name != "" {
+		return c.cfg.Name
+	}
+	return c.cfg.Addr
+}
+
+// Close ends the session (sending a DTLS close_notify).
+func (c *Client) Close() error {
+	var err error
+	c.once.Do(func() { err = c.cc.Close() })
+	return err
+}

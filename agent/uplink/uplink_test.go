@@ -1,0 +1,275 @@
+package uplink_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mtcagent/mtcagent/agent/uplink"
+	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/collector"
+	"github.com/mtcagent/mtcagent/internal/config"
+)
+
+const pskHex = "00112233445566778899aabbccddeeff" // fictional
+
+type device struct {
+	key ed25519.PrivateKey
+	iss *attest.Issuer
+	pem string
+}
+
+func newDevice(t testing.TB) *device {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	iss, err := attest.NewIssuer(priv, &attest.MemSequence{}, attest.ClockFunc(func() (time.Time, bool) { return time.Now(), false }), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := attest.MarshalPublicKeyPEM(pub)
+	p := filepath.Join(t.TempDir(), "dev.pem")
+	os.WriteFile(p, b, 0o644)
+	return &device{key: priv, iss: iss, pem: p}
+}
+
+func startCollector(t testing.TB, dev *device, dir string, listen func(*collector.Server) (net.Addr, error)) (string, func()) {
+	t.Helper()
+	text := fmt.Sprintf("[device \"d1\"]\npsk_identity = d1\npsk = %s\npublic_key = %s\n", pskHex, dev.pem)
+	f, err := config.Parse("t.conf", text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := collector.ParseConfig(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := collector.New(cfg, collector.Options{StateDir: dir, Log: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if listen == nil {
+		listen = func(s *collector.Server) (net.Addr, error) { return s.ListenDevices("127.0.0.1:0") }
+	}
+	a, err := listen(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return a.String(), stop
+}
+
+func pskConfig(addr string) uplink.Config {
+	k, _ := hex.DecodeString(pskHex)
+	return uplink.Config{Addr: addr, Name: "collector", PSKIdentity: "d1", PSK: k, Timeout: 3 * time.Second}
+}
+
+func TestPSKPost(t *testing.T) {
+	dev := newDevice(t)
+	addr, _ := startCollector(t, dev, t.TempDir(), nil)
+	c, err := uplink.Dial(context.Background(), pskConfig(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	hb, _ := dev.iss.SignHeartbeat()
+	code, _, err := c.Post(context.Background(), uplink.PathHeartbeat, hb)
+	if err != nil || code != uplink.Changed {
+		t.Fatalf("post: %v %v", code, err)
+	}
+}
+
+func TestUnknownPSKIdentityRefused(t *testing.T) {
+	dev := newDevice(t)
+	addr, _ := startCollector(t, dev, t.TempDir(), nil)
+	for _, tc := range []struct {
+		name string
+		mod  func(*uplink.Config)
+	}{
+		{"unknown identity", func(c *uplink.Config) { c.PSKIdentity = "nobody" }},
+		{"wrong key", func(c *uplink.Config) { c.PSK = []byte("0123456789abcdef") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := pskConfig(addr)
+			tc.mod(&cfg)
+			c, err := uplink.Dial(context.Background(), cfg)
+			if err == nil {
+				c.Close()
+				t.Fatal("handshake accepted")
+			}
+			var de *uplink.DialError
+			if !errors.As(err, &de) || !errors.Is(err, uplink.ErrPSKRejected) {
+				t.Fatalf("error %v, want a DialError wrapping ErrPSKRejected", err)
+			}
+			if strings.Contains(err.Error(), pskHex) {
+				t.Fatal("error shows the key")
+			}
+		})
+	}
+}
+
+func certListener(cert *collectorCert) func(*collector.Server) (net.Addr, error) {
+	return func(s *collector.Server) (net.Addr, error) { return s.ListenDevicesCert("127.0.0.1:0", *cert.tls) }
+}
+
+func TestServerKeyPinning(t *testing.T) {
+	dev := newDevice(t)
+	srv := newCollectorCert(t)
+	addr, _ := startCollector(t, dev, t.TempDir(), certListener(srv))
+	devCert, err := uplink.SelfSigned(dev.key, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Right pin: the session comes up and tokens go through.
+	c, err := uplink.Dial(context.Background(), uplink.Config{Addr: addr, Certificate: devCert, ServerPin: srv.pin, Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatalf("pinned key: %v", err)
+	}
+	hb, _ := dev.iss.SignHeartbeat()
+	if code, _, err := c.Post(context.Background(), uplink.PathHeartbeat, hb); err != nil || code != uplink.Changed {
+		t.Fatalf("post: %v %v", code, err)
+	}
+	c.Close()
+	// Another pin: refused at Dial with a clear error.
+	wrong := newCollectorCert(t)
+	_, err = uplink.Dial(context.Background(), uplink.Config{Addr: addr, Certificate: devCert, ServerPin: wrong.pin, Timeout: 3 * time.Second})
+	if !errors.Is(err, uplink.ErrServerKey) || !strings.Contains(err.Error(), "server key does not match the pinned key") {
+		t.Fatalf("wrong pin: %v", err)
+	}
+	// A device key the collector does not know: refused.
+	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
+	sc, _ := uplink.SelfSigned(stranger, "x")
+	if c, err := uplink.Dial(context.Background(), uplink.Config{Addr: addr, Certificate: sc, ServerPin: srv.pin, Timeout: 3 * time.Second}); err == nil {
+		c.Close()
+		t.Fatal("unknown device key accepted")
+	}
+}
+
+// TestReconnect: the collector goes away; the client notices (Post fails,
+// Done closes) and a new Dial succeeds once the collector is back on the
+// same address with the same state (a duplicate is still recognised).
+func TestReconnect(t *testing.T) {
+	dev := newDevice(t)
+	dir := t.TempDir()
+	addr, stop := startCollector(t, dev, dir, nil)
+	cfg := pskConfig(addr)
+	cfg.Keepalive = 200 * time.Millisecond
+	cfg.Timeout = time.Second
+	c, err := uplink.Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, _ := dev.iss.SignHeartbeat()
+	if code, _, err := c.Post(context.Background(), uplink.PathHeartbeat, hb); err != nil || code != uplink.Changed {
+		t.Fatalf("post: %v %v", code, err)
+	}
+	stop()
+	ev, _ := dev.iss.Sign(attest.KindEvent, attest.EventClaim("connectivity-lost"))
+	if _, _, err := c.Post(context.Background(), uplink.PathEvent, ev); err == nil {
+		t.Fatal("post to a stopped collector succeeded")
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("session not closed after the collector went away")
+	}
+	c.Close()
+	if _, err := uplink.Dial(context.Background(), cfg); err == nil {
+		t.Fatal("dial succeeded with the collector down")
+	}
+	startCollector(t, dev, dir, func(s *collector.Server) (net.Addr, error) { return s.ListenDevices(addr) })
+	var c2 *uplink.Client
+	for i := 0; i < 10 && c2 == nil; i++ {
+		c2, err = uplink.Dial(context.Background(), cfg)
+	}
+	if err != nil {
+		t.Fatalf("redial: %v", err)
+	}
+	defer c2.Close()
+	for _, tok := range [][]byte{hb, ev} { // hb is a duplicate, ev is new
+		if code, _, err := c2.Post(context.Background(), pathOf(tok, hb), tok); err != nil || code != uplink.Changed {
+			t.Fatalf("post after reconnect: %v %v", code, err)
+		}
+	}
+}
+
+func TestTriggerGuard(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trigger.last")
+	g, err := uplink.OpenTriggerGuard(path, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	tr := uplink.Trigger{Counter: 5, Time: now, Action: "report", From: "alpha"}
+	b, err := uplink.EncodeTrigger(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := uplink.DecodeTrigger(b)
+	if err != nil || got != tr {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	if err := g.Accept(got, now, true); err != nil {
+		t.Fatal(err)
+	}
+	// The same bytes again: a replay.
+	again, _ := uplink.DecodeTrigger(b)
+	if err := g.Accept(again, now, true); !errors.Is(err, uplink.ErrTriggerReplay) {
+		t.Fatalf("replay: %v", err)
+	}
+	// After a restart too.
+	g2, _ := uplink.OpenTriggerGuard(path, time.Minute)
+	if err := g2.Accept(again, now, true); !errors.Is(err, uplink.ErrTriggerReplay) {
+		t.Fatalf("replay after reopen: %v", err)
+	}
+	// Newer counter but outside the window on a synchronised clock.
+	old := uplink.Trigger{Counter: 6, Time: now.Add(-time.Hour), Action: "report"}
+	if err := g2.Accept(old, now, true); !errors.Is(err, uplink.ErrTriggerStale) {
+		t.Fatalf("stale: %v", err)
+	}
+	// Unsynchronised clock: only the counter counts.
+	if err := g2.Accept(old, now, false); err != nil || g2.Last() != 6 {
+		t.Fatalf("unsynced: %v last %d", err, g2.Last())
+	}
+	for _, bad := range [][]byte{nil, {0xa0}, {0xff}, append([]byte{0x59, 0x02, 0x00}, make([]byte, 512)...)} {
+		if _, err := uplink.DecodeTrigger(bad); !errors.Is(err, uplink.ErrTrigger) {
+			t.Errorf("decode %x: %v", bad, err)
+		}
+	}
+}
+
+func TestConfigChecks(t *testing.T) {
+	for _, c := range []uplink.Config{
+		{},
+		{Addr: "127.0.0.1:1"},
+		{Addr: "127.0.0.1:1", PSKIdentity: "x", PSK: []byte("short")},
+		{Addr: "127.0.0.1:1", PSKIdentity: "x", PSK: make([]byte, 16), ServerPin: make([]byte, 32)},
+		{Addr: "127.0.0.1:1", ServerPin: make([]byte, 32)},
+	} {
+		if _, err := uplink.Dial(context.Background(), c); !errors.Is(err, uplink.ErrConfig) {
+			t.Errorf("%v: %v", c, err)
+		}
+	}
+	if s := fmt.Sprint(uplink.Config{Addr: "a", PSKIdentity: "x", PSK: []byte("secret-secret-secret")}); strings.Contains(s, "secret") {
+		t.Errorf("Config prints its key: %s", s)
+	}
+}
+
+func pathOf(tok, hb []byte) string {
+	if string(tok) == string(hb) {
+		return uplink.PathHeartbeat
+	}
+	return uplink.PathEvent
+}

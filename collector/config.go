@@ -1,0 +1,250 @@
+package collector
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/config"
+)
+
+// Classes an SCS may be granted for a device.
+const (
+	ClassStatus  = "status"
+	ClassEvents  = "events"
+	ClassTrigger = "trigger"
+)
+
+// Config is the collector's configuration file, parsed.
+type Config struct {
+	HeartbeatTimeout time.Duration // a device is overdue after this without a heartbeat
+	SessionIdle      time.Duration // a device session with no inbound traffic is dropped after this
+	MaxAge           time.Duration // oldest token accepted (outbox delivery after an outage)
+	Devices          map[string]*Device
+	SCS              map[string]*SCS
+}
+
+// Device is one [device "ID"] section.
+type Device struct {
+	ID               string
+	PSKIdentity      string
+	PSK              []byte
+	KeyPin           []byte            // SHA-256 of the device's TLS SubjectPublicKeyInfo
+	PublicKey        ed25519.PublicKey // verifies its tokens
+	Binding          *attest.Pseudonyms
+	HeartbeatTimeout time.Duration
+}
+
+// SCS is one [scs "NAME"] section: an application server and its grants.
+type SCS struct {
+	Name        string
+	PSKIdentity string
+	PSK         []byte
+	Devices     []string
+	Classes     []string
+}
+
+// Granted reports whether the SCS may use class on device.
+func (s *SCS) Granted(device, class string) bool {
+	return slices.Contains(s.Devices, device) && slices.Contains(s.Classes, class)
+}
+
+// LoadConfig reads and checks the collector's configuration file.
+func LoadConfig(path string) (*Config, error) {
+	f, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(f)
+}
+
+// ParseConfig interprets a parsed file. Relative public_key paths are
+// relative to the file's directory.
+func ParseConfig(f *config.File) (*Config, error) {
+	c := &Config{
+		HeartbeatTimeout: 90 * time.Second,
+		SessionIdle:      60 * time.Second,
+		MaxAge:           30 * 24 * time.Hour,
+		Devices:          map[string]*Device{},
+		SCS:              map[string]*SCS{},
+	}
+	for _, s := range f.Sections {
+		switch s.Name {
+		case "collector", "device", "scs":
+		default:
+			return nil, s.Errorf(s.Line, "unknown section [%s] (want collector, device, scs)", s.Name)
+		}
+	}
+	if s := f.Section("collector"); s != nil {
+		if err := s.Unknown("heartbeat_timeout", "session_idle", "max_age"); err != nil {
+			return nil, err
+		}
+		for key, dst := range map[string]*time.Duration{"heartbeat_timeout": &c.HeartbeatTimeout, "session_idle": &c.SessionIdle, "max_age": &c.MaxAge} {
+			if err := duration(s, key, dst); err != nil {
+				return nil, err
+			}
+		}
+	}
+	pskIDs := map[string]string{}
+	for _, s := range f.All("device") {
+		if err := s.Unknown("psk_identity", "psk", "key_pin", "public_key", "binding", "heartbeat_timeout"); err != nil {
+			return nil, err
+		}
+		if s.Label == "" {
+			return nil, s.Errorf(s.Line, "[device] needs an ID: [device \"ID\"]")
+		}
+		if _, dup := c.Devices[s.Label]; dup {
+			return nil, s.Errorf(s.Line, "device %q given twice", s.Label)
+		}
+		d := &Device{ID: s.Label, HeartbeatTimeout: c.HeartbeatTimeout}
+		var err error
+		if d.PSKIdentity, d.PSK, err = pskOf(s, pskIDs, "device "+s.Label); err != nil {
+			return nil, err
+		}
+		e, ok := s.Get("public_key")
+		if !ok {
+			return nil, s.Errorf(s.Line, "device %q: public_key (the device's Ed25519 PEM from 'mtcagent key public') is required", s.Label)
+		}
+		p := e.Value
+		if !filepath.IsAbs(p) && f.Path != "" {
+			p = filepath.Join(filepath.Dir(f.Path), p)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, s.Errorf(e.Line, "public_key: %v", err)
+		}
+		if d.PublicKey, err = attest.ParsePublicKeyPEM(b); err != nil {
+			return nil, s.Errorf(e.Line, "public_key: %v", err)
+		}
+		if e, ok := s.Get("key_pin"); ok {
+			if d.KeyPin, err = hex.DecodeString(e.Value); err != nil || len(d.KeyPin) != sha256.Size {
+				return nil, s.Errorf(e.Line, "key_pin: want 64 hex digits (SHA-256 of the SubjectPublicKeyInfo)")
+			}
+		} else if der, err := x509.MarshalPKIXPublicKey(d.PublicKey); err == nil {
+			h := sha256.Sum256(der) // certificate mode over the attestation key
+			d.KeyPin = h[:]
+		}
+		if e, ok := s.Get("binding"); ok {
+			parts := strings.Fields(e.Value)
+			var p attest.Pseudonyms
+			var e1, e2 error
+			if len(parts) == 2 {
+				p.IMSI, e1 = hex.DecodeString(parts[0])
+				p.ICCID, e2 = hex.DecodeString(parts[1])
+			}
+			if len(parts) != 2 || e1 != nil || e2 != nil || len(p.IMSI) != attest.PseudonymSize || len(p.ICCID) != attest.PseudonymSize {
+				return nil, s.Errorf(e.Line, "binding: want two 32-hex-digit pseudonyms (IMSI ICCID) as the device reports them to this collector")
+			}
+			d.Binding = &p
+		}
+		if err := duration(s, "heartbeat_timeout", &d.HeartbeatTimeout); err != nil {
+			return nil, err
+		}
+		c.Devices[d.ID] = d
+	}
+	scsIDs := map[string]string{}
+	for _, s := range f.All("scs") {
+		if err := s.Unknown("psk_identity", "psk", "devices", "classes"); err != nil {
+			return nil, err
+		}
+		if s.Label == "" {
+			return nil, s.Errorf(s.Line, "[scs] needs a name: [scs \"NAME\"]")
+		}
+		if _, dup := c.SCS[s.Label]; dup {
+			return nil, s.Errorf(s.Line, "scs %q given twice", s.Label)
+		}
+		x := &SCS{Name: s.Label}
+		var err error
+		if x.PSKIdentity, x.PSK, err = pskOf(s, scsIDs, "scs "+s.Label); err != nil {
+			return nil, err
+		}
+		if x.PSKIdentity == "" {
+			return nil, s.Errorf(s.Line, "scs %q: psk_identity and psk are required", s.Label)
+		}
+		if e, ok := s.Get("devices"); ok {
+			x.Devices = strings.Fields(e.Value)
+		}
+		if e, ok := s.Get("classes"); ok {
+			for _, cl := range strings.Fields(e.Value) {
+				switch cl {
+				case ClassStatus, ClassEvents, ClassTrigger:
+				default:
+					return nil, s.Errorf(e.Line, "classes: unknown class %q (want status, events, trigger)", cl)
+				}
+				x.Classes = append(x.Classes, cl)
+			}
+		}
+		c.SCS[x.Name] = x
+	}
+	return c, nil
+}
+
+func pskOf(s *config.Section, seen map[string]string, who string) (string, []byte, error) {
+	id, hasID := s.Get("psk_identity")
+	k, hasK := s.Get("psk")
+	if !hasID && !hasK {
+		return "", nil, nil
+	}
+	if !hasID || !hasK {
+		return "", nil, s.Errorf(s.Line, "%s: psk_identity and psk go together", who)
+	}
+	if prev, dup := seen[id.Value]; dup {
+		return "", nil, s.Errorf(id.Line, "psk_identity %q already used by %s", id.Value, prev)
+	}
+	seen[id.Value] = who
+	key, err := hex.DecodeString(k.Value)
+	if err != nil || len(key) < 16 {
+		return "", nil, s.Errorf(k.Line, "psk: want at least 32 hex digits (16 bytes)")
+	}
+	return id.Value, key, nil
+}
+
+func duration(s *config.Section, key string, dst *time.Duration) error {
+	e, ok := s.Get(key)
+	if !ok {
+		return nil
+	}
+	d, err := time.ParseDuration(e.Value)
+	if err != nil || d <= 0 {
+		return s.Errorf(e.Line, "%s: want a positive duration like 90s", key)
+	}
+	*dst = d
+	return nil
+}
+
+func (c *Config) deviceByPSK(identity string) *Device {
+	for _, d := range c.Devices {
+		if d.PSKIdentity != "" && d.PSKIdentity == identity {
+			return d
+		}
+	}
+	return nil
+}
+
+func (c *Config) deviceByPin(pin []byte) *Device {
+	for _, d := range c.Devices {
+		if len(d.KeyPin) > 0 && string(d.KeyPin) == string(pin) {
+			return d
+		}
+	}
+	return nil
+}
+
+func (c *Config) scsByPSK(identity string) *SCS {
+	for _, s := range c.SCS {
+		if s.PSKIdentity == identity {
+			return s
+		}
+	}
+	return nil
+}
+
+var _ = fmt.Sprintf

@@ -1,0 +1,505 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/mtcagent/mtcagent/agent/uplink"
+	"github.com/mtcagent/mtcagent/attest"
+	piondtls "github.com/pion/dtls/v3"
+	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
+	dtlsserver "github.com/plgd-dev/go-coap/v3/dtls/server"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
+	coapnet "github.com/plgd-dev/go-coap/v3/net"
+	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
+	"github.com/plgd-dev/go-coap/v3/options"
+	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+)
+
+// Options are a Server's surroundings.
+type Options struct {
+	StateDir string
+	Log      io.Writer        // the human-readable timeline (alarms too); nil: discard
+	Now      func() time.Time // nil: time.Now
+}
+
+// Server is the collector: DTLS listeners for devices and SCSs, the device
+// registry, verification, alarms and durable state.
+type Server struct {
+	cfg     *Config
+	st      *store
+	logw    io.Writer
+	logMu   sync.Mutex
+	now     func() time.Time
+	started time.Time
+
+	mu        sync.Mutex // guards st.Devices, sessions, observers, lsn
+	sessions  map[string]*udpClient.Conn
+	observers map[string]map[*observer]struct{}
+	servers   []*dtlsserver.Server
+	done      chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+// New opens the state directory and returns a Server with no listeners.
+func New(cfg *Config, opt Options) (*Server, error) {
+	st, err := openStore(opt.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Log == nil {
+		opt.Log = io.Discard
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	s := &Server{cfg: cfg, st: st, logw: opt.Log, now: opt.Now, sessions: map[string]*udpClient.Conn{},
+		observers: map[string]map[*observer]struct{}{}, done: make(chan struct{})}
+	s.started = s.now()
+	return s, nil
+}
+
+func (s *Server) logf(format string, a ...any) {
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	fmt.Fprintf(s.logw, "%s %s\n", s.now().UTC().Format("15:04:05.000"), fmt.Sprintf(format, a...))
+}
+
+var errUnknownIdentity = errors.New("unknown PSK identity")
+
+// ListenDevices starts the device listener in PSK mode on addr
+// ("127.0.0.1:5684"; port 0 picks one) and returns its address.
+func (s *Server) ListenDevices(addr string) (net.Addr, error) {
+	dc := &piondtls.Config{
+		ExtendedMasterSecret: piondtls.RequireExtendedMasterSecret,
+		CipherSuites:         []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8, piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256},
+		PSKIdentityHint:      []byte("mtccollector"),
+		PSK: func(id []byte) ([]byte, error) {
+			if d := s.cfg.deviceByPSK(string(id)); d != nil {
+				return d.PSK, nil
+			}
+			s.logf("refused a device handshake: unknown PSK identity")
+			return nil, errUnknownIdentity
+		},
+	}
+	return s.listen(addr, dc, s.serveDevice, true)
+}
+
+// ListenDevicesCert starts a device listener in certificate mode: the
+// collector presents cert; a device is recognised by the SHA-256 of its
+// certificate's public key (key_pin, or its attestation key).
+func (s *Server) ListenDevicesCert(addr string, cert tls.Certificate) (net.Addr, error) {
+	dc := &piondtls.Config{
+		ExtendedMasterSecret: piondtls.RequireExtendedMasterSecret,
+		CipherSuites:         []piondtls.CipherSuiteID{piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
+		Certificates:         []tls.Certificate{cert},
+		ClientAuth:           piondtls.RequireAnyClientCert,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return errors.New("no client certificate")
+			}
+			c, err := x509.ParseCertificate(raw[0])
+			if err != nil {
+				return err
+			}
+			if s.cfg.deviceByPin(uplink.Pin(c)) == nil {
+				s.logf("refused a device handshake: unknown device key")
+				return errors.New("unknown device key")
+			}
+			return nil
+		},
+	}
+	return s.listen(addr, dc, s.serveDevice, true)
+}
+
+// ListenSCS starts the SCS listener (PSK) on addr.
+func (s *Server) ListenSCS(addr string) (net.Addr, error) {
+	dc := &piondtls.Config{
+		ExtendedMasterSecret: piondtls.RequestExtendedMasterSecret,
+		CipherSuites:         []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8, piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256, piondtls.TLS_PSK_WITH_AES_128_CBC_SHA256},
+		PSKIdentityHint:      []byte("mtccollector"),
+		PSK: func(id []byte) ([]byte, error) {
+			if x := s.cfg.scsByPSK(string(id)); x != nil {
+				return x.PSK, nil
+			}
+			s.logf("refused an SCS handshake: unknown PSK identity")
+			return nil, errUnknownIdentity
+		},
+	}
+	return s.listen(addr, dc, s.serveSCS, false)
+}
+
+func (s *Server) listen(addr string, dc *piondtls.Config, h udpClient.HandlerFunc, device bool) (net.Addr, error) {
+	l, err := coapnet.NewDTLSListener("udp", addr, dc)
+	if err != nil {
+		return nil, fmt.Errorf("collector: listen %s: %w", addr, err)
+	}
+	idle := s.cfg.SessionIdle
+	opts := []dtlsserver.Option{
+		options.WithHandlerFunc(h),
+		options.WithInactivityMonitor(idle, func(cc *udpClient.Conn) { _ = cc.Close() }),
+		// One-block responses only: go-coap's server-side Observe breaks
+		// with multi-block notifications.
+		options.WithBlockwise(false, 0, 0),
+		options.WithErrors(func(err error) { s.logf("%v", err) }),
+	}
+	if device {
+		opts = append(opts, options.WithOnNewConn(func(cc *udpClient.Conn) {
+			s.wg.Add(1)
+			go func() { defer s.wg.Done(); s.deviceSession(cc) }()
+		}))
+	}
+	srv := coapdtls.NewServer(opts...)
+	s.mu.Lock()
+	s.servers = append(s.servers, srv)
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); _ = srv.Serve(l) }()
+	return l.Addr(), nil
+}
+
+// Run checks heartbeats until ctx ends, then closes the server.
+func (s *Server) Run(ctx context.Context) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.Close()
+			return nil
+		case <-t.C:
+			s.checkOverdue()
+		}
+	}
+}
+
+// Close stops the listeners and waits for their goroutines.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.mu.Lock()
+		srvs := s.servers
+		for _, cc := range s.sessions {
+			_ = cc.Close()
+		}
+		s.mu.Unlock()
+		for _, srv := range srvs {
+			srv.Stop()
+		}
+		s.wg.Wait()
+	})
+}
+
+// peer completes the handshake if needed and returns the DTLS state.
+func peer(ctx context.Context, cc *udpClient.Conn) (piondtls.State, bool) {
+	dc, ok := cc.NetConn().(*piondtls.Conn)
+	if !ok {
+		return piondtls.State{}, false
+	}
+	if err := dc.HandshakeContext(ctx); err != nil {
+		return piondtls.State{}, false
+	}
+	return dc.ConnectionState()
+}
+
+// deviceOf maps an authenticated session to a registered device.
+func (s *Server) deviceOf(ctx context.Context, cc *udpClient.Conn) *Device {
+	st, ok := peer(ctx, cc)
+	if !ok {
+		return nil
+	}
+	if len(st.PeerCertificates) > 0 {
+		c, err := x509.ParseCertificate(st.PeerCertificates[0])
+		if err != nil {
+			return nil
+		}
+		return s.cfg.deviceByPin(uplink.Pin(c))
+	}
+	return s.cfg.deviceByPSK(string(st.IdentityHint))
+}
+
+// deviceSession runs for each new device session: it registers the
+// session and challenges the device for a fresh binding attestation.
+func (s *Server) deviceSession(cc *udpClient.Conn) {
+	ctx, cancel := context.WithTimeout(cc.Context(), 15*time.Second)
+	defer cancel()
+	d := s.deviceOf(ctx, cc)
+	if d == nil {
+		_ = cc.Close()
+		return
+	}
+	s.mu.Lock()
+	if old := s.sessions[d.ID]; old != nil && old != cc {
+		_ = old.Close()
+	}
+	s.sessions[d.ID] = cc
+	s.mu.Unlock()
+	cc.AddOnClose(func() {
+		s.mu.Lock()
+		if s.sessions[d.ID] == cc {
+			delete(s.sessions, d.ID)
+		}
+		s.mu.Unlock()
+		s.logf("device %s: session closed", d.ID)
+	})
+	s.logf("device %s: session up (%s)", d.ID, cc.RemoteAddr())
+	s.challenge(ctx, d, cc)
+}
+
+// challenge asks the device for a binding attestation with a fresh nonce
+// and verifies it.
+func (s *Server) challenge(ctx context.Context, d *Device, cc *udpClient.Conn) {
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	req, _ := cbor.Marshal(map[int]any{1: nonce})
+	resp, err := cc.Post(ctx, uplink.PathAttest, message.AppCBOR, bytes.NewReader(req))
+	if err != nil {
+		s.logf("device %s: attestation request failed: %v", d.ID, err)
+		return
+	}
+	if resp.Code() != codes.Content && resp.Code() != codes.Changed {
+		s.logf("device %s: attestation request answered %v", d.ID, resp.Code())
+		return
+	}
+	tok, err := resp.ReadBody()
+	if err != nil {
+		return
+	}
+	v := attest.Verifier{Key: d.PublicKey, Nonce: nonce, Kind: attest.KindBinding, MaxAge: s.cfg.MaxAge, Now: s.now}
+	res, err := v.Verify(tok)
+	if err != nil {
+		s.alarm(d.ID, "verify-failed", "binding attestation refused: "+err.Error())
+		return
+	}
+	s.mu.Lock()
+	ds := s.st.device(d.ID)
+	if res.Token.Seq > ds.LastSeq {
+		ds.Consumed = append(ds.Consumed, res.Token.Seq)
+	}
+	ds.LastSeen = s.now()
+	s.mu.Unlock()
+	s.logf("device %s: binding attestation verified (nonce, seq %d)", d.ID, res.Token.Seq)
+	s.checkBinding(d, res.Token)
+	s.save()
+}
+
+// checkBinding compares attested pseudonyms with the expected binding (from
+// the config, or the first one seen).
+func (s *Server) checkBinding(d *Device, t *attest.Token) {
+	if len(t.Pseudonyms.IMSI) == 0 {
+		return
+	}
+	s.mu.Lock()
+	ds := s.st.device(d.ID)
+	var want *attest.Pseudonyms
+	switch {
+	case d.Binding != nil:
+		want = d.Binding
+	case ds.Binding != nil:
+		want = &attest.Pseudonyms{IMSI: ds.Binding[0], ICCID: ds.Binding[1]}
+	}
+	changed := want != nil && !want.Equal(t.Pseudonyms)
+	ds.Binding = &[2][]byte{t.Pseudonyms.IMSI, t.Pseudonyms.ICCID}
+	s.mu.Unlock()
+	if changed {
+		s.alarm(d.ID, "binding-changed", "the attested SIM is not the expected one (UICC–device association changed)")
+	}
+}
+
+func (s *Server) save() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.st.save(); err != nil {
+		s.logf("ERROR saving state: %v", err)
+	}
+}
+
+func (s *Server) alarm(device, kind, detail string) {
+	a := Alarm{Time: s.now().UTC(), Device: device, Kind: kind, Detail: detail}
+	if err := s.st.appendLine(AlarmLog, a); err != nil {
+		s.logf("ERROR writing alarm log: %v", err)
+	}
+	s.logf("ALARM device %s %s: %s", device, kind, detail)
+}
+
+// serveDevice handles the device's posts: signed tokens.
+func (s *Server) serveDevice(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
+	if r.Code() != codes.POST {
+		if r.Code() == codes.GET || r.Code() == codes.PUT || r.Code() == codes.DELETE {
+			_ = w.SetResponse(codes.MethodNotAllowed, message.TextPlain, nil)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	d := s.deviceOf(ctx, w.Conn())
+	if d == nil {
+		_ = w.SetResponse(codes.Unauthorized, message.TextPlain, nil)
+		return
+	}
+	path, _ := r.Options().Path()
+	if len(path) > 0 && path[0] != '/' {
+		path = "/" + path
+	}
+	var kind attest.Kind
+	switch path {
+	case uplink.PathEvent:
+		kind = attest.KindEvent
+	case uplink.PathHeartbeat:
+		kind = attest.KindHeartbeat
+	case uplink.PathBinding:
+		kind = attest.KindBinding
+	default:
+		_ = w.SetResponse(codes.NotFound, message.TextPlain, nil)
+		return
+	}
+	body, err := r.ReadBody()
+	if err != nil || len(body) > attest.MaxTokenSize {
+		_ = w.SetResponse(codes.RequestEntityTooLarge, message.TextPlain, nil)
+		return
+	}
+	code := s.accept(d, kind, body)
+	_ = w.SetResponse(code, message.TextPlain, nil)
+}
+
+// accept verifies one token and applies it: de-duplication, gap and
+// binding alarms, heartbeat bookkeeping, observers, state.
+func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
+	s.mu.Lock()
+	ds := s.st.device(d.ID)
+	v := attest.Verifier{Key: d.PublicKey, LastSeq: ds.LastSeq, Kind: kind, MaxAge: s.cfg.MaxAge, Now: s.now,
+		SkipFreshness: ds.LastSeq == 0}
+	res, err := v.Verify(tok)
+	if errors.Is(err, attest.ErrReplay) {
+		ds.Duplicates++
+		s.mu.Unlock()
+		return codes.Changed // already have it: the device may drop it from its outbox
+	}
+	if err != nil {
+		s.mu.Unlock()
+		s.alarm(d.ID, "verify-failed", fmt.Sprintf("%s refused: %v", kind, err))
+		if errors.Is(err, attest.ErrMalformed) {
+			return codes.BadRequest
+		}
+		return codes.Forbidden
+	}
+	t := res.Token
+	now := s.now()
+	last, boot := ds.LastSeq, ds.BootCount
+	missing := uint64(0)
+	if last > 0 && t.Seq > last+1 {
+		missing = t.Seq - last - 1
+		var keep []uint64
+		for _, c := range ds.Consumed {
+			if c > last && c < t.Seq {
+				missing--
+			} else if c > t.Seq {
+				keep = append(keep, c)
+			}
+		}
+		ds.Consumed = keep
+	}
+	ds.LastSeq = t.Seq
+	if t.BootCount > 0 {
+		ds.BootCount = t.BootCount
+	}
+	ds.LastSeen = now
+	ds.Accepted++
+	if kind == attest.KindHeartbeat {
+		ds.LastHeartbeat = now
+	}
+	wasOverdue := ds.Overdue
+	ds.Overdue = false
+	sum := &EventSummary{Device: d.ID, Seq: t.Seq, Kind: kind.String(), Event: t.Event, At: now.UTC(), AtUnix: now.Unix()}
+	if kind == attest.KindEvent {
+		ds.LastEvent = sum
+	}
+	s.mu.Unlock()
+
+	switch {
+	case missing > 0 && t.BootCount > boot && missing < attest.DefaultSeqBlock:
+		s.logf("device %s: restarted (boot %d); %d sequence numbers skipped by the restart", d.ID, t.BootCount, missing)
+	case missing > 0:
+		s.alarm(d.ID, "sequence-gap", fmt.Sprintf("%d message(s) missing before seq %d (suppressed events?)", missing, t.Seq))
+	}
+	if wasOverdue {
+		s.logf("device %s: heard from again", d.ID)
+	}
+	switch kind {
+	case attest.KindEvent:
+		s.logf("device %s: event %s verified (seq %d)", d.ID, t.Event, t.Seq)
+		switch t.Event {
+		case attest.SIMChanged.String():
+			s.alarm(d.ID, "binding-changed", "device reports a different SIM (sim-changed)")
+		case attest.SIMRemoved.String():
+			s.alarm(d.ID, "sim-removed", "device reports its SIM removed")
+		}
+		s.notify(d.ID, sum)
+	case attest.KindHeartbeat:
+		s.logf("device %s: heartbeat verified (seq %d)", d.ID, t.Seq)
+	case attest.KindBinding:
+		s.logf("device %s: binding attestation verified (seq %d)", d.ID, t.Seq)
+		s.checkBinding(d, t)
+	}
+	s.save()
+	return codes.Changed
+}
+
+// checkOverdue raises an alarm once per silence longer than a device's
+// heartbeat timeout.
+func (s *Server) checkOverdue() {
+	now := s.now()
+	type due struct {
+		id      string
+		silence time.Duration
+	}
+	var alarms []due
+	s.mu.Lock()
+	for id, d := range s.cfg.Devices {
+		ds := s.st.Devices[id]
+		if ds == nil || ds.LastSeen.IsZero() || ds.Overdue {
+			continue
+		}
+		last := ds.LastHeartbeat
+		if last.IsZero() {
+			last = ds.LastSeen
+		}
+		if last.Before(s.started) {
+			last = s.started
+		}
+		if now.Sub(last) > d.HeartbeatTimeout {
+			ds.Overdue = true
+			alarms = append(alarms, due{id, now.Sub(last)})
+		}
+	}
+	s.mu.Unlock()
+	for _, a := range alarms {
+		s.alarm(a.id, "heartbeat-overdue", fmt.Sprintf("no heartbeat for %s (loss of connectivity, or messages suppressed)", a.silence.Round(time.Second)))
+	}
+	if len(alarms) > 0 {
+		s.save()
+	}
+}
+
+// session returns the device's live session, if any.
+func (s *Server) session(id string) *udpClient.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[id]
+}
+
+var _ = sha256.Size

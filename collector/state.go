@@ -1,0 +1,161 @@
+package collector
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Files in the state directory.
+const (
+	StateFile = "state.json" // per-device state, replaced atomically
+	AlarmLog  = "alarms.log" // JSON lines, append-only
+	AuditLog  = "audit.log"  // JSON lines, append-only: every SCS access
+)
+
+// DeviceState is what the collector remembers of a device across restarts.
+type DeviceState struct {
+	LastSeq       uint64            `json:"last_seq"`           // highest sequence number accepted in order
+	Consumed      []uint64          `json:"consumed,omitempty"` // seqs above LastSeq used by nonce attestations
+	BootCount     uint64            `json:"boot_count"`
+	Binding       *[2][]byte        `json:"binding,omitempty"` // pseudonyms (IMSI, ICCID) last attested
+	LastSeen      time.Time         `json:"last_seen"`
+	LastHeartbeat time.Time         `json:"last_heartbeat"`
+	Overdue       bool              `json:"overdue"`
+	Status        []byte            `json:"status,omitempty"` // last status (CBOR) the device gave us
+	StatusAt      time.Time         `json:"status_at"`
+	LastEvent     *EventSummary     `json:"last_event,omitempty"`
+	TriggerSeq    uint64            `json:"trigger_seq"`       // last trigger counter sent to the device
+	SCSSeq        map[string]uint64 `json:"scs_seq,omitempty"` // last trigger sequence per SCS
+	Accepted      uint64            `json:"accepted"`
+	Duplicates    uint64            `json:"duplicates"`
+}
+
+// EventSummary is what an SCS observing a device's events receives.
+type EventSummary struct {
+	Device string    `json:"device" cbor:"device"`
+	Seq    uint64    `json:"seq" cbor:"seq"`
+	Kind   string    `json:"kind" cbor:"kind"`
+	Event  string    `json:"event,omitempty" cbor:"event,omitempty"`
+	At     time.Time `json:"at" cbor:"-"`
+	AtUnix int64     `json:"-" cbor:"at"`
+}
+
+// Alarm is one line of the alarm log.
+type Alarm struct {
+	Time   time.Time `json:"time"`
+	Device string    `json:"device"`
+	Kind   string    `json:"kind"` // binding-changed, sim-removed, sequence-gap, heartbeat-overdue, verify-failed
+	Detail string    `json:"detail"`
+}
+
+// AuditRecord is one line of the SCS audit log.
+type AuditRecord struct {
+	Time     time.Time `json:"time"`
+	SCS      string    `json:"scs"`
+	Method   string    `json:"method"`
+	Path     string    `json:"path"`
+	Device   string    `json:"device,omitempty"`
+	Class    string    `json:"class,omitempty"`
+	Decision string    `json:"decision"` // granted, denied (not granted), denied (unknown device), bad request
+	Code     string    `json:"code"`
+}
+
+type store struct {
+	dir string
+	mu  sync.Mutex // guards the files; callers hold Server.mu for Devices
+	// Devices is the durable map.
+	Devices map[string]*DeviceState `json:"devices"`
+}
+
+func openStore(dir string) (*store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("collector: state dir: %w", err)
+	}
+	s := &store{dir: dir, Devices: map[string]*DeviceState{}}
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return s, nil
+	case err != nil:
+		return nil, fmt.Errorf("collector: read state: %w", err)
+	}
+	if err := json.Unmarshal(b, s); err != nil {
+		return nil, fmt.Errorf("collector: state file %s corrupt: %w", filepath.Join(dir, StateFile), err)
+	}
+	if s.Devices == nil {
+		s.Devices = map[string]*DeviceState{}
+	}
+	return s, nil
+}
+
+func (s *store) device(id string) *DeviceState {
+	d := s.Devices[id]
+	if d == nil {
+		d = &DeviceState{}
+		s.Devices[id] = d
+	}
+	return d
+}
+
+// save writes the state atomically (temp file, fsync, rename, fsync dir).
+func (s *store) save() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, err := json.MarshalIndent(s, "", " ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(s.dir, StateFile), b)
+}
+
+func (s *store) appendLine(name string, v any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	if _, err = f.Write(data); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

@@ -35,6 +35,8 @@ type Deps struct {
 	Every func(d time.Duration) (<-chan time.Time, func())
 	// Engine options for the modem (timeouts).
 	EngineOptions []atmodem.Option
+	// MDT, when set, is the measurement log the daemon owns while it runs.
+	MDT *MDT
 }
 
 // Agent is the running daemon.
@@ -178,6 +180,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 	wg.Add(1)
 	go func() { defer wg.Done(); a.mon.Run(ctx) }()
+	if a.deps.MDT != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.mdtLoop(ctx) }()
+	}
 	if a.cfg.Heartbeat > 0 {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.heartbeats(ctx) }()

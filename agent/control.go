@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -161,6 +162,9 @@ func (a *Agent) Handle(ctx context.Context, req Request) (any, error) {
 		return st.Revealed(), nil
 	case "events":
 		return a.Recent(), nil
+	}
+	if strings.HasPrefix(req.Cmd, "mdt.") {
+		return a.handleMDT(req)
 	}
 	return nil, fmt.Errorf("unknown control command %q", req.Cmd)
 }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/mtcagent/mtcagent/agent"
+	"github.com/mtcagent/mtcagent/mdtlog"
 )
 
 func init() {
@@ -73,7 +74,18 @@ func runAgent(env *cmdEnv, cfg agent.Config, log *slog.Logger) error {
 		defer stop()
 		spec = path
 	}
-	a, err := agent.New(cfg, agent.Deps{Open: open, Outbox: &agent.MemOutbox{}, Log: log})
+	deps := agent.Deps{Open: open, Outbox: &agent.MemOutbox{}, Log: log}
+	mcfg, err := mdtlog.ParseConfig(cfg.File)
+	if err != nil {
+		return &usageError{msg: fmt.Sprintf("config: %v", err)}
+	}
+	store, err := mdtlog.Open(cfg.StateDir, mcfg.Options())
+	if err != nil {
+		return withHint(fmt.Errorf("measurement log: %w", err), "is another mtcagent running, or an 'mtcagent mdt' command? stop it first")
+	}
+	defer store.Close()
+	deps.MDT = &agent.MDT{Store: store, Config: mcfg}
+	a, err := agent.New(cfg, deps)
 	if err != nil {
 		return withHint(err, "check --state-dir (it must be writable by the agent and not readable by others)")
 	}

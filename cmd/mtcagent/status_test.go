@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // run invokes mtcagent in process and returns exit code, stdout, stderr.
@@ -159,7 +160,7 @@ func TestWatchSIMSwap(t *testing.T) {
 	sc := writeScenario(t, `{"dialect": "quectel", "timeline": [
 	  {"at": "300ms", "sim": "remove"},
 	  {"at": "600ms", "sim": {"imsi": "001010000000002", "iccid": "8900100000000000002"}}]}`)
-	code, out, errs := run(t, "watch", "--modem", "sim:"+sc, "--for", "2s", "--poll", "1s")
+	code, out, errs := run(t, "watch", "--modem", "sim:"+sc, "--for", scaled(2*time.Second).String(), "--poll", "1s")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}

@@ -1,0 +1,206 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/mdtlog"
+)
+
+// MDT is the measurement log as the daemon drives it: it logs while the
+// user's consent stands, for the configured duration after consent or
+// start, every interval.
+type MDT struct {
+	Store  *mdtlog.Store
+	Config mdtlog.Config
+}
+
+// mdtLoop appends one record per interval while logging is allowed.
+func (a *Agent) mdtLoop(ctx context.Context) {
+	m := a.deps.MDT
+	tick, stop := a.deps.Every(m.Config.Interval)
+	defer stop()
+	started := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+		}
+		if !m.Store.Logging() {
+			continue // off until consent; opt-out is permanent
+		}
+		c := m.Store.ConsentState()
+		from := started
+		if c.Time.After(from) {
+			from = c.Time
+		}
+		if m.Config.Duration > 0 && time.Since(from) > m.Config.Duration {
+			continue // the logging duration has run out
+		}
+		st := a.mon.Status()
+		if st == nil {
+			continue
+		}
+		rec, ok := MDTRecord(st, a.deps.Clock)
+		if !ok {
+			continue
+		}
+		if err := m.Store.Append(rec); err != nil {
+			a.log.Error("mdt record not logged", "err", err)
+		}
+	}
+}
+
+// MDTRecord turns a modem reading into a measurement record; false when
+// there is no serving cell to log.
+func MDTRecord(st *atmodem.Status, clock interface{ Now() (time.Time, bool) }) (mdtlog.Record, bool) {
+	now, synced := clock.Now()
+	d, reg := st.Serving()
+	if reg == nil {
+		return mdtlog.Record{}, false
+	}
+	c := mdtlog.Cell{TAC: reg.TAC, LAC: reg.LAC, CellID: reg.CellID}
+	switch d {
+	case atmodem.DomainEPS:
+		c.RAT = "lte"
+	case atmodem.Domain5GS:
+		c.RAT = "nr"
+	default:
+		c.RAT = "gsm"
+		if reg.AcT != nil && *reg.AcT >= 2 && *reg.AcT <= 6 {
+			c.RAT = "umts"
+		}
+	}
+	if st.Operator.MCC != nil && st.Operator.MNC != nil {
+		c.MCC, c.MNC = *st.Operator.MCC, *st.Operator.MNC
+	}
+	f := func(p *int) *float64 {
+		if p == nil {
+			return nil
+		}
+		v := float64(*p)
+		return &v
+	}
+	c.RSRP, c.RSRQ, c.RSSI = f(st.Signal.RSRPdBm), st.Signal.RSRQdB, f(st.Signal.RSSIdBm)
+	if sc := st.Cell; sc != nil {
+		c.SINR = sc.SINRdB
+		if sc.EARFCN != nil && *sc.EARFCN >= 0 {
+			e := uint32(*sc.EARFCN)
+			c.EARFCN = &e
+		}
+		if sc.PCI != nil && *sc.PCI >= 0 && *sc.PCI < 1<<16 {
+			p := uint16(*sc.PCI)
+			c.PCI = &p
+		}
+		if c.RSRP == nil {
+			c.RSRP = sc.RSRPdBm
+		}
+	}
+	return mdtlog.Record{Time: now.UTC(), ClockSynced: synced, Serving: c}, true
+}
+
+// MDTScan is mdtlog.ScanReport over the control socket (errors as text).
+type MDTScan struct {
+	mdtlog.ScanReport
+	Errors []string `json:"errors,omitempty"`
+}
+
+func toScan(r mdtlog.ScanReport) MDTScan {
+	s := MDTScan{ScanReport: r}
+	for _, e := range r.Errors {
+		s.Errors = append(s.Errors, e.Error())
+	}
+	s.ScanReport.Errors = nil
+	return s
+}
+
+// FromScan turns the wire form back into a ScanReport.
+func FromScan(s MDTScan) mdtlog.ScanReport {
+	r := s.ScanReport
+	for _, e := range s.Errors {
+		r.Errors = append(r.Errors, errors.New(e))
+	}
+	return r
+}
+
+// MDTStatus is mdtlog.Status over the control socket.
+type MDTStatus struct {
+	mdtlog.Status
+	Scan MDTScan `json:"scan"`
+}
+
+// handleMDT serves the mdt commands of the owner (the control socket is
+// local and owner-only: these are local requests).
+func (a *Agent) handleMDT(req Request) (any, error) {
+	m := a.deps.MDT
+	if m == nil {
+		return nil, errors.New("the measurement log is not enabled in this agent")
+	}
+	synced := false
+	if _, s := a.deps.Clock.Now(); s {
+		synced = true
+	}
+	switch req.Cmd {
+	case "mdt.consent":
+		var r mdtlog.ConsentRequest
+		if len(req.Args) > 0 {
+			if err := json.Unmarshal(req.Args, &r); err != nil {
+				return nil, err
+			}
+		}
+		r.ClockSynced = synced
+		return m.Store.Consent(r)
+	case "mdt.optout":
+		return m.Store.OptOut(synced)
+	case "mdt.clear":
+		return m.Store.Clear()
+	case "mdt.status":
+		st, err := m.Store.Status()
+		if err != nil {
+			return nil, err
+		}
+		out := MDTStatus{Status: st, Scan: toScan(st.ScanReport)}
+		out.Status.ScanReport.Errors = nil
+		return out, nil
+	case "mdt.export":
+		var format string
+		if err := json.Unmarshal(req.Args, &format); err != nil {
+			return nil, fmt.Errorf("mdt.export: want a format")
+		}
+		var buf bytes.Buffer
+		rep, err := m.Store.Export(&buf, format)
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			Data []byte  `json:"data"`
+			Scan MDTScan `json:"scan"`
+		}{buf.Bytes(), toScan(rep)}, nil
+	case "mdt.records":
+		var es []mdtlog.Entry
+		rep, err := m.Store.Records(func(e mdtlog.Entry) error { es = append(es, e); return nil })
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			Entries []mdtlog.Entry `json:"entries"`
+			Scan    MDTScan        `json:"scan"`
+		}{es, toScan(rep)}, nil
+	}
+	return nil, fmt.Errorf("unknown control command %q", req.Cmd)
+}
+
+// RemoteMDTConsent is how a consent request from the network is handled:
+// refused, whatever the state (the user must see the notice on the device).
+func (a *Agent) RemoteMDTConsent() (mdtlog.Consent, error) {
+	if a.deps.MDT == nil {
+		return mdtlog.Consent{}, errors.New("the measurement log is not enabled in this agent")
+	}
+	return a.deps.MDT.Store.Consent(mdtlog.ConsentRequest{Remote: true})
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mtcagent/mtcagent/agent"
+	"github.com/mtcagent/mtcagent/internal/testexec"
+	"github.com/mtcagent/mtcagent/mdtlog"
+)
+
+func scaled(d time.Duration) time.Duration {
+	if testing.Short() || testexec.Emulated() {
+		return 5 * d
+	}
+	return d
+}
+
+type daemon struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	state  string
+}
+
+// startDaemon runs `mtcagent run` as a real process on the simulator.
+func startDaemon(t *testing.T, state, scenario, conf string) *daemon {
+	t.Helper()
+	args := []string{"run", "--modem", "sim:" + scenario, "--state-dir", state}
+	if conf != "" {
+		args = append(args, "--config", conf)
+	}
+	cmd, err := testexec.Self(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{cmd: cmd, stderr: &bytes.Buffer{}, state: state}
+	cmd.Env = append(os.Environ(), "MTCAGENT_TEST_MAIN=1")
+	cmd.Stderr = d.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.stop(t) })
+	deadline := time.Now().Add(scaled(10 * time.Second))
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		var st map[string]any
+		err := agent.Call(ctx, state, "status", nil, &st)
+		cancel()
+		if err == nil {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not ready: %v\n%s", err, d.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and expects a clean exit 0.
+func (d *daemon) stop(t *testing.T) {
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("daemon exit after SIGTERM: %v\n%s", err, d.stderr)
+		}
+	case <-time.After(scaled(10 * time.Second)):
+		d.cmd.Process.Kill()
+		<-done
+		t.Errorf("daemon did not stop on SIGTERM")
+	}
+}
+
+func TestMDTAgainstDaemon(t *testing.T) {
+	state := t.TempDir()
+	sc := writeScenario(t, `{"dialect": "quectel"}`)
+	conf := filepath.Join(t.TempDir(), "a.conf")
+	os.WriteFile(conf, []byte("[agent]\nheartbeat = off\npoll = 1s\n[mdt]\ninterval = 1.28s\n"), 0o600)
+	d := startDaemon(t, state, sc, conf)
+
+	// Off until consent.
+	code, out, errs := run(t, "mdt", "status", "--state-dir", state, "--json")
+	if code != 0 || !strings.Contains(out, `"unset"`) && !strings.Contains(out, "unset") {
+		t.Fatalf("status before consent: %d %s %s", code, out, errs)
+	}
+	code, out, errs = run(t, "mdt", "consent", "--yes", "--state-dir", state)
+	if code != 0 || !strings.Contains(out, "What is logged") && !strings.Contains(strings.ToLower(out), "logged") {
+		t.Fatalf("consent: %d %s %s", code, out, errs)
+	}
+	// The daemon logs while consent stands.
+	deadline := time.Now().Add(scaled(8 * time.Second))
+	for {
+		code, out, _ = run(t, "mdt", "status", "--state-dir", state, "--json")
+		var st map[string]any
+		json.Unmarshal([]byte(out), &st)
+		if n, _ := st["records"].(float64); code == 0 && n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon did not log after consent: %s\n%s", out, d.stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	code, out, errs = run(t, "mdt", "show", "--state-dir", state)
+	if code != 0 || !strings.Contains(out, "00101") && !strings.Contains(out, "001") {
+		t.Fatalf("show: %d %s %s", code, out, errs)
+	}
+	exp := filepath.Join(t.TempDir(), "mdt.jsonl")
+	code, _, errs = run(t, "mdt", "export", "--format", "jsonl", "--out", exp, "--state-dir", state)
+	if b, _ := os.ReadFile(exp); code != 0 || bytes.Count(b, []byte("\n")) < 2 {
+		t.Fatalf("export: %d %s (%d bytes)", code, errs, len(b))
+	}
+	code, out, errs = run(t, "mdt", "clear", "--yes", "--state-dir", state)
+	if code != 0 {
+		t.Fatalf("clear while running: %d %s %s", code, out, errs)
+	}
+	code, _, errs = run(t, "mdt", "optout", "--yes", "--state-dir", state)
+	if code != 0 {
+		t.Fatalf("optout: %d %s", code, errs)
+	}
+	d.stop(t)
+
+	// Restart: opt-out survives; a remote consent does not resume logging.
+	startDaemon(t, state, sc, conf)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var c mdtlog.Consent
+	err := agent.Call(ctx, state, "mdt.consent", mdtlog.ConsentRequest{Remote: true}, &c)
+	if err == nil && c.State == mdtlog.Consented {
+		t.Fatal("remote consent turned logging back on after opt-out")
+	}
+	time.Sleep(scaled(2 * time.Second))
+	code, out, _ = run(t, "mdt", "status", "--state-dir", state, "--json")
+	var st map[string]any
+	json.Unmarshal([]byte(out), &st)
+	if n, _ := st["records"].(float64); code != 0 || n != 0 || !strings.Contains(out, "opted_out") {
+		t.Fatalf("after opt-out and restart: %s", out)
+	}
+}

@@ -232,6 +232,17 @@ func registerAll(e *atmodem.Engine, u *urcSink) {
 	e.HandleUnknown(u.add)
 }
 
+// gated holds Reads until open is closed.
+type gated struct {
+	io.ReadWriteCloser
+	open chan struct{}
+}
+
+func (g *gated) Read(p []byte) (int, error) {
+	<-g.open
+	return g.ReadWriteCloser.Read(p)
+}
+
 // replayStatus runs Init and Status strictly against a transcript.
 func replayStatus(t *testing.T, tr *transcript.Transcript, wrap func(io.ReadWriteCloser) io.ReadWriteCloser) (*atmodem.Status, []string, error, error) {
 	t.Helper()
@@ -240,9 +251,13 @@ func replayStatus(t *testing.T, tr *transcript.Transcript, wrap func(io.ReadWrit
 	if wrap != nil {
 		port = wrap(rep)
 	}
-	e := atmodem.New(port, atmodem.WithTimeout(5*time.Second))
+	// Handlers can only be registered once New has started reading: hold
+	// the reads until they are, or leading URCs find no handler.
+	g := &gated{ReadWriteCloser: port, open: make(chan struct{})}
+	e := atmodem.New(g, atmodem.WithTimeout(5*time.Second))
 	var urcs urcSink
 	registerAll(e, &urcs)
+	close(g.open)
 	m := atmodem.NewModem(e, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -487,5 +502,63 @@ func TestReplayDetectsDivergence(t *testing.T) {
 	}
 	if !errors.Is(closeErr, transcript.ErrUnused) {
 		t.Fatalf("vanished port: replay close error %v, want unused steps", closeErr)
+	}
+}
+
+// TestRecorderMatchesSimRecord records the same simulated session twice,
+// from the host side with transcript.Recorder and from the modem side with
+// Sim.Record: the steps agree, and the host-side recording replays strictly
+// to the same readings.
+func TestRecorderMatchesSimRecord(t *testing.T) {
+	sc, err := modemsim.Parse([]byte(`{"dialect": "quectel"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := modemsim.New(sc)
+	var simRec syncBuffer
+	s.Record(&simRec)
+	host, modem := net.Pipe()
+	served := make(chan struct{})
+	go func() { s.Serve(modem); close(served) }()
+	rec := transcript.NewRecorder(host)
+	e := atmodem.New(rec)
+	m := atmodem.NewModem(e, nil)
+	ctx := context.Background()
+	if err := m.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	live, err := m.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	rec.Close()
+	modem.Close()
+	e.Wait()
+	<-served
+
+	hostSide := rec.Transcript("host.txt", "source: TestRecorderMatchesSimRecord", "kind: synthetic")
+	modemSide, err := transcript.Parse("modem.txt", bytes.NewReader(simRec.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hostSide.Steps) != len(modemSide.Steps) {
+		t.Fatalf("Recorder made %d steps, Sim.Record %d", len(hostSide.Steps), len(modemSide.Steps))
+	}
+	for i := range hostSide.Steps {
+		a, b := hostSide.Steps[i], modemSide.Steps[i]
+		if a.Kind != b.Kind || a.Text != b.Text {
+			t.Fatalf("step %d: Recorder %q, Sim.Record %q", i+1, a, b)
+		}
+	}
+	replayed, _, err, closeErr := replayStatus(t, hostSide, nil)
+	if err != nil || closeErr != nil {
+		t.Fatalf("replay of the recording: %v / %v", err, closeErr)
+	}
+	a, b := readings(live), readings(replayed)
+	for k := range a {
+		if a[k] != b[k] {
+			t.Errorf("%s differs between the live session and its replay", k)
+		}
 	}
 }

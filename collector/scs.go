@@ -66,7 +66,7 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 	path = "/" + strings.TrimPrefix(path, "/")
 	rec := AuditRecord{Method: method, Path: path}
 	if x == nil {
-		rec.SCS, rec.Decision, rec.Code = "?", "denied (unauthenticated)", codes.Unauthorized.String()
+		rec.SCS, rec.Decision, rec.Code = "?", "denied (unauthenticated)", codeText(codes.Unauthorized)
 		s.audit(rec)
 		_ = w.SetResponse(codes.Unauthorized, message.TextPlain, nil)
 		return
@@ -97,7 +97,7 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 	if rec.Decision != "" {
 		// The same answer for all of these (R9). A wrong method on a
 		// granted resource gets it too, so probing methods tells nothing.
-		rec.Code = codes.NotFound.String()
+		rec.Code = codeText(codes.NotFound)
 		s.audit(rec)
 		s.logf("scs %s: %s %s -> 4.04 (%s)", x.Name, method, path, rec.Decision)
 		_ = w.SetResponse(codes.NotFound, message.TextPlain, bytes.NewReader(notFoundBody))
@@ -119,14 +119,14 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 			rec.Decision = "granted (refused: " + string(body) + ")"
 		}
 	}
-	rec.Code = code.String()
+	rec.Code = codeText(code)
 	s.audit(rec)
 	s.logf("scs %s: %s %s -> %v", x.Name, method, path, code)
 	cf := message.AppCBOR
 	if wantJSON {
 		cf = message.AppJSON
 	}
-	if code.String() == "" || code >= codes.BadRequest {
+	if code >= codes.BadRequest {
 		cf = message.TextPlain
 	}
 	_ = w.SetResponse(code, cf, bytes.NewReader(body))
@@ -234,7 +234,7 @@ func (s *Server) notify(id string, sum *EventSummary) {
 		m.SetBody(bytes.NewReader(body))
 		err := o.cc.WriteMessage(m)
 		o.cc.ReleaseMessage(m)
-		code := codes.Content.String()
+		code := codeText(codes.Content)
 		if err != nil {
 			s.dropObserver(id, o)
 			code = "send failed"
@@ -347,3 +347,6 @@ func jsonable(v any) any {
 	}
 	return v
 }
+
+// codeText is a response code as "2.05".
+func codeText(c codes.Code) string { return fmt.Sprintf("%d.%02d", uint8(c)>>5, uint8(c)&31) }

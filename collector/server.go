@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -387,6 +388,7 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 	if errors.Is(err, attest.ErrReplay) {
 		ds.Duplicates++
 		s.mu.Unlock()
+		s.save()
 		return codes.Changed // already have it: the device may drop it from its outbox
 	}
 	if err != nil {
@@ -414,6 +416,7 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 		ds.Consumed = keep
 	}
 	ds.LastSeq = t.Seq
+	ds.Consumed = slices.DeleteFunc(ds.Consumed, func(c uint64) bool { return c <= t.Seq })
 	if t.BootCount > 0 {
 		ds.BootCount = t.BootCount
 	}

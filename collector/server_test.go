@@ -2,12 +2,15 @@ package collector
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/config"
 )
 
 func startServer(t *testing.T, cfg *Config, dir string) (*Server, string, string, *syncBuf) {
@@ -88,5 +91,57 @@ func TestDeviceTokens(t *testing.T) {
 	forged, _ := other.iss.Sign(attest.KindEvent, attest.EventClaim("sim-bound"))
 	if code := post(uplink.PathEvent, forged); code != uplink.Forbidden {
 		t.Fatalf("forged: %v", code)
+	}
+}
+
+// TestHeartbeatOverdue: silence longer than the heartbeat timeout raises
+// one alarm; the next heartbeat clears it.
+func TestHeartbeatOverdue(t *testing.T) {
+	dev := newTestDevice(t, "dev1")
+	cfg := parseTestConfig(t, testConfigText(dev))
+	cfg.Devices["dev1"].HeartbeatTimeout = 500 * time.Millisecond
+	dir := t.TempDir()
+	_, addr, _, log := startServer(t, cfg, dir)
+	c, err := uplink.Dial(context.Background(), dev.uplinkConfig(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	hb, _ := dev.iss.SignHeartbeat()
+	if code, _, err := c.Post(context.Background(), uplink.PathHeartbeat, hb); err != nil || code != uplink.Changed {
+		t.Fatalf("post: %v %v", code, err)
+	}
+	waitFor(t, 15*time.Second, "overdue alarm", func() bool { return strings.Contains(log.String(), "ALARM device dev1 heartbeat-overdue") })
+	hb, _ = dev.iss.SignHeartbeat()
+	c.Post(context.Background(), uplink.PathHeartbeat, hb)
+	waitFor(t, 5*time.Second, "recovery", func() bool { return strings.Contains(log.String(), "device dev1: heard from again") })
+	if n := strings.Count(log.String(), "heartbeat-overdue"); n != 1 {
+		t.Errorf("%d overdue alarms, want 1", n)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, AlarmLog))
+	if !strings.Contains(string(b), `"kind":"heartbeat-overdue"`) {
+		t.Errorf("alarm log: %s", b)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	dev := newTestDevice(t, "dev1")
+	for _, tc := range []struct{ text, want string }{
+		{"[devise \"x\"]\n", "unknown section"},
+		{"[device]\npublic_key = " + dev.pemf + "\n", "needs an ID"},
+		{"[device \"a\"]\npsk_identity = a\npublic_key = " + dev.pemf + "\n", "go together"},
+		{"[device \"a\"]\npsk_identity = a\npsk = zz\npublic_key = " + dev.pemf + "\n", "hex"},
+		{"[device \"a\"]\npsk_identity = a\npsk = " + devPSKHex + "\n", "public_key"},
+		{"[scs \"s\"]\npsk_identity = s\npsk = " + devPSKHex + "\nclasses = status location\n", "unknown class"},
+		{"[collector]\nheartbeat_timeout = soon\n", "duration"},
+		{"[device \"a\"]\nbinding = 00\npublic_key = " + dev.pemf + "\n", "binding"},
+	} {
+		f, err := config.Parse("c.conf", tc.text)
+		if err == nil {
+			_, err = ParseConfig(f)
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "c.conf:") {
+			t.Errorf("%q: %v, want %q with file:line", tc.text, err, tc.want)
+		}
 	}
 }

@@ -1,0 +1,68 @@
+package collector
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/mtcagent/mtcagent/agent/uplink"
+)
+
+// KeyFile is the collector's own Ed25519 key (certificate mode), in the
+// state directory, mode 0600.
+const KeyFile = "collector.key"
+
+// LoadOrCreateCert returns the collector's self-signed certificate over
+// the key in stateDir (created on first use) and the key's pin, which
+// devices configure as their server pin.
+func LoadOrCreateCert(stateDir string) (*tls.Certificate, []byte, error) {
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("collector: state dir: %w", err)
+	}
+	path := filepath.Join(stateDir, KeyFile)
+	b, err := os.ReadFile(path)
+	var key ed25519.PrivateKey
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		_, key, err = ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := writeAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+			return nil, nil, fmt.Errorf("collector: write key: %w", err)
+		}
+	case err != nil:
+		return nil, nil, fmt.Errorf("collector: read key: %w", err)
+	default:
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			return nil, nil, fmt.Errorf("collector: key %s is readable by others (chmod 600)", path)
+		}
+		blk, _ := pem.Decode(b)
+		if blk == nil || blk.Type != "PRIVATE KEY" {
+			return nil, nil, fmt.Errorf("collector: key %s: not a PEM private key", path)
+		}
+		k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+		if err != nil {
+			return nil, nil, fmt.Errorf("collector: key %s: unreadable", path)
+		}
+		var ok bool
+		if key, ok = k.(ed25519.PrivateKey); !ok {
+			return nil, nil, fmt.Errorf("collector: key %s: not Ed25519", path)
+		}
+	}
+	cert, err := uplink.SelfSigned(key, "mtccollector")
+	if err != nil {
+		return nil, nil, err
+	}
+	return cert, uplink.Pin(cert.Leaf), nil
+}

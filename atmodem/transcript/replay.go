@@ -55,11 +55,20 @@ type Option func(*Replayer)
 // NoDelays makes "~" steps take no time.
 func NoDelays() Option { return func(r *Replayer) { r.noDelays = true } }
 
+// WithAfterFunc replaces time.AfterFunc for "~" steps, so tests of delays
+// need not wait: after(d, f) must arrange for f to be called once d has
+// passed (or when the test says so), never from within after itself, and
+// return a function that cancels it.
+func WithAfterFunc(after func(d time.Duration, f func()) (stop func() bool)) Option {
+	return func(r *Replayer) { r.after = after }
+}
+
 // Replayer plays a transcript as the modem. It is safe for one reader and
 // one writer at a time, concurrently, as the atmodem engine uses a port.
 type Replayer struct {
 	t        *Transcript
 	noDelays bool
+	after    func(time.Duration, func()) func() bool
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -67,9 +76,9 @@ type Replayer struct {
 	out      []byte // released modem bytes not yet read
 	outStep  []int  // for each released but unread step: its index and end offset
 	outEnd   []int
-	host     []byte // host bytes not yet ended by CR or LF
-	waiting  bool   // a delay timer is running for steps[pos]
-	timer    *time.Timer
+	host     []byte      // host bytes not yet ended by CR or LF
+	waiting  bool        // a delay timer is running for steps[pos]
+	stop     func() bool // cancels the running delay
 	timerGen int
 	err      error // the replay failed
 	closeErr error // what Close reported
@@ -84,6 +93,9 @@ func NewReplayer(t *Transcript, opts ...Option) *Replayer {
 	r := &Replayer{t: t, done: make(chan struct{})}
 	for _, o := range opts {
 		o(r)
+	}
+	if r.after == nil {
+		r.after = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
 	}
 	r.cond = sync.NewCond(&r.mu)
 	r.mu.Lock()
@@ -126,7 +138,7 @@ func (r *Replayer) release(cut bool) {
 			r.waiting = true
 			r.timerGen++
 			gen := r.timerGen
-			r.timer = time.AfterFunc(st.Delay, func() {
+			r.stop = r.after(st.Delay, func() {
 				r.mu.Lock()
 				defer r.mu.Unlock()
 				if r.timerGen != gen || !r.waiting {
@@ -153,8 +165,8 @@ func (r *Replayer) stopTimer() {
 	if r.waiting {
 		r.waiting = false
 		r.timerGen++
-		if r.timer != nil {
-			r.timer.Stop()
+		if r.stop != nil {
+			r.stop()
 		}
 	}
 }

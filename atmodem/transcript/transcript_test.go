@@ -3,6 +3,7 @@ package transcript
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -276,12 +277,34 @@ func TestReplayerReportsUnusedSteps(t *testing.T) {
 
 func TestReplayerDelays(t *testing.T) {
 	tr := mustParse(t, "> AT\n~ 30ms\n< OK\n> AT+CSQ\n~ 1h\n< +CSQ: 20,99\n< OK\n> AT+CGMI\n< X\n")
-	r := NewReplayer(tr)
+	var mu sync.Mutex
+	var asked []time.Duration
+	var fire []func()
+	after := func(d time.Duration, f func()) func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, d)
+		fire = append(fire, f)
+		return func() bool { return true }
+	}
+	r := NewReplayer(tr, WithAfterFunc(after))
 	io.WriteString(r, "AT\r")
-	start := time.Now()
-	readN(t, r, len("\r\nOK\r\n"))
-	if d := time.Since(start); d < 30*time.Millisecond {
-		t.Errorf("delay of 30ms took %v", d)
+	got := make(chan string, 1)
+	go func() { b := make([]byte, 16); n, _ := r.Read(b); got <- string(b[:n]) }()
+	select {
+	case g := <-got:
+		t.Fatalf("read %q during the delay", g)
+	case <-time.After(20 * time.Millisecond):
+	}
+	mu.Lock()
+	if len(asked) != 1 || asked[0] != 30*time.Millisecond {
+		t.Fatalf("delays asked for: %v", asked)
+	}
+	f := fire[0]
+	mu.Unlock()
+	f() // the 30ms have passed
+	if g := <-got; g != "\r\nOK\r\n" {
+		t.Fatalf("after the delay read %q", g)
 	}
 	// The host moves on during an hour-long delay: the output before the
 	// next host step is released at once.
@@ -294,6 +317,9 @@ func TestReplayerDelays(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// A real delay passes on its own.
+	r = NewReplayer(mustParse(t, "~ 1ms\n< RDY\n"))
+	readN(t, r, len("\r\nRDY\r\n"))
 
 	// NoDelays skips them; Close ends a pending delay.
 	r = NewReplayer(mustParse(t, "~ 1h\n< RDY\n"), NoDelays())
@@ -468,13 +494,20 @@ func TestOneByte(t *testing.T) {
 }
 
 func TestStall(t *testing.T) {
-	r := Stall(NewReplayer(mustParse(t, "< 0123456789\n")), 4, 10*time.Millisecond)
-	start := time.Now()
-	if got := readN(t, r, 14); got != "\r\n0123456789\r\n" {
-		t.Fatalf("got %q", got)
+	r := Stall(NewReplayer(mustParse(t, "< 0123456789\n")), 4, time.Millisecond)
+	// No read crosses a stall point: reads end at bytes 4, 8, 12, 14.
+	var sizes []int
+	buf := make([]byte, 64)
+	for total := 0; total < 14; {
+		n, err := r.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, n)
+		total += n
 	}
-	if d := time.Since(start); d < 30*time.Millisecond {
-		t.Errorf("3 stalls of 10ms took %v", d)
+	if fmt.Sprint(sizes) != "[4 4 4 2]" {
+		t.Fatalf("read sizes %v, want [4 4 4 2]", sizes)
 	}
 	// Close ends a long stall at once.
 	r = Stall(NewReplayer(mustParse(t, "< 0123456789\n")), 2, time.Hour)

@@ -105,7 +105,7 @@ func NewReplayer(t *Transcript, opts ...Option) *Replayer {
 }
 
 // Done is closed when every step has been played and all modem output
-// read, or when the replay failed.
+// read, when the replay failed, or at Close.
 func (r *Replayer) Done() <-chan struct{} { return r.done }
 
 // Err returns the failure of the replay, or nil.

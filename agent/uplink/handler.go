@@ -93,6 +93,7 @@ func (c *Client) serve(w *responsewriter.ResponseWriter[*udpClient.Conn], r *poo
 	if len(path) == 0 || path[0] != '/' {
 		path = "/" + path
 	}
+	c.touch()
 	req := &Request{Peer: c.Peer(), Method: method, Path: path}
 	req.Query, _ = r.Options().Queries()
 	if r.Body() != nil {

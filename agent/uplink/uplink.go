@@ -12,6 +12,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
@@ -121,6 +122,41 @@ type Client struct {
 	cfg  Config
 	cc   *udpClient.Conn
 	once sync.Once
+	last atomic.Int64 // unix nanoseconds of the last exchange
+}
+
+func (c *Client) touch() { c.last.Store(time.Now().UnixNano()) }
+
+// keepalive pings when the session has been idle for Keepalive, and closes
+// it when two pings in a row go unanswered. (go-coap's own keep-alive is
+// driven by a 4 s periodic check and pings every 4 s or so whatever the
+// interval; this one sends one small record per idle interval.)
+func (c *Client) keepalive() {
+	t := time.NewTicker(c.cfg.Keepalive / 2)
+	defer t.Stop()
+	fails := 0
+	for {
+		select {
+		case <-c.cc.Done():
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, c.last.Load())) < c.cfg.Keepalive {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(c.cc.Context(), c.cfg.Timeout)
+		err := c.cc.Ping(ctx)
+		cancel()
+		if err == nil {
+			fails = 0
+			c.touch()
+			continue
+		}
+		if fails++; fails >= 2 {
+			_ = c.cc.Close()
+			return
+		}
+	}
 }
 
 // PSK cipher suites offered, CCM-8 first for the smallest records.
@@ -205,10 +241,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		// session shows on Done and as ErrClosed from Post.
 		options.WithErrors(func(error) {}),
 	}
-	if cfg.Keepalive > 0 {
-		co = append(co, options.WithKeepAlive(3, cfg.Keepalive, func(cc *udpClient.Conn) { _ = cc.Close() }))
-	}
 	c.cc = coapdtls.Client(dconn, co...)
+	c.touch()
+	if cfg.Keepalive > 0 {
+		go c.keepalive()
+	}
 	return c, nil
 }
 
@@ -252,6 +289,9 @@ func (c *Client) Post(ctx context.Context, path string, cbor []byte) (Code, []by
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	resp, err := c.cc.Post(ctx, path, message.AppCBOR, bytes.NewReader(cbor))
+	if err == nil {
+		c.touch()
+	}
 	if err != nil {
 		if c.closed() {
 			return 0, nil, fmt.Errorf("uplink: post %s: %w", path, ErrClosed)

@@ -43,7 +43,12 @@ func newDevice(t testing.TB) *device {
 
 func startCollector(t testing.TB, dev *device, dir string, listen func(*collector.Server) (net.Addr, error)) (string, func()) {
 	t.Helper()
-	text := fmt.Sprintf("[device \"d1\"]\npsk_identity = d1\npsk = %s\npublic_key = %s\n", pskHex, dev.pem)
+	return startCollectorWith(t, dev, dir, "", listen)
+}
+
+func startCollectorWith(t testing.TB, dev *device, dir, extra string, listen func(*collector.Server) (net.Addr, error)) (string, func()) {
+	t.Helper()
+	text := extra + fmt.Sprintf("[device \"d1\"]\npsk_identity = d1\npsk = %s\npublic_key = %s\n", pskHex, dev.pem)
 	f, err := config.Parse("t.conf", text)
 	if err != nil {
 		t.Fatal(err)
@@ -272,4 +277,44 @@ func pathOf(tok, hb []byte) string {
 		return uplink.PathHeartbeat
 	}
 	return uplink.PathEvent
+}
+
+// TestKeepalive: the collector drops a session idle for session_idle (as a
+// stock go-coap server does after 16 s); the client's pings keep it up.
+func TestKeepalive(t *testing.T) {
+	dev := newDevice(t)
+	// Two devices: the collector keeps one session per device.
+	extra := fmt.Sprintf("[collector]\nsession_idle = 600ms\n[device \"d2\"]\npsk_identity = d2\npsk = %s\npublic_key = %s\n", pskHex, dev.pem)
+	addr, _ := startCollectorWith(t, dev, t.TempDir(), extra, nil)
+	cfg := pskConfig(addr)
+	cfg.Keepalive = 150 * time.Millisecond
+	kept, err := uplink.Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kept.Close()
+	cfg.Keepalive = -1
+	cfg.PSKIdentity = "d2"
+	idle, err := uplink.Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	select {
+	case <-idle.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("idle session without keep-alive was not dropped")
+	}
+	select {
+	case <-kept.Done():
+		t.Fatal("session with keep-alive dropped")
+	default:
+	}
+	hb, _ := dev.iss.SignHeartbeat()
+	if code, _, err := kept.Post(context.Background(), uplink.PathHeartbeat, hb); err != nil || code != uplink.Changed {
+		t.Fatalf("post on the kept session: %v %v", code, err)
+	}
+	if _, _, err := idle.Post(context.Background(), uplink.PathHeartbeat, hb); !errors.Is(err, uplink.ErrClosed) {
+		t.Fatalf("post on the dropped session: %v, want ErrClosed", err)
+	}
 }

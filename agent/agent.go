@@ -49,6 +49,9 @@ type Agent struct {
 	mon    *atmodem.Monitor
 	events chan atmodem.Event
 
+	queueMu sync.Mutex // sign and append in one step: outbox order = sequence order
+	wake    func()     // tells the deliverer something was queued
+
 	mu       sync.Mutex
 	lostAt   time.Time // connectivity lost (monotonic), zero when connected
 	lostWall time.Time
@@ -146,6 +149,13 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	return a, nil
 }
 
+// SetWake registers a function called whenever a message was queued (the
+// deliverer's Wake). Call it before Run.
+func (a *Agent) SetWake(f func()) { a.wake = f }
+
+// Policy returns the SIM binding policy.
+func (a *Agent) Policy() *attest.BindingPolicy { return a.policy }
+
 // Issuer returns the agent's token issuer (for attestation requests).
 func (a *Agent) Issuer() *attest.Issuer { return a.issuer }
 
@@ -225,14 +235,7 @@ func (a *Agent) heartbeats(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick:
-			tok, err := a.issuer.SignHeartbeat()
-			if err != nil {
-				a.log.Error("heartbeat not signed", "err", err)
-				continue
-			}
-			if _, err := a.deps.Outbox.Append(tok); err != nil {
-				a.log.Error("heartbeat not queued", "err", err)
-			}
+			a.signAndQueue("heartbeat", KindHeartbeatMsg, nil, func() ([]byte, error) { return a.issuer.SignHeartbeat() })
 		}
 	}
 }
@@ -350,12 +353,8 @@ func (a *Agent) observeSIM(sim atmodem.SIMInfo) {
 	if bev == nil {
 		return
 	}
-	tok, err := bev.Sign(a.issuer, a.cfg.Recipient)
-	if err != nil {
-		a.log.Error("binding event not signed", "err", err)
-		return
-	}
-	a.queue(bev.Kind.String(), tok, map[string]any{"locked": bev.Locked, "action": bev.Action.String()})
+	a.signAndQueue(bev.Kind.String(), KindEventMsg, map[string]any{"locked": bev.Locked, "action": bev.Action.String()},
+		func() ([]byte, error) { return bev.Sign(a.issuer, a.cfg.Recipient) })
 }
 
 func (a *Agent) checkFirmware(st *atmodem.Status) {
@@ -379,18 +378,37 @@ func (a *Agent) emit(typ string, details map[string]any) {
 	if len(details) > 0 {
 		claims = append(claims, attest.Claim{Label: LabelDetails, Value: details})
 	}
-	tok, err := a.issuer.Sign(attest.KindEvent, claims...)
-	if err != nil {
-		a.log.Error("event not signed", "event", typ, "err", err)
-		return
-	}
-	a.queue(typ, tok, details)
+	a.signAndQueue(typ, KindEventMsg, details, func() ([]byte, error) { return a.issuer.Sign(attest.KindEvent, claims...) })
 }
 
-func (a *Agent) queue(typ string, tok []byte, details map[string]any) {
-	id, err := a.deps.Outbox.Append(tok)
+// Outbox message kinds: the first byte of each queued message says where
+// the deliverer posts the token that follows.
+const (
+	KindEventMsg     byte = 'e'
+	KindHeartbeatMsg byte = 'h'
+)
+
+// signAndQueue signs and queues under one lock, so the outbox holds
+// tokens in sequence-number order: the collector reads a gap in sequence
+// numbers as suppressed messages.
+func (a *Agent) signAndQueue(typ string, kind byte, details map[string]any, sign func() ([]byte, error)) {
+	a.queueMu.Lock()
+	defer a.queueMu.Unlock()
+	tok, err := sign()
 	if err != nil {
-		a.log.Error("event not queued", "event", typ, "err", err)
+		a.log.Error("not signed", "event", typ, "err", err)
+		return
+	}
+	id, err := a.deps.Outbox.Append(append([]byte{kind}, tok...))
+	if err != nil {
+		a.log.Error("not queued", "event", typ, "err", err)
+		return
+	}
+	if kind == KindHeartbeatMsg {
+		a.log.Debug("heartbeat", "outbox_id", id)
+		if a.wake != nil {
+			a.wake()
+		}
 		return
 	}
 	now, synced := a.deps.Clock.Now()
@@ -402,6 +420,9 @@ func (a *Agent) queue(typ string, tok []byte, details map[string]any) {
 	}
 	a.counts[typ]++
 	a.mu.Unlock()
+	if a.wake != nil {
+		a.wake()
+	}
 }
 
 func (a *Agent) statePath() string { return filepath.Join(a.cfg.StateDir, "agent.json") }

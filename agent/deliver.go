@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
+
+	"github.com/mtcagent/mtcagent/agent/outbox"
 )
 
 // Message is one queued signed message.
@@ -39,14 +42,15 @@ type Deliverer struct {
 	Log        *slog.Logger
 	BackoffMin time.Duration // default 500 ms
 	BackoffMax time.Duration // default 60 s
+	once       sync.Once
 	wake       chan struct{}
 }
 
+func (d *Deliverer) init() { d.once.Do(func() { d.wake = make(chan struct{}, 1) }) }
+
 // Wake asks the deliverer to look at the queue now.
 func (d *Deliverer) Wake() {
-	if d.wake == nil {
-		return
-	}
+	d.init()
 	select {
 	case d.wake <- struct{}{}:
 	default:
@@ -55,6 +59,7 @@ func (d *Deliverer) Wake() {
 
 // Run delivers until ctx ends.
 func (d *Deliverer) Run(ctx context.Context) {
+	d.init()
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
@@ -123,3 +128,22 @@ func (d *Deliverer) drain(ctx context.Context) (int, error) {
 		}
 	}
 }
+
+// DurableQueue adapts agent/outbox to the deliverer.
+type DurableQueue struct{ O *outbox.Outbox }
+
+// Append queues msg durably.
+func (q DurableQueue) Append(msg []byte) (uint64, error) { return q.O.Append(msg) }
+
+// Pending returns up to max waiting messages in order.
+func (q DurableQueue) Pending(max int) ([]Message, error) {
+	ms, err := q.O.Pending(max)
+	out := make([]Message, len(ms))
+	for i, m := range ms {
+		out[i] = Message{ID: m.ID, Data: m.Data}
+	}
+	return out, err
+}
+
+// Ack acknowledges everything up to id.
+func (q DurableQueue) Ack(id uint64) error { return q.O.Ack(id) }

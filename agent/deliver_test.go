@@ -33,7 +33,7 @@ func (s *flakySender) Send(ctx context.Context, msg []byte) error {
 func TestDelivererInOrderAfterOutage(t *testing.T) {
 	q := &MemOutbox{}
 	s := &flakySender{down: true, bad: "m3"}
-	d := &Deliverer{Q: q, S: s, BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, wake: make(chan struct{}, 1)}
+	d := &Deliverer{Q: q, S: s, BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { d.Run(ctx); close(done) }()

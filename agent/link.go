@@ -1,0 +1,251 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/mtcagent/mtcagent/agent/uplink"
+	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/config"
+	"github.com/mtcagent/mtcagent/privacy"
+)
+
+// ParseUplink reads the [uplink] section: the one server the agent talks
+// to. Nil without the section (the agent then only queues).
+//
+//	[uplink]
+//	addr = 127.0.0.1:5684       # UDP host:port of the collector
+//	name = operator             # its recipient name in the privacy policy
+//	psk_identity = device-0001
+//	psk_file = /etc/mtcagent/psk   # hex, 0600
+//	# or: server_pin = <hex SHA-256 of the collector's public key> (certificate mode)
+//	keepalive = 15s
+func ParseUplink(f *config.File, stateDir string) (*uplink.Config, error) {
+	s := f.Section("uplink")
+	if s == nil {
+		return nil, nil
+	}
+	if err := s.Unknown("addr", "name", "psk_identity", "psk", "psk_file", "server_pin", "keepalive"); err != nil {
+		return nil, err
+	}
+	c := &uplink.Config{Name: "collector"}
+	for _, e := range s.Entries {
+		var err error
+		switch e.Key {
+		case "addr":
+			c.Addr = e.Value
+		case "name":
+			c.Name = e.Value
+		case "psk_identity":
+			c.PSKIdentity = e.Value
+		case "psk":
+			c.PSK, err = hex.DecodeString(e.Value)
+		case "psk_file":
+			var b []byte
+			if b, err = readSecretFile(e.Value); err == nil {
+				c.PSK, err = hex.DecodeString(strings.TrimSpace(string(b)))
+			}
+		case "server_pin":
+			c.ServerPin, err = hex.DecodeString(e.Value)
+		case "keepalive":
+			c.Keepalive, err = time.ParseDuration(e.Value)
+		}
+		if err != nil {
+			return nil, s.Errorf(e.Line, "%s: %v", e.Key, err)
+		}
+	}
+	if c.Addr == "" {
+		return nil, s.Errorf(s.Line, "[uplink] needs addr")
+	}
+	if len(c.ServerPin) > 0 {
+		key, _, err := attest.LoadOrCreateDeviceKey(stateDir)
+		if err != nil {
+			return nil, err
+		}
+		if c.Certificate, err = uplink.SelfSigned(key, "mtcagent"); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func readSecretFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s is readable by others (mode %o): chmod 600 it", path, fi.Mode().Perm())
+	}
+	return os.ReadFile(path)
+}
+
+// LinkSender delivers queued messages over the uplink, dialling (again)
+// when there is no session.
+type LinkSender struct {
+	Config uplink.Config
+	Log    *slog.Logger
+
+	mu sync.Mutex
+	c  *uplink.Client
+}
+
+func (l *LinkSender) client(ctx context.Context) (*uplink.Client, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.c != nil {
+		select {
+		case <-l.c.Done():
+			l.c.Close()
+			l.c = nil
+		default:
+			return l.c, nil
+		}
+	}
+	c, err := uplink.Dial(ctx, l.Config)
+	if err != nil {
+		return nil, err
+	}
+	l.Log.Info("uplink connected", "server", l.Config.Name, "addr", l.Config.Addr)
+	l.c = c
+	return c, nil
+}
+
+func (l *LinkSender) drop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.c != nil {
+		l.c.Close()
+		l.c = nil
+	}
+}
+
+// Close ends the session.
+func (l *LinkSender) Close() { l.drop() }
+
+// Send posts one queued message and returns once the collector confirmed.
+func (l *LinkSender) Send(ctx context.Context, msg []byte) error {
+	if len(msg) < 2 {
+		return fmt.Errorf("%w: empty message", ErrRejected)
+	}
+	path := uplink.PathEvent
+	if msg[0] == KindHeartbeatMsg {
+		path = uplink.PathHeartbeat
+	}
+	c, err := l.client(ctx)
+	if err != nil {
+		return err
+	}
+	code, _, err := c.Post(ctx, path, msg[1:])
+	if err != nil {
+		l.drop()
+		return err
+	}
+	switch {
+	case code >= 0x40 && code < 0x60: // 2.xx
+		return nil
+	case code >= 0x80 && code < 0xa0: // 4.xx: refused for good
+		return fmt.Errorf("%w: %v", ErrRejected, code)
+	}
+	return fmt.Errorf("collector answered %v", code)
+}
+
+// LinkHandler serves what the collector asks over the session, each only
+// when the policy grants it to that server (the authenticated peer).
+type LinkHandler struct {
+	A       *Agent
+	Policy  *privacy.Policy
+	Audit   *privacy.Audit
+	Guard   *uplink.TriggerGuard
+	Deriver *attest.Deriver
+}
+
+// ServeUplink implements uplink.Handler.
+func (h *LinkHandler) ServeUplink(ctx context.Context, r *uplink.Request) (uplink.Code, []byte) {
+	a := h.A
+	log := a.log.With("server", r.Peer, "path", r.Path)
+	switch {
+	case r.Method == "GET" && r.Path == uplink.PathStatus:
+		if a.policy.Locked() {
+			log.Warn("status refused: binding locked until re-provisioned")
+			return uplink.Forbidden, nil
+		}
+		st := a.Status()
+		if st == nil || h.Policy == nil {
+			return uplink.Unavailable, nil
+		}
+		snap := SnapshotFromStatus(st)
+		snap.Identity = Identity{D: h.Deriver, IMSI: st.SIM.IMSI, ICCID: st.SIM.ICCID, StateDir: a.cfg.StateDir}
+		rep, err := h.Policy.View(r.Peer, snap)
+		if err != nil {
+			log.Warn("status refused", "err", err)
+			return uplink.NotFound, nil
+		}
+		b, err := h.Audit.Disclose(rep, time.Now())
+		if err != nil {
+			log.Error("status not sent: audit failed", "err", err)
+			return uplink.ServerError, nil
+		}
+		return uplink.Content, b
+	case r.Method == "POST" && r.Path == uplink.PathAttest:
+		var req map[int][]byte
+		if err := cbor.Unmarshal(r.Payload, &req); err != nil || len(req[1]) < 8 || len(req[1]) > 64 {
+			return uplink.BadRequest, nil
+		}
+		st := a.Status()
+		if st == nil {
+			return uplink.Unavailable, nil
+		}
+		tok, err := a.issuer.SignBinding(h.Deriver, attest.Binding{Recipient: r.Peer, Nonce: req[1],
+			IMSI: st.SIM.IMSI, ICCID: st.SIM.ICCID, Model: st.Modem.Model, Revision: st.Modem.Revision})
+		if err != nil {
+			log.Error("attestation not signed", "err", err)
+			return uplink.ServerError, nil
+		}
+		return uplink.Content, tok
+	case r.Method == "POST" && r.Path == uplink.PathTrigger:
+		if a.policy.Locked() {
+			log.Warn("trigger refused: binding locked until re-provisioned")
+			return uplink.Forbidden, nil
+		}
+		t, err := uplink.DecodeTrigger(r.Payload)
+		if err != nil {
+			return uplink.BadRequest, nil
+		}
+		now, synced := a.deps.Clock.Now()
+		if err := h.Guard.Accept(t, now, synced); err != nil {
+			log.Warn("trigger refused", "err", err)
+			a.emit("trigger_refused", map[string]any{"reason": err.Error()})
+			return uplink.Forbidden, nil
+		}
+		a.emit("trigger_accepted", map[string]any{"action": t.Action, "from": t.From})
+		return uplink.Changed, nil
+	case r.Method == "GET" && r.Path == uplink.PathMDT:
+		m := a.deps.MDT
+		if g, ok := h.Policy.Grants(r.Peer); !ok || g.Radio == privacy.LevelNone || m == nil || !m.Store.Logging() {
+			return uplink.NotFound, nil
+		}
+		var buf strings.Builder
+		if _, err := m.Store.Export(&buf, "cbor"); err != nil {
+			return uplink.ServerError, nil
+		}
+		return uplink.Content, []byte(buf.String())
+	}
+	return uplink.NotFound, nil
+}
+
+// NewNonce returns a fresh 16-byte nonce (for tests and tools).
+func NewNonce() []byte {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return b
+}

@@ -429,14 +429,36 @@ func ParseCRSMICCID(line string) (ident.ICCID, error) {
 }
 
 // ParseInfo returns the first information line of a reply to AT+CGMI,
-// AT+CGMM or AT+CGMR, with a "+CGMI:"-style prefix removed.
+// AT+CGMM or AT+CGMR, with a "+CGMI:"-style prefix removed. Lines that are
+// unsolicited result codes are skipped: another command's "+NAME: ..." line
+// (+QUSIM: 1, +CPIN: READY) or a bare vendor URC (RDY, PB DONE), which
+// reach the reply when no handler claims them.
 func ParseInfo(lines []string, prefix string) (string, error) {
 	for _, l := range lines {
-		s, _ := strings.CutPrefix(l, prefix)
+		s, own := strings.CutPrefix(l, prefix)
+		if !own && isURCLine(l) {
+			continue
+		}
 		s = strings.Trim(strings.TrimSpace(s), `"`)
 		if s != "" {
 			return s, nil
 		}
 	}
 	return "", ErrNoReading
+}
+
+// isURCLine reports whether line is a "+NAME: ..." result line or starts
+// with a bare URC one of the dialects knows.
+func isURCLine(line string) bool {
+	if i := strings.IndexByte(line, ':'); i > 0 && strings.HasPrefix(line, "+") && isCommandName(line[:i]) {
+		return true
+	}
+	for _, d := range Dialects {
+		for p := range d.URCs {
+			if !strings.HasPrefix(p, "+") && strings.HasPrefix(line, p) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -469,6 +469,11 @@ func TestParseInfo(t *testing.T) {
 		{[]string{`+CGMI: "u-blox"`}, "+CGMI:", "u-blox"},
 		{[]string{"", "  ", "Telit"}, "+CGMI:", "Telit"},
 		{[]string{"+CGMM:"}, "+CGMM:", ""},
+		// URCs in the reply when no handler claims them
+		{[]string{"+QUSIM: 1", "Quectel"}, "+CGMI:", "Quectel"},
+		{[]string{"RDY", "+CPIN: READY", "EC25", "+QIND: SMS DONE"}, "+CGMM:", "EC25"},
+		{[]string{"PB DONE", "SMS DONE", "+CGMR: LE20B04SIM7600G22"}, "+CGMR:", "LE20B04SIM7600G22"},
+		{[]string{"+CEREG: 1", "+QUSIM: 1"}, "+CGMI:", ""},
 		{nil, "+CGMI:", ""},
 	}
 	for _, tt := range tests {

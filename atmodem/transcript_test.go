@@ -246,6 +246,12 @@ func (g *gated) Read(p []byte) (int, error) {
 // replayStatus runs Init and Status strictly against a transcript.
 func replayStatus(t *testing.T, tr *transcript.Transcript, wrap func(io.ReadWriteCloser) io.ReadWriteCloser) (*atmodem.Status, []string, error, error) {
 	t.Helper()
+	return replayStatusWith(t, tr, wrap, true)
+}
+
+// replayStatusWith registers the URC handlers only when handlers is set.
+func replayStatusWith(t *testing.T, tr *transcript.Transcript, wrap func(io.ReadWriteCloser) io.ReadWriteCloser, handlers bool) (*atmodem.Status, []string, error, error) {
+	t.Helper()
 	rep := transcript.NewReplayer(tr)
 	var port io.ReadWriteCloser = rep
 	if wrap != nil {
@@ -256,7 +262,9 @@ func replayStatus(t *testing.T, tr *transcript.Transcript, wrap func(io.ReadWrit
 	g := &gated{ReadWriteCloser: port, open: make(chan struct{})}
 	e := atmodem.New(g, atmodem.WithTimeout(5*time.Second))
 	var urcs urcSink
-	registerAll(e, &urcs)
+	if handlers {
+		registerAll(e, &urcs)
+	}
 	close(g.open)
 	m := atmodem.NewModem(e, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -450,7 +458,34 @@ func TestReplayCorpus(t *testing.T) {
 	}
 }
 
-// TestReplayCorpusOneByte replays the corpus again through one-byte reads
+// TestReplayCorpusWithoutHandlers replays the corpus as "mtcagent status"
+// reads a modem, with no URC handlers registered: URCs then reach the
+// replies of prefix-less commands (AT+CGMI), and the readings must not
+// change.
+func TestReplayCorpusWithoutHandlers(t *testing.T) {
+	for _, path := range corpusFiles(t) {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			tr, err := transcript.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, _, err, closeErr := replayStatusWith(t, tr, nil, false)
+			if err != nil || closeErr != nil {
+				t.Fatalf("Init/Status without handlers: %v (replay: %v)", err, closeErr)
+			}
+			var noURCs transcript.Transcript
+			noURCs.Name = tr.Name
+			for _, h := range tr.Header {
+				if !strings.HasPrefix(h, "expect: urc") {
+					noURCs.Header = append(noURCs.Header, h)
+				}
+			}
+			checkExpect(t, &noURCs, st, nil)
+		})
+	}
+}
+
+// TestReplayCorpusFaults replays the corpus again through one-byte reads
 // and a stall in the middle of every 7th byte: the same readings.
 func TestReplayCorpusFaults(t *testing.T) {
 	for _, path := range corpusFiles(t) {

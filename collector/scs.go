@@ -121,7 +121,7 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 	}
 	rec.Code = codeText(code)
 	s.audit(rec)
-	s.logf("scs %s: %s %s -> %v", x.Name, method, path, code)
+	s.logf("scs %s: %s %s -> %s", x.Name, method, path, codeText(code))
 	cf := message.AppCBOR
 	if wantJSON {
 		cf = message.AppJSON

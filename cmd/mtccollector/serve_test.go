@@ -266,6 +266,26 @@ classes = status
 		if got := coapClient(t, "beta", tBeta, "get", base+"/devices/d2/events", "-A", "50"); got != unknown {
 			t.Fatalf("class not granted: %q", got)
 		}
+		// Observe the device's events: a notification arrives (one block).
+		secs := "3"
+		if testexec.Emulated() {
+			secs = "8"
+		}
+		obs := exec.Command("coap-client-openssl", "-m", "get", "-u", "alpha", "-k", tAlpha, "-s", secs, "-A", "50", base+"/devices/d1/events")
+		var obsOut strings.Builder
+		obs.Stdout, obs.Stderr = &obsOut, &obsOut
+		if err := obs.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, 5*time.Second, "observe registration", func() bool {
+			return strings.Contains(p.out.String(), "scs alpha: GET /devices/d1/events -> 2.05")
+		})
+		ev2, _ := iss.Sign(attest.KindEvent, attest.EventClaim("cell-changed"))
+		post(uplink.PathEvent, ev2)
+		obs.Wait()
+		if !strings.Contains(obsOut.String(), `"event":"cell-changed"`) {
+			t.Fatalf("observer got %q", obsOut.String())
+		}
 		// A trigger, then the same request replayed.
 		trig, _ := cbor.Marshal(map[int]any{1: 1, 2: "report"})
 		tf := filepath.Join(dir, "trigger.cbor")

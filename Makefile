@@ -28,12 +28,16 @@ QEMU_TARGETS := \
 	mips:GOMIPS=softfloat:qemu-mips-static \
 	mipsle:GOMIPS=softfloat:qemu-mipsel-static
 
-.PHONY: all build test vet fmt-check test-native test-qemu fuzz bench cross size demo deps clean
+.PHONY: all build build-all test vet fmt-check test-native test-qemu fuzz bench cross size demo deps clean
 
 all: build
 
 build:
 	$(BUILD) -o $(DIST)/mtcagent ./cmd/mtcagent
+
+## build-all: the device agent and the server-side collector.
+build-all: build
+	$(BUILD) -o $(DIST)/mtccollector ./cmd/mtccollector
 
 ## test: everything CI checks — vet, gofmt, race tests, the suite under
 ## qemu-user for arm v7, arm64, mips and mipsle, and a short run of each fuzz target.
@@ -75,8 +79,8 @@ cross:
 size: cross
 	@bash scripts/size.sh $(DIST) $(SIZE_BUDGET_STRIPPED) $(SIZE_BUDGET_XZ)
 
-demo: build
-	@bash scripts/demo.sh $(DIST)/mtcagent
+demo: build-all deps
+	@bash scripts/demo.sh $(DIST)/mtcagent $(DIST)/mtccollector
 
 ## deps: install what the tests need from Debian when it is missing.
 deps:

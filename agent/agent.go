@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
@@ -147,6 +148,14 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 		},
 	})
 	return a, nil
+}
+
+// Online reports whether the device has connectivity (a registered
+// domain, port present) as the monitoring events last saw it.
+func (a *Agent) Online() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.online
 }
 
 // SetWake registers a function called whenever a message was queued (the
@@ -412,7 +421,11 @@ func (a *Agent) signAndQueue(typ string, kind byte, details map[string]any, sign
 		return
 	}
 	now, synced := a.deps.Clock.Now()
-	a.log.Info("event", "type", typ, "outbox_id", id)
+	attrs := []any{"type", typ, "outbox_id", id}
+	for _, k := range sortedKeys(details) {
+		attrs = append(attrs, k, details[k])
+	}
+	a.log.Info("event", attrs...)
 	a.mu.Lock()
 	a.recent = append(a.recent, EventRecord{Type: typ, Time: now, Synced: synced, Seq: id, Details: details})
 	if len(a.recent) > 100 {
@@ -513,4 +526,13 @@ func (m *MemOutbox) Ack(id uint64) error {
 		m.acked = int(id)
 	}
 	return nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -90,7 +90,7 @@ func LoadConfig(path string) (Config, error) {
 			if e.Value == "off" || e.Value == "0" {
 				c.Heartbeat = 0
 			} else {
-				c.Heartbeat, err = positiveDuration(e.Value, 10*time.Second)
+				c.Heartbeat, err = positiveDuration(e.Value, time.Second)
 			}
 		case "access_windows":
 			c.AccessWindows, err = ParseWindows(e.Value)

@@ -34,6 +34,8 @@ type Sender interface {
 // forever, so one bad message cannot block the queue.
 var ErrRejected = errors.New("message rejected by the receiver")
 
+var errOffline = errors.New("no connectivity")
+
 // Deliverer drains a Queue through a Sender, in order, with backoff while
 // the receiver is unreachable. Wake it when something was appended.
 type Deliverer struct {
@@ -42,8 +44,12 @@ type Deliverer struct {
 	Log        *slog.Logger
 	BackoffMin time.Duration // default 500 ms
 	BackoffMax time.Duration // default 60 s
-	once       sync.Once
-	wake       chan struct{}
+	// Online, when set, gates delivery: nothing is sent while it says the
+	// device has no connectivity (the modem is not registered), so events
+	// from an outage wait in the outbox and arrive afterwards, in order.
+	Online func() bool
+	once   sync.Once
+	wake   chan struct{}
 }
 
 func (d *Deliverer) init() { d.once.Do(func() { d.wake = make(chan struct{}, 1) }) }
@@ -76,7 +82,9 @@ func (d *Deliverer) Run(ctx context.Context) {
 	for {
 		n, err := d.drain(ctx)
 		wait := 5 * time.Second // poll now and then even without a wake-up
-		if err != nil {
+		if errors.Is(err, errOffline) {
+			wait = 250 * time.Millisecond // look again soon; no backoff
+		} else if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -107,6 +115,9 @@ func min2(a, b time.Duration) time.Duration {
 func (d *Deliverer) drain(ctx context.Context) (int, error) {
 	sent := 0
 	for {
+		if d.Online != nil && !d.Online() {
+			return sent, errOffline
+		}
 		msgs, err := d.Q.Pending(16)
 		if err != nil {
 			return sent, err

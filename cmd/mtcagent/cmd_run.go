@@ -112,7 +112,7 @@ func runAgent(env *cmdEnv, cfg agent.Config, log *slog.Logger) error {
 		up.Handler = h
 		link = &agent.LinkSender{Config: *up, Log: log}
 		defer link.Close()
-		d := &agent.Deliverer{Q: queue, S: link, Log: log, BackoffMin: time.Second, BackoffMax: time.Minute}
+		d := &agent.Deliverer{Q: queue, S: link, Log: log, BackoffMin: time.Second, BackoffMax: time.Minute, Online: a.Online}
 		a.SetWake(d.Wake)
 		go d.Run(ctx)
 	} else {

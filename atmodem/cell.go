@@ -204,7 +204,8 @@ func parseQENGRAT(f []field) *ServingCell {
 //	+CPSI: NO SERVICE,Online
 //
 // The LTE RSRQ, RSRP and RSSI and the NR RSRP, RSRQ and SINR are in tenths
-// of a dB; the GSM RxLev is in dBm; the cell id is decimal and the area code
+// of a dB (plain dB on some SIM7000/SIM7080 firmware, told apart by the
+// size of RSRP); the GSM RxLev is in dBm; the cell id is decimal and the area code
 // 0x-prefixed hex. SIM7000 and SIM7080 name their modes "LTE CAT-M1" and
 // "LTE NB-IOT".
 func ParseCPSI(line string) (*ServingCell, error) {
@@ -258,11 +259,20 @@ func ParseCPSI(line string) (*ServingCell, error) {
 			c.CellID = &n
 		}
 	}
+	// SIM7600 and SIM8200 give RSRP, RSRQ and RSSI in tenths of a dB;
+	// SIM7000/SIM7080 firmware is seen printing plain dB. RSRP tells
+	// which: in dBm it lies within -156..-31, in tenths beyond -310.
+	scale := 10.0
 	tenth := func(i int) *float64 {
 		if p := num(f, i); p != nil {
-			return ptr(*p / 10)
+			return ptr(*p / scale)
 		}
 		return nil
+	}
+	unitsFrom := func(rsrp int) {
+		if p := num(f, rsrp); p != nil && *p > -300 && *p < 0 {
+			scale = 1
+		}
 	}
 	switch c.RAT {
 	case "gsm":
@@ -283,8 +293,10 @@ func ParseCPSI(line string) (*ServingCell, error) {
 		}
 		c.EARFCN = inum(f, 7)
 		if c.RAT == "nr5g-sa" {
+			unitsFrom(8)
 			c.RSRPdBm, c.RSRQdB, c.SINRdB = tenth(8), tenth(9), tenth(10)
 		} else {
+			unitsFrom(11)
 			c.RSRQdB, c.RSRPdBm, c.RSSIdBm = tenth(10), tenth(11), tenth(12)
 			c.SINRdB = num(f, 13)
 		}

@@ -501,6 +501,8 @@ func TestParseQENG(t *testing.T) {
 	}{
 		{"lte idle (EC25)", []string{`+QENG: "servingcell","NOCONN","LTE","FDD",001,01,1A2D101,123,1300,3,5,5,1A2B,-95,-9,-71,15,0,-,62`},
 			"lte/idle plmn=001-01 lac=- tac=1A2B ci=1A2D101 pci=123 arfcn=1300 band=3 rsrp=-95 rsrq=-9 sinr=15 rssi=-71"},
+		{"lte short form (EP06 firmware: ends after CQI)", []string{`+QENG: "servingcell","NOCONN","LTE","FDD",001,01,1A2D101,28,1500,3,3,3,1A2B,-84,-9,-56,21,35`},
+			"lte/idle plmn=001-01 lac=- tac=1A2B ci=1A2D101 pci=28 arfcn=1500 band=3 rsrp=-84 rsrq=-9 sinr=21 rssi=-56"},
 		{"lte connected tdd", []string{`+QENG: "servingcell","CONNECT","LTE","TDD",001,01,A1B2C3,7,38950,41,5,5,FFFE,-101,-12,-70,3,10,12,40`},
 			"lte/connected plmn=001-01 lac=- tac=FFFE ci=A1B2C3 pci=7 arfcn=38950 band=41 rsrp=-101 rsrq=-12 sinr=3 rssi=-70"},
 		{"lte limited service", []string{`+QENG: "servingcell","LIMSRV","LTE","FDD",001,01,1A2D101,123,1300,3,5,5,1A2B,-120,-18,-90,-5,0,-,2`},

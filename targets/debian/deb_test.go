@@ -12,7 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mtcagent/mtcagent/agent"
 	"github.com/mtcagent/mtcagent/internal/config"
+	"github.com/mtcagent/mtcagent/mdtlog"
+	"github.com/mtcagent/mtcagent/privacy"
 )
 
 // buildDeb builds the amd64 package from a fresh build of cmd/mtcagent and
@@ -262,8 +265,26 @@ func checkConfig(t *testing.T, path string) {
 		}
 		un = append(un, line)
 	}
-	if _, err := config.Parse(path, strings.Join(un, "\n")); err != nil {
-		t.Errorf("config with examples uncommented: %v", err)
+	full, err := config.Parse(path, strings.Join(un, "\n"))
+	if err != nil {
+		t.Fatalf("config with examples uncommented: %v", err)
+	}
+	// The agent's own readers accept the default and the examples.
+	if _, err := agent.LoadConfig(path); err != nil {
+		t.Errorf("agent refuses the shipped config: %v", err)
+	}
+	fullPath := filepath.Join(t.TempDir(), "full.conf")
+	if err := os.WriteFile(fullPath, []byte(strings.Join(un, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := agent.LoadConfig(fullPath); err != nil {
+		t.Errorf("agent refuses the [agent] examples: %v", err)
+	}
+	if _, err := privacy.ParsePolicy(full); err != nil {
+		t.Errorf("privacy refuses the examples: %v", err)
+	}
+	if _, err := mdtlog.ParseConfig(full); err != nil {
+		t.Errorf("mdtlog refuses the [mdt] example: %v", err)
 	}
 }
 

@@ -9,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mtcagent/mtcagent/agent"
 	"github.com/mtcagent/mtcagent/internal/config"
+	"github.com/mtcagent/mtcagent/mdtlog"
+	"github.com/mtcagent/mtcagent/privacy"
 )
 
 const (
@@ -89,8 +92,9 @@ func abs(t *testing.T, p string) string {
 
 type initRun struct {
 	shResult
-	conf  *config.File // nil when no config was written
-	procd [][]string   // one call per entry: name, args...
+	confPath string
+	conf     *config.File // nil when no config was written
+	procd    [][]string   // one call per entry: name, args...
 }
 
 // runInit loads uci (the text of /etc/config/mtcagent) and calls fn
@@ -108,7 +112,7 @@ func runInit(t *testing.T, uci, fn string) initRun {
 	confDir := filepath.Join(tmp, "var/etc/mtcagent")
 	procdLog := filepath.Join(tmp, "procd.log")
 	script := `. "$STUBS" && . "$INIT" && ` + fn
-	r := initRun{shResult: runSh(t, tmp, []string{
+	r := initRun{confPath: filepath.Join(confDir, "mtcagent.conf"), shResult: runSh(t, tmp, []string{
 		"STUBS=" + abs(t, stubsLib), "INIT=" + abs(t, initScript),
 		"UCI_CONFIG_DIR=" + cfgDir, "PROCD_LOG=" + procdLog, "MTCAGENT_CONF_DIR=" + confDir,
 	}, script)}
@@ -188,6 +192,9 @@ func TestInitDefaultConfig(t *testing.T) {
 	if !reflect.DeepEqual(r.procd, wantProcd) {
 		t.Errorf("procd calls:\n got %q\nwant %q", r.procd, wantProcd)
 	}
+	if _, err := agent.LoadConfig(r.confPath); err != nil {
+		t.Errorf("agent refuses the generated config: %v", err)
+	}
 	for _, c := range []string{"mkdir -p /etc/mtcagent/state", "chown mtcagent:mtcagent /etc/mtcagent/state", "chmod 0700 /etc/mtcagent/state"} {
 		if !contains(r.stubCalls, c) {
 			t.Errorf("no %q among %q", c, r.stubCalls)
@@ -260,6 +267,48 @@ config mdt
 		if !contains(r.stubCalls, c) {
 			t.Errorf("no %q among %q", c, r.stubCalls)
 		}
+	}
+}
+
+// TestInitExamples enables every commented example of the shipped UCI file
+// and checks that the agent's own readers accept the translation.
+func TestInitExamples(t *testing.T) {
+	b, err := os.ReadFile(defaultUCI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(l, "#config "), strings.HasPrefix(l, "#\toption "):
+			l = l[1:]
+		case strings.HasPrefix(l, "\t#option "):
+			l = "\t" + l[2:]
+		}
+		lines = append(lines, l)
+	}
+	r := runInit(t, strings.Join(lines, "\n"), "start_service")
+	if r.err != nil {
+		t.Fatalf("start_service: %v\n%s", r.err, r.stderr)
+	}
+	if r.conf == nil {
+		t.Fatal("no config written")
+	}
+	var names []string
+	for _, s := range r.conf.Sections {
+		names = append(names, s.Name)
+	}
+	if want := []string{"agent", "uplink", "privacy", "mdt", "recipient"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("sections %q, want %q", names, want)
+	}
+	if _, err := agent.LoadConfig(r.confPath); err != nil {
+		t.Errorf("agent refuses the translation: %v", err)
+	}
+	if _, err := privacy.ParsePolicy(r.conf); err != nil {
+		t.Errorf("privacy refuses the translation: %v", err)
+	}
+	if _, err := mdtlog.ParseConfig(r.conf); err != nil {
+		t.Errorf("mdtlog refuses the translation: %v", err)
 	}
 }
 

@@ -278,3 +278,34 @@ func TestConcurrent(t *testing.T) {
 		t.Fatalf("delivered %d messages, want %d", len(seen), writers*each)
 	}
 }
+
+// TestWriteFailureBreaks makes a write fail (the segment's descriptor is
+// closed underneath): the outbox refuses further appends with ErrBroken,
+// still acknowledges, and a reopen recovers everything appended before.
+func TestWriteFailureBreaks(t *testing.T) {
+	dir := t.TempDir()
+	o := openT(t, dir, Options{})
+	appendT(t, o, []byte("one"))
+	appendT(t, o, []byte("two"))
+	o.segs[len(o.segs)-1].f.Close()
+	_, err := o.Append([]byte("three"))
+	var fe *FileError
+	if !errors.As(err, &fe) || fe.Op != "write" {
+		t.Fatalf("append on a failing file = %v, want a write FileError", err)
+	}
+	if _, err := o.Append([]byte("four")); !errors.Is(err, ErrBroken) {
+		t.Fatalf("append after a failure = %v, want ErrBroken", err)
+	}
+	if err := o.Ack(1); err != nil {
+		t.Fatalf("ack on a broken outbox: %v", err)
+	}
+	o.Close()
+	o = openT(t, dir, Options{})
+	ms := pendingT(t, o)
+	if len(ms) != 1 || ms[0].ID != 2 || string(ms[0].Data) != "two" {
+		t.Fatalf("after reopen: %v", ids(ms))
+	}
+	if id := appendT(t, o, []byte("five")); id != 3 {
+		t.Fatalf("id after reopen = %d, want 3", id)
+	}
+}

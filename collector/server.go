@@ -153,10 +153,13 @@ func (s *Server) listen(addr string, dc *piondtls.Config, h udpClient.HandlerFun
 	opts := []dtlsserver.Option{
 		options.WithHandlerFunc(h),
 		options.WithInactivityMonitor(idle, func(cc *udpClient.Conn) { _ = cc.Close() }),
-		// One-block responses only: go-coap's server-side Observe breaks
-		// with multi-block notifications.
-		options.WithBlockwise(false, 0, 0),
 		options.WithErrors(func(err error) { s.logf("%v", err) }),
+	}
+	if !device {
+		// SCS side: one-block responses only, since go-coap's server-side
+		// Observe breaks with multi-block notifications. (The device side
+		// keeps block-wise transfer for large answers such as an MDT upload.)
+		opts = append(opts, options.WithBlockwise(false, 0, 0))
 	}
 	if device {
 		opts = append(opts, options.WithOnNewConn(func(cc *udpClient.Conn) {

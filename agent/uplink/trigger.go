@@ -87,7 +87,7 @@ func DecodeTrigger(b []byte) (Trigger, error) {
 	if err := triggerDec.Unmarshal(b, &w); err != nil {
 		return Trigger{}, fmt.Errorf("uplink: decode trigger: %w: not a trigger map", ErrTrigger)
 	}
-	if w.Counter == 0 || w.Action == "" || len(w.Action) > 64 || len(w.From) > 128 {
+	if w.Counter == 0 || w.Action == "" || len(w.Action) > 64 || len(w.From) > 128 || w.Time > 1<<40 {
 		return Trigger{}, fmt.Errorf("uplink: decode trigger: %w: missing or oversized field", ErrTrigger)
 	}
 	return Trigger{Counter: w.Counter, Time: time.Unix(int64(w.Time), 0), Action: w.Action, From: w.From}, nil

@@ -40,6 +40,8 @@ type Engine struct {
 }
 
 type engineConfig struct {
+	handlers   []urcHandler
+	unknown    func(string)
 	timeout    time.Duration // default per-command timeout
 	resyncWait time.Duration // how long to wait for owed replies before probing
 	quiet      time.Duration // silence that ends a resync probe
@@ -55,6 +57,37 @@ func WithTimeout(d time.Duration) Option { return func(c *engineConfig) { c.time
 // WithLogger sets the logger (default: discard). Lines are logged at debug
 // level with identifiers redacted by their types, never raw replies.
 func WithLogger(l *slog.Logger) Option { return func(c *engineConfig) { c.log = l } }
+
+// WithHandler registers a URC handler before the reader starts, so a URC
+// the modem prints at once (RDY at power-up) is not missed. See Handle.
+func WithHandler(prefix string, fn func(line string)) Option {
+	return func(c *engineConfig) { c.handlers = append(c.handlers, urcHandler{prefix, fn}) }
+}
+
+// WithUnknown registers the handler for unclaimed unsolicited lines before
+// the reader starts. See HandleUnknown.
+func WithUnknown(fn func(line string)) Option { return func(c *engineConfig) { c.unknown = fn } }
+
+// KnownURCs are the unsolicited result code prefixes of every dialect and
+// the registration URCs: a one-shot reader that follows no events should
+// still register them, so they are never taken for reply lines.
+func KnownURCs() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, d := range Domains {
+		seen[d.Command()+":"] = true
+		out = append(out, d.Command()+":")
+	}
+	for _, name := range []string{"generic", "quectel", "simcom"} {
+		for p := range Dialects[name].URCs {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
 
 // WithResync sets how long the engine waits for a timed-out command's late
 // reply before probing with "AT", and the quiet time that ends the probe.
@@ -109,6 +142,8 @@ func New(rw io.ReadWriter, opts ...Option) *Engine {
 	e := &Engine{
 		w: rw, log: cfg.log, cfg: cfg,
 		sem:      make(chan struct{}, 1),
+		handlers: cfg.handlers,
+		unknown:  cfg.unknown,
 		done:     make(chan struct{}),
 		dispDone: make(chan struct{}),
 	}

@@ -116,7 +116,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 
 // session runs one open port until it fails.
 func (m *Monitor) session(ctx context.Context, port io.ReadWriteCloser, regained bool) error {
-	e := New(port, append([]Option{WithLogger(m.log)}, m.cfg.EngineOptions...)...)
+	e := New(port, append(append([]Option{WithLogger(m.log)}, m.urcOptions()...), m.cfg.EngineOptions...)...)
 	defer func() {
 		e.Close()
 		port.Close()
@@ -127,7 +127,6 @@ func (m *Monitor) session(ctx context.Context, port io.ReadWriteCloser, regained
 	m.modem = mod
 	m.needInit = true
 	m.mu.Unlock()
-	m.registerURCs(e)
 	if regained {
 		m.emit(Event{Kind: EventPortRegained, Time: m.cfg.Now(), Source: "port"})
 	}
@@ -179,25 +178,23 @@ func (m *Monitor) session(ctx context.Context, port io.ReadWriteCloser, regained
 	}
 }
 
-// registerURCs routes URCs: registration URCs update state directly (the
+// urcOptions routes URCs: registration URCs update state directly (the
 // fastest path from modem to event); SIM and reset URCs wake the loop.
-func (m *Monitor) registerURCs(e *Engine) {
+// They are engine options, so they are in place before the first read.
+func (m *Monitor) urcOptions() []Option {
+	var opts []Option
 	for _, d := range Domains {
 		d := d
-		e.Handle(d.Command()+":", func(line string) { m.onRegURC(d, line) })
+		opts = append(opts, WithHandler(d.Command()+":", func(line string) { m.onRegURC(d, line) }))
 	}
-	seen := map[string]bool{}
-	for _, di := range Dialects {
-		for prefix := range di.URCs {
-			if seen[prefix] {
-				continue
-			}
-			seen[prefix] = true
-			prefix := prefix
-			e.Handle(prefix, func(line string) { m.onVendorURC(prefix, line) })
+	for _, prefix := range KnownURCs() {
+		if _, isReg := DomainOf(prefix + " 0"); isReg {
+			continue
 		}
+		prefix := prefix
+		opts = append(opts, WithHandler(prefix, func(line string) { m.onVendorURC(prefix, line) }))
 	}
-	e.HandleUnknown(func(line string) { m.log.Debug("unsolicited line ignored", "len", len(line)) })
+	return append(opts, WithUnknown(func(line string) { m.log.Debug("unsolicited line ignored", "len", len(line)) }))
 }
 
 func (m *Monitor) onRegURC(d Domain, line string) {

@@ -55,7 +55,13 @@ func readStatus(ctx context.Context, env *cmdEnv, spec string) (*atmodem.Status,
 		return nil, err
 	}
 	defer stop()
-	e := atmodem.New(port)
+	// Known URCs get (no-op) handlers, so one arriving mid-command is never
+	// taken for a reply line.
+	var opts []atmodem.Option
+	for _, p := range atmodem.KnownURCs() {
+		opts = append(opts, atmodem.WithHandler(p, func(string) {}))
+	}
+	e := atmodem.New(port, opts...)
 	defer func() {
 		e.Close()
 		port.Close()

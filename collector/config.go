@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -247,4 +246,3 @@ func (c *Config) scsByPSK(identity string) *SCS {
 	return nil
 }
 
-var _ = fmt.Sprintf

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -508,4 +507,3 @@ func (s *Server) session(id string) *udpClient.Conn {
 	return s.sessions[id]
 }
 
-var _ = sha256.Size

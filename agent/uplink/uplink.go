@@ -231,7 +231,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		dconn.Close()
 		raw.Close()
-		return nil, &DialError{Addr: cfg.Addr, Err: classify(err, keyErr, cfg.Certificate == nil, ctx)}
+		return nil, &DialError{Addr: cfg.Addr, Err: classify(ctx, err, keyErr, cfg.Certificate == nil)}
 	}
 	c := &Client{cfg: cfg}
 	co := []udp.Option{
@@ -250,7 +250,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 }
 
 // classify turns a handshake failure into one of our sentinels.
-func classify(err, keyErr error, psk bool, ctx context.Context) error {
+func classify(ctx context.Context, err, keyErr error, psk bool) error {
 	switch {
 	case keyErr != nil:
 		return keyErr

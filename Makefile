@@ -7,7 +7,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 DIST     := dist
 FUZZTIME ?= 5s
-BENCHCOUNT ?= 5
+BENCHCOUNT ?= 3
 # Size budget for linux/mipsle (bytes), checked by `make size`.
 SIZE_BUDGET_STRIPPED ?= 6291456
 SIZE_BUDGET_XZ       ?= 1677722

@@ -31,7 +31,7 @@ type daemon struct {
 }
 
 // startDaemon runs `mtcagent run` as a real process on the simulator.
-func startDaemon(t *testing.T, state, scenario, conf string) *daemon {
+func startDaemon(t testing.TB, state, scenario, conf string) *daemon {
 	t.Helper()
 	args := []string{"run", "--modem", "sim:" + scenario, "--state-dir", state}
 	if conf != "" {
@@ -65,7 +65,7 @@ func startDaemon(t *testing.T, state, scenario, conf string) *daemon {
 }
 
 // stop sends SIGTERM and expects a clean exit 0.
-func (d *daemon) stop(t *testing.T) {
+func (d *daemon) stop(t testing.TB) {
 	if d.cmd.ProcessState != nil {
 		return
 	}

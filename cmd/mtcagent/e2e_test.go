@@ -71,7 +71,7 @@ func (c *collectorLog) alarms(kind string) []string {
 }
 
 type e2e struct {
-	t        *testing.T
+	t        testing.TB
 	state    string
 	colState string
 	cfg      *collector.Config
@@ -82,7 +82,7 @@ type e2e struct {
 	conf     string
 }
 
-func newE2E(t *testing.T) *e2e {
+func newE2E(t testing.TB) *e2e {
 	e := &e2e{t: t, state: t.TempDir(), colState: t.TempDir(), log: &collectorLog{}}
 	code, pub, errs := run(t, "key", "public", "--state-dir", e.state)
 	if code != 0 {

@@ -11,7 +11,7 @@ import (
 )
 
 // run invokes mtcagent in process and returns exit code, stdout, stderr.
-func run(t *testing.T, args ...string) (int, string, string) {
+func run(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	env := &cmdEnv{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
@@ -19,7 +19,7 @@ func run(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-func writeScenario(t *testing.T, body string) string {
+func writeScenario(t testing.TB, body string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "scenario.json")
 	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {

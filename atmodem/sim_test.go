@@ -422,9 +422,10 @@ func TestUnplugReopensWithoutLeaks(t *testing.T) {
 	h := runMonitor(t, path)
 	time.Sleep(100 * time.Millisecond)
 	base := runtime.NumGoroutine()
-	for i := 0; i < 2; i++ {
-		s.Fault("unplug", slow(600*time.Millisecond))
-		h.expect(t, slow(3*time.Second), atmodem.EventPortLost, atmodem.EventPortRegained)
+	for i, d := range []time.Duration{3 * time.Second, 600 * time.Millisecond} {
+		_ = i
+		s.Fault("unplug", d) // the first for 3 s, as a real re-enumeration can take
+		h.expect(t, d+slow(3*time.Second), atmodem.EventPortLost, atmodem.EventPortRegained)
 		select {
 		case <-time.After(slow(300 * time.Millisecond)):
 		}

@@ -241,3 +241,20 @@ func TestDaemonKilledRepeatedly(t *testing.T) {
 		t.Fatalf("only %d messages verified over %d runs", len(seqs), kills)
 	}
 }
+
+// TestModemFaultsDuringRun: the modem reboots and is unplugged while the
+// daemon runs; it recovers, and a cell change afterwards still arrives.
+func TestModemFaultsDuringRun(t *testing.T) {
+	e := newE2E(t)
+	u := scaled(time.Second)
+	sc := writeScenario(t, fmt.Sprintf(`{"dialect": "quectel", "timeline": [
+	  {"at": "%s", "fault": "reboot", "for": "500ms"},
+	  {"at": "%s", "fault": "unplug", "for": "%s"},
+	  {"at": "%s", "network": {"cell_id": 4343}}]}`, 2*u, 4*u, 2*u, 9*u))
+	startDaemon(t, e.state, sc, e.conf)
+	e.waitEvent("modem_reset", 10*u)
+	e.waitEvent("port_lost", 10*u)
+	e.waitEvent("port_regained", 10*u)
+	e.waitEvent("cell_changed", 15*u)
+	e.checkOrder()
+}

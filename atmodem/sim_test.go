@@ -422,8 +422,7 @@ func TestUnplugReopensWithoutLeaks(t *testing.T) {
 	h := runMonitor(t, path)
 	time.Sleep(100 * time.Millisecond)
 	base := runtime.NumGoroutine()
-	for i, d := range []time.Duration{3 * time.Second, 600 * time.Millisecond} {
-		_ = i
+	for _, d := range []time.Duration{3 * time.Second, 600 * time.Millisecond} {
 		s.Fault("unplug", d) // the first for 3 s, as a real re-enumeration can take
 		h.expect(t, d+slow(3*time.Second), atmodem.EventPortLost, atmodem.EventPortRegained)
 		select {

@@ -25,7 +25,7 @@ var omitTags = []struct {
 }{
 	{"mtc_omit_sim", []string{"github.com/mtcagent/mtcagent/atmodem/modemsim", "github.com/creack/pty"},
 		"the built-in modem simulator (mtcagent sim, --modem sim:FILE)"},
-	{"mtc_omit_coap", []string{"github.com/plgd-dev/go-coap/", "github.com/pion/dtls/", "crypto/tls"},
+	{"mtc_omit_coap", []string{"github.com/mtcagent/mtcagent/agent/uplink", "github.com/plgd-dev/go-coap/", "github.com/pion/dtls/", "crypto/tls"},
 		"the CoAP/DTLS uplink"},
 	{"mtc_omit_mdt", []string{"github.com/mtcagent/mtcagent/mdtlog"},
 		"the MDT measurement log"},

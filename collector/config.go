@@ -245,4 +245,3 @@ func (c *Config) scsByPSK(identity string) *SCS {
 	}
 	return nil
 }
-

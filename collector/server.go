@@ -506,4 +506,3 @@ func (s *Server) session(id string) *udpClient.Conn {
 	defer s.mu.Unlock()
 	return s.sessions[id]
 }
-

@@ -284,9 +284,11 @@ func alertText(err error) string {
 // Post sends a confirmable POST of a CBOR payload (content-format 60) to
 // path and returns the response code and body. Code class 2 means the
 // server took it (including a duplicate it had already), 4 that it refuses
-// it for good, 5 (or an error) that the caller should retry later.
-func (c *Client) Post(ctx context.Context, path string, cbor []byte) (Code, []byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+// it for good, 5 (or an error) that the caller should retry later. A
+// request unanswered within Config.Timeout ends the session (ErrNoAnswer;
+// Done is closed), as does a session that has ended (ErrClosed).
+func (c *Client) Post(parent context.Context, path string, cbor []byte) (Code, []byte, error) {
+	ctx, cancel := context.WithTimeout(parent, c.cfg.Timeout)
 	defer cancel()
 	resp, err := c.cc.Post(ctx, path, message.AppCBOR, bytes.NewReader(cbor))
 	if err == nil {
@@ -295,6 +297,13 @@ func (c *Client) Post(ctx context.Context, path string, cbor []byte) (Code, []by
 	if err != nil {
 		if c.closed() {
 			return 0, nil, fmt.Errorf("uplink: post %s: %w", path, ErrClosed)
+		}
+		if parent.Err() == nil && ctx.Err() != nil {
+			// Unanswered through all retransmissions: the path or the
+			// server's session is gone (a server need not say so). End
+			// the session so the caller's Done loop dials again.
+			_ = c.Close()
+			return 0, nil, fmt.Errorf("uplink: post %s: %w within %s; session closed", path, ErrNoAnswer, c.cfg.Timeout)
 		}
 		return 0, nil, fmt.Errorf("uplink: post %s: %w", path, err)
 	}

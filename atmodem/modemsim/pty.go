@@ -97,18 +97,26 @@ func (p *PTY) unplug(d time.Duration) {
 	})
 }
 
-// Close stops serving and removes the symlink.
+// Close stops serving and removes the symlink. A read blocked on the
+// master (a host still holding the slave open) is cut short by a deadline
+// where the pty is pollable; Close waits at most a second for it.
 func (p *PTY) Close() error {
 	p.mu.Lock()
 	p.closed = true
 	os.Remove(p.link)
 	if p.master != nil {
+		p.master.SetReadDeadline(time.Now())
 		p.master.Close()
 		p.master = nil
 	}
 	p.mu.Unlock()
 	p.sim.Stop()
-	p.wg.Wait()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+	}
 	return nil
 }
 
@@ -120,6 +128,9 @@ type masterConn struct{ f *os.File }
 func (c masterConn) Read(b []byte) (int, error) {
 	for {
 		n, err := c.f.Read(b)
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, err
+		}
 		if err != nil && errors.Is(err, syscall.EIO) {
 			time.Sleep(10 * time.Millisecond)
 			continue

@@ -68,6 +68,14 @@ func LoadConfig(path string) (Config, error) {
 		return c, err
 	}
 	c.File, c.Digest = f, sha256.Sum256(b)
+	// Events are for the server the agent reports to: unless [agent] says
+	// otherwise, their UEID and pseudonyms are derived for the uplink's
+	// name, as the attestations that server asks for are.
+	if e, ok := f.Section("uplink").Get("name"); ok {
+		c.Recipient = e.Value
+	} else if f.Section("uplink") != nil {
+		c.Recipient = "collector"
+	}
 	s := f.Section("agent")
 	if s == nil {
 		return c, nil

@@ -134,15 +134,3 @@ func peakRSS(b *testing.B, pid int) int64 {
 	}
 	return 0
 }
-
-// countVerified counts the collector's verified events called name.
-func (e *e2e) countVerified(name string) int {
-	_, evs := e.log.verified()
-	n := 0
-	for _, ev := range evs {
-		if ev == name {
-			n++
-		}
-	}
-	return n
-}

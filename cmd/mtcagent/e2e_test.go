@@ -224,15 +224,17 @@ func TestDaemonKilledRepeatedly(t *testing.T) {
 	if len(rep.Corrupt) > 0 {
 		t.Fatalf("outbox damaged after kills: %+v", rep)
 	}
-	// A last, clean run delivers whatever was left.
+	// A last, clean run delivers whatever was left: delivery is in order,
+	// so once this run's agent_started is verified, everything queued by
+	// the killed runs before it has been delivered.
+	before := e.countVerified("agent_started")
 	d := startDaemon(t, e.state, sc, e.conf)
-	deadline := time.Now().Add(scaled(20 * time.Second))
-	for {
-		n := len(e.log.all())
-		time.Sleep(scaled(1500 * time.Millisecond))
-		if len(e.log.all()) == n || time.Now().After(deadline) {
-			break
+	deadline := time.Now().Add(scaled(30 * time.Second))
+	for e.countVerified("agent_started") <= before {
+		if time.Now().After(deadline) {
+			t.Fatalf("the last run's events never arrived; log:\n%s", strings.Join(e.log.all(), "\n"))
 		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	d.stop(t)
 	e.checkOrder()
@@ -257,4 +259,16 @@ func TestModemFaultsDuringRun(t *testing.T) {
 	e.waitEvent("port_regained", 10*u)
 	e.waitEvent("cell_changed", 15*u)
 	e.checkOrder()
+}
+
+// countVerified counts the collector's verified events called name.
+func (e *e2e) countVerified(name string) int {
+	_, evs := e.log.verified()
+	n := 0
+	for _, ev := range evs {
+		if ev == name {
+			n++
+		}
+	}
+	return n
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/privacy/ident"
 )
 
@@ -454,34 +455,9 @@ func (a *Agent) saveState() {
 	a.mu.Lock()
 	b, _ := json.Marshal(a.state)
 	a.mu.Unlock()
-	if err := writeFileAtomic(a.statePath(), b, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(a.statePath(), b, 0o600); err != nil {
 		a.log.Error("agent state not saved", "err", err)
 	}
-}
-
-// writeFileAtomic writes via a synced temporary file and a rename.
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // MemOutbox is an in-memory Outbox for tests and for running without an

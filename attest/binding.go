@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/privacy/ident"
 )
 
@@ -256,7 +257,7 @@ func (p *BindingPolicy) save(next bindingRecord) error {
 	if err != nil {
 		return fmt.Errorf("attest: encode binding state: %w", err)
 	}
-	if err := writeFileAtomic(p.path, b, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(p.path, b, 0o600); err != nil {
 		return fmt.Errorf("attest: save binding state: %w", err)
 	}
 	p.rec = next

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 )
 
 // DefaultSeqBlock is how many sequence numbers are reserved per write of the
@@ -212,7 +214,7 @@ func readCounterFile(path string) (uint64, error) {
 }
 
 func writeCounterFile(path string, n uint64) error {
-	if err := writeFileAtomic(path, []byte(counterLine(n)), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(path, []byte(counterLine(n)), 0o600); err != nil {
 		return &CounterError{Path: path, Op: "write", Err: err}
 	}
 	return nil

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 )
 
 // File names inside the state directory.
@@ -84,42 +86,6 @@ func readFull(f *os.File, buf []byte) (int, error) {
 	return n, nil
 }
 
-// writeFileAtomic writes data to path via a temporary file in the same
-// directory: write, fsync, rename, fsync the directory. After a power cut the
-// file holds either the old or the new content, never a mix.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if err := tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	ok = true
-	return syncDir(dir)
-}
-
 // createFileExclusive writes a new file that must not exist yet: two
 // processes racing to create a key end up with one key, not two.
 func createFileExclusive(path string, data []byte, perm fs.FileMode) error {
@@ -152,7 +118,7 @@ func createFileExclusive(path string, data []byte, perm fs.FileMode) error {
 		// No hard links here (vfat, some overlays): create in place.
 		return createInPlace(path, data, perm)
 	}
-	return syncDir(dir)
+	return fsutil.SyncDir(dir)
 }
 
 func createInPlace(path string, data []byte, perm fs.FileMode) error {
@@ -173,19 +139,7 @@ func createInPlace(path string, data []byte, perm fs.FileMode) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, fs.ErrInvalid) {
-		return err
-	}
-	return nil
+	return fsutil.SyncDir(filepath.Dir(path))
 }
 
 // loadOrCreate returns the content of a private file, creating it with gen

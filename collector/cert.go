@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 
 	"github.com/mtcagent/mtcagent/agent/uplink"
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 )
 
 // KeyFile is the collector's own Ed25519 key (certificate mode), in the
@@ -38,7 +39,7 @@ func LoadOrCreateCert(stateDir string) (*tls.Certificate, []byte, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := writeAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+		if err := fsutil.WriteFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 			return nil, nil, fmt.Errorf("collector: write key: %w", err)
 		}
 	case err != nil:

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 )
 
 // Files in the state directory.
@@ -110,7 +112,7 @@ func (s *store) save() error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(s.dir, StateFile), b)
+	return fsutil.WriteFileAtomic(filepath.Join(s.dir, StateFile), b, 0o600)
 }
 
 func (s *store) appendLine(name string, v any) error {
@@ -132,30 +134,4 @@ func (s *store) appendLine(name string, v any) error {
 		err = cerr
 	}
 	return err
-}
-
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

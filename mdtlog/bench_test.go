@@ -10,6 +10,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 )
 
 // The benchmarks compare the log with go.etcd.io/bbolt storing the same
@@ -213,7 +215,7 @@ func BenchmarkClear(b *testing.B) {
 					f.Sync()
 					f.Close()
 				}
-				syncDir(Dir(dir))
+				fsutil.SyncDir(Dir(dir))
 				t0 := time.Now()
 				d, err := s.Clear()
 				total += time.Since(t0)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 )
 
 // ConsentState is the user's decision about MDT logging.
@@ -95,7 +97,7 @@ func writeConsent(path string, c Consent) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(path, append(b, '\n'), 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write mdt consent: %w", err)
 	}
 	return nil

@@ -5,57 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 )
-
-// syncDir fsyncs a directory so that creations, renames and removals in it
-// are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// writeAtomic replaces path with data: a temporary file in the same
-// directory, fsync, rename, directory fsync.
-func writeAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(name)
-		}
-	}()
-	if err := tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(name, path); err != nil {
-		return err
-	}
-	ok = true
-	return syncDir(dir)
-}
 
 // readMasterKey returns the master key, or nil if there is none.
 func readMasterKey(path string) ([]byte, error) {
@@ -80,7 +32,7 @@ func createMasterKey(path string, rnd io.Reader) ([]byte, error) {
 	if _, err := io.ReadFull(rnd, k); err != nil {
 		return nil, fmt.Errorf("create mdt key: %w", err)
 	}
-	if err := writeAtomic(path, k, 0o600); err != nil {
+	if err := fsutil.WriteFileAtomic(path, k, 0o600); err != nil {
 		return nil, fmt.Errorf("create mdt key: %w", err)
 	}
 	return k, nil

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 )
 
 // Defaults for Options.
@@ -243,7 +245,7 @@ func (s *Store) clearLocked() (Destroyed, error) {
 	}
 	clear(s.counts)
 	s.removeTemps()
-	if err := syncDir(s.dir); err != nil {
+	if err := fsutil.SyncDir(s.dir); err != nil {
 		return d, fmt.Errorf("clear mdt log: %w", err)
 	}
 	s.master, err = createMasterKey(s.path("key"), s.opts.Rand)
@@ -495,7 +497,7 @@ func (s *Store) removeSegment(name string) error {
 	if err := os.Remove(s.path(name)); err != nil && !os.IsNotExist(err) {
 		return &SegmentError{Op: "remove", Name: name, Err: err}
 	}
-	return syncDir(s.dir)
+	return fsutil.SyncDir(s.dir)
 }
 
 func (s *Store) rotate() error {
@@ -536,7 +538,7 @@ func (s *Store) createSegment(seq uint64) error {
 		err = datasync(f)
 	}
 	if err == nil {
-		err = syncDir(s.dir)
+		err = fsutil.SyncDir(s.dir)
 	}
 	if err != nil {
 		f.Close()
@@ -590,7 +592,7 @@ func (s *Store) pruneLocked() error {
 		removed = true
 	}
 	if removed {
-		return syncDir(s.dir)
+		return fsutil.SyncDir(s.dir)
 	}
 	return nil
 }
@@ -758,7 +760,7 @@ func (s *Store) DeleteUploaded(upTo Position) (Destroyed, error) {
 		delete(s.counts, sg.seq)
 	}
 	if d.Segments > 0 {
-		if err := syncDir(s.dir); err != nil {
+		if err := fsutil.SyncDir(s.dir); err != nil {
 			return d, fmt.Errorf("delete uploaded mdt segments: %w", err)
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 )
 
 // Defaults for zero Options fields.
@@ -304,7 +306,7 @@ func (o *Outbox) activeFor(id uint64, n int) (*segment, error) {
 		}
 	}
 	name := segName(id)
-	if err := writeAtomic(o.path(name), segHeader(id)); err != nil {
+	if err := fsutil.WriteFileAtomic(o.path(name), segHeader(id), 0o600); err != nil {
 		return nil, &FileError{Op: "create", Name: name, Err: err}
 	}
 	f, err := os.OpenFile(o.path(name), os.O_RDWR, 0)
@@ -388,7 +390,7 @@ func (o *Outbox) Ack(id uint64) error {
 	if id >= o.next {
 		return fmt.Errorf("outbox ack %d: %w (last is %d)", id, ErrAckAhead, o.next-1)
 	}
-	if err := writeAtomic(o.path(ackName), encodeAck(id)); err != nil {
+	if err := fsutil.WriteFileAtomic(o.path(ackName), encodeAck(id), 0o600); err != nil {
 		return fmt.Errorf("outbox ack %d: %w", id, &FileError{Op: "write", Name: ackName, Err: err})
 	}
 	o.acked = id
@@ -421,7 +423,7 @@ func (o *Outbox) compact() {
 		removed = true
 	}
 	if removed {
-		_ = syncDir(o.dir)
+		_ = fsutil.SyncDir(o.dir)
 	}
 	o.report.Segments = len(o.segs)
 }

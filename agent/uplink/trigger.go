@@ -10,13 +10,14 @@ import (
 	"fmt"
 	"math/big"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 )
 
 // Trigger is a device trigger as the collector sends it on PathTrigger.
@@ -155,37 +156,11 @@ func (g *TriggerGuard) Accept(t Trigger, now time.Time, clockSynced bool) error 
 		}
 	}
 	if g.path != "" {
-		if err := writeAtomic(g.path, []byte(strconv.FormatUint(t.Counter, 10)+"\n")); err != nil {
+		if err := fsutil.WriteFileAtomic(g.path, []byte(strconv.FormatUint(t.Counter, 10)+"\n"), 0o600); err != nil {
 			return fmt.Errorf("uplink: trigger guard: %w", err)
 		}
 	}
 	g.last = t.Counter
-	return nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
 	return nil
 }
 

@@ -150,8 +150,16 @@ func Call(ctx context.Context, stateDir string, cmd string, args any, result any
 	return nil
 }
 
+// OutboxState is the answer to the "outbox" control request: messages
+// signed and kept but not yet confirmed by the collector.
+type OutboxState struct {
+	Pending int   `json:"pending"`
+	Bytes   int64 `json:"bytes"`
+}
+
 // Handle answers the agent's own control requests: status (the owner's
-// view, identifiers in clear, as `mtcagent status` prints them) and events.
+// view, identifiers in clear, as `mtcagent status` prints them), events
+// and outbox.
 func (a *Agent) Handle(ctx context.Context, req Request) (any, error) {
 	switch req.Cmd {
 	case "status":
@@ -162,6 +170,13 @@ func (a *Agent) Handle(ctx context.Context, req Request) (any, error) {
 		return st.Revealed(), nil
 	case "events":
 		return a.Recent(), nil
+	case "outbox":
+		l, ok := a.deps.Outbox.(interface{ Len() (int, int64) })
+		if !ok {
+			return nil, errors.New("this agent's outbox does not count its messages")
+		}
+		n, b := l.Len()
+		return OutboxState{Pending: n, Bytes: b}, nil
 	}
 	if strings.HasPrefix(req.Cmd, "mdt.") {
 		return a.handleMDT(req)

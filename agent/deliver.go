@@ -158,3 +158,6 @@ func (q DurableQueue) Pending(max int) ([]Message, error) {
 
 // Ack acknowledges everything up to id.
 func (q DurableQueue) Ack(id uint64) error { return q.O.Ack(id) }
+
+// Len returns the number and bytes of messages not yet acknowledged.
+func (q DurableQueue) Len() (int, int64) { return q.O.Len() }

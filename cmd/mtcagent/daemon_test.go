@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -149,4 +150,24 @@ func TestMDTAgainstDaemon(t *testing.T) {
 	if n, _ := st["records"].(float64); code != 0 || n != 0 || !strings.Contains(out, "opted_out") {
 		t.Fatalf("after opt-out and restart: %s", out)
 	}
+}
+
+// startedAndDrained reports whether this run has queued its agent_started
+// event and the outbox holds nothing unconfirmed.
+func (d *daemon) startedAndDrained(t testing.TB) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var evs []agent.EventRecord
+	if err := agent.Call(ctx, d.state, "events", nil, &evs); err != nil {
+		return false
+	}
+	if !slices.ContainsFunc(evs, func(r agent.EventRecord) bool { return r.Type == "agent_started" }) {
+		return false
+	}
+	var ob agent.OutboxState
+	if err := agent.Call(ctx, d.state, "outbox", nil, &ob); err != nil {
+		t.Fatalf("outbox request: %v", err)
+	}
+	return ob.Pending == 0
 }

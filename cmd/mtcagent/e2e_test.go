@@ -232,15 +232,14 @@ func TestDaemonKilledRepeatedly(t *testing.T) {
 	if len(rep.Corrupt) > 0 {
 		t.Fatalf("outbox damaged after kills: %+v", rep)
 	}
-	// A last, clean run delivers whatever was left: delivery is in order,
-	// so once this run's agent_started is verified, everything queued by
-	// the killed runs before it has been delivered.
-	before := e.countVerified("agent_started")
+	// A last, clean run delivers whatever was left: once its own
+	// agent_started is queued and the outbox is empty, everything the
+	// killed runs queued has been confirmed by the collector.
 	d := startDaemon(t, e.state, sc, e.conf)
 	deadline := time.Now().Add(scaled(30 * time.Second))
-	for e.countVerified("agent_started") <= before {
+	for !d.startedAndDrained(t) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the last run's events never arrived; log:\n%s", strings.Join(e.log.all(), "\n"))
+			t.Fatalf("the outbox never drained; log:\n%s", strings.Join(e.log.all(), "\n"))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -250,7 +249,7 @@ func TestDaemonKilledRepeatedly(t *testing.T) {
 	seqs, _ := e.log.verified()
 	t.Logf("%d kills; %d events queued by the killed runs; %d messages verified", kills, queued, len(seqs))
 	if len(seqs) < queued {
-		t.Fatalf("%d messages verified, but the killed runs queued %d events", len(seqs), queued)
+		t.Fatalf("%d messages verified, but the killed runs queued %d events; collector log:\n%s", len(seqs), queued, strings.Join(e.log.all(), "\n"))
 	}
 }
 

@@ -8,22 +8,33 @@ BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 DIST     := dist
 FUZZTIME ?= 5s
 BENCHCOUNT ?= 3
-# Size budget for linux/mipsle (bytes), checked by `make size` in CI. The
-# GOAL is 6.0 MiB stripped / 1.6 MiB xz with every device feature; today's
-# binary (daemon with CoAP/DTLS uplink) is 8.31 / 2.01 MiB, so the budget is
-# set just above it as a guard against growth until the trimming in
-# docs/size.md lands. Lower it as the binary shrinks; never raise it silently.
-SIZE_BUDGET_STRIPPED ?= 9043968
-SIZE_BUDGET_XZ       ?= 2202009
-
 # Cross targets: name GOOS GOARCH extra-env
 TARGETS := \
 	linux-amd64:GOOS=linux:GOARCH=amd64 \
 	linux-armv6:GOOS=linux:GOARCH=arm:GOARM=6 \
 	linux-armv7:GOOS=linux:GOARCH=arm:GOARM=7 \
-	linux-arm64:GOOS=linux:GOARCH=arm64 \
+	linux-arm64:GOOS=linux:GOARCH=arm64
+
+# MIPS routers have little flash (docs/size.md). Each gets two builds:
+# linux-mips{,le} with every device feature (no simulator, a test tool), and
+# linux-mips{,le}-small without the CoAP/DTLS uplink as well. Both are
+# compiled without inlining except in the crypto packages: ~8 % smaller,
+# slower only in code the idle agent hardly runs.
+MIPS_TARGETS := \
 	linux-mips:GOOS=linux:GOARCH=mips:GOMIPS=softfloat \
 	linux-mipsle:GOOS=linux:GOARCH=mipsle:GOMIPS=softfloat
+MIPS_TAGS    := mtc_omit_sim
+SMALL_TAGS   := mtc_omit_sim,mtc_omit_coap
+MIPS_GCFLAGS := all=-l crypto/...= golang.org/x/crypto/...=
+
+# Size budgets (bytes), checked by `make size` in CI, target:stripped:xz.
+# The goal of issue 7, 6.0 MiB stripped / 1.6 MiB xz, is the budget of the
+# small build. The full build cannot meet it (the uplink's go-coap, pion/dtls
+# and crypto/tls are 1.8 MiB alone); its budget is a guard set just above
+# today's size. Lower budgets as the binary shrinks; never raise one silently.
+SIZE_BUDGETS ?= \
+	linux-mipsle-small:6291456:1677722 \
+	linux-mipsle:8300000:1850000
 
 # Emulated test runs: GOARCH extra-env emulator
 QEMU_TARGETS := \
@@ -54,8 +65,11 @@ fmt-check:
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi; echo "gofmt: ok"
 
+# The second run builds the packages that have feature tags as the small
+# router build does (mtc_omit_coap), and runs the tests that only exist there.
 test-native:
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -tags mtc_omit_coap ./agent ./cmd/mtcagent
 
 test-qemu: deps
 	@set -e; for t in $(QEMU_TARGETS); do \
@@ -74,14 +88,22 @@ bench:
 	$(GO) run ./internal/benchtable -goals docs/bench-goals.tsv -o docs/benchmarks.md < $(DIST)/bench.out
 
 cross:
-	@set -e; mkdir -p $(DIST); for t in $(TARGETS); do \
-		name=$${t%%:*}; envv=$$(echo $${t#*:} | tr ':' ' '); \
-		echo "build $$name"; \
-		env CGO_ENABLED=0 $$envv $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(DIST)/mtcagent-$$name ./cmd/mtcagent; \
+	@set -e; mkdir -p $(DIST); \
+	build() { \
+		name=$$1; envv=$$(echo $$2 | tr ':' ' '); tags=$$3; gcf=""; \
+		for g in $$4; do gcf="$$gcf -gcflags=$$g"; done; \
+		echo "build $$name$${tags:+ (tags $$tags)}"; \
+		env CGO_ENABLED=0 $$envv $(GO) build -trimpath -tags "$$tags" $$gcf -ldflags "$(LDFLAGS)" \
+			-o $(DIST)/mtcagent-$$name ./cmd/mtcagent; \
+	}; \
+	for t in $(TARGETS); do build $${t%%:*} $${t#*:} "" ""; done; \
+	for t in $(MIPS_TARGETS); do \
+		build $${t%%:*} $${t#*:} "$(MIPS_TAGS)" "$(MIPS_GCFLAGS)"; \
+		build $${t%%:*}-small $${t#*:} "$(SMALL_TAGS)" "$(MIPS_GCFLAGS)"; \
 	done
 
 size: cross
-	@bash scripts/size.sh $(DIST) $(SIZE_BUDGET_STRIPPED) $(SIZE_BUDGET_XZ)
+	@bash scripts/size.sh $(DIST) $(SIZE_BUDGETS)
 
 demo: build-all deps
 	@bash scripts/demo.sh $(DIST)/mtcagent $(DIST)/mtccollector

@@ -1,3 +1,5 @@
+//go:build !mtc_omit_coap
+
 package agent
 
 import (

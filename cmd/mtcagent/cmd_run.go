@@ -11,14 +11,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
-	"time"
 
 	"github.com/mtcagent/mtcagent/agent"
 	"github.com/mtcagent/mtcagent/agent/outbox"
-	"github.com/mtcagent/mtcagent/agent/uplink"
-	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/mdtlog"
-	"github.com/mtcagent/mtcagent/privacy"
 )
 
 func init() {
@@ -101,23 +97,11 @@ func runAgent(env *cmdEnv, cfg agent.Config, log *slog.Logger) error {
 	if err != nil {
 		return withHint(err, "check --state-dir (it must be writable by the agent and not readable by others)")
 	}
-	var link *agent.LinkSender
-	if up, err := agent.ParseUplink(cfg.File, cfg.StateDir); err != nil {
-		return &usageError{msg: fmt.Sprintf("config: %v", err)}
-	} else if up != nil {
-		h, err := linkHandler(cfg, a)
-		if err != nil {
-			return err
-		}
-		up.Handler = h
-		link = &agent.LinkSender{Config: *up, Log: log}
-		defer link.Close()
-		d := &agent.Deliverer{Q: queue, S: link, Log: log, BackoffMin: time.Second, BackoffMax: time.Minute, Online: a.Online}
-		a.SetWake(d.Wake)
-		go d.Run(ctx)
-	} else {
-		log.Info("no [uplink] configured: events are signed and kept in the outbox only")
+	stopUplink, err := startUplink(ctx, cfg, a, queue, log)
+	if err != nil {
+		return err
 	}
+	defer stopUplink()
 	ctlErr := make(chan error, 1)
 	go func() { ctlErr <- agent.ServeControl(ctx, cfg.StateDir, a.Handle) }()
 	log.Info("mtcagent starting", "version", version, "state_dir", cfg.StateDir)
@@ -136,29 +120,4 @@ func runAgent(env *cmdEnv, cfg agent.Config, log *slog.Logger) error {
 		<-ctlErr
 		return err
 	}
-}
-
-// linkHandler builds what serves the collector's requests: the privacy
-// policy (default deny), its audit, the trigger replay guard.
-func linkHandler(cfg agent.Config, a *agent.Agent) (*agent.LinkHandler, error) {
-	pol, err := privacy.ParsePolicy(cfg.File)
-	if err != nil {
-		return nil, &usageError{msg: fmt.Sprintf("config: %v", err)}
-	}
-	secret, err := privacy.LoadSecret(cfg.StateDir)
-	if err != nil {
-		return nil, err
-	}
-	if err := pol.SetSecret(secret); err != nil {
-		return nil, err
-	}
-	guard, err := uplink.OpenTriggerGuard(filepath.Join(cfg.StateDir, "trigger.guard"), 0)
-	if err != nil {
-		return nil, err
-	}
-	d, err := attest.LoadOrCreateDeriver(cfg.StateDir)
-	if err != nil {
-		return nil, err
-	}
-	return &agent.LinkHandler{A: a, Policy: pol, Audit: privacy.OpenAudit(cfg.StateDir, pol.AuditMax), Guard: guard, Deriver: d}, nil
 }

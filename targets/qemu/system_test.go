@@ -34,6 +34,7 @@ type guest struct {
 	console  string   // kernel console device
 	modem    string   // guest device of the second serial port
 	goEnv    []string // cross-build environment
+	goFlags  []string // extra go build flags for mtcagent
 	goarch   string   // what the guest's init reports
 	needsDTB bool
 }
@@ -46,6 +47,9 @@ var guests = []guest{
 	{
 		debArch: "mipsel", qemu: "qemu-system-mipsel", machine: []string{"-M", "malta", "-m", "256"},
 		console: "ttyS0", modem: "/dev/ttyS1", goEnv: []string{"GOARCH=mipsle", "GOMIPS=softfloat"}, goarch: "mipsle",
+		// The router build make cross calls linux-mipsle-small (Makefile
+		// SMALL_TAGS, MIPS_GCFLAGS): what it drops must not be needed here.
+		goFlags: []string{"-tags", "mtc_omit_sim,mtc_omit_coap", "-gcflags=all=-l", "-gcflags=crypto/...=", "-gcflags=golang.org/x/crypto/...="},
 	},
 }
 
@@ -96,7 +100,7 @@ func TestSystem(t *testing.T) {
 			}
 			kernel, dtb := fetchKernel(t, g.debArch, cache)
 			dir := t.TempDir()
-			agent := goBuild(t, dir, "mtcagent", "./cmd/mtcagent", g.goEnv)
+			agent := goBuild(t, dir, "mtcagent", "./cmd/mtcagent", g.goEnv, g.goFlags...)
 			initBin := goBuild(t, dir, "init", "./targets/qemu/init", g.goEnv)
 
 			nonce := make([]byte, 16)
@@ -176,10 +180,11 @@ func guestSteps(cmds map[string]bool, attest bool, nonce string) []map[string]an
 }
 
 // goBuild cross-builds pkg (static, as make cross does) into dir.
-func goBuild(t *testing.T, dir, name, pkg string, env []string) string {
+func goBuild(t *testing.T, dir, name, pkg string, env []string, flags ...string) string {
 	t.Helper()
 	out := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version=system-test", "-o", out, pkg)
+	args := append([]string{"build", "-trimpath", "-ldflags", "-s -w -X main.version=system-test", "-o", out}, flags...)
+	cmd := exec.Command("go", append(args, pkg)...)
 	cmd.Dir = repoRoot
 	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), env...)
 	if b, err := cmd.CombinedOutput(); err != nil {

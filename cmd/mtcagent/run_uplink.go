@@ -1,0 +1,64 @@
+//go:build !mtc_omit_coap
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/mtcagent/mtcagent/agent"
+	"github.com/mtcagent/mtcagent/agent/uplink"
+	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/privacy"
+)
+
+// startUplink dials the [uplink] server and delivers the outbox to it
+// until ctx ends; without the section the agent only queues.
+func startUplink(ctx context.Context, cfg agent.Config, a *agent.Agent, queue agent.DurableQueue, log *slog.Logger) (stop func(), err error) {
+	up, err := agent.ParseUplink(cfg.File, cfg.StateDir)
+	if err != nil {
+		return nil, &usageError{msg: fmt.Sprintf("config: %v", err)}
+	}
+	if up == nil {
+		log.Info("no [uplink] configured: events are signed and kept in the outbox only")
+		return func() {}, nil
+	}
+	h, err := linkHandler(cfg, a)
+	if err != nil {
+		return nil, err
+	}
+	up.Handler = h
+	link := &agent.LinkSender{Config: *up, Log: log}
+	d := &agent.Deliverer{Q: queue, S: link, Log: log, BackoffMin: time.Second, BackoffMax: time.Minute, Online: a.Online}
+	a.SetWake(d.Wake)
+	go d.Run(ctx)
+	return link.Close, nil
+}
+
+// linkHandler builds what serves the collector's requests: the privacy
+// policy (default deny), its audit, the trigger replay guard.
+func linkHandler(cfg agent.Config, a *agent.Agent) (*agent.LinkHandler, error) {
+	pol, err := privacy.ParsePolicy(cfg.File)
+	if err != nil {
+		return nil, &usageError{msg: fmt.Sprintf("config: %v", err)}
+	}
+	secret, err := privacy.LoadSecret(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := pol.SetSecret(secret); err != nil {
+		return nil, err
+	}
+	guard, err := uplink.OpenTriggerGuard(filepath.Join(cfg.StateDir, "trigger.guard"), 0)
+	if err != nil {
+		return nil, err
+	}
+	d, err := attest.LoadOrCreateDeriver(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	return &agent.LinkHandler{A: a, Policy: pol, Audit: privacy.OpenAudit(cfg.StateDir, pol.AuditMax), Guard: guard, Deriver: d}, nil
+}

@@ -92,7 +92,7 @@ func TestMonitoringEventsSignedAndSequenced(t *testing.T) {
 	cfg.Poll = slow(300 * time.Millisecond)
 	cfg.Heartbeat = 0
 	h := start(t, `{"dialect": "quectel"}`, cfg)
-	h.waitFor(t, "sim-bound")
+	h.waitFor(t, "sim_bound")
 	cell := uint64(0x0a0b0c0d)
 	h.sim.SetNetwork(modemsim.Network{CellID: &cell})
 	h.waitFor(t, "cell_changed")
@@ -107,9 +107,9 @@ func TestMonitoringEventsSignedAndSequenced(t *testing.T) {
 		t.Fatalf("outage duration %v", ev.Details["outage_ms"])
 	}
 	h.sim.RemoveSIM()
-	h.waitFor(t, "sim-removed")
+	h.waitFor(t, "sim_removed")
 	h.sim.InsertSIM(modemsim.SIMState{IMSI: "001010000000009", ICCID: "8900100000000000009"})
-	h.waitFor(t, "sim-changed")
+	h.waitFor(t, "sim_changed")
 
 	// Every queued message verifies with the device key, with strictly
 	// increasing sequence numbers.
@@ -128,7 +128,7 @@ func TestMonitoringEventsSignedAndSequenced(t *testing.T) {
 		events = append(events, res.Token.Event)
 	}
 	got := strings.Join(events, " ")
-	for _, want := range []string{"agent_started", "sim-bound", "cell_changed", "connectivity_lost", "connectivity_restored", "sim-removed", "sim-changed"} {
+	for _, want := range []string{"agent_started", "sim_bound", "cell_changed", "connectivity_lost", "connectivity_restored", "sim_removed", "sim_changed"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("signed events %q lack %s", got, want)
 		}
@@ -195,7 +195,7 @@ func TestConfigAndFirmwareChange(t *testing.T) {
 	}
 	cfg.StateDir = filepath.Join(dir, "state")
 	h := start(t, `{"modem": {"revision": "R1"}}`, cfg)
-	h.waitFor(t, "sim-bound")
+	h.waitFor(t, "sim_bound")
 	h.stop()
 	os.WriteFile(conf, []byte("[agent]\nheartbeat = off\n"), 0o600)
 	cfg2, err := LoadConfig(conf)

@@ -61,13 +61,13 @@ const (
 func (k ChangeKind) String() string {
 	switch k {
 	case SIMBound:
-		return "sim-bound"
+		return "sim_bound"
 	case SIMRemoved:
-		return "sim-removed"
+		return "sim_removed"
 	case SIMChanged:
-		return "sim-changed"
+		return "sim_changed"
 	case SIMRestored:
-		return "sim-restored"
+		return "sim_restored"
 	}
 	return fmt.Sprintf("change(%d)", uint8(k))
 }

@@ -69,7 +69,7 @@ func TestBindingPolicyReportAndLock(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Token.Event != "sim-changed" || !res.Token.Old.Equal(pA) || !res.Token.Pseudonyms.Equal(pB) {
+			if res.Token.Event != "sim_changed" || !res.Token.Old.Equal(pA) || !res.Token.Pseudonyms.Equal(pB) {
 				t.Fatal("event token claims wrong")
 			}
 			// State survives a restart: the lock, and the old pseudonyms.

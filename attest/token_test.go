@@ -120,7 +120,7 @@ func TestHeartbeatSizeAndEvent(t *testing.T) {
 	d := testDeriver(t, 1)
 	imsi, iccid := testSIM(t, "001010123456789", "8900100000000000001")
 	old := d.Pseudonyms("operator", imsi, iccid)
-	claims := append([]Claim{EventClaim("sim-removed")}, OldPseudonymClaims(old)...)
+	claims := append([]Claim{EventClaim("sim_removed")}, OldPseudonymClaims(old)...)
 	ev, err := is.Sign(KindEvent, claims...)
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +130,7 @@ func TestHeartbeatSizeAndEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Token.Kind != KindEvent || res.Token.Event != "sim-removed" || !res.Token.Old.Equal(old) || len(res.Token.Pseudonyms.IMSI) != 0 {
+	if res.Token.Kind != KindEvent || res.Token.Event != "sim_removed" || !res.Token.Old.Equal(old) || len(res.Token.Pseudonyms.IMSI) != 0 {
 		t.Errorf("event token %+v", res.Token.Kind)
 	}
 	if !bytes.Contains([]byte(res.Freshness), []byte("not synchronised")) {

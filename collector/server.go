@@ -449,7 +449,7 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 		s.logf("device %s: event %s verified (seq %d)", d.ID, t.Event, t.Seq)
 		switch t.Event {
 		case attest.SIMChanged.String():
-			s.alarm(d.ID, "binding-changed", "device reports a different SIM (sim-changed)")
+			s.alarm(d.ID, "binding-changed", "device reports a different SIM (sim_changed)")
 		case attest.SIMRemoved.String():
 			s.alarm(d.ID, "sim-removed", "device reports its SIM removed")
 		}

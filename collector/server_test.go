@@ -59,7 +59,7 @@ func TestDeviceTokens(t *testing.T) {
 	if code := post(uplink.PathHeartbeat, hb); code != uplink.Changed {
 		t.Fatalf("heartbeat: %v", code)
 	}
-	ev, _ := dev.iss.Sign(attest.KindEvent, attest.EventClaim("cell-changed"))
+	ev, _ := dev.iss.Sign(attest.KindEvent, attest.EventClaim("cell_changed"))
 	if code := post(uplink.PathEvent, ev); code != uplink.Changed {
 		t.Fatalf("event: %v", code)
 	}
@@ -88,7 +88,7 @@ func TestDeviceTokens(t *testing.T) {
 	}
 	// A signature by another key on the session: refused and alarmed.
 	other := newTestDevice(t, "x")
-	forged, _ := other.iss.Sign(attest.KindEvent, attest.EventClaim("sim-bound"))
+	forged, _ := other.iss.Sign(attest.KindEvent, attest.EventClaim("sim_bound"))
 	if code := post(uplink.PathEvent, forged); code != uplink.Forbidden {
 		t.Fatalf("forged: %v", code)
 	}

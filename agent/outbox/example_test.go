@@ -19,7 +19,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	for _, m := range []string{"sim-removed", "cell-changed", "heartbeat"} {
+	for _, m := range []string{"sim_removed", "cell_changed", "heartbeat"} {
 		if _, err := o.Append([]byte(m)); err != nil {
 			panic(err)
 		}
@@ -45,8 +45,8 @@ func Example() {
 	id, _ := o.Append([]byte("connectivity-back"))
 	fmt.Println("next id:", id)
 	// Output:
-	// send 1 sim-removed
-	// send 2 cell-changed
+	// send 1 sim_removed
+	// send 2 cell_changed
 	// waiting: 1 messages, 9 bytes
 	// next id: 4
 }

@@ -60,7 +60,7 @@ func BenchmarkURCToCollector(b *testing.B) {
 	defer cancel()
 	go d.Run(ctx)
 	go a.Run(ctx)
-	e.waitEvent("sim-bound", 20*time.Second)
+	e.waitEvent("sim_bound", 20*time.Second)
 	var lat []time.Duration
 	cell := uint64(0x200000)
 	b.ResetTimer()
@@ -94,7 +94,7 @@ func BenchmarkDaemonIdle(b *testing.B) {
 	sc := filepath.Join(b.TempDir(), "idle.json")
 	os.WriteFile(sc, []byte(`{"dialect": "quectel"}`), 0o600)
 	d := startDaemon(b, e.state, sc, e.conf)
-	e.waitEvent("sim-bound", 20*time.Second)
+	e.waitEvent("sim_bound", 20*time.Second)
 	window := 60 * time.Second
 	if testing.Short() {
 		window = 5 * time.Second

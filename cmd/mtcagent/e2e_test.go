@@ -185,16 +185,16 @@ func TestCollectorDownThenBack(t *testing.T) {
 	  {"at": "%s", "network": {"cell_id": 4242}}]}`,
 		scaled(2*time.Second), scaled(2*time.Second)+time.Second, scaled(2*time.Second)+2*time.Second))
 	startDaemon(t, e.state, sc, e.conf)
-	e.waitEvent("sim-bound", scaled(10*time.Second))
+	e.waitEvent("sim_bound", scaled(10*time.Second))
 	addr := e.addr
 	e.stopCollector()
 	time.Sleep(down)
 	e.startCollector(addr)
-	e.waitEvent("sim-changed", scaled(30*time.Second))
+	e.waitEvent("sim_changed", scaled(30*time.Second))
 	e.waitEvent("cell_changed", scaled(10*time.Second))
 	_, evs := e.log.verified()
 	got := strings.Join(evs, " ")
-	if !regexp.MustCompile(`sim-bound.*sim-removed.*sim-changed.*cell_changed`).MatchString(got) {
+	if !regexp.MustCompile(`sim_bound.*sim_removed.*sim_changed.*cell_changed`).MatchString(got) {
 		t.Fatalf("events out of order: %s", got)
 	}
 	e.checkOrder()

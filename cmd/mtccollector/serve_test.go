@@ -280,10 +280,10 @@ classes = status
 		waitUntil(t, 5*time.Second, "observe registration", func() bool {
 			return strings.Contains(p.out.String(), "scs alpha: GET /devices/d1/events -> 2.05")
 		})
-		ev2, _ := iss.Sign(attest.KindEvent, attest.EventClaim("cell-changed"))
+		ev2, _ := iss.Sign(attest.KindEvent, attest.EventClaim("cell_changed"))
 		post(uplink.PathEvent, ev2)
 		obs.Wait()
-		if !strings.Contains(obsOut.String(), `"event":"cell-changed"`) {
+		if !strings.Contains(obsOut.String(), `"event":"cell_changed"`) {
 			t.Fatalf("observer got %q", obsOut.String())
 		}
 		// A trigger, then the same request replayed.

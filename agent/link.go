@@ -18,6 +18,7 @@ import (
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/config"
+	"github.com/mtcagent/mtcagent/mdtlog"
 	"github.com/mtcagent/mtcagent/privacy"
 )
 
@@ -231,16 +232,77 @@ func (h *LinkHandler) ServeUplink(ctx context.Context, r *uplink.Request) (uplin
 		}
 		a.emit("trigger_accepted", map[string]any{"action": t.Action, "from": t.From})
 		return uplink.Changed, nil
+	case r.Path == uplink.PathMDT || r.Path == uplink.PathMDTAck:
+		return h.serveMDT(r)
+	}
+	return uplink.NotFound, nil
+}
+
+// serveMDT serves the measurement log upload (uplink/mdt.go) to a server
+// granted radio measurements, while the user's consent stands.
+func (h *LinkHandler) serveMDT(r *uplink.Request) (uplink.Code, []byte) {
+	a := h.A
+	m := a.deps.MDT
+	g, ok := h.Policy.Grants(r.Peer)
+	if !ok || g.Radio == privacy.LevelNone || m == nil || !m.Store.Logging() {
+		return uplink.NotFound, nil
+	}
+	switch {
 	case r.Method == "GET" && r.Path == uplink.PathMDT:
-		m := a.deps.MDT
-		if g, ok := h.Policy.Grants(r.Peer); !ok || g.Radio == privacy.LevelNone || m == nil || !m.Store.Logging() {
-			return uplink.NotFound, nil
+		var after *mdtlog.Position
+		for _, q := range r.Query {
+			if v, ok := strings.CutPrefix(q, "after="); ok {
+				p, err := uplink.ParseMDTPos(v)
+				if err != nil {
+					return uplink.BadRequest, nil
+				}
+				after = &mdtlog.Position{Segment: p.Segment, Index: p.Index}
+			}
 		}
-		var buf strings.Builder
-		if _, err := m.Store.Export(&buf, "cbor"); err != nil {
+		recs, last, more, err := m.Page(after, uplink.MDTPageBytes, func(rec *mdtlog.Record) { MaskMDT(rec, g) })
+		if err != nil {
+			a.log.Error("mdt upload: reading the log", "err", err)
 			return uplink.ServerError, nil
 		}
-		return uplink.Content, []byte(buf.String())
+		page := uplink.MDTPage{Records: make([]cbor.RawMessage, len(recs)), More: more}
+		for i, b := range recs {
+			page.Records[i] = b
+		}
+		if len(recs) > 0 {
+			page.Last = &uplink.MDTPos{Segment: last.Segment, Index: last.Index}
+		}
+		b, err := cbor.Marshal(page)
+		if err != nil {
+			return uplink.ServerError, nil
+		}
+		if len(recs) > 0 {
+			// Audited like every disclosure; not sent when it cannot be.
+			carries := map[string]string{}
+			for _, c := range []privacy.Class{privacy.ClassRadio, privacy.ClassCell, privacy.ClassLocation} {
+				if g.Level(c) > privacy.LevelNone {
+					carries[c.String()] = g.Precision(c)
+				}
+			}
+			if err := h.Audit.Append(privacy.AuditEntry{Time: time.Now(), Recipient: r.Peer, Carries: carries, Size: len(b)}); err != nil {
+				a.log.Error("mdt upload not sent: audit failed", "err", err)
+				return uplink.ServerError, nil
+			}
+			a.log.Info("mdt upload", "to", r.Peer, "records", len(recs), "up_to", page.Last.String())
+		}
+		return uplink.Content, b
+	case r.Method == "POST" && r.Path == uplink.PathMDTAck:
+		var ack uplink.MDTAck
+		if err := cbor.Unmarshal(r.Payload, &ack); err != nil {
+			return uplink.BadRequest, nil
+		}
+		d, err := m.UploadConfirmed(mdtlog.Position{Segment: ack.Upto.Segment, Index: ack.Upto.Index})
+		if err != nil {
+			a.log.Error("mdt upload confirmed, deleting failed", "err", err)
+			return uplink.ServerError, nil
+		}
+		a.log.Info("mdt upload confirmed", "by", r.Peer, "up_to", ack.Upto.String(), "segments_deleted", d.Segments, "records_deleted", d.Records)
+		b, _ := cbor.Marshal(uplink.MDTAckResult{Segments: d.Segments, Records: d.Records})
+		return uplink.Changed, b
 	}
 	return uplink.NotFound, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/mdtlog"
+	"github.com/mtcagent/mtcagent/privacy"
 )
 
 // MDT is the measurement log as the daemon drives it: it logs while the
@@ -203,4 +204,73 @@ func (a *Agent) RemoteMDTConsent() (mdtlog.Consent, error) {
 		return mdtlog.Consent{}, errors.New("the measurement log is not enabled in this agent")
 	}
 	return a.deps.MDT.Store.Consent(mdtlog.ConsentRequest{Remote: true})
+}
+
+var errPageFull = errors.New("page full")
+
+// Page returns the CBOR encodings of the records after `after` (nil: from
+// the oldest) in log order, at most maxBytes of them but at least one, the
+// position of the last one returned, and whether more follow. Records that
+// fail authentication are skipped here as everywhere (mdtlog reports them).
+// mask, when not nil, reduces each record to what its recipient may see.
+func (m *MDT) Page(after *mdtlog.Position, maxBytes int, mask func(*mdtlog.Record)) (recs [][]byte, last mdtlog.Position, more bool, err error) {
+	size := 0
+	_, err = m.Store.Records(func(e mdtlog.Entry) error {
+		if after != nil && !positionAfter(e.Pos, *after) {
+			return nil
+		}
+		if mask != nil {
+			mask(&e.Record)
+		}
+		b, err := e.Record.MarshalCBOR()
+		if err != nil {
+			return err
+		}
+		if len(recs) > 0 && size+len(b) > maxBytes {
+			more = true
+			return errPageFull
+		}
+		recs, last, size = append(recs, b), e.Pos, size+len(b)
+		return nil
+	})
+	if errors.Is(err, errPageFull) {
+		err = nil
+	}
+	return recs, last, more, err
+}
+
+// UploadConfirmed is called when the MDT recipient confirmed it stored the
+// records up to upTo: with delete_after_upload they are deleted (whole
+// segments only; see mdtlog.Store.DeleteUploaded).
+func (m *MDT) UploadConfirmed(upTo mdtlog.Position) (mdtlog.Destroyed, error) {
+	if !m.Config.DeleteAfterUpload {
+		return mdtlog.Destroyed{}, nil
+	}
+	return m.Store.DeleteUploaded(upTo)
+}
+
+func positionAfter(p, q mdtlog.Position) bool {
+	return p.Segment > q.Segment || p.Segment == q.Segment && p.Index > q.Index
+}
+
+// MaskMDT reduces a measurement record to the grants of its recipient:
+// cells to their tracking area or to nothing but the radio technology and
+// the measurements, and no location unless location is granted (a logged
+// location is already masked to the MDT recipient's precision).
+func MaskMDT(r *mdtlog.Record, g privacy.Grants) {
+	maskCell := func(c *mdtlog.Cell) {
+		if g.Cell < privacy.CellFull {
+			c.CellID, c.PCI, c.EARFCN = nil, nil, nil
+		}
+		if g.Cell < privacy.CellTrackingArea {
+			c.MCC, c.MNC, c.TAC, c.LAC = "", "", nil, nil
+		}
+	}
+	maskCell(&r.Serving)
+	for i := range r.Neighbours {
+		maskCell(&r.Neighbours[i])
+	}
+	if g.Location == privacy.LevelNone {
+		r.Location = nil
+	}
 }

@@ -22,8 +22,8 @@ func mdtTestRecord(i int) mdtlog.Record {
 	tac, cid, pci := uint32(0x1a2b), uint64(27447553+i), uint16(i%504)
 	rsrp := -95.5
 	return mdtlog.Record{
-		Time:    time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Second),
-		Serving: mdtlog.Cell{RAT: "lte", MCC: "001", MNC: "01", TAC: &tac, CellID: &cid, RSRP: &rsrp},
+		Time:       time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Second),
+		Serving:    mdtlog.Cell{RAT: "lte", MCC: "001", MNC: "01", TAC: &tac, CellID: &cid, RSRP: &rsrp},
 		Neighbours: []mdtlog.Cell{{RAT: "lte", PCI: &pci, RSRP: &rsrp}},
 	}
 }

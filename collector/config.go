@@ -27,6 +27,7 @@ type Config struct {
 	HeartbeatTimeout time.Duration // a device is overdue after this without a heartbeat
 	SessionIdle      time.Duration // a device session with no inbound traffic is dropped after this
 	MaxAge           time.Duration // oldest token accepted (outbox delivery after an outage)
+	MDTPull          time.Duration // pull devices' measurement logs this often; 0: never
 	Devices          map[string]*Device
 	SCS              map[string]*SCS
 }
@@ -72,6 +73,7 @@ func ParseConfig(f *config.File) (*Config, error) {
 		HeartbeatTimeout: 90 * time.Second,
 		SessionIdle:      60 * time.Second,
 		MaxAge:           30 * 24 * time.Hour,
+		MDTPull:          time.Hour,
 		Devices:          map[string]*Device{},
 		SCS:              map[string]*SCS{},
 	}
@@ -83,13 +85,18 @@ func ParseConfig(f *config.File) (*Config, error) {
 		}
 	}
 	if s := f.Section("collector"); s != nil {
-		if err := s.Unknown("heartbeat_timeout", "session_idle", "max_age"); err != nil {
+		if err := s.Unknown("heartbeat_timeout", "session_idle", "max_age", "mdt_pull"); err != nil {
 			return nil, err
 		}
 		for key, dst := range map[string]*time.Duration{"heartbeat_timeout": &c.HeartbeatTimeout, "session_idle": &c.SessionIdle, "max_age": &c.MaxAge} {
 			if err := duration(s, key, dst); err != nil {
 				return nil, err
 			}
+		}
+		if e, ok := s.Get("mdt_pull"); ok && e.Value == "off" {
+			c.MDTPull = 0
+		} else if err := duration(s, "mdt_pull", &c.MDTPull); err != nil {
+			return nil, err
 		}
 	}
 	pskIDs := map[string]string{}

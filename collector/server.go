@@ -48,6 +48,7 @@ type Server struct {
 
 	mu        sync.Mutex // guards st.Devices, sessions, observers, lsn
 	sessions  map[string]*udpClient.Conn
+	mdtBusy   map[string]*udpClient.Conn // devices whose MDT log is being pulled
 	observers map[string]map[*observer]struct{}
 	servers   []*dtlsserver.Server
 	done      chan struct{}
@@ -67,7 +68,7 @@ func New(cfg *Config, opt Options) (*Server, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	s := &Server{cfg: cfg, st: st, logw: opt.Log, now: opt.Now, sessions: map[string]*udpClient.Conn{},
+	s := &Server{cfg: cfg, st: st, logw: opt.Log, now: opt.Now, sessions: map[string]*udpClient.Conn{}, mdtBusy: map[string]*udpClient.Conn{},
 		observers: map[string]map[*observer]struct{}{}, done: make(chan struct{})}
 	s.started = s.now()
 	return s, nil
@@ -261,6 +262,7 @@ func (s *Server) deviceSession(cc *udpClient.Conn) {
 	})
 	s.logf("device %s: session up (%s)", d.ID, cc.RemoteAddr())
 	s.challenge(ctx, d, cc)
+	s.maybePullMDT(d, cc)
 }
 
 // challenge asks the device for a binding attestation with a fresh nonce
@@ -377,6 +379,9 @@ func (s *Server) serveDevice(w *responsewriter.ResponseWriter[*udpClient.Conn], 
 	}
 	code := s.accept(d, kind, body)
 	_ = w.SetResponse(code, message.TextPlain, nil)
+	if code == codes.Changed && kind == attest.KindHeartbeat {
+		s.maybePullMDT(d, w.Conn())
+	}
 }
 
 // accept verifies one token and applies it: de-duplication, gap and

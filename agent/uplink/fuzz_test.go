@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/mtcagent/mtcagent/agent/uplink"
 )
 
@@ -26,6 +28,32 @@ func FuzzDecodeTrigger(f *testing.F) {
 		tr2, err := uplink.DecodeTrigger(out)
 		if err != nil || tr2 != tr {
 			t.Fatalf("round trip: %+v vs %+v (%v)", tr, tr2, err)
+		}
+	})
+}
+
+// FuzzDecodeMDTPage: a page from a device is checked, never trusted; a
+// page it accepts has the position of its last record, and re-encodes.
+func FuzzDecodeMDTPage(f *testing.F) {
+	b, _ := cbor.Marshal(uplink.MDTPage{Records: []cbor.RawMessage{{0xa1, 0x01, 0x00}}, Last: &uplink.MDTPos{Segment: 1, Index: 2}, More: true})
+	f.Add(b)
+	f.Add([]byte{0xa1, 0x01, 0x80})
+	f.Add([]byte{0xa1, 0x01, 0x81, 0x00})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		p, err := uplink.DecodeMDTPage(in)
+		if err != nil {
+			return
+		}
+		if len(p.Records) > 0 && p.Last == nil {
+			t.Fatal("accepted records without a position")
+		}
+		if _, err := cbor.Marshal(p); err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		if p.Last != nil {
+			if q, err := uplink.ParseMDTPos(p.Last.String()); err != nil || q != *p.Last {
+				t.Fatalf("position %v does not round-trip: %v %v", *p.Last, q, err)
+			}
 		}
 	})
 }

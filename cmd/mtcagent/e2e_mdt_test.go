@@ -1,0 +1,100 @@
+//go:build !mtc_omit_coap
+
+package main
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/mtcagent/mtcagent/mdtlog"
+)
+
+// TestMDTUploadToCollector: the user consents, the daemon logs, and the
+// collector, granted radio measurements and the tracking area only, pulls
+// the log over the DTLS session: every record arrives masked, the pull is
+// in the agent's disclosure audit, and the agent never resends what was
+// confirmed.
+func TestMDTUploadToCollector(t *testing.T) {
+	e := newE2E(t)
+	addr := e.addr
+	e.stopCollector()
+	e.cfg.MDTPull = time.Second // every heartbeat (1 s) at most
+	e.startCollector(addr)
+	conf, err := os.ReadFile(e.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf = append(conf, []byte(`
+[mdt]
+interval = 1.28s
+[recipient "operator"]
+identity = psk:meter-1
+radio = full
+cell = tracking_area
+`)...)
+	if err := os.WriteFile(e.conf, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sc := writeScenario(t, `{"dialect": "quectel"}`)
+	d := startDaemon(t, e.state, sc, e.conf)
+	if code, out, errs := run(t, "mdt", "consent", "--yes", "--state-dir", e.state); code != 0 {
+		t.Fatalf("consent: %d %s %s", code, out, errs)
+	}
+	path := e.srv.MDTPath("meter-1")
+	deadline := time.Now().Add(scaled(20 * time.Second))
+	var recs []mdtlog.Record
+	for len(recs) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("collector has %d MDT records; collector log:\n%s\nagent log:\n%s", len(recs), strings.Join(e.log.all(), "\n"), d.stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
+		recs = readMDTFile(t, path)
+	}
+	d.stop(t)
+	for i, r := range recs {
+		if r.Serving.CellID != nil || r.Serving.TAC == nil && r.Serving.LAC == nil || r.Serving.MCC == "" {
+			t.Fatalf("record %d not masked to the tracking area: %+v", i, r.Serving)
+		}
+		if i > 0 && !r.Time.After(recs[i-1].Time) {
+			t.Fatalf("record %d (%v) not after record %d (%v): duplicate or out of order", i, r.Time, i-1, recs[i-1].Time)
+		}
+	}
+	code, out, errs := run(t, "privacy", "audit", "--json", "--recipient", "operator", "--state-dir", e.state)
+	if code != 0 || !strings.Contains(out, `"radio": "full"`) {
+		t.Fatalf("privacy audit: %d %s %s", code, out, errs)
+	}
+}
+
+// readMDTFile decodes the collector's CBOR sequence of records.
+func readMDTFile(t *testing.T, path string) []mdtlog.Record {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := cbor.NewDecoder(bytes.NewReader(b))
+	var out []mdtlog.Record
+	for {
+		var raw cbor.RawMessage
+		if err := dec.Decode(&raw); err == io.EOF {
+			return out
+		} else if err != nil {
+			t.Fatalf("collector's MDT file: %v", err)
+		}
+		var r mdtlog.Record
+		if err := r.UnmarshalCBOR(raw); err != nil {
+			t.Fatalf("collector's MDT file: %v", err)
+		}
+		out = append(out, r)
+	}
+}

@@ -1,0 +1,169 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/mtcagent/mtcagent/agent/uplink"
+	"github.com/mtcagent/mtcagent/internal/fsutil"
+	"github.com/mtcagent/mtcagent/mdtlog"
+)
+
+// MDTDir is where the collector keeps the measurement logs it pulled:
+// STATE_DIR/mdt/DEVICE.cbor, each a CBOR sequence of records as the
+// device logged them (masked to what the device grants this collector).
+const MDTDir = "mdt"
+
+// mdtMaxPages bounds one pull (a 4 MiB log is about 5,000 pages).
+const mdtMaxPages = 20000
+
+// MDTPath returns the file holding a device's pulled measurement records.
+func (s *Server) MDTPath(id string) string {
+	return filepath.Join(s.st.dir, MDTDir, url.PathEscape(id)+".cbor")
+}
+
+// maybePullMDT pulls the device's measurement log when the last pull is
+// older than the configured interval, at most one pull per device at once.
+func (s *Server) maybePullMDT(d *Device, cc *udpClient.Conn) {
+	if s.cfg.MDTPull <= 0 {
+		return
+	}
+	s.mu.Lock()
+	select {
+	case <-s.done: // closing: Close waits for s.wg, so add nothing to it
+		s.mu.Unlock()
+		return
+	default:
+	}
+	ds := s.st.device(d.ID)
+	due := s.mdtBusy[d.ID] == nil && (ds.MDTPulledAt.IsZero() || s.now().Sub(ds.MDTPulledAt) >= s.cfg.MDTPull)
+	if due {
+		s.mdtBusy[d.ID] = cc
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	if !due {
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		defer func() { s.mu.Lock(); delete(s.mdtBusy, d.ID); s.mu.Unlock() }()
+		ctx, cancel := context.WithTimeout(cc.Context(), 10*time.Minute)
+		defer cancel()
+		if err := s.pullMDT(ctx, d, cc); err != nil {
+			s.logf("device %s: MDT pull: %v", d.ID, err)
+		}
+	}()
+}
+
+// pullMDT fetches the records after the collector's cursor page by page,
+// stores each page durably before moving the cursor, and then confirms
+// what it stored, so the device may delete it. A crash between storing and
+// saving the cursor stores a page twice at worst; records are never lost.
+func (s *Server) pullMDT(ctx context.Context, d *Device, cc *udpClient.Conn) error {
+	s.mu.Lock()
+	ds := s.st.device(d.ID)
+	ds.MDTPulledAt = s.now()
+	cursor := ds.MDTCursor
+	s.mu.Unlock()
+	stored := 0
+	for range mdtMaxPages {
+		var opts []message.Option
+		if cursor != nil {
+			opts = append(opts, message.Option{ID: message.URIQuery, Value: []byte("after=" + cursor.String())})
+		}
+		resp, err := cc.Get(ctx, uplink.PathMDT, opts...)
+		if err != nil {
+			return fmt.Errorf("request: %w", err)
+		}
+		if resp.Code() == codes.NotFound {
+			return nil // not granted to this collector, or no consent on the device
+		}
+		if resp.Code() != codes.Content {
+			return fmt.Errorf("device answered %v", resp.Code())
+		}
+		body, err := resp.ReadBody()
+		if err != nil {
+			return err
+		}
+		page, err := uplink.DecodeMDTPage(body)
+		if err != nil {
+			return err
+		}
+		if len(page.Records) == 0 {
+			break
+		}
+		var buf bytes.Buffer
+		for i, raw := range page.Records {
+			var r mdtlog.Record
+			if err := r.UnmarshalCBOR(raw); err != nil {
+				return fmt.Errorf("record %d of the page after %v: %w", i, cursor, err)
+			}
+			buf.Write(raw)
+		}
+		if err := s.appendMDT(d.ID, buf.Bytes()); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		ds.MDTCursor, ds.MDTRecords = page.Last, ds.MDTRecords+uint64(len(page.Records))
+		s.mu.Unlock()
+		s.save()
+		cursor, stored = page.Last, stored+len(page.Records)
+		if !page.More {
+			break
+		}
+	}
+	if stored == 0 {
+		return nil
+	}
+	ack, _ := cbor.Marshal(uplink.MDTAck{Upto: *cursor})
+	resp, err := cc.Post(ctx, uplink.PathMDTAck, message.AppCBOR, bytes.NewReader(ack))
+	if err != nil {
+		return fmt.Errorf("%d records stored, ack: %w", stored, err)
+	}
+	var res uplink.MDTAckResult
+	if body, err := resp.ReadBody(); err == nil && len(body) > 0 {
+		_ = cbor.Unmarshal(body, &res)
+	}
+	s.logf("device %s: %d MDT records stored (up to %s); the device deleted %d records", d.ID, stored, cursor, res.Records)
+	return nil
+}
+
+// appendMDT appends whole records to the device's file and syncs it.
+func (s *Server) appendMDT(id string, b []byte) error {
+	p := s.MDTPath(id)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	_, werr := f.Write(b)
+	if werr != nil {
+		// Never leave part of a record for the next page to follow.
+		werr = errors.Join(werr, f.Truncate(fi.Size()))
+	}
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		return fmt.Errorf("store MDT records: %w", err)
+	}
+	return fsutil.SyncDir(filepath.Dir(p))
+}

@@ -37,6 +37,7 @@ type testDevice struct {
 	guard    *uplink.TriggerGuard
 	triggers []uplink.Trigger
 	peers    []string
+	mdt      uplink.HandlerFunc // serves /mdt and /mdt/ack when set
 }
 
 func newTestDevice(t testing.TB, id string) *testDevice {
@@ -82,6 +83,8 @@ func (d *testDevice) ServeUplink(_ context.Context, r *uplink.Request) (uplink.C
 	case r.Method == "GET" && r.Path == uplink.PathStatus:
 		b, _ := cbor.Marshal(map[string]any{"sim": "ready", "registration": "home"})
 		return uplink.Content, b
+	case (r.Path == uplink.PathMDT || r.Path == uplink.PathMDTAck) && d.mdt != nil:
+		return d.mdt(context.Background(), r)
 	case r.Method == "POST" && r.Path == uplink.PathTrigger:
 		tr, err := uplink.DecodeTrigger(r.Payload)
 		if err != nil {

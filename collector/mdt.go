@@ -33,9 +33,10 @@ func (s *Server) MDTPath(id string) string {
 	return filepath.Join(s.st.dir, MDTDir, url.PathEscape(id)+".cbor")
 }
 
-// maybePullMDT pulls the device's measurement log when the last pull is
-// older than the configured interval, at most one pull per device at once.
-func (s *Server) maybePullMDT(d *Device, cc *udpClient.Conn) {
+// maybePullMDT pulls the device's measurement log on a new session (now)
+// or when the last pull is older than the configured interval, at most one
+// pull per device at once.
+func (s *Server) maybePullMDT(d *Device, cc *udpClient.Conn, now bool) {
 	if s.cfg.MDTPull <= 0 {
 		return
 	}
@@ -47,7 +48,7 @@ func (s *Server) maybePullMDT(d *Device, cc *udpClient.Conn) {
 	default:
 	}
 	ds := s.st.device(d.ID)
-	due := s.mdtBusy[d.ID] == nil && (ds.MDTPulledAt.IsZero() || s.now().Sub(ds.MDTPulledAt) >= s.cfg.MDTPull)
+	due := s.mdtBusy[d.ID] == nil && (now || ds.MDTPulledAt.IsZero() || s.now().Sub(ds.MDTPulledAt) >= s.cfg.MDTPull)
 	if due {
 		s.mdtBusy[d.ID] = cc
 		s.wg.Add(1)
@@ -77,67 +78,74 @@ func (s *Server) pullMDT(ctx context.Context, d *Device, cc *udpClient.Conn) err
 	ds.MDTPulledAt = s.now()
 	cursor := ds.MDTCursor
 	s.mu.Unlock()
-	stored := 0
-	for range mdtMaxPages {
-		var opts []message.Option
-		if cursor != nil {
-			opts = append(opts, message.Option{ID: message.URIQuery, Value: []byte("after=" + cursor.String())})
-		}
-		resp, err := cc.Get(ctx, uplink.PathMDT, opts...)
-		if err != nil {
-			return fmt.Errorf("request: %w", err)
-		}
-		if resp.Code() == codes.NotFound {
-			return nil // not granted to this collector, or no consent on the device
-		}
-		if resp.Code() != codes.Content {
-			return fmt.Errorf("device answered %v", resp.Code())
-		}
-		body, err := resp.ReadBody()
-		if err != nil {
-			return err
-		}
-		page, err := uplink.DecodeMDTPage(body)
-		if err != nil {
-			return err
-		}
-		if len(page.Records) == 0 {
-			break
-		}
-		var buf bytes.Buffer
-		for i, raw := range page.Records {
-			var r mdtlog.Record
-			if err := r.UnmarshalCBOR(raw); err != nil {
-				return fmt.Errorf("record %d of the page after %v: %w", i, cursor, err)
-			}
-			buf.Write(raw)
-		}
-		if err := s.appendMDT(d.ID, buf.Bytes()); err != nil {
-			return err
-		}
-		s.mu.Lock()
-		ds.MDTCursor, ds.MDTRecords = page.Last, ds.MDTRecords+uint64(len(page.Records))
-		s.mu.Unlock()
-		s.save()
-		cursor, stored = page.Last, stored+len(page.Records)
-		if !page.More {
-			break
-		}
-	}
+	stored, err := s.pullPages(ctx, d, cc, &cursor)
 	if stored == 0 {
-		return nil
+		return err
 	}
+	// Confirm what is stored, also when a later page failed.
 	ack, _ := cbor.Marshal(uplink.MDTAck{Upto: *cursor})
-	resp, err := cc.Post(ctx, uplink.PathMDTAck, message.AppCBOR, bytes.NewReader(ack))
-	if err != nil {
-		return fmt.Errorf("%d records stored, ack: %w", stored, err)
+	resp, aerr := cc.Post(ctx, uplink.PathMDTAck, message.AppCBOR, bytes.NewReader(ack))
+	if aerr != nil {
+		return errors.Join(err, fmt.Errorf("%d records stored, ack: %w", stored, aerr))
 	}
 	var res uplink.MDTAckResult
 	if body, err := resp.ReadBody(); err == nil && len(body) > 0 {
 		_ = cbor.Unmarshal(body, &res)
 	}
 	s.logf("device %s: %d MDT records stored (up to %s); the device deleted %d records", d.ID, stored, cursor, res.Records)
-	return nil
+	return err
+}
+
+// pullPages fetches and stores pages after *cursor, moving it page by page.
+func (s *Server) pullPages(ctx context.Context, d *Device, cc *udpClient.Conn, cursor **uplink.MDTPos) (stored int, err error) {
+	for range mdtMaxPages {
+		var opts []message.Option
+		if *cursor != nil {
+			opts = append(opts, message.Option{ID: message.URIQuery, Value: []byte("after=" + (*cursor).String())})
+		}
+		resp, err := cc.Get(ctx, uplink.PathMDT, opts...)
+		if err != nil {
+			return stored, fmt.Errorf("request: %w", err)
+		}
+		if resp.Code() == codes.NotFound {
+			return stored, nil // not granted to this collector, or no consent on the device
+		}
+		if resp.Code() != codes.Content {
+			return stored, fmt.Errorf("device answered %v", resp.Code())
+		}
+		body, err := resp.ReadBody()
+		if err != nil {
+			return stored, err
+		}
+		page, err := uplink.DecodeMDTPage(body)
+		if err != nil {
+			return stored, err
+		}
+		if len(page.Records) == 0 {
+			return stored, nil
+		}
+		var buf bytes.Buffer
+		for i, raw := range page.Records {
+			var r mdtlog.Record
+			if err := r.UnmarshalCBOR(raw); err != nil {
+				return stored, fmt.Errorf("record %d of the page after %v: %w", i, *cursor, err)
+			}
+			buf.Write(raw)
+		}
+		if err := s.appendMDT(d.ID, buf.Bytes()); err != nil {
+			return stored, err
+		}
+		s.mu.Lock()
+		ds := s.st.device(d.ID)
+		ds.MDTCursor, ds.MDTRecords = page.Last, ds.MDTRecords+uint64(len(page.Records))
+		s.mu.Unlock()
+		s.save()
+		*cursor, stored = page.Last, stored+len(page.Records)
+		if !page.More {
+			return stored, nil
+		}
+	}
+	return stored, fmt.Errorf("more than %d pages in one pull", mdtMaxPages)
 }
 
 // appendMDT appends whole records to the device's file and syncs it.

@@ -262,7 +262,7 @@ func (s *Server) deviceSession(cc *udpClient.Conn) {
 	})
 	s.logf("device %s: session up (%s)", d.ID, cc.RemoteAddr())
 	s.challenge(ctx, d, cc)
-	s.maybePullMDT(d, cc)
+	s.maybePullMDT(d, cc, true)
 }
 
 // challenge asks the device for a binding attestation with a fresh nonce
@@ -380,7 +380,7 @@ func (s *Server) serveDevice(w *responsewriter.ResponseWriter[*udpClient.Conn], 
 	code := s.accept(d, kind, body)
 	_ = w.SetResponse(code, message.TextPlain, nil)
 	if code == codes.Changed && kind == attest.KindHeartbeat {
-		s.maybePullMDT(d, w.Conn())
+		s.maybePullMDT(d, w.Conn(), false)
 	}
 }
 

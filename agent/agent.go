@@ -396,6 +396,7 @@ func (a *Agent) emit(typ string, details map[string]any) {
 const (
 	KindEventMsg     byte = 'e'
 	KindHeartbeatMsg byte = 'h'
+	KindReportMsg    byte = 'r' // a scheduled status report; never queued (stale at once)
 )
 
 // signAndQueue signs and queues under one lock, so the outbox holds

@@ -48,8 +48,21 @@ type Deliverer struct {
 	// device has no connectivity (the modem is not registered), so events
 	// from an outage wait in the outbox and arrive afterwards, in order.
 	Online func() bool
-	once   sync.Once
-	wake   chan struct{}
+	// Slot, when set, is the privacy schedule: messages leave only at the
+	// start of each slot (wall-clock aligned, like the reports' times), so
+	// an observer cannot tell from timing when something changed. Wake-ups
+	// in between wait for the next slot; delivery after an outage or a
+	// failure is retried as without a schedule.
+	Slot time.Duration
+	// SlotReport, when set with Slot, gives a message sent first at each
+	// slot whether or not anything changed (the scheduled status report);
+	// nil when there is none.
+	SlotReport func() []byte
+	// Now is the clock for slot boundaries (default time.Now).
+	Now func() time.Time
+
+	once sync.Once
+	wake chan struct{}
 }
 
 func (d *Deliverer) init() { d.once.Do(func() { d.wake = make(chan struct{}, 1) }) }
@@ -76,11 +89,22 @@ func (d *Deliverer) Run(ctx context.Context) {
 	if max <= 0 {
 		max = time.Minute
 	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
 	backoff := min
 	idle := time.NewTimer(time.Second)
 	defer idle.Stop()
+	retry := false // the last drain failed: retry without waiting for a slot
 	for {
+		if d.Slot > 0 && !retry {
+			if !d.waitSlot(ctx) {
+				return
+			}
+			d.sendReport(ctx)
+		}
 		n, err := d.drain(ctx)
+		retry = err != nil
 		wait := 5 * time.Second // poll now and then even without a wake-up
 		if errors.Is(err, errOffline) {
 			wait = 250 * time.Millisecond // look again soon; no backoff
@@ -94,6 +118,9 @@ func (d *Deliverer) Run(ctx context.Context) {
 		} else if n > 0 {
 			backoff = min
 		}
+		if d.Slot > 0 && !retry {
+			continue // nothing more until the next slot
+		}
 		idle.Reset(wait)
 		select {
 		case <-ctx.Done():
@@ -101,6 +128,39 @@ func (d *Deliverer) Run(ctx context.Context) {
 		case <-d.wake:
 		case <-idle.C:
 		}
+	}
+}
+
+// waitSlot sleeps until the next slot boundary; false when ctx ended.
+func (d *Deliverer) waitSlot(ctx context.Context) bool {
+	now := d.Now()
+	t := time.NewTimer(now.Truncate(d.Slot).Add(d.Slot).Sub(now))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	}
+	// Wake-ups during the slot are served by this drain.
+	select {
+	case <-d.wake:
+	default:
+	}
+	return true
+}
+
+// sendReport sends the slot's report, if any, when online. A report is
+// not queued: a later one replaces it.
+func (d *Deliverer) sendReport(ctx context.Context) {
+	if d.SlotReport == nil || d.Online != nil && !d.Online() {
+		return
+	}
+	msg := d.SlotReport()
+	if msg == nil {
+		return
+	}
+	if err := d.S.Send(ctx, msg); err != nil {
+		d.Log.Warn("scheduled report not delivered", "err", err)
 	}
 }
 

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mtcagent/mtcagent/internal/testexec"
 )
 
 // flakySender fails while down is set, and records what got through.
@@ -64,5 +67,65 @@ func TestDelivererInOrderAfterOutage(t *testing.T) {
 	want := "[m1 m2 m4 m5 m6]"
 	if fmt.Sprint(s.got) != want {
 		t.Fatalf("delivered %v, want %s (in order, no duplicates, rejected one dropped)", s.got, want)
+	}
+}
+
+// timedSender records when each message got through.
+type timedSender struct {
+	mu  sync.Mutex
+	got []string
+	at  []time.Time
+}
+
+func (s *timedSender) Send(ctx context.Context, msg []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.got, s.at = append(s.got, string(msg)), append(s.at, time.Now())
+	return nil
+}
+
+// With a privacy schedule, messages leave only at slot starts, each slot
+// begins with the status report whether or not anything changed, and an
+// event waits for the next slot instead of leaving when it happened.
+func TestDelivererFixedSchedule(t *testing.T) {
+	slot, tol := 200*time.Millisecond, 60*time.Millisecond
+	if testexec.Emulated() || testing.Short() {
+		slot, tol = time.Second, 300*time.Millisecond
+	}
+	q := &MemOutbox{}
+	s := &timedSender{}
+	d := &Deliverer{Q: q, S: s, Slot: slot, SlotReport: func() []byte { return []byte("r") }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// Append in the middle of a slot.
+	now := time.Now()
+	time.Sleep(now.Truncate(slot).Add(slot + slot/2).Sub(now))
+	appended := time.Now()
+	q.Append([]byte("e1"))
+	d.Wake()
+	time.Sleep(2*slot + slot/2)
+
+	s.mu.Lock()
+	got, at := append([]string(nil), s.got...), append([]time.Time(nil), s.at...)
+	s.mu.Unlock()
+	reports := 0
+	for i, m := range got {
+		if off := at[i].Sub(at[i].Truncate(slot)); off > tol {
+			t.Errorf("%s sent %v after its slot began; want only at slot starts", m, off)
+		}
+		switch m {
+		case "r":
+			reports++
+		case "e1":
+			if wait := at[i].Sub(appended); wait < slot/2-tol {
+				t.Errorf("e1 sent %v after it was queued: it did not wait for the slot", wait)
+			}
+		}
+	}
+	if reports < 2 || !slices.Contains(got, "e1") {
+		t.Fatalf("sent %v: want a report each slot and e1", got)
 	}
 }

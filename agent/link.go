@@ -141,8 +141,11 @@ func (l *LinkSender) Send(ctx context.Context, msg []byte) error {
 		return fmt.Errorf("%w: empty message", ErrRejected)
 	}
 	path := uplink.PathEvent
-	if msg[0] == KindHeartbeatMsg {
+	switch msg[0] {
+	case KindHeartbeatMsg:
 		path = uplink.PathHeartbeat
+	case KindReportMsg:
+		path = uplink.PathReport
 	}
 	c, err := l.client(ctx)
 	if err != nil {
@@ -178,27 +181,7 @@ func (h *LinkHandler) ServeUplink(ctx context.Context, r *uplink.Request) (uplin
 	log := a.log.With("server", r.Peer, "path", r.Path)
 	switch {
 	case r.Method == "GET" && r.Path == uplink.PathStatus:
-		if a.policy.Locked() {
-			log.Warn("status refused: binding locked until re-provisioned")
-			return uplink.Forbidden, nil
-		}
-		st := a.Status()
-		if st == nil || h.Policy == nil {
-			return uplink.Unavailable, nil
-		}
-		snap := SnapshotFromStatus(st)
-		snap.Identity = Identity{D: h.Deriver, IMSI: st.SIM.IMSI, ICCID: st.SIM.ICCID, StateDir: a.cfg.StateDir}
-		rep, err := h.Policy.View(r.Peer, snap)
-		if err != nil {
-			log.Warn("status refused", "err", err)
-			return uplink.NotFound, nil
-		}
-		b, err := h.Audit.Disclose(rep, time.Now())
-		if err != nil {
-			log.Error("status not sent: audit failed", "err", err)
-			return uplink.ServerError, nil
-		}
-		return uplink.Content, b
+		return h.statusReport(r.Peer)
 	case r.Method == "POST" && r.Path == uplink.PathAttest:
 		var req map[int][]byte
 		if err := cbor.Unmarshal(r.Payload, &req); err != nil || len(req[1]) < 8 || len(req[1]) > 64 {
@@ -236,6 +219,44 @@ func (h *LinkHandler) ServeUplink(ctx context.Context, r *uplink.Request) (uplin
 		return h.serveMDT(r)
 	}
 	return uplink.NotFound, nil
+}
+
+// statusReport is the status masked, padded and audited for recipient.
+func (h *LinkHandler) statusReport(recipient string) (uplink.Code, []byte) {
+	a := h.A
+	log := a.log.With("recipient", recipient)
+	if a.policy.Locked() {
+		log.Warn("status refused: binding locked until re-provisioned")
+		return uplink.Forbidden, nil
+	}
+	st := a.Status()
+	if st == nil || h.Policy == nil {
+		return uplink.Unavailable, nil
+	}
+	snap := SnapshotFromStatus(st)
+	snap.Identity = Identity{D: h.Deriver, IMSI: st.SIM.IMSI, ICCID: st.SIM.ICCID, StateDir: a.cfg.StateDir}
+	rep, err := h.Policy.View(recipient, snap)
+	if err != nil {
+		log.Warn("status refused", "err", err)
+		return uplink.NotFound, nil
+	}
+	b, err := h.Audit.Disclose(rep, time.Now())
+	if err != nil {
+		log.Error("status not sent: audit failed", "err", err)
+		return uplink.ServerError, nil
+	}
+	return uplink.Content, b
+}
+
+// ScheduledReport is the message the deliverer sends at each slot of the
+// privacy schedule: the status report for recipient, as a KindReportMsg;
+// nil when there is nothing the recipient may have.
+func (h *LinkHandler) ScheduledReport(recipient string) []byte {
+	code, b := h.statusReport(recipient)
+	if code != uplink.Content {
+		return nil
+	}
+	return append([]byte{KindReportMsg}, b...)
 }
 
 // serveMDT serves the measurement log upload (uplink/mdt.go) to a server

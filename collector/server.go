@@ -360,6 +360,10 @@ func (s *Server) serveDevice(w *responsewriter.ResponseWriter[*udpClient.Conn], 
 	if len(path) > 0 && path[0] != '/' {
 		path = "/" + path
 	}
+	if path == uplink.PathReport {
+		_ = w.SetResponse(s.acceptReport(d, r), message.TextPlain, nil)
+		return
+	}
 	var kind attest.Kind
 	switch path {
 	case uplink.PathEvent:
@@ -382,6 +386,31 @@ func (s *Server) serveDevice(w *responsewriter.ResponseWriter[*udpClient.Conn], 
 	if code == codes.Changed && kind == attest.KindHeartbeat {
 		s.maybePullMDT(d, w.Conn(), false)
 	}
+}
+
+// maxReport bounds a scheduled status report (padded reports are a few
+// hundred bytes).
+const maxReport = 2048
+
+// acceptReport keeps a device's scheduled status report as its last status
+// (what an SCS granted status reads). The report is the device's masked
+// view for this collector; it is checked to be one well-formed CBOR item.
+func (s *Server) acceptReport(d *Device, r *pool.Message) codes.Code {
+	body, err := r.ReadBody()
+	if err != nil || len(body) > maxReport {
+		return codes.RequestEntityTooLarge
+	}
+	if err := cbor.Wellformed(body); err != nil || len(body) == 0 {
+		s.logf("device %s: scheduled report refused: not one CBOR item", d.ID)
+		return codes.BadRequest
+	}
+	s.mu.Lock()
+	ds := s.st.device(d.ID)
+	ds.Status, ds.StatusAt, ds.LastSeen = body, s.now(), s.now()
+	s.mu.Unlock()
+	s.save()
+	s.logf("device %s: scheduled status report (%d bytes)", d.ID, len(body))
+	return codes.Changed
 }
 
 // accept verifies one token and applies it: de-duplication, gap and

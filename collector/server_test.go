@@ -1,12 +1,15 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fxamacker/cbor/v2"
 
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/attest"
@@ -143,5 +146,34 @@ func TestConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "c.conf:") {
 			t.Errorf("%q: %v, want %q with file:line", tc.text, err, tc.want)
 		}
+	}
+}
+
+// A scheduled status report becomes the device's last status; anything
+// that is not one CBOR item is refused and changes nothing.
+func TestScheduledReport(t *testing.T) {
+	dev := newTestDevice(t, "dev1")
+	cfg := parseTestConfig(t, testConfigText(dev))
+	s, addr, _, log := startServer(t, cfg, t.TempDir())
+	ctx := context.Background()
+	c, err := uplink.Dial(ctx, dev.uplinkConfig(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rep, _ := cbor.Marshal(map[string]any{"t": 1_800_000_000, "status": "reachable"})
+	if code, _, err := c.Post(ctx, uplink.PathReport, rep); err != nil || code != uplink.Changed {
+		t.Fatalf("report: %v %v", code, err)
+	}
+	for _, bad := range [][]byte{{0xa1, 0x01}, append(append([]byte{}, rep...), 0x00)} {
+		if code, _, err := c.Post(ctx, uplink.PathReport, bad); err != nil || code != uplink.BadRequest {
+			t.Fatalf("malformed report % x: %v %v", bad, code, err)
+		}
+	}
+	s.mu.Lock()
+	got := append([]byte(nil), s.st.device("dev1").Status...)
+	s.mu.Unlock()
+	if !bytes.Equal(got, rep) || !strings.Contains(log.String(), "scheduled report refused") {
+		t.Fatalf("status % x, want % x; log:\n%s", got, rep, log)
 	}
 }

@@ -186,8 +186,8 @@ func ParsePolicy(f *config.File) (*Policy, error) {
 				switch {
 				case perr != nil:
 					err = fmt.Errorf("schedule %q: want a duration such as 15m", e.Value)
-				case d < time.Minute || d > 24*time.Hour:
-					err = fmt.Errorf("schedule %q outside 1m..24h", e.Value)
+				case d < time.Second || d > 24*time.Hour:
+					err = fmt.Errorf("schedule %q outside 1s..24h", e.Value)
 				case (24*time.Hour)%d != 0:
 					err = fmt.Errorf("schedule %q does not divide a day", e.Value)
 				default:

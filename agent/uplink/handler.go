@@ -34,6 +34,7 @@ const (
 	PathEvent     = "/e" // a signed event token
 	PathHeartbeat = "/h" // a signed heartbeat token
 	PathBinding   = "/b" // an unsolicited binding attestation (no nonce)
+	PathReport    = "/r" // the status report masked for the server, sent at each slot of a fixed schedule
 )
 
 // Paths the device serves (collector → device, over the same session).

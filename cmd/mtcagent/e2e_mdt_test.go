@@ -98,3 +98,52 @@ func readMDTFile(t *testing.T, path string) []mdtlog.Record {
 		out = append(out, r)
 	}
 }
+
+// TestScheduledReportsToCollector: with [privacy] schedule, the daemon
+// sends the collector its masked status at each slot start, audited, and
+// events leave only at slot starts too.
+func TestScheduledReportsToCollector(t *testing.T) {
+	e := newE2E(t)
+	conf, err := os.ReadFile(e.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf = append(conf, []byte(`
+[privacy]
+schedule = 2s
+[recipient "operator"]
+identity = psk:meter-1
+status = reachable
+`)...)
+	if err := os.WriteFile(e.conf, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sc := writeScenario(t, `{"dialect": "generic"}`)
+	d := startDaemon(t, e.state, sc, e.conf)
+	deadline := time.Now().Add(scaled(20 * time.Second))
+	for strings.Count(strings.Join(e.log.all(), "\n"), "scheduled status report") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no scheduled reports; collector log:\n%s\nagent log:\n%s", strings.Join(e.log.all(), "\n"), d.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	d.stop(t)
+	// Every report and event arrived in the first part of a 2 s slot
+	// (the collector's timeline has millisecond times of day).
+	for _, l := range e.log.all() {
+		if !strings.Contains(l, "scheduled status report") && !strings.Contains(l, "event ") {
+			continue
+		}
+		ts, err := time.Parse("15:04:05.000", strings.Fields(l)[0])
+		if err != nil {
+			t.Fatalf("timeline line %q: %v", l, err)
+		}
+		if off := ts.Sub(ts.Truncate(2 * time.Second)); off > scaled(500*time.Millisecond) {
+			t.Errorf("%q arrived %v into its slot; want at the slot start", l, off)
+		}
+	}
+	code, out, errs := run(t, "privacy", "audit", "--json", "--recipient", "operator", "--state-dir", e.state)
+	if code != 0 || !strings.Contains(out, `"status": "reachable"`) {
+		t.Fatalf("privacy audit: %d %s %s", code, out, errs)
+	}
+}

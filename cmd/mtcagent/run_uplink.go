@@ -33,6 +33,13 @@ func startUplink(ctx context.Context, cfg agent.Config, a *agent.Agent, queue ag
 	up.Handler = h
 	link := &agent.LinkSender{Config: *up, Log: log}
 	d := &agent.Deliverer{Q: queue, S: link, Log: log, BackoffMin: time.Second, BackoffMax: time.Minute, Online: a.Online}
+	if slot := h.Policy.Schedule; slot > 0 {
+		// [privacy] schedule: send only at slot starts, each with the
+		// status report for the uplink's recipient (docs/privacy.md).
+		d.Slot = slot
+		d.SlotReport = func() []byte { return h.ScheduledReport(up.Name) }
+		log.Info("sending on a fixed schedule", "slot", slot)
+	}
 	a.SetWake(d.Wake)
 	go d.Run(ctx)
 	return link.Close, nil

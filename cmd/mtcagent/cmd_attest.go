@@ -7,14 +7,15 @@ import (
 	"os"
 
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/cli"
 )
 
 func init() {
-	register(&command{
-		name:    "attest",
-		args:    "[--nonce HEX] [--recipient NAME] [--out FILE] [--imei-ueid] [--suci-hn-key FILE] [--modem SPEC] [--state-dir DIR]",
-		summary: "make a fresh signed UICC–IMEI binding token (COSE_Sign1, EdDSA) from one reading of the modem",
-		run:     runAttest,
+	app.Register(&cli.Command{
+		Name:    "attest",
+		Args:    "[--nonce HEX] [--recipient NAME] [--out FILE] [--imei-ueid] [--suci-hn-key FILE] [--modem SPEC] [--state-dir DIR]",
+		Summary: "make a fresh signed UICC–IMEI binding token (COSE_Sign1, EdDSA) from one reading of the modem",
+		Run:     runAttest,
 	})
 }
 
@@ -22,8 +23,8 @@ func init() {
 // UEIDs and pseudonyms are derived per recipient.
 const attestDefaultRecipient = "collector"
 
-func runAttest(env *cmdEnv, args []string) error {
-	fs := newFlags(env, "attest")
+func runAttest(env *cli.Env, args []string) error {
+	fs := app.NewFlags(env, "attest")
 	nonceHex := fs.String("nonce", "", "the verifier's challenge in hex (8 to 64 bytes)")
 	recipient := fs.String("recipient", attestDefaultRecipient, "who the token is for: selects the per-recipient UEID and pseudonyms")
 	out := fs.String("out", "", "write the raw token (CBOR) to FILE, or - for stdout; default: hex on stdout")
@@ -31,18 +32,18 @@ func runAttest(env *cmdEnv, args []string) error {
 	suciKeyPath := fs.String("suci-hn-key", "", "also carry the SUCI for this home-network public key file")
 	modem := modemFlag(fs, env)
 	stateDir := stateDirFlag(fs, env)
-	if err := parseFlags(fs, args, 0); err != nil {
+	if err := cli.ParseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	var nonce []byte
 	if *nonceHex != "" {
 		var err error
 		if nonce, err = hex.DecodeString(*nonceHex); err != nil || len(nonce) < 8 || len(nonce) > 64 {
-			return usagef("attest: --nonce must be 8 to 64 bytes in hex")
+			return cli.Usagef("attest: --nonce must be 8 to 64 bytes in hex")
 		}
 	}
 	if *recipient == "" {
-		return usagef("attest: --recipient must not be empty")
+		return cli.Usagef("attest: --recipient must not be empty")
 	}
 	var hn *attest.HNPublicKey
 	if *suciKeyPath != "" {
@@ -57,7 +58,7 @@ func runAttest(env *cmdEnv, args []string) error {
 		return err
 	}
 	if created {
-		fmt.Fprintf(env.stderr, "mtcagent: created a new device key; give verifiers 'mtcagent key public'\n")
+		fmt.Fprintf(env.Stderr, "mtcagent: created a new device key; give verifiers 'mtcagent key public'\n")
 	}
 	deriver, err := attest.LoadOrCreateDeriver(*stateDir)
 	if err != nil {
@@ -65,11 +66,11 @@ func runAttest(env *cmdEnv, args []string) error {
 	}
 	boot, err := attest.BootCount(*stateDir)
 	if err != nil {
-		return withHint(err, "the counter file is damaged; the agent refuses to restart counters on its own")
+		return cli.WithHint(err, "the counter file is damaged; the agent refuses to restart counters on its own")
 	}
 	ctr, err := attest.OpenCounter(*stateDir, 0)
 	if err != nil {
-		return withHint(err, "the counter file is damaged; the agent refuses to restart counters on its own")
+		return cli.WithHint(err, "the counter file is damaged; the agent refuses to restart counters on its own")
 	}
 	defer ctr.Close()
 	issuer, err := attest.NewIssuer(key, ctr, attest.SystemClock, boot)
@@ -88,7 +89,7 @@ func runAttest(env *cmdEnv, args []string) error {
 		return err
 	}
 	if st.SIM.IMSI.IsZero() && st.SIM.ICCID.IsZero() {
-		fmt.Fprintf(env.stderr, "mtcagent: warning: no SIM identity read (state %q): the token attests a device without SIM\n", st.SIM.State)
+		fmt.Fprintf(env.Stderr, "mtcagent: warning: no SIM identity read (state %q): the token attests a device without SIM\n", st.SIM.State)
 	}
 	tok, err := issuer.SignBinding(deriver, attest.Binding{
 		Recipient: *recipient, Nonce: nonce,
@@ -98,15 +99,15 @@ func runAttest(env *cmdEnv, args []string) error {
 	})
 	if err != nil {
 		if *imeiUEID && st.Modem.IMEI.IsZero() {
-			return withHint(err, "the modem did not report an IMEI; drop --imei-ueid")
+			return cli.WithHint(err, "the modem did not report an IMEI; drop --imei-ueid")
 		}
 		return err
 	}
 	switch *out {
 	case "":
-		_, err = fmt.Fprintln(env.stdout, hex.EncodeToString(tok))
+		_, err = fmt.Fprintln(env.Stdout, hex.EncodeToString(tok))
 	case "-":
-		_, err = env.stdout.Write(tok)
+		_, err = env.Stdout.Write(tok)
 	default:
 		err = os.WriteFile(*out, tok, 0o644)
 	}

@@ -7,28 +7,29 @@ import (
 	"path/filepath"
 
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/cli"
 )
 
 func init() {
-	register(&command{
-		name:    "key",
-		args:    "public [--state-dir DIR]",
-		summary: "print the device's public key (PEM SubjectPublicKeyInfo); creates the key on first use",
-		run:     runKey,
+	app.Register(&cli.Command{
+		Name:    "key",
+		Args:    "public [--state-dir DIR]",
+		Summary: "print the device's public key (PEM SubjectPublicKeyInfo); creates the key on first use",
+		Run:     runKey,
 	})
 }
 
-func runKey(env *cmdEnv, args []string) error {
+func runKey(env *cli.Env, args []string) error {
 	if len(args) == 0 || args[0] != "public" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fmt.Fprintln(env.stderr, "usage: mtcagent key public [--state-dir DIR]")
+			fmt.Fprintln(env.Stderr, "usage: mtcagent key public [--state-dir DIR]")
 			return nil
 		}
-		return &usageError{msg: "key: want a subcommand", hint: "usage: mtcagent key public [--state-dir DIR]"}
+		return &cli.UsageError{Msg: "key: want a subcommand", Hint: "usage: mtcagent key public [--state-dir DIR]"}
 	}
-	fs := newFlags(env, "key public")
+	fs := app.NewFlags(env, "key public")
 	stateDir := stateDirFlag(fs, env)
-	if err := parseFlags(fs, args[1:], 0); err != nil {
+	if err := cli.ParseFlags(fs, args[1:], 0); err != nil {
 		return err
 	}
 	key, created, err := loadDeviceKey(*stateDir)
@@ -40,9 +41,9 @@ func runKey(env *cmdEnv, args []string) error {
 		return err
 	}
 	if created {
-		fmt.Fprintf(env.stderr, "mtcagent: created a new device key in %s\n", filepath.Join(*stateDir, attest.DeviceKeyFile))
+		fmt.Fprintf(env.Stderr, "mtcagent: created a new device key in %s\n", filepath.Join(*stateDir, attest.DeviceKeyFile))
 	}
-	_, err = env.stdout.Write(pem)
+	_, err = env.Stdout.Write(pem)
 	return err
 }
 
@@ -61,10 +62,10 @@ func keyHint(err error, stateDir string) error {
 	var pe *attest.PermissionError
 	switch {
 	case errors.As(err, &pe):
-		return withHint(fmt.Errorf("UNPROTECTED PRIVATE KEY FILE: %w", err),
+		return cli.WithHint(fmt.Errorf("UNPROTECTED PRIVATE KEY FILE: %w", err),
 			fmt.Sprintf("chmod 600 %s\nif anyone else could have read it, treat it as compromised: remove it and re-provision the device", pe.Path))
 	case errors.Is(err, attest.ErrBadKey):
-		return withHint(err, "the file is not an Ed25519 PKCS#8 PEM key; restore it from backup, or move it away to create a new key (then re-provision)")
+		return cli.WithHint(err, "the file is not an Ed25519 PKCS#8 PEM key; restore it from backup, or move it away to create a new key (then re-provision)")
 	}
-	return withHint(err, fmt.Sprintf("the state directory is %s; choose another with --state-dir or $MTCAGENT_STATE_DIR", stateDir))
+	return cli.WithHint(err, fmt.Sprintf("the state directory is %s; choose another with --state-dir or $MTCAGENT_STATE_DIR", stateDir))
 }

@@ -13,16 +13,17 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mtcagent/mtcagent/internal/cli"
 	"github.com/mtcagent/mtcagent/internal/config"
 	"github.com/mtcagent/mtcagent/mdtlog"
 )
 
 func init() {
-	register(&command{
-		name:    "mdt",
-		args:    "consent|optout|clear|status|show|export [--state-dir DIR] [--config FILE] [--json] [--yes]",
-		summary: "the radio measurement log: consent, opt out for good, clear, status, show, export",
-		run:     runMDT,
+	app.Register(&cli.Command{
+		Name:    "mdt",
+		Args:    "consent|optout|clear|status|show|export [--state-dir DIR] [--config FILE] [--json] [--yes]",
+		Summary: "the radio measurement log: consent, opt out for good, clear, status, show, export",
+		Run:     runMDT,
 	})
 }
 
@@ -61,22 +62,22 @@ var openMDT = func(stateDir string, opts mdtlog.Options) (mdtService, error) {
 	return s, nil
 }
 
-func runMDT(env *cmdEnv, args []string) error {
+func runMDT(env *cli.Env, args []string) error {
 	if len(args) == 0 {
-		return withHint(usagef("mdt: no subcommand given"), mdtUsage)
+		return cli.WithHint(cli.Usagef("mdt: no subcommand given"), mdtUsage)
 	}
 	sub := args[0]
 	switch sub {
 	case "-h", "--help", "-help", "help":
-		fmt.Fprintln(env.stdout, mdtUsage)
+		fmt.Fprintln(env.Stdout, mdtUsage)
 		return nil
 	case "consent", "optout", "clear", "status", "show", "export":
 	default:
-		return withHint(usagef("mdt: unknown subcommand %q", sub), mdtUsage)
+		return cli.WithHint(cli.Usagef("mdt: unknown subcommand %q", sub), mdtUsage)
 	}
-	fl := newFlags(env, "mdt "+sub)
+	fl := app.NewFlags(env, "mdt "+sub)
 	stateDir := stateDirFlag(fl, env)
-	defConf := env.getenv("MTCAGENT_CONFIG")
+	defConf := env.Getenv("MTCAGENT_CONFIG")
 	if defConf == "" {
 		defConf = mdtDefaultConfig
 	}
@@ -91,15 +92,15 @@ func runMDT(env *cmdEnv, args []string) error {
 		out = fl.String("out", "", "file to write (required; written to a temporary file, then renamed)")
 		format = fl.String("format", mdtlog.FormatJSONL, "jsonl (JSON lines) or cbor (CBOR sequence)")
 	}
-	if err := parseFlags(fl, args[1:], 0); err != nil {
+	if err := cli.ParseFlags(fl, args[1:], 0); err != nil {
 		return err
 	}
 	if sub == "export" {
 		if *out == "" {
-			return withHint(usagef("mdt export: --out is required"), "e.g. mtcagent mdt export --out mdt.jsonl")
+			return cli.WithHint(cli.Usagef("mdt export: --out is required"), "e.g. mtcagent mdt export --out mdt.jsonl")
 		}
 		if *format != mdtlog.FormatJSONL && *format != mdtlog.FormatCBOR {
-			return usagef("mdt export: --format %q: want jsonl or cbor", *format)
+			return cli.Usagef("mdt export: --format %q: want jsonl or cbor", *format)
 		}
 	}
 	cfg, err := loadMDTConfig(*confPath, defConf == mdtDefaultConfig && *confPath == mdtDefaultConfig)
@@ -108,10 +109,10 @@ func runMDT(env *cmdEnv, args []string) error {
 	}
 	svc, err := openMDT(*stateDir, cfg.Options())
 	if errors.Is(err, mdtlog.ErrLocked) {
-		return withHint(err, "the daemon (mtcagent run) holds the log: run this command on a device where it serves 'mdt' over its control socket, or stop it first")
+		return cli.WithHint(err, "the daemon (mtcagent run) holds the log: run this command on a device where it serves 'mdt' over its control socket, or stop it first")
 	}
 	if err != nil {
-		return withHint(fmt.Errorf("open mdt log: %w", err), "the log belongs to the agent's user; try sudo, or pass --state-dir")
+		return cli.WithHint(fmt.Errorf("open mdt log: %w", err), "the log belongs to the agent's user; try sudo, or pass --state-dir")
 	}
 	defer svc.Close()
 	switch sub {
@@ -137,23 +138,23 @@ func loadMDTConfig(path string, isDefault bool) (mdtlog.Config, error) {
 	}
 	var ce *config.Error
 	if errors.As(err, &ce) {
-		return mdtlog.Config{}, usagef("%v", err)
+		return mdtlog.Config{}, cli.Usagef("%v", err)
 	}
 	if err != nil {
-		return mdtlog.Config{}, withHint(fmt.Errorf("read config: %w", err), "pass --config FILE or set MTCAGENT_CONFIG")
+		return mdtlog.Config{}, cli.WithHint(fmt.Errorf("read config: %w", err), "pass --config FILE or set MTCAGENT_CONFIG")
 	}
 	c, err := mdtlog.ParseConfig(f)
 	if err != nil {
-		return c, withHint(usagef("%v", err), "see docs/mdt.md for the [mdt] keys")
+		return c, cli.WithHint(cli.Usagef("%v", err), "see docs/mdt.md for the [mdt] keys")
 	}
 	return c, nil
 }
 
 // confirm asks a yes/no question on stdin; anything but yes is no.
-func confirm(env *cmdEnv, question string) bool {
-	fmt.Fprintf(env.stdout, "%s [yes/no] ", question)
-	line, _ := bufio.NewReader(env.stdin).ReadString('\n')
-	fmt.Fprintln(env.stdout)
+func confirm(env *cli.Env, question string) bool {
+	fmt.Fprintf(env.Stdout, "%s [yes/no] ", question)
+	line, _ := bufio.NewReader(env.Stdin).ReadString('\n')
+	fmt.Fprintln(env.Stdout)
 	a := strings.ToLower(strings.TrimSpace(line))
 	return a == "yes" || a == "y"
 }
@@ -171,33 +172,33 @@ func fmtTime(t time.Time) any {
 	return t.UTC().Format(time.RFC3339)
 }
 
-func mdtConsent(env *cmdEnv, svc mdtService, cfg mdtlog.Config, yes, asJSON bool) error {
+func mdtConsent(env *cli.Env, svc mdtService, cfg mdtlog.Config, yes, asJSON bool) error {
 	if !asJSON || !yes {
-		fmt.Fprint(env.stdout, mdtlog.Notice(cfg))
-		fmt.Fprintln(env.stdout)
+		fmt.Fprint(env.Stdout, mdtlog.Notice(cfg))
+		fmt.Fprintln(env.Stdout)
 	}
 	if !yes && !confirm(env, "Do you consent to this logging?") {
-		return withHint(errors.New("mdt consent: not given; nothing changed"), "run 'mtcagent mdt consent' again and answer yes, or pass --yes after reading the notice")
+		return cli.WithHint(errors.New("mdt consent: not given; nothing changed"), "run 'mtcagent mdt consent' again and answer yes, or pass --yes after reading the notice")
 	}
 	c, err := svc.Consent(mdtlog.ConsentRequest{})
 	if err != nil {
 		return fmt.Errorf("mdt consent: %w", err)
 	}
 	if asJSON {
-		return printJSON(env.stdout, map[string]any{"consent": c.State.String(), "time": fmtTime(c.Time)})
+		return printJSON(env.Stdout, map[string]any{"consent": c.State.String(), "time": fmtTime(c.Time)})
 	}
-	fmt.Fprintf(env.stdout, "Consent recorded at %s. MDT logging is on.\n", c.Time.UTC().Format(time.DateTime+" MST"))
-	fmt.Fprintln(env.stdout, "Change your mind at any time: 'mtcagent mdt clear' or 'mtcagent mdt optout'.")
+	fmt.Fprintf(env.Stdout, "Consent recorded at %s. MDT logging is on.\n", c.Time.UTC().Format(time.DateTime+" MST"))
+	fmt.Fprintln(env.Stdout, "Change your mind at any time: 'mtcagent mdt clear' or 'mtcagent mdt optout'.")
 	return nil
 }
 
-func mdtErase(env *cmdEnv, svc mdtService, sub string, yes, asJSON bool) error {
+func mdtErase(env *cli.Env, svc mdtService, sub string, yes, asJSON bool) error {
 	q := "Erase the measurement log now?"
 	if sub == "optout" {
 		q = "Stop MDT logging for good and erase the log?"
 	}
 	if !yes && !confirm(env, q) {
-		return withHint(fmt.Errorf("mdt %s: not confirmed; nothing changed", sub), "answer yes, or pass --yes")
+		return cli.WithHint(fmt.Errorf("mdt %s: not confirmed; nothing changed", sub), "answer yes, or pass --yes")
 	}
 	// Count first, so we can say what was destroyed; Clear itself does
 	// not read the log.
@@ -220,12 +221,12 @@ func mdtErase(env *cmdEnv, svc mdtService, sub string, yes, asJSON bool) error {
 		if sub == "optout" {
 			v["consent"] = mdtlog.OptedOut.String()
 		}
-		return printJSON(env.stdout, v)
+		return printJSON(env.Stdout, v)
 	}
 	if sub == "optout" {
-		fmt.Fprintln(env.stdout, "Opted out. MDT logging is off for good; only 'mtcagent mdt consent' on this device turns it back on.")
+		fmt.Fprintln(env.Stdout, "Opted out. MDT logging is off for good; only 'mtcagent mdt consent' on this device turns it back on.")
 	} else {
-		fmt.Fprintln(env.stdout, "Measurement log cleared.")
+		fmt.Fprintln(env.Stdout, "Measurement log cleared.")
 	}
 	key := "no key existed"
 	if d.KeyDestroyed {
@@ -235,17 +236,17 @@ func mdtErase(env *cmdEnv, svc mdtService, sub string, yes, asJSON bool) error {
 	if d.Uncounted > 0 {
 		recs += fmt.Sprintf(" (+ %d segments not counted)", d.Uncounted)
 	}
-	fmt.Fprintf(env.stdout, "Destroyed: %s, %d segment files, %s, %d bytes.\n", key, d.Segments, recs, d.Bytes)
+	fmt.Fprintf(env.Stdout, "Destroyed: %s, %d segment files, %s, %d bytes.\n", key, d.Segments, recs, d.Bytes)
 	return nil
 }
 
-func mdtStatus(env *cmdEnv, svc mdtService, cfg mdtlog.Config, stateDir string, asJSON bool) error {
+func mdtStatus(env *cli.Env, svc mdtService, cfg mdtlog.Config, stateDir string, asJSON bool) error {
 	st, err := svc.Status()
 	if err != nil {
 		return fmt.Errorf("mdt status: %w", err)
 	}
 	if asJSON {
-		return printJSON(env.stdout, map[string]any{
+		return printJSON(env.Stdout, map[string]any{
 			"consent":          st.Consent.String(),
 			"consent_time":     fmtTime(st.ConsentTime),
 			"consent_damaged":  st.ConsentDamaged,
@@ -265,7 +266,7 @@ func mdtStatus(env *cmdEnv, svc mdtService, cfg mdtlog.Config, stateDir string, 
 			"retention_hours":  cfg.Retention.Hours(),
 		})
 	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	consent := st.Consent.String()
 	if !st.ConsentTime.IsZero() {
 		consent += " since " + st.ConsentTime.UTC().Format(time.DateTime+" MST")
@@ -293,9 +294,9 @@ func mdtStatus(env *cmdEnv, svc mdtService, cfg mdtlog.Config, stateDir string, 
 	return tw.Flush()
 }
 
-func warnFailed(env *cmdEnv, rep mdtlog.ScanReport) {
+func warnFailed(env *cli.Env, rep mdtlog.ScanReport) {
 	if rep.Failed > 0 {
-		fmt.Fprintf(env.stderr, "mtcagent: warning: %d records failed authentication and were skipped\n", rep.Failed)
+		fmt.Fprintf(env.Stderr, "mtcagent: warning: %d records failed authentication and were skipped\n", rep.Failed)
 	}
 }
 
@@ -327,9 +328,9 @@ func cellText(c mdtlog.Cell) string {
 	return strings.TrimSpace(b.String())
 }
 
-func mdtShow(env *cmdEnv, svc mdtService, asJSON bool) error {
+func mdtShow(env *cli.Env, svc mdtService, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(env.stdout)
+		enc := json.NewEncoder(env.Stdout)
 		rep, err := svc.Records(func(e mdtlog.Entry) error { return enc.Encode(e.JSON()) })
 		if err != nil {
 			return fmt.Errorf("mdt show: %w", err)
@@ -337,7 +338,7 @@ func mdtShow(env *cmdEnv, svc mdtService, asJSON bool) error {
 		warnFailed(env, rep)
 		return nil
 	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME (UTC)\tSYNC\tSERVING CELL\tRSRP\tRSRQ\tSINR\tRSSI\tNEIGHBOURS\tLOCATION")
 	rep, err := svc.Records(func(e mdtlog.Entry) error {
 		r := e.Record
@@ -358,16 +359,16 @@ func mdtShow(env *cmdEnv, svc mdtService, asJSON bool) error {
 		return fmt.Errorf("mdt show: %w", err)
 	}
 	tw.Flush()
-	fmt.Fprintf(env.stdout, "\n%d records.\n", rep.Records)
+	fmt.Fprintf(env.Stdout, "\n%d records.\n", rep.Records)
 	warnFailed(env, rep)
 	return nil
 }
 
-func mdtExport(env *cmdEnv, svc mdtService, out, format string, asJSON bool) error {
+func mdtExport(env *cli.Env, svc mdtService, out, format string, asJSON bool) error {
 	dir := filepath.Dir(out)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(out)+".tmp*")
 	if err != nil {
-		return withHint(fmt.Errorf("mdt export: %w", err), "the directory of --out must exist and be writable")
+		return cli.WithHint(fmt.Errorf("mdt export: %w", err), "the directory of --out must exist and be writable")
 	}
 	ok := false
 	defer func() {
@@ -396,8 +397,8 @@ func mdtExport(env *cmdEnv, svc mdtService, out, format string, asJSON bool) err
 	ok = true
 	warnFailed(env, rep)
 	if asJSON {
-		return printJSON(env.stdout, map[string]any{"out": out, "format": format, "records": rep.Records, "failed": rep.Failed})
+		return printJSON(env.Stdout, map[string]any{"out": out, "format": format, "records": rep.Records, "failed": rep.Failed})
 	}
-	fmt.Fprintf(env.stdout, "Exported %d records to %s (%s). The file is not encrypted: keep it private.\n", rep.Records, out, format)
+	fmt.Fprintf(env.Stdout, "Exported %d records to %s (%s). The file is not encrypted: keep it private.\n", rep.Records, out, format)
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/mtcagent/mtcagent/internal/cli"
 	"github.com/mtcagent/mtcagent/mdtlog"
 )
 
@@ -21,7 +22,7 @@ const mdtMarker = "nr-cli-marker-93b1"
 func mdtCLI(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var o, e bytes.Buffer
-	env := &cmdEnv{stdout: &o, stderr: &e, stdin: strings.NewReader(stdin), getenv: func(string) string { return "" }}
+	env := &cli.Env{Stdout: &o, Stderr: &e, Stdin: strings.NewReader(stdin), Getenv: func(string) string { return "" }}
 	code = runMain(env, args)
 	return o.String(), e.String(), code
 }

@@ -7,40 +7,41 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mtcagent/mtcagent/internal/cli"
 	"github.com/mtcagent/mtcagent/privacy"
 )
 
 func init() {
-	register(&command{
-		name:    "privacy",
-		args:    "audit [--json] [--recipient NAME] [--state-dir DIR]",
-		summary: "show what was disclosed to whom, when and at what precision",
-		run:     runPrivacy,
+	app.Register(&cli.Command{
+		Name:    "privacy",
+		Args:    "audit [--json] [--recipient NAME] [--state-dir DIR]",
+		Summary: "show what was disclosed to whom, when and at what precision",
+		Run:     runPrivacy,
 	})
 }
 
-func runPrivacy(env *cmdEnv, args []string) error {
+func runPrivacy(env *cli.Env, args []string) error {
 	if len(args) == 0 || args[0] != "audit" {
 		sub := ""
 		if len(args) > 0 {
 			sub = args[0]
 		}
 		if sub == "-h" || sub == "--help" || sub == "-help" {
-			fmt.Fprintln(env.stderr, "usage: mtcagent privacy audit [--json] [--recipient NAME] [--state-dir DIR]")
+			fmt.Fprintln(env.Stderr, "usage: mtcagent privacy audit [--json] [--recipient NAME] [--state-dir DIR]")
 			return nil
 		}
-		return withHint(usagef("privacy: unknown subcommand %q", sub), "usage: mtcagent privacy audit [--json] [--recipient NAME] [--state-dir DIR]")
+		return cli.WithHint(cli.Usagef("privacy: unknown subcommand %q", sub), "usage: mtcagent privacy audit [--json] [--recipient NAME] [--state-dir DIR]")
 	}
-	fs := newFlags(env, "privacy audit")
+	fs := app.NewFlags(env, "privacy audit")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	only := fs.String("recipient", "", "show only disclosures to this recipient")
 	stateDir := stateDirFlag(fs, env)
-	if err := parseFlags(fs, args[1:], 0); err != nil {
+	if err := cli.ParseFlags(fs, args[1:], 0); err != nil {
 		return err
 	}
 	entries, skipped, err := privacy.ReadAudit(*stateDir)
 	if err != nil {
-		return withHint(err, "the audit log is readable by the agent's user; try sudo, or pass --state-dir")
+		return cli.WithHint(err, "the audit log is readable by the agent's user; try sudo, or pass --state-dir")
 	}
 	if *only != "" {
 		kept := entries[:0]
@@ -61,24 +62,24 @@ func runPrivacy(env *cmdEnv, args []string) error {
 			Entries []privacy.AuditEntry `json:"entries"`
 			Skipped int                  `json:"skipped"`
 		}{path, entries, skipped}
-		enc := json.NewEncoder(env.stdout)
+		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
 	if len(entries) == 0 {
-		fmt.Fprintf(env.stdout, "No disclosures recorded in %s.\n", path)
+		fmt.Fprintf(env.Stdout, "No disclosures recorded in %s.\n", path)
 	} else {
-		fmt.Fprintf(env.stdout, "Disclosures recorded in %s (oldest first, times in UTC):\n\n", path)
-		tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(env.Stdout, "Disclosures recorded in %s (oldest first, times in UTC):\n\n", path)
+		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "TIME\tRECIPIENT\tBYTES\tDISCLOSED")
 		for _, e := range entries {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", e.Time.UTC().Format(time.DateTime), e.Recipient, e.Size, carriesText(e.Carries))
 		}
 		tw.Flush()
-		fmt.Fprintf(env.stdout, "\n%d disclosures.\n", len(entries))
+		fmt.Fprintf(env.Stdout, "\n%d disclosures.\n", len(entries))
 	}
 	if skipped > 0 {
-		fmt.Fprintf(env.stderr, "mtcagent: warning: %d unreadable audit lines skipped (cut by a power loss?)\n", skipped)
+		fmt.Fprintf(env.Stderr, "mtcagent: warning: %d unreadable audit lines skipped (cut by a power loss?)\n", skipped)
 	}
 	return nil
 }

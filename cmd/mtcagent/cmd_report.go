@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/mtcagent/mtcagent/agent"
+	"github.com/mtcagent/mtcagent/internal/cli"
 	"io/fs"
 	"os"
 	"sort"
@@ -21,11 +22,11 @@ import (
 )
 
 func init() {
-	register(&command{
-		name:    "report",
-		args:    "preview --recipient NAME [--count N] [--json] [--config FILE] [--state-dir DIR] [--modem SPEC | --snapshot FILE]",
-		summary: "show exactly what a recipient would receive now, after masking",
-		run:     runReport,
+	app.Register(&cli.Command{
+		Name:    "report",
+		Args:    "preview --recipient NAME [--count N] [--json] [--config FILE] [--state-dir DIR] [--modem SPEC | --snapshot FILE]",
+		Summary: "show exactly what a recipient would receive now, after masking",
+		Run:     runReport,
 	})
 }
 
@@ -35,27 +36,27 @@ const defaultConfigPath = "/etc/mtcagent/mtcagent.conf"
 // previewIdentity, when set (by the file that wires attest in), yields the
 // pseudonyms and SUCI a recipient granted identity disclosure receives.
 // Without it, preview omits the identity class and says so.
-var previewIdentity func(ctx context.Context, env *cmdEnv, stateDir string, s privacy.Snapshot) (privacy.IdentitySource, error)
+var previewIdentity func(ctx context.Context, env *cli.Env, stateDir string, s privacy.Snapshot) (privacy.IdentitySource, error)
 
 const reportUsage = "usage: mtcagent report preview --recipient NAME [--count N] [--json] [--config FILE] [--state-dir DIR] [--modem SPEC | --snapshot FILE]"
 
-func runReport(env *cmdEnv, args []string) error {
+func runReport(env *cli.Env, args []string) error {
 	if len(args) == 0 || args[0] != "preview" {
 		sub := ""
 		if len(args) > 0 {
 			sub = args[0]
 		}
 		if sub == "-h" || sub == "--help" || sub == "-help" {
-			fmt.Fprintln(env.stderr, reportUsage)
+			fmt.Fprintln(env.Stderr, reportUsage)
 			return nil
 		}
-		return withHint(usagef("report: unknown subcommand %q", sub), reportUsage)
+		return cli.WithHint(cli.Usagef("report: unknown subcommand %q", sub), reportUsage)
 	}
-	fl := newFlags(env, "report preview")
+	fl := app.NewFlags(env, "report preview")
 	recipient := fl.String("recipient", "", "recipient name, as in [recipient \"NAME\"] of the config (required)")
 	count := fl.Int("count", 1, "number of successive reports, one per schedule slot (1..96)")
 	asJSON := fl.Bool("json", false, "print JSON for scripts")
-	defConf := env.getenv("MTCAGENT_CONFIG")
+	defConf := env.Getenv("MTCAGENT_CONFIG")
 	if defConf == "" {
 		defConf = defaultConfigPath
 	}
@@ -63,14 +64,14 @@ func runReport(env *cmdEnv, args []string) error {
 	stateDir := stateDirFlag(fl, env)
 	modemSpec := modemFlag(fl, env)
 	snapPath := fl.String("snapshot", "", "read the device state from this JSON file instead of the modem (needed for a location)")
-	if err := parseFlags(fl, args[1:], 0); err != nil {
+	if err := cli.ParseFlags(fl, args[1:], 0); err != nil {
 		return err
 	}
 	if *recipient == "" {
-		return withHint(usagef("report preview: --recipient is required"), reportUsage)
+		return cli.WithHint(cli.Usagef("report preview: --recipient is required"), reportUsage)
 	}
 	if *count < 1 || *count > 96 {
-		return usagef("report preview: --count %d outside 1..96", *count)
+		return cli.Usagef("report preview: --count %d outside 1..96", *count)
 	}
 
 	pol, err := loadPolicy(*confPath)
@@ -85,7 +86,7 @@ func runReport(env *cmdEnv, args []string) error {
 	if grants.Location == privacy.LocationRegion {
 		key, err := privacy.LoadSecret(*stateDir)
 		if err != nil {
-			return withHint(err, "the masking secret is in the agent's state directory: run as the agent's user (or sudo), or pass --state-dir")
+			return cli.WithHint(err, "the masking secret is in the agent's state directory: run as the agent's user (or sudo), or pass --state-dir")
 		}
 		if err := pol.SetSecret(key); err != nil {
 			return err
@@ -115,7 +116,7 @@ func runReport(env *cmdEnv, args []string) error {
 		if previewIdentity != nil {
 			src, err := previewIdentity(ctx, env, *stateDir, snap)
 			if err != nil {
-				return withHint(fmt.Errorf("report preview: identity: %w", err), "the device secret and SUCI key are in the agent's state directory: run as the agent's user, or pass --state-dir")
+				return cli.WithHint(fmt.Errorf("report preview: identity: %w", err), "the device secret and SUCI key are in the agent's state directory: run as the agent's user, or pass --state-dir")
 			}
 			snap.Identity = src
 		} else {
@@ -161,23 +162,23 @@ type previewReport struct {
 func loadPolicy(path string) (*privacy.Policy, error) {
 	f, err := config.Load(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, withHint(fmt.Errorf("read config: %w", err), "pass --config FILE or set MTCAGENT_CONFIG; without a policy nothing is disclosed to anyone")
+		return nil, cli.WithHint(fmt.Errorf("read config: %w", err), "pass --config FILE or set MTCAGENT_CONFIG; without a policy nothing is disclosed to anyone")
 	}
 	var ce *config.Error
 	if errors.As(err, &ce) {
-		return nil, usagef("%v", err)
+		return nil, cli.Usagef("%v", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
 	pol, err := privacy.ParsePolicy(f)
 	if err != nil {
-		return nil, withHint(usagef("%v", err), "see docs/privacy.md for the policy keys and values")
+		return nil, cli.WithHint(cli.Usagef("%v", err), "see docs/privacy.md for the policy keys and values")
 	}
 	return pol, nil
 }
 
-func previewUnknown(env *cmdEnv, pol *privacy.Policy, name string, asJSON bool) error {
+func previewUnknown(env *cli.Env, pol *privacy.Policy, name string, asJSON bool) error {
 	var names []string
 	for _, r := range pol.Recipients() {
 		names = append(names, r.Name)
@@ -188,22 +189,22 @@ func previewUnknown(env *cmdEnv, pol *privacy.Policy, name string, asJSON bool) 
 		}
 		return writeJSON(env, map[string]any{"recipient": name, "known": false, "reports": []any{}, "known_recipients": names})
 	}
-	fmt.Fprintf(env.stdout, "Recipient %q is not in the policy: it receives nothing (default deny).\n", name)
+	fmt.Fprintf(env.Stdout, "Recipient %q is not in the policy: it receives nothing (default deny).\n", name)
 	if len(names) > 0 {
-		fmt.Fprintf(env.stdout, "Known recipients: %s\n", strings.Join(names, ", "))
+		fmt.Fprintf(env.Stdout, "Known recipients: %s\n", strings.Join(names, ", "))
 	} else {
-		fmt.Fprintln(env.stdout, "The policy names no recipients: nothing leaves the device.")
+		fmt.Fprintln(env.Stdout, "The policy names no recipients: nothing leaves the device.")
 	}
 	return nil
 }
 
-func writeJSON(env *cmdEnv, v any) error {
-	enc := json.NewEncoder(env.stdout)
+func writeJSON(env *cli.Env, v any) error {
+	enc := json.NewEncoder(env.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
 
-func writePreviewJSON(env *cmdEnv, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []previewReport, note string) error {
+func writePreviewJSON(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []previewReport, note string) error {
 	grants := map[string]string{}
 	for _, c := range privacy.Classes() {
 		grants[c.String()] = g.Precision(c)
@@ -227,8 +228,8 @@ func writePreviewJSON(env *cmdEnv, pol *privacy.Policy, rec privacy.Recipient, g
 	return writeJSON(env, out)
 }
 
-func writePreviewText(env *cmdEnv, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []previewReport, note string) {
-	w := env.stdout
+func writePreviewText(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []previewReport, note string) {
+	w := env.Stdout
 	fmt.Fprintf(w, "Recipient %q (authenticates as %s)\n", rec.Name, rec.Identity)
 	fmt.Fprintf(w, "  granted:      %s\n", g.String())
 	if pol.DeviceClass == privacy.DeviceNoLocationTracking {
@@ -335,7 +336,7 @@ func readSnapshotFile(path string) (privacy.Snapshot, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return privacy.Snapshot{}, usagef("read snapshot %s: %v", path, err)
+		return privacy.Snapshot{}, cli.Usagef("read snapshot %s: %v", path, err)
 	}
 	var s privacy.Snapshot
 	if f.Time != nil {
@@ -346,7 +347,7 @@ func readSnapshotFile(path string) (privacy.Snapshot, error) {
 	}
 	st, ok := privacy.ParseStatus(f.Status)
 	if !ok {
-		return s, usagef("read snapshot %s: status %q: want unknown, offline, online, idle or connected", path, f.Status)
+		return s, cli.Usagef("read snapshot %s: status %q: want unknown, offline, online, idle or connected", path, f.Status)
 	}
 	s.Status = st
 	if l := f.Location; l != nil {
@@ -361,17 +362,17 @@ func readSnapshotFile(path string) (privacy.Snapshot, error) {
 	// Parse errors never repeat the value.
 	if f.IMSI != "" {
 		if s.IMSI, err = ident.ParseIMSI(f.IMSI); err != nil {
-			return s, usagef("read snapshot %s: %v", path, err)
+			return s, cli.Usagef("read snapshot %s: %v", path, err)
 		}
 	}
 	if f.ICCID != "" {
 		if s.ICCID, err = ident.ParseICCID(f.ICCID); err != nil {
-			return s, usagef("read snapshot %s: %v", path, err)
+			return s, cli.Usagef("read snapshot %s: %v", path, err)
 		}
 	}
 	if f.IMEI != "" {
 		if s.IMEI, err = ident.ParseIMEI(f.IMEI); err != nil {
-			return s, usagef("read snapshot %s: %v", path, err)
+			return s, cli.Usagef("read snapshot %s: %v", path, err)
 		}
 	}
 	return s, nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/internal/cli"
 	"github.com/mtcagent/mtcagent/privacy"
 )
 
@@ -52,7 +53,7 @@ func previewSnapshotJSON(status string) string {
 func privacyCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var o, e bytes.Buffer
-	env := &cmdEnv{stdout: &o, stderr: &e, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
+	env := &cli.Env{Stdout: &o, Stderr: &e, Stdin: strings.NewReader(""), Getenv: func(string) string { return "" }}
 	code = runMain(env, args)
 	return o.String(), e.String(), code
 }

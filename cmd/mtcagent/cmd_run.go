@@ -14,31 +14,32 @@ import (
 
 	"github.com/mtcagent/mtcagent/agent"
 	"github.com/mtcagent/mtcagent/agent/outbox"
+	"github.com/mtcagent/mtcagent/internal/cli"
 	"github.com/mtcagent/mtcagent/mdtlog"
 )
 
 func init() {
-	register(&command{
-		name:    "run",
-		args:    "[--config FILE] [--modem SPEC] [--state-dir DIR]",
-		summary: "the daemon: follow the modem, sign and queue monitoring events and heartbeats, serve the control socket",
-		run:     runRun,
+	app.Register(&cli.Command{
+		Name:    "run",
+		Args:    "[--config FILE] [--modem SPEC] [--state-dir DIR]",
+		Summary: "the daemon: follow the modem, sign and queue monitoring events and heartbeats, serve the control socket",
+		Run:     runRun,
 	})
 }
 
-func runRun(env *cmdEnv, args []string) error {
-	fs := newFlags(env, "run")
+func runRun(env *cli.Env, args []string) error {
+	fs := app.NewFlags(env, "run")
 	cfgPath := fs.String("config", "", "configuration file (see /etc/mtcagent/mtcagent.conf)")
 	modem := modemFlag(fs, env)
 	stateDir := stateDirFlag(fs, env)
-	if err := parseFlags(fs, args, 0); err != nil {
+	if err := cli.ParseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	cfg := agent.DefaultConfig()
 	if *cfgPath != "" {
 		var err error
 		if cfg, err = agent.LoadConfig(*cfgPath); err != nil {
-			return &usageError{msg: fmt.Sprintf("config: %v", err)}
+			return &cli.UsageError{Msg: fmt.Sprintf("config: %v", err)}
 		}
 	}
 	// Flags given on the command line win over the file.
@@ -53,11 +54,11 @@ func runRun(env *cmdEnv, args []string) error {
 	if *cfgPath == "" {
 		cfg.Modem, cfg.StateDir = *modem, *stateDir
 	}
-	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	return runAgent(env, cfg, log)
 }
 
-func runAgent(env *cmdEnv, cfg agent.Config, log *slog.Logger) error {
+func runAgent(env *cli.Env, cfg agent.Config, log *slog.Logger) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	spec := cfg.Modem
@@ -71,31 +72,31 @@ func runAgent(env *cmdEnv, cfg agent.Config, log *slog.Logger) error {
 		}
 		path, stop, err := simOpener(file)
 		if err != nil {
-			return &usageError{msg: err.Error()}
+			return &cli.UsageError{Msg: err.Error()}
 		}
 		defer stop()
 		spec = path
 	}
 	ob, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox"), outbox.Options{})
 	if err != nil {
-		return withHint(fmt.Errorf("outbox: %w", err), "is another mtcagent running with this --state-dir?")
+		return cli.WithHint(fmt.Errorf("outbox: %w", err), "is another mtcagent running with this --state-dir?")
 	}
 	defer ob.Close()
 	queue := agent.DurableQueue{O: ob}
 	deps := agent.Deps{Open: open, Outbox: queue, Log: log}
 	mcfg, err := mdtlog.ParseConfig(cfg.File)
 	if err != nil {
-		return &usageError{msg: fmt.Sprintf("config: %v", err)}
+		return &cli.UsageError{Msg: fmt.Sprintf("config: %v", err)}
 	}
 	store, err := mdtlog.Open(cfg.StateDir, mcfg.Options())
 	if err != nil {
-		return withHint(fmt.Errorf("measurement log: %w", err), "is another mtcagent running, or an 'mtcagent mdt' command? stop it first")
+		return cli.WithHint(fmt.Errorf("measurement log: %w", err), "is another mtcagent running, or an 'mtcagent mdt' command? stop it first")
 	}
 	defer store.Close()
 	deps.MDT = &agent.MDT{Store: store, Config: mcfg}
 	a, err := agent.New(cfg, deps)
 	if err != nil {
-		return withHint(err, "check --state-dir (it must be writable by the agent and not readable by others)")
+		return cli.WithHint(err, "check --state-dir (it must be writable by the agent and not readable by others)")
 	}
 	stopUplink, err := startUplink(ctx, cfg, a, queue, log)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/mtcagent/mtcagent/agent"
+	"github.com/mtcagent/mtcagent/internal/cli"
 	"io"
 	"strings"
 
@@ -16,20 +17,20 @@ import (
 )
 
 func init() {
-	register(&command{
-		name:    "status",
-		args:    "[--modem SPEC] [--json]",
-		summary: "read the modem once: identity, SIM, registration, operator, signal, serving cell",
-		run:     runStatus,
+	app.Register(&cli.Command{
+		Name:    "status",
+		Args:    "[--modem SPEC] [--json]",
+		Summary: "read the modem once: identity, SIM, registration, operator, signal, serving cell",
+		Run:     runStatus,
 	})
 }
 
-func runStatus(env *cmdEnv, args []string) error {
-	fs := newFlags(env, "status")
+func runStatus(env *cli.Env, args []string) error {
+	fs := app.NewFlags(env, "status")
 	modem := modemFlag(fs, env)
 	stateDir := stateDirFlag(fs, env)
 	asJSON := fs.Bool("json", false, "print the status contract as JSON")
-	if err := parseFlags(fs, args, 0); err != nil {
+	if err := cli.ParseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), modemTimeout)
@@ -38,7 +39,7 @@ func runStatus(env *cmdEnv, args []string) error {
 	// Without --modem, a running daemon owns the port: ask it.
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "modem" })
-	if !explicit && env.getenv("MTCAGENT_MODEM") == "" {
+	if !explicit && env.Getenv("MTCAGENT_MODEM") == "" {
 		var dj atmodem.StatusJSON
 		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
 		err := agent.Call(dctx, *stateDir, "status", nil, &dj)
@@ -57,11 +58,11 @@ func runStatus(env *cmdEnv, args []string) error {
 		j = st.Revealed() // the owner's own view: identifiers in clear
 	}
 	if *asJSON {
-		enc := json.NewEncoder(env.stdout)
+		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(j)
 	}
-	printStatus(env.stdout, j)
+	printStatus(env.Stdout, j)
 	return nil
 }
 

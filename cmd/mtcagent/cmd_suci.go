@@ -7,26 +7,27 @@ import (
 	"io/fs"
 
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/cli"
 	"github.com/mtcagent/mtcagent/privacy/ident"
 )
 
 func init() {
-	register(&command{
-		name:    "suci",
-		args:    "--hn-key FILE [--profile A|B|null] [--mnc-digits 2|3] [--json] [--modem SPEC]",
-		summary: "print the SUCI (TS 33.501 concealed IMSI) the device would present, for the operator's home-network key",
-		run:     runSUCI,
+	app.Register(&cli.Command{
+		Name:    "suci",
+		Args:    "--hn-key FILE [--profile A|B|null] [--mnc-digits 2|3] [--json] [--modem SPEC]",
+		Summary: "print the SUCI (TS 33.501 concealed IMSI) the device would present, for the operator's home-network key",
+		Run:     runSUCI,
 	})
 }
 
-func runSUCI(env *cmdEnv, args []string) error {
-	fs := newFlags(env, "suci")
+func runSUCI(env *cli.Env, args []string) error {
+	fs := app.NewFlags(env, "suci")
 	keyPath := fs.String("hn-key", "", "the operator's home-network public key file (see docs/attestation.md)")
 	profile := fs.String("profile", "", "protection scheme: A (X25519), B (P-256) or null; default: the key file's")
 	mncDigits := fs.Int("mnc-digits", 0, "digits of the MNC in the IMSI (2 or 3); default: the key file's, else 2")
 	asJSON := fs.Bool("json", false, "print the SUCI and its parts as JSON")
 	modem := modemFlag(fs, env)
-	if err := parseFlags(fs, args, 0); err != nil {
+	if err := cli.ParseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	hn, err := suciKey(*keyPath, *profile)
@@ -35,7 +36,7 @@ func runSUCI(env *cmdEnv, args []string) error {
 	}
 	if *mncDigits != 0 {
 		if *mncDigits != 2 && *mncDigits != 3 {
-			return usagef("suci: --mnc-digits must be 2 or 3")
+			return cli.Usagef("suci: --mnc-digits must be 2 or 3")
 		}
 		hn.MNCDigits = *mncDigits
 	}
@@ -46,20 +47,20 @@ func runSUCI(env *cmdEnv, args []string) error {
 		return err
 	}
 	if st.SIM.IMSI.IsZero() {
-		return withHint(errors.New("suci: the modem reports no IMSI"), "check the SIM: 'mtcagent status' shows its state")
+		return cli.WithHint(errors.New("suci: the modem reports no IMSI"), "check the SIM: 'mtcagent status' shows its state")
 	}
 	s, err := attest.Conceal(hn, st.SIM.IMSI, nil)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return attWriteJSON(env.stdout, map[string]any{
+		return attWriteJSON(env.Stdout, map[string]any{
 			"suci": s.String(), "supi_type": 0, "mcc": s.MCC, "mnc": s.MNC,
 			"routing_indicator": s.RoutingIndicator, "profile": s.Scheme.String(),
 			"protection_scheme_id": int(s.Scheme), "hn_key_id": s.KeyID,
 		})
 	}
-	_, err = fmt.Fprintln(env.stdout, s.String())
+	_, err = fmt.Fprintln(env.Stdout, s.String())
 	return err
 }
 
@@ -70,7 +71,7 @@ func suciKey(path, profile string) (*attest.HNPublicKey, error) {
 	if profile != "" {
 		s, err := attest.ParseScheme(profile)
 		if err != nil {
-			return nil, &usageError{msg: err.Error()}
+			return nil, &cli.UsageError{Msg: err.Error()}
 		}
 		want = &s
 	}
@@ -78,20 +79,20 @@ func suciKey(path, profile string) (*attest.HNPublicKey, error) {
 		if want != nil && *want == attest.SchemeNull {
 			return &attest.HNPublicKey{Scheme: attest.SchemeNull, RoutingIndicator: "0", MNCDigits: 2}, nil
 		}
-		return nil, &usageError{msg: "suci: --hn-key is required for Profiles A and B", hint: "the operator provides the home-network public key file; see docs/attestation.md"}
+		return nil, &cli.UsageError{Msg: "suci: --hn-key is required for Profiles A and B", Hint: "the operator provides the home-network public key file; see docs/attestation.md"}
 	}
 	hn, err := attest.LoadHNPublicKey(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, &usageError{msg: err.Error()}
+			return nil, &cli.UsageError{Msg: err.Error()}
 		}
-		return nil, &usageError{msg: "suci: " + err.Error(), hint: "format: see 'home-network key file' in docs/attestation.md"}
+		return nil, &cli.UsageError{Msg: "suci: " + err.Error(), Hint: "format: see 'home-network key file' in docs/attestation.md"}
 	}
 	if want != nil && *want != hn.Scheme {
 		if *want == attest.SchemeNull {
 			return &attest.HNPublicKey{Scheme: attest.SchemeNull, RoutingIndicator: hn.RoutingIndicator, MNCDigits: hn.MNCDigits}, nil
 		}
-		return nil, usagef("suci: --profile %s but the key file is for profile %s", *want, hn.Scheme)
+		return nil, cli.Usagef("suci: --profile %s but the key file is for profile %s", *want, hn.Scheme)
 	}
 	return hn, nil
 }

@@ -14,80 +14,81 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/cli"
 )
 
 func init() {
-	register(&command{
-		name:    "verify",
-		args:    "--key PUBKEY.pem [--nonce HEX] [--last-seq N] [--max-age DURATION] [--any-age] [--json] TOKENFILE|-",
-		summary: "verify a token (binding, event, heartbeat) and print its claims; exit 1 if it is refused",
-		run:     runVerify,
+	app.Register(&cli.Command{
+		Name:    "verify",
+		Args:    "--key PUBKEY.pem [--nonce HEX] [--last-seq N] [--max-age DURATION] [--any-age] [--json] TOKENFILE|-",
+		Summary: "verify a token (binding, event, heartbeat) and print its claims; exit 1 if it is refused",
+		Run:     runVerify,
 	})
 }
 
-func runVerify(env *cmdEnv, args []string) error {
-	fs := newFlags(env, "verify")
+func runVerify(env *cli.Env, args []string) error {
+	fs := app.NewFlags(env, "verify")
 	keyPath := fs.String("key", "", "the device's public key (PEM, from 'mtcagent key public')")
 	nonceHex := fs.String("nonce", "", "the challenge sent to the device, in hex: the token must carry it")
 	lastSeq := fs.Uint64("last-seq", 0, "the last sequence number seen from this device: the token's must be greater")
 	maxAge := fs.Duration("max-age", 5*time.Minute, "freshness window for tokens from a synchronised clock")
 	anyAge := fs.Bool("any-age", false, "accept a token whose freshness cannot be judged (unsynchronised clock, no --nonce, no --last-seq)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := parseFlags(fs, args, 1); err != nil {
+	if err := cli.ParseFlags(fs, args, 1); err != nil {
 		return err
 	}
 	if *keyPath == "" {
-		return &usageError{msg: "verify: --key is required", hint: "get the device's key with 'mtcagent key public > device.pem' on the device"}
+		return &cli.UsageError{Msg: "verify: --key is required", Hint: "get the device's key with 'mtcagent key public > device.pem' on the device"}
 	}
 	if fs.NArg() != 1 {
-		return &usageError{msg: "verify: want one token file (or - for stdin)"}
+		return &cli.UsageError{Msg: "verify: want one token file (or - for stdin)"}
 	}
 	pemBytes, err := os.ReadFile(*keyPath)
 	if err != nil {
-		return &usageError{msg: fmt.Sprintf("verify: read key: %v", err)}
+		return &cli.UsageError{Msg: fmt.Sprintf("verify: read key: %v", err)}
 	}
 	pub, err := attest.ParsePublicKeyPEM(pemBytes)
 	if err != nil {
-		return &usageError{msg: fmt.Sprintf("verify: %s: %v", *keyPath, err)}
+		return &cli.UsageError{Msg: fmt.Sprintf("verify: %s: %v", *keyPath, err)}
 	}
 	v := &attest.Verifier{Key: pub, LastSeq: *lastSeq, MaxAge: *maxAge, SkipFreshness: *anyAge}
 	if *nonceHex != "" {
 		if v.Nonce, err = hex.DecodeString(*nonceHex); err != nil || len(v.Nonce) < 8 || len(v.Nonce) > 64 {
-			return usagef("verify: --nonce must be 8 to 64 bytes in hex")
+			return cli.Usagef("verify: --nonce must be 8 to 64 bytes in hex")
 		}
 	}
 	var raw []byte
 	if name := fs.Arg(0); name == "-" {
-		raw, err = io.ReadAll(io.LimitReader(env.stdin, 4*attest.MaxTokenSize))
+		raw, err = io.ReadAll(io.LimitReader(env.Stdin, 4*attest.MaxTokenSize))
 	} else {
 		raw, err = os.ReadFile(name)
 	}
 	if err != nil {
-		return &usageError{msg: fmt.Sprintf("verify: read token: %v", err)}
+		return &cli.UsageError{Msg: fmt.Sprintf("verify: read token: %v", err)}
 	}
 	tok := attDecodeToken(raw)
 	res, err := v.Verify(tok)
 	if err != nil {
 		if *asJSON {
-			attWriteJSON(env.stdout, map[string]any{"valid": false, "reason": err.Error()})
+			attWriteJSON(env.Stdout, map[string]any{"valid": false, "reason": err.Error()})
 		}
 		if errors.Is(err, attest.ErrMalformed) {
-			return &usageError{msg: err.Error(), hint: "a token is a COSE_Sign1 as written by 'mtcagent attest' (raw CBOR, hex or base64)"}
+			return &cli.UsageError{Msg: err.Error(), Hint: "a token is a COSE_Sign1 as written by 'mtcagent attest' (raw CBOR, hex or base64)"}
 		}
 		switch {
 		case errors.Is(err, attest.ErrStale) && *nonceHex == "" && *lastSeq == 0:
-			return withHint(err, "give the challenge (--nonce) or the last sequence number seen (--last-seq); --any-age accepts it without a freshness check")
+			return cli.WithHint(err, "give the challenge (--nonce) or the last sequence number seen (--last-seq); --any-age accepts it without a freshness check")
 		case errors.Is(err, attest.ErrStale):
-			return withHint(err, "--max-age widens the window for devices with a synchronised clock")
+			return cli.WithHint(err, "--max-age widens the window for devices with a synchronised clock")
 		case errors.Is(err, attest.ErrSignature):
-			return withHint(err, "is --key this device's key ('mtcagent key public' on the device)?")
+			return cli.WithHint(err, "is --key this device's key ('mtcagent key public' on the device)?")
 		}
 		return err
 	}
 	if *asJSON {
-		return attWriteJSON(env.stdout, verifyJSON(res))
+		return attWriteJSON(env.Stdout, verifyJSON(res))
 	}
-	printVerified(env.stdout, res)
+	printVerified(env.Stdout, res)
 	return nil
 }
 

@@ -12,28 +12,29 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/internal/cli"
 )
 
 func init() {
-	register(&command{
-		name:    "watch",
-		args:    "[--modem SPEC] [--for DURATION] [--poll DURATION] [--json]",
-		summary: "follow the modem and print events (SIM, registration, cell, reset, port) as they happen",
-		run:     runWatch,
+	app.Register(&cli.Command{
+		Name:    "watch",
+		Args:    "[--modem SPEC] [--for DURATION] [--poll DURATION] [--json]",
+		Summary: "follow the modem and print events (SIM, registration, cell, reset, port) as they happen",
+		Run:     runWatch,
 	})
 }
 
-func runWatch(env *cmdEnv, args []string) error {
-	fs := newFlags(env, "watch")
+func runWatch(env *cli.Env, args []string) error {
+	fs := app.NewFlags(env, "watch")
 	modem := modemFlag(fs, env)
 	dur := fs.Duration("for", 0, "stop after this long (default: until interrupted)")
 	poll := fs.Duration("poll", 30*time.Second, "full re-read interval (URCs are followed at once)")
 	asJSON := fs.Bool("json", false, "one JSON object per event")
-	if err := parseFlags(fs, args, 0); err != nil {
+	if err := cli.ParseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	if *poll < 100*time.Millisecond {
-		return usagef("--poll %v is too short (minimum 100ms)", *poll)
+		return cli.Usagef("--poll %v is too short (minimum 100ms)", *poll)
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -60,7 +61,7 @@ func runWatch(env *cmdEnv, args []string) error {
 		}
 		path, s, err := simOpener(file)
 		if err != nil {
-			return &usageError{msg: err.Error()}
+			return &cli.UsageError{Msg: err.Error()}
 		}
 		stop = s
 		open = func(context.Context) (io.ReadWriteCloser, error) { return atmodem.OpenSerial(path) }
@@ -81,10 +82,10 @@ func runWatch(env *cmdEnv, args []string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if *asJSON {
-			json.NewEncoder(env.stdout).Encode(ev)
+			json.NewEncoder(env.Stdout).Encode(ev)
 			return
 		}
-		fmt.Fprintf(env.stdout, "%7.2fs  %s\n", time.Since(start).Seconds(), text)
+		fmt.Fprintf(env.Stdout, "%7.2fs  %s\n", time.Since(start).Seconds(), text)
 	}
 	mon := atmodem.NewMonitor(atmodem.MonitorConfig{
 		Open: open,

@@ -5,11 +5,12 @@ import (
 
 	"github.com/mtcagent/mtcagent/agent"
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/cli"
 	"github.com/mtcagent/mtcagent/privacy"
 )
 
 func init() {
-	previewIdentity = func(ctx context.Context, env *cmdEnv, stateDir string, s privacy.Snapshot) (privacy.IdentitySource, error) {
+	previewIdentity = func(ctx context.Context, env *cli.Env, stateDir string, s privacy.Snapshot) (privacy.IdentitySource, error) {
 		d, err := attest.LoadOrCreateDeriver(stateDir)
 		if err != nil {
 			return nil, err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/internal/cli"
 )
 
 // simOpener is set by sim.go (absent in builds tagged mtc_omit_sim): it
@@ -25,7 +26,7 @@ func openModem(spec string) (io.ReadWriteCloser, func(), error) {
 		}
 		path, stop, err := simOpener(file)
 		if err != nil {
-			return nil, nil, &usageError{msg: err.Error()}
+			return nil, nil, &cli.UsageError{Msg: err.Error()}
 		}
 		p, err := atmodem.OpenSerial(path)
 		if err != nil {
@@ -38,10 +39,10 @@ func openModem(spec string) (io.ReadWriteCloser, func(), error) {
 	if err != nil {
 		var pe *atmodem.PortError
 		if errors.As(err, &pe) && pe.Hint() != "" {
-			return nil, nil, withHint(err, pe.Hint())
+			return nil, nil, cli.WithHint(err, pe.Hint())
 		}
 		if strings.Contains(err.Error(), "modem spec") {
-			return nil, nil, &usageError{msg: err.Error(), hint: "examples: --modem /dev/ttyUSB2, --modem auto, --modem tcp:127.0.0.1:2000, --modem sim:scenario.json"}
+			return nil, nil, &cli.UsageError{Msg: err.Error(), Hint: "examples: --modem /dev/ttyUSB2, --modem auto, --modem tcp:127.0.0.1:2000, --modem sim:scenario.json"}
 		}
 		return nil, nil, err
 	}
@@ -49,7 +50,7 @@ func openModem(spec string) (io.ReadWriteCloser, func(), error) {
 }
 
 // readStatus takes one full reading of the modem named by spec.
-func readStatus(ctx context.Context, env *cmdEnv, spec string) (*atmodem.Status, error) {
+func readStatus(ctx context.Context, env *cli.Env, spec string) (*atmodem.Status, error) {
 	port, stop, err := openModem(spec)
 	if err != nil {
 		return nil, err
@@ -69,7 +70,7 @@ func readStatus(ctx context.Context, env *cmdEnv, spec string) (*atmodem.Status,
 	}()
 	m := atmodem.NewModem(e, nil)
 	if err := m.Init(ctx); err != nil {
-		return nil, withHint(fmt.Errorf("modem does not answer: %w", err),
+		return nil, cli.WithHint(fmt.Errorf("modem does not answer: %w", err),
 			"is this the modem's AT port? Quectel and SIMCom modules have several; try --modem auto or another /dev/ttyUSBn")
 	}
 	return m.Status(ctx)

@@ -12,6 +12,7 @@ import (
 	"github.com/mtcagent/mtcagent/agent"
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/cli"
 	"github.com/mtcagent/mtcagent/privacy"
 )
 
@@ -20,7 +21,7 @@ import (
 func startUplink(ctx context.Context, cfg agent.Config, a *agent.Agent, queue agent.DurableQueue, log *slog.Logger) (stop func(), err error) {
 	up, err := agent.ParseUplink(cfg.File, cfg.StateDir)
 	if err != nil {
-		return nil, &usageError{msg: fmt.Sprintf("config: %v", err)}
+		return nil, &cli.UsageError{Msg: fmt.Sprintf("config: %v", err)}
 	}
 	if up == nil {
 		log.Info("no [uplink] configured: events are signed and kept in the outbox only")
@@ -50,7 +51,7 @@ func startUplink(ctx context.Context, cfg agent.Config, a *agent.Agent, queue ag
 func linkHandler(cfg agent.Config, a *agent.Agent) (*agent.LinkHandler, error) {
 	pol, err := privacy.ParsePolicy(cfg.File)
 	if err != nil {
-		return nil, &usageError{msg: fmt.Sprintf("config: %v", err)}
+		return nil, &cli.UsageError{Msg: fmt.Sprintf("config: %v", err)}
 	}
 	secret, err := privacy.LoadSecret(cfg.StateDir)
 	if err != nil {

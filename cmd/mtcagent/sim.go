@@ -10,15 +10,16 @@ import (
 	"syscall"
 
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
+	"github.com/mtcagent/mtcagent/internal/cli"
 )
 
 func init() {
 	simOpener = startSim
-	register(&command{
-		name:    "sim",
-		args:    "--scenario FILE",
-		summary: "run the modem simulator on a pseudo-terminal and print its device path",
-		run:     runSim,
+	app.Register(&cli.Command{
+		Name:    "sim",
+		Args:    "--scenario FILE",
+		Summary: "run the modem simulator on a pseudo-terminal and print its device path",
+		Run:     runSim,
 	})
 }
 
@@ -42,22 +43,22 @@ func startSim(file string) (string, func(), error) {
 	return p.Path(), func() { p.Close(); os.RemoveAll(dir) }, nil
 }
 
-func runSim(env *cmdEnv, args []string) error {
-	fs := newFlags(env, "sim")
+func runSim(env *cli.Env, args []string) error {
+	fs := app.NewFlags(env, "sim")
 	scenario := fs.String("scenario", "", "scenario JSON file (see docs/simulator.md)")
-	if err := parseFlags(fs, args, 0); err != nil {
+	if err := cli.ParseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	if *scenario == "" {
-		return &usageError{msg: "--scenario is required", hint: "e.g. mtcagent sim --scenario examples/quectel-swap.json"}
+		return &cli.UsageError{Msg: "--scenario is required", Hint: "e.g. mtcagent sim --scenario examples/quectel-swap.json"}
 	}
 	path, stop, err := startSim(*scenario)
 	if err != nil {
-		return &usageError{msg: err.Error()}
+		return &cli.UsageError{Msg: err.Error()}
 	}
 	defer stop()
-	fmt.Fprintln(env.stdout, path)
-	if f, ok := env.stdout.(*os.File); ok {
+	fmt.Fprintln(env.Stdout, path)
+	if f, ok := env.Stdout.(*os.File); ok {
 		f.Sync()
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/mtcagent/mtcagent/internal/cli"
+
 	"bytes"
 	"encoding/json"
 	"os"
@@ -14,7 +16,7 @@ import (
 func run(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	env := &cmdEnv{stdout: &out, stderr: &errb, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
+	env := &cli.Env{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(""), Getenv: func(string) string { return "" }}
 	code := runMain(env, args)
 	return code, out.String(), errb.String()
 }

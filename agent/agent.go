@@ -137,6 +137,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	a.mon = atmodem.NewMonitor(atmodem.MonitorConfig{
 		Open:          a.deps.Open,
 		Poll:          a.cfg.Poll,
+		GNSS:          a.cfg.GNSS,
 		Log:           a.log,
 		EngineOptions: a.deps.EngineOptions,
 		OnEvent: func(ev atmodem.Event) {
@@ -162,6 +163,9 @@ func (a *Agent) Online() bool {
 // SetWake registers a function called whenever a message was queued (the
 // deliverer's Wake). Call it before Run.
 func (a *Agent) SetWake(f func()) { a.wake = f }
+
+// MDT returns the measurement log the agent drives, or nil.
+func (a *Agent) MDT() *MDT { return a.deps.MDT }
 
 // Policy returns the SIM binding policy.
 func (a *Agent) Policy() *attest.BindingPolicy { return a.policy }

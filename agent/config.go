@@ -27,6 +27,10 @@ type Config struct {
 	// Recipient is the name (policy recipient) of the collector the events
 	// are for: their UEID and pseudonyms are derived for it.
 	Recipient string
+	// GNSS turns the modem's GNSS receiver on and reads a fix on each poll
+	// (Quectel, SIMCom). Off by default: the position is then masked per
+	// recipient like everything else (docs/privacy.md).
+	GNSS bool
 
 	File   *config.File // the whole file, for the other packages' sections
 	Digest [32]byte     // of the file's bytes: a change is an event
@@ -80,7 +84,7 @@ func LoadConfig(path string) (Config, error) {
 	if s == nil {
 		return c, nil
 	}
-	if err := s.Unknown("modem", "state_dir", "log_level", "poll", "heartbeat", "access_windows", "binding_action", "recipient"); err != nil {
+	if err := s.Unknown("modem", "state_dir", "log_level", "poll", "heartbeat", "access_windows", "binding_action", "recipient", "gnss"); err != nil {
 		return c, err
 	}
 	for _, e := range s.Entries {
@@ -106,6 +110,15 @@ func LoadConfig(path string) (Config, error) {
 			c.BindingAction, err = attest.ParseAction(e.Value)
 		case "recipient":
 			c.Recipient = e.Value
+		case "gnss":
+			switch e.Value {
+			case "on":
+				c.GNSS = true
+			case "off":
+				c.GNSS = false
+			default:
+				err = fmt.Errorf("%q: want on or off", e.Value)
+			}
 		}
 		if err != nil {
 			return c, s.Errorf(e.Line, "%s: %v", e.Key, err)

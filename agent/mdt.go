@@ -19,6 +19,10 @@ import (
 type MDT struct {
 	Store  *mdtlog.Store
 	Config mdtlog.Config
+	// Locate masks a GNSS fix to the precision the MDT recipient is
+	// granted before it is logged; nil result or nil Locate: no location
+	// in the log.
+	Locate func(loc privacy.Location, t time.Time) *mdtlog.Location
 }
 
 // mdtLoop appends one record per interval while logging is allowed.
@@ -51,6 +55,9 @@ func (a *Agent) mdtLoop(ctx context.Context) {
 		rec, ok := MDTRecord(st, a.deps.Clock)
 		if !ok {
 			continue
+		}
+		if p := st.Location; p != nil && m.Locate != nil {
+			rec.Location = m.Locate(privacy.Location{Lat: p.Lat, Lon: p.Lon, AccuracyM: p.AccuracyM}, rec.Time)
 		}
 		if err := m.Store.Append(rec); err != nil {
 			a.log.Error("mdt record not logged", "err", err)

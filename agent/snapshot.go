@@ -6,7 +6,8 @@ import (
 )
 
 // SnapshotFromStatus turns one modem reading into the policy's input. The
-// modem gives no position fix, so Location stays nil. The connection state
+// location is the GNSS fix when [agent] gnss is on and the receiver has
+// one; the policy masks it per recipient. The connection state
 // comes from the dialect's serving-cell report (idle/connected) where
 // there is one; registered without it is "online".
 func SnapshotFromStatus(st *atmodem.Status) privacy.Snapshot {
@@ -15,6 +16,9 @@ func SnapshotFromStatus(st *atmodem.Status) privacy.Snapshot {
 		IMSI:  st.SIM.IMSI,
 		ICCID: st.SIM.ICCID,
 		IMEI:  st.Modem.IMEI,
+	}
+	if p := st.Location; p != nil {
+		s.Location = &privacy.Location{Lat: p.Lat, Lon: p.Lon, AccuracyM: p.AccuracyM}
 	}
 	_, reg := st.Serving()
 	switch {

@@ -18,6 +18,8 @@ type Dialect struct {
 	InitCommands []string
 	// URCs maps vendor URC prefixes to what they mean.
 	URCs map[string]URCKind
+	// GNSS reads a position fix where the modem has a receiver.
+	GNSS *GNSS
 }
 
 // URCKind is what a vendor URC tells about the modem.
@@ -49,6 +51,7 @@ var Quectel = &Dialect{
 	CellCommand:   &Cmd{Line: `AT+QENG="servingcell"`, Prefix: "+QENG:"},
 	ParseCell:     ParseQENG,
 	InitCommands:  []string{"AT+QSIMSTAT=1"},
+	GNSS:          quectelGNSS,
 	URCs: map[string]URCKind{
 		"RDY":          URCReset,
 		"+QUSIM:":      URCSIMChanged,
@@ -73,6 +76,7 @@ var SIMCom = &Dialect{
 		}
 		return nil, ErrNoReading
 	},
+	GNSS: simcomGNSS,
 	URCs: map[string]URCKind{
 		"+SIMCARD:": URCSIMRemoved,
 		"+CPIN:":    URCSIMChanged,

@@ -18,6 +18,7 @@ type Status struct {
 	Operator     Operator
 	Signal       Signal
 	Cell         *ServingCell // where the dialect gives it
+	Location     *Position    // GNSS fix, when enabled (Modem.GNSS) and fixed
 	Dialect      string
 	Time         time.Time
 }
@@ -62,6 +63,10 @@ type Modem struct {
 	// urcsLost is set when a query shows registration URCs switched off
 	// behind our back: the modem was reset without saying so.
 	urcsLost bool
+	// GNSS, when set before Init, turns the dialect's receiver on and
+	// makes Status read its fix. Off by default: it costs power, and a
+	// position is the most sensitive thing the agent can read.
+	GNSS bool
 }
 
 // URCsLost reports (and clears) whether a registration query showed the
@@ -113,6 +118,11 @@ func (m *Modem) Init(ctx context.Context) error {
 	}
 	for _, c := range m.Dialect.InitCommands {
 		if _, err := m.E.Command(ctx, c); errors.Is(err, ErrClosed) {
+			return err
+		}
+	}
+	if g := m.Dialect.GNSS; m.GNSS && g != nil {
+		if _, err := m.E.Command(ctx, g.Start); errors.Is(err, ErrClosed) {
 			return err
 		}
 	}
@@ -278,6 +288,17 @@ func (m *Modem) Status(ctx context.Context) (*Status, error) {
 			st.Cell, _ = m.Dialect.ParseCell(lines)
 		} else if errors.Is(err, ErrClosed) {
 			return nil, err
+		}
+	}
+	if m.GNSS && m.Dialect.GNSS != nil {
+		p, err := m.ReadPosition(ctx)
+		switch {
+		case err == nil:
+			st.Location = p
+		case errors.Is(err, ErrClosed):
+			return nil, err
+		case !errors.Is(err, ErrNoFix):
+			m.log.Debug("no position", "err", err)
 		}
 	}
 	return st, nil

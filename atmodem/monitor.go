@@ -24,6 +24,9 @@ type MonitorConfig struct {
 	// monitor's goroutine or, for registration URCs, the engine's URC
 	// dispatcher). It must not block for long.
 	OnEvent func(Event)
+	// GNSS turns the modem's receiver on and reads its fix on each poll
+	// (Modem.GNSS).
+	GNSS bool
 	// Engine options (timeouts) for each engine the monitor starts.
 	EngineOptions []Option
 	Now           func() time.Time
@@ -123,6 +126,7 @@ func (m *Monitor) session(ctx context.Context, port io.ReadWriteCloser, regained
 		e.Wait()
 	}()
 	mod := NewModem(e, m.log)
+	mod.GNSS = m.cfg.GNSS
 	m.mu.Lock()
 	m.modem = mod
 	m.needInit = true

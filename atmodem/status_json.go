@@ -26,6 +26,7 @@ type StatusJSON struct {
 	Operator Operator     `json:"operator"`
 	Signal   Signal       `json:"signal"`
 	Cell     *ServingCell `json:"serving_cell"`
+	Location *Position    `json:"location"` // GNSS fix; null when off or not fixed
 	Dialect  string       `json:"dialect"`
 	Time     string       `json:"time"`
 }
@@ -54,6 +55,7 @@ func (s *Status) Revealed() *StatusJSON {
 	j.Registration.EPS = s.Registration[DomainEPS]
 	j.Registration.FGS = s.Registration[Domain5GS]
 	j.Operator, j.Signal, j.Cell, j.Dialect = s.Operator, s.Signal, s.Cell, s.Dialect
+	j.Location = s.Location
 	if !s.Time.IsZero() {
 		j.Time = s.Time.UTC().Format("2006-01-02T15:04:05Z")
 	}

@@ -369,19 +369,20 @@ func (p *Policy) View(recipient string, s Snapshot) (Report, error) {
 		b.State = s.Status.String()
 	}
 
-	if loc := s.Location; loc != nil && g.Location > LevelNone && validLocation(*loc) {
-		if g.Location >= LocationPrecise {
-			lat, lon, acc := round6(loc.Lat), round6(loc.Lon), math.Round(loc.AccuracyM)
-			b.Lat, b.Lon = &lat, &lon
-			if acc > 0 && !math.IsInf(acc, 0) {
-				b.AccuracyM = &acc
+	if loc := s.Location; loc != nil {
+		m, err := p.maskLocation(recipient, g, *loc, s.Time)
+		if err != nil {
+			return Report{}, err
+		}
+		if m != nil {
+			b.Lat, b.Lon = &m.Lat, &m.Lon
+			if g.Location >= LocationPrecise {
+				if m.AccuracyM > 0 {
+					b.AccuracyM = &m.AccuracyM
+				}
+			} else {
+				b.GridM = g.GridMeters
 			}
-		} else {
-			if p.mask == nil {
-				return Report{}, &RecipientError{recipient, ErrNoSecret}
-			}
-			lat, lon := p.mask.Region(*loc, g.GridMeters, s.Time)
-			b.Lat, b.Lon, b.GridM = &lat, &lon, g.GridMeters
 		}
 	}
 
@@ -522,4 +523,36 @@ func round1(p *float64) *float64 {
 	}
 	v := math.Round(*p*10) / 10
 	return &v
+}
+
+// MaskLocation returns loc as recipient may see it at time t: nil when its
+// grants (or the device class) allow no location, snapped to its grid with
+// the device's secret offset for "region" (AccuracyM is then the grid
+// size), rounded to 6 decimals for "precise". Reports and the MDT log use
+// the same masking, so a position never leaves more precise one way than
+// the other.
+func (p *Policy) MaskLocation(recipient string, loc Location, t time.Time) (*Location, error) {
+	g, ok := p.Grants(recipient)
+	if !ok {
+		return nil, nil
+	}
+	return p.maskLocation(recipient, g, loc, t)
+}
+
+func (p *Policy) maskLocation(recipient string, g Grants, loc Location, t time.Time) (*Location, error) {
+	if g.Location == LevelNone || !validLocation(loc) {
+		return nil, nil
+	}
+	if g.Location >= LocationPrecise {
+		acc := math.Round(loc.AccuracyM)
+		if acc <= 0 || math.IsInf(acc, 0) {
+			acc = 0
+		}
+		return &Location{Lat: round6(loc.Lat), Lon: round6(loc.Lon), AccuracyM: acc}, nil
+	}
+	if p.mask == nil {
+		return nil, &RecipientError{recipient, ErrNoSecret}
+	}
+	lat, lon := p.mask.Region(loc, g.GridMeters, t)
+	return &Location{Lat: lat, Lon: lon, AccuracyM: float64(g.GridMeters)}, nil
 }

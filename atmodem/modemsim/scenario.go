@@ -16,6 +16,7 @@ type Scenario struct {
 	Modem     ModemState          `json:"modem"`
 	SIM       SIMState            `json:"sim"`
 	Network   Network             `json:"network"`
+	GNSS      *GNSSFix            `json:"gnss,omitempty"` // the receiver's fix; none: no fix
 	Responses map[string]Response `json:"responses"`
 	Timeline  []Step              `json:"timeline"`
 }
@@ -108,6 +109,15 @@ func (n *Network) patch(p Network) {
 	}
 }
 
+// GNSSFix is the position the simulated receiver reports once it is on
+// (AT+QGPS=1 / AT+CGPS=1).
+type GNSSFix struct {
+	Lat  float64 `json:"lat"`
+	Lon  float64 `json:"lon"`
+	HDOP float64 `json:"hdop,omitempty"` // default 0.9
+	Sats int     `json:"sats,omitempty"` // default 8
+}
+
 // Response replaces the simulated answer to one exact command line. In
 // JSON it is a list of information lines (OK follows), a final result
 // string ("ERROR", "+CME ERROR: 10"), or an object
@@ -148,6 +158,7 @@ type Step struct {
 	URC     string          `json:"urc,omitempty"`
 	SIM     json.RawMessage `json:"sim,omitempty"` // "remove" or {"imsi","iccid"}
 	Network *Network        `json:"network,omitempty"`
+	GNSS    *GNSSFix        `json:"gnss,omitempty"` // a new fix (the device moved)
 	Fault   string          `json:"fault,omitempty"`
 	For     Duration        `json:"for,omitempty"`
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -20,6 +21,8 @@ type Sim struct {
 	sc        *Scenario
 	sim       SIMState
 	net       Network
+	gnss      *GNSSFix
+	gnssOn    bool
 	echo      bool
 	urcN      map[string]int // +CREG etc. -> <n>
 	copsFmt   int
@@ -40,7 +43,7 @@ type Sim struct {
 
 // New returns a simulator in the scenario's initial state.
 func New(sc *Scenario) *Sim {
-	s := &Sim{sc: sc, sim: sc.SIM, net: sc.Network, urcN: map[string]int{}, stop: make(chan struct{}),
+	s := &Sim{sc: sc, sim: sc.SIM, net: sc.Network, gnss: sc.GNSS, urcN: map[string]int{}, stop: make(chan struct{}),
 		rnd: rand.New(rand.NewPCG(1, 2))}
 	return s
 }
@@ -135,6 +138,10 @@ func (s *Sim) Apply(st Step) {
 		}
 	case st.Network != nil:
 		s.SetNetwork(*st.Network)
+	case st.GNSS != nil:
+		s.mu.Lock()
+		s.gnss = st.GNSS
+		s.mu.Unlock()
 	case st.Fault != "":
 		s.Fault(st.Fault, time.Duration(st.For))
 	}
@@ -310,6 +317,31 @@ func (s *Sim) respond(cmd string) ([]string, string) {
 		return []string{s.qeng()}, "OK"
 	case u == "AT+CPSI?" && dialect == "simcom":
 		return []string{s.cpsi()}, "OK"
+	case u == "AT+QGPS=1" && dialect == "quectel":
+		if s.gnssOn {
+			return nil, "+CME ERROR: 504" // session is ongoing
+		}
+		s.gnssOn = true
+		return nil, "OK"
+	case u == "AT+QGPSLOC=2" && dialect == "quectel":
+		switch {
+		case !s.gnssOn:
+			return nil, "+CME ERROR: 505" // session not active
+		case s.gnss == nil:
+			return nil, "+CME ERROR: 516" // not fixed now
+		}
+		return []string{s.qgpsloc()}, "OK"
+	case u == "AT+CGPS=1" && dialect == "simcom":
+		if s.gnssOn {
+			return nil, "ERROR"
+		}
+		s.gnssOn = true
+		return nil, "OK"
+	case u == "AT+CGPSINFO" && dialect == "simcom":
+		if !s.gnssOn || s.gnss == nil {
+			return []string{"+CGPSINFO: ,,,,,,,,"}, "OK"
+		}
+		return []string{s.cgpsinfo()}, "OK"
 	case strings.HasPrefix(u, "AT+COPS=3,"):
 		f, err := strconv.Atoi(u[len("AT+COPS=3,"):])
 		if err != nil || f < 0 || f > 2 {
@@ -533,6 +565,7 @@ func (s *Sim) Fault(kind string, d time.Duration) {
 		s.urcN = map[string]int{}
 		s.echo = true
 		s.copsFmt = 0
+		s.gnssOn = false
 		time.AfterFunc(d, func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
@@ -574,4 +607,39 @@ func (s *Sim) URCMode(c string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.urcN[c]
+}
+
+func (f *GNSSFix) hdopSats() (float64, int) {
+	h, n := f.HDOP, f.Sats
+	if h == 0 {
+		h = 0.9
+	}
+	if n == 0 {
+		n = 8
+	}
+	return h, n
+}
+
+// qgpsloc is Quectel's AT+QGPSLOC=2 answer (decimal degrees).
+func (s *Sim) qgpsloc() string {
+	h, n := s.gnss.hdopSats()
+	now := time.Now().UTC()
+	return fmt.Sprintf("+QGPSLOC: %s,%.5f,%.5f,%.1f,35.0,3,0.00,0.0,0.0,%s,%02d",
+		now.Format("150405.000"), s.gnss.Lat, s.gnss.Lon, h, now.Format("020106"), n)
+}
+
+// cgpsinfo is SIMCom's AT+CGPSINFO answer (ddmm.mmmmmm with hemispheres).
+func (s *Sim) cgpsinfo() string {
+	dm := func(v float64, pos, neg string) (float64, string) {
+		h := pos
+		if v < 0 {
+			v, h = -v, neg
+		}
+		d := math.Floor(v)
+		return d*100 + (v-d)*60, h
+	}
+	lat, ns := dm(s.gnss.Lat, "N", "S")
+	lon, ew := dm(s.gnss.Lon, "E", "W")
+	now := time.Now().UTC()
+	return fmt.Sprintf("+CGPSINFO: %011.6f,%s,%012.6f,%s,%s,%s.0,35.0,0.0,0", lat, ns, lon, ew, now.Format("020106"), now.Format("150405"))
 }

@@ -106,4 +106,7 @@ func printStatus(w io.Writer, j *atmodem.StatusJSON) {
 	if c := j.Cell; c != nil {
 		fmt.Fprintf(w, "cell      %s %s  pci %s  earfcn %s  band %s  rsrp %s  rsrq %s  sinr %s\n", c.RAT, c.State, orDash(c.PCI), orDash(c.EARFCN), orDash(c.Band), orDash(c.RSRPdBm), orDash(c.RSRQdB), orDash(c.SINRdB))
 	}
+	if p := j.Location; p != nil {
+		fmt.Fprintf(w, "location  %.6f, %.6f  ±%.0f m  %d satellites\n", p.Lat, p.Lon, p.AccuracyM, p.Sats)
+	}
 }

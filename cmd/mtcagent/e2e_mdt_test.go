@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -31,6 +32,7 @@ func TestMDTUploadToCollector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	conf = []byte(strings.Replace(string(conf), "[agent]\n", "[agent]\ngnss = on\n", 1))
 	conf = append(conf, []byte(`
 [mdt]
 interval = 1.28s
@@ -38,11 +40,12 @@ interval = 1.28s
 identity = psk:meter-1
 radio = full
 cell = tracking_area
+location = region:2km
 `)...)
 	if err := os.WriteFile(e.conf, conf, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sc := writeScenario(t, `{"dialect": "quectel"}`)
+	sc := writeScenario(t, `{"dialect": "quectel", "gnss": {"lat": 52.52, "lon": 13.405}}`)
 	d := startDaemon(t, e.state, sc, e.conf)
 	if code, out, errs := run(t, "mdt", "consent", "--yes", "--state-dir", e.state); code != 0 {
 		t.Fatalf("consent: %d %s %s", code, out, errs)
@@ -61,6 +64,11 @@ cell = tracking_area
 	for i, r := range recs {
 		if r.Serving.CellID != nil || r.Serving.TAC == nil && r.Serving.LAC == nil || r.Serving.MCC == "" {
 			t.Fatalf("record %d not masked to the tracking area: %+v", i, r.Serving)
+		}
+		// The GNSS fix is logged only as the collector's 2 km region.
+		if l := r.Location; l == nil || l.AccuracyM != 2000 || l.Lat == 52.52 && l.Lon == 13.405 ||
+			math.Abs(l.Lat-52.52) > 0.05 || math.Abs(l.Lon-13.405) > 0.08 {
+			t.Fatalf("record %d location %+v: want the fix masked to a 2 km grid", i, r.Location)
 		}
 		if i > 0 && !r.Time.After(recs[i-1].Time) {
 			t.Fatalf("record %d (%v) not after record %d (%v): duplicate or out of order", i, r.Time, i-1, recs[i-1].Time)

@@ -13,6 +13,7 @@ import (
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/cli"
+	"github.com/mtcagent/mtcagent/mdtlog"
 	"github.com/mtcagent/mtcagent/privacy"
 )
 
@@ -32,6 +33,17 @@ func startUplink(ctx context.Context, cfg agent.Config, a *agent.Agent, queue ag
 		return nil, err
 	}
 	up.Handler = h
+	if m := a.MDT(); m != nil {
+		// The log keeps a position only as precise as the collector, the
+		// MDT recipient, is granted.
+		m.Locate = func(loc privacy.Location, t time.Time) *mdtlog.Location {
+			l, err := h.Policy.MaskLocation(up.Name, loc, t)
+			if err != nil || l == nil {
+				return nil
+			}
+			return &mdtlog.Location{Lat: l.Lat, Lon: l.Lon, AccuracyM: l.AccuracyM}
+		}
+	}
 	link := &agent.LinkSender{Config: *up, Log: log}
 	d := &agent.Deliverer{Q: queue, S: link, Log: log, BackoffMin: time.Second, BackoffMax: time.Minute, Online: a.Online}
 	if slot := h.Policy.Schedule; slot > 0 {

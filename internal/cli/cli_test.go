@@ -36,8 +36,8 @@ func testApp() *App {
 
 func TestAppMain(t *testing.T) {
 	for _, tc := range []struct {
-		args       []string
-		code       int
+		args        []string
+		code        int
 		out, errOut string
 	}{
 		{nil, 2, "", "prog: error: no command given\nprog: hint: run 'prog help'"},

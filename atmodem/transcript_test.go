@@ -60,7 +60,7 @@ var simSessions = []struct {
 	}},
 	{"quectel-5g", `{"dialect": "quectel", "network": {"act": 11, "tac": 107187, "cell_id": 43405557070, "band": 78, "earfcn": 627264}}`, []string{
 		"dialect = quectel", "sim = ready", "eps = home tac=1A2B3 ci=A1B2C3D4E act=11", "5gs = home tac=1A2B3 ci=A1B2C3D4E act=11",
-		"plmn = 00101", "cell = lte idle 001-01 tac=1A2B3 ci=A1B2C3D4E pci=123 earfcn=627264 band=78 rsrp=-95 rsrq=-9 sinr=15 rssi=-71",
+		"plmn = 00101", "cell = nr5g-sa idle 001-01 tac=1A2B3 ci=A1B2C3D4E pci=123 earfcn=627264 band=78 rsrp=-95 rsrq=-9 sinr=15",
 	}},
 	{"simcom-searching", `{"dialect": "simcom", "network": {"stat": 2}}`, []string{
 		"dialect = simcom", "sim = ready", "imsi = 001010000000001", "cs = searching", "eps = searching",

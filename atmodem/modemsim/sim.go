@@ -314,7 +314,7 @@ func (s *Sim) respond(cmd string) ([]string, string) {
 	case strings.HasPrefix(u, "AT+QSIMSTAT") && dialect == "quectel":
 		return nil, "OK"
 	case u == `AT+QENG="SERVINGCELL"` && dialect == "quectel":
-		return []string{s.qeng()}, "OK"
+		return strings.Split(s.qeng(), "\r\n"), "OK"
 	case u == "AT+CPSI?" && dialect == "simcom":
 		return []string{s.cpsi()}, "OK"
 	case u == "AT+QGPS=1" && dialect == "quectel":
@@ -437,6 +437,22 @@ func (s *Sim) emitRegURCs() {
 	}
 }
 
+// rat names the radio of the network's access technology (27.007 <AcT>).
+func (s *Sim) rat() string {
+	switch *s.net.Act {
+	case 0, 1, 3:
+		return "gsm"
+	case 2, 4, 5, 6:
+		return "wcdma"
+	case 11, 12:
+		return "nr5g-sa"
+	case 13:
+		return "en-dc"
+	}
+	return "lte"
+}
+
+// qeng is Quectel's AT+QENG="servingcell" answer for the network's radio.
 func (s *Sim) qeng() string {
 	if !s.registered() {
 		return `+QENG: "servingcell","SEARCH"`
@@ -445,18 +461,48 @@ func (s *Sim) qeng() string {
 	if *s.net.Connected {
 		st = "CONNECT"
 	}
-	return fmt.Sprintf(`+QENG: "servingcell","%s","LTE","FDD",%s,%s,%X,%d,%d,%d,5,5,%X,%d,%d,%d,%d,-`,
-		st, *s.net.MCC, *s.net.MNC, *s.net.CellID, *s.net.PCI, *s.net.EARFCN, *s.net.Band,
-		*s.net.TAC, *s.net.RSRPdBm, *s.net.RSRQdB, *s.net.RSSIdBm, *s.net.SINRdB)
+	n := s.net
+	lte := fmt.Sprintf(`"LTE","FDD",%s,%s,%X,%d,%d,%d,5,5,%X,%d,%d,%d,%d,-`,
+		*n.MCC, *n.MNC, *n.CellID, *n.PCI, *n.EARFCN, *n.Band, *n.TAC, *n.RSRPdBm, *n.RSRQdB, *n.RSSIdBm, *n.SINRdB)
+	switch s.rat() {
+	case "gsm":
+		// RxLev is dBm + 111.
+		return fmt.Sprintf(`+QENG: "servingcell","%s","GSM",%s,%s,%X,%X,23,%d,%d,%d,25,-,0,0,0,1,-,-,-,-,-,-,-,-,-,-`,
+			st, *n.MCC, *n.MNC, *n.LAC, *n.CellID, *n.EARFCN, *n.Band, *n.RSSIdBm+111)
+	case "wcdma":
+		return fmt.Sprintf(`+QENG: "servingcell","%s","WCDMA",%s,%s,%X,%X,%d,%d,1,%d,-5,-,-,-,-,-,0`,
+			st, *n.MCC, *n.MNC, *n.LAC, *n.CellID, *n.EARFCN, *n.PCI, *n.RSRPdBm)
+	case "nr5g-sa":
+		return fmt.Sprintf(`+QENG: "servingcell","%s","NR5G-SA","TDD",%s,%s,%X,%d,%X,%d,%d,4,%d,%d,%d,1,-`,
+			st, *n.MCC, *n.MNC, *n.CellID, *n.PCI, *n.TAC, *n.EARFCN, *n.Band, *n.RSRPdBm, *n.RSRQdB, *n.SINRdB)
+	case "en-dc":
+		// A state line, the LTE anchor without the first two fields, the NR leg.
+		return fmt.Sprintf("+QENG: \"servingcell\",\"%s\"\r\n+QENG: %s\r\n+QENG: \"NR5G-NSA\",%s,%s,%d,%d,%d,%d,627264,78",
+			st, lte, *n.MCC, *n.MNC, *n.PCI, *n.RSRPdBm-3, *n.SINRdB, *n.RSRQdB)
+	}
+	return fmt.Sprintf(`+QENG: "servingcell","%s",%s`, st, lte)
 }
 
+// cpsi is SIMCom's AT+CPSI? answer for the network's radio.
 func (s *Sim) cpsi() string {
 	if !s.registered() {
 		return "+CPSI: NO SERVICE,Online"
 	}
+	n := s.net
+	switch s.rat() {
+	case "gsm":
+		return fmt.Sprintf("+CPSI: GSM,Online,%s-%s,0x%04X,%d,%d EGSM 900,%d,0,42-42",
+			*n.MCC, *n.MNC, *n.LAC, *n.CellID, *n.EARFCN, *n.RSSIdBm)
+	case "wcdma":
+		return fmt.Sprintf("+CPSI: WCDMA,Online,%s-%s,0x%04X,%d,WCDMA IMT 2000,%d,%d,0,-5,%d,-5,24,42,-34,-16,3",
+			*n.MCC, *n.MNC, *n.LAC, *n.CellID, *n.PCI, *n.EARFCN, *n.RSRPdBm)
+	case "nr5g-sa":
+		return fmt.Sprintf("+CPSI: NR5G_SA,Online,%s-%s,0x%06X,%d,%d,NR5G_BAND%d,%d,%d,%d,%d",
+			*n.MCC, *n.MNC, *n.TAC, *n.CellID, *n.PCI, *n.Band, *n.EARFCN, *n.RSRPdBm*10, *n.RSRQdB*10, *n.SINRdB*10)
+	}
 	return fmt.Sprintf("+CPSI: LTE,Online,%s-%s,0x%04X,%d,%d,EUTRAN-BAND%d,%d,5,5,%d,%d,%d,%d",
-		*s.net.MCC, *s.net.MNC, *s.net.TAC, *s.net.CellID, *s.net.PCI, *s.net.Band, *s.net.EARFCN,
-		*s.net.RSRQdB*10, *s.net.RSRPdBm*10, *s.net.RSSIdBm*10, *s.net.SINRdB)
+		*n.MCC, *n.MNC, *n.TAC, *n.CellID, *n.PCI, *n.Band, *n.EARFCN,
+		*n.RSRQdB*10, *n.RSRPdBm*10, *n.RSSIdBm*10, *n.SINRdB)
 }
 
 // swappedBCD encodes an ICCID as EF_ICCID stores it: BCD, nibbles swapped,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
+	"github.com/mtcagent/mtcagent/atmodem/transcript"
 )
 
 // slow scales waits for emulated CPUs.
@@ -245,10 +246,19 @@ func TestGarbageAndEcho(t *testing.T) {
 	if !errors.Is(err, atmodem.ErrModemError) {
 		t.Fatalf("want ErrModemError, got %v", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(unknown) == 0 {
-		t.Fatal("garbage line did not reach the unknown-URC handler: silently dropped")
+	// Unknown lines are dispatched in order but asynchronously.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		mu.Lock()
+		n := len(unknown)
+		mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("garbage line did not reach the unknown-URC handler: silently dropped")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -437,4 +447,50 @@ func TestUnplugReopensWithoutLeaks(t *testing.T) {
 		buf := make([]byte, 1<<16)
 		t.Fatalf("goroutines grew from %d to %d after unplugs:\n%s", base, n, buf[:runtime.Stack(buf, true)])
 	}
+}
+
+// The simulator's transcript keeps what a real capture would: an echo and
+// garbage are raw steps, so a replay gives the host the same bytes.
+func TestSimRecordsEchoAndGarbage(t *testing.T) {
+	s, path := startSim(t, `{}`)
+	var rec safeBuffer
+	s.Record(&rec)
+	e := openEngine(t, path, nil)
+	s.Fault("echo", 0)
+	s.Fault("garbage", 0)
+	if _, err := e.Command(context.Background(), "AT+CGMI"); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := transcript.Parse("sim", strings.NewReader(rec.String()))
+	if err != nil {
+		t.Fatalf("the recording does not parse: %v\n%s", err, rec.String())
+	}
+	var echo, noise bool
+	for _, st := range tr.Steps {
+		if st.Kind != transcript.ModemRaw {
+			continue
+		}
+		echo = echo || st.Text == "AT+CGMI\r"
+		noise = noise || strings.HasPrefix(st.Text, "\r\n") && len(st.Text) > 4
+	}
+	if !echo || !noise {
+		t.Fatalf("echo recorded %v, garbage recorded %v:\n%s", echo, noise, rec.String())
+	}
+}
+
+type safeBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *safeBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *safeBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

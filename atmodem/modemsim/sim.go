@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mtcagent/mtcagent/atmodem/transcript"
 )
 
 // Sim is a stateful modem. It answers commands from its state in its
@@ -51,7 +53,7 @@ func New(sc *Scenario) *Sim {
 // Record writes a transcript of every exchange to w ("> " host to modem,
 // "< " modem to host), in the format of atmodem/transcript: a header saying
 // where it came from, then one step per line. Lines are written verbatim;
-// echo and garbage faults are not recorded.
+// an echo and garbage are raw ("<<") steps.
 func (s *Sim) Record(w io.Writer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -168,6 +170,15 @@ func (s *Sim) write(b string) {
 	s.conn.Write([]byte(b))
 }
 
+// writeRaw sends bytes that are not a framed line (an echo, noise) and
+// records them as a raw step. Called with s.mu held.
+func (s *Sim) writeRaw(b string) {
+	if s.record != nil {
+		fmt.Fprintf(s.record, "<< %s\n", transcript.Escape(b))
+	}
+	s.write(b)
+}
+
 func (s *Sim) emitLine(l string) {
 	if s.record != nil {
 		fmt.Fprintf(s.record, "< %s\n", l)
@@ -192,11 +203,11 @@ func (s *Sim) command(gen int, line string) {
 	if gen != s.connGen || time.Now().Before(s.down) || s.unplugged {
 		return
 	}
-	if s.echo {
-		s.write(line + "\r")
-	}
 	if s.record != nil {
 		fmt.Fprintf(s.record, "> %s\n", line)
+	}
+	if s.echo {
+		s.writeRaw(line + "\r")
 	}
 	if d := time.Until(s.silent); d > 0 {
 		s.held = append(s.held, line)
@@ -594,7 +605,7 @@ func (s *Sim) Fault(kind string, d time.Duration) {
 		for i := range noise {
 			noise[i] = byte(s.rnd.IntN(256))
 		}
-		s.write("\r\n" + string(noise) + "\r\n")
+		s.writeRaw("\r\n" + string(noise) + "\r\n")
 	case "partial":
 		if d <= 0 {
 			d = time.Second

@@ -5,8 +5,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
@@ -46,11 +49,15 @@ func startSim(file string) (string, func(), error) {
 func runSim(env *cli.Env, args []string) error {
 	fs := app.NewFlags(env, "sim")
 	scenario := fs.String("scenario", "", "scenario JSON file (see docs/simulator.md)")
+	listen := fs.String("listen", "", "serve on unix:PATH or tcp:HOST:PORT instead of a pty (one connection at a time)")
 	if err := cli.ParseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	if *scenario == "" {
 		return &cli.UsageError{Msg: "--scenario is required", Hint: "e.g. mtcagent sim --scenario examples/quectel-swap.json"}
+	}
+	if *listen != "" {
+		return listenSim(env, *scenario, *listen)
 	}
 	path, stop, err := startSim(*scenario)
 	if err != nil {
@@ -65,4 +72,52 @@ func runSim(env *cli.Env, args []string) error {
 	defer cancel()
 	<-ctx.Done()
 	return nil
+}
+
+// listenSim serves the scenario on a socket: each connection in turn gets
+// the simulated modem (a new one takes over, as a replugged cable would),
+// for a QEMU serial chardev or `mtcagent run --modem tcp:HOST:PORT`.
+func listenSim(env *cli.Env, file, addr string) error {
+	network, address, ok := strings.Cut(addr, ":")
+	if !ok || (network != "unix" && network != "tcp") || address == "" {
+		return cli.Usagef("--listen %q: want unix:PATH or tcp:HOST:PORT", addr)
+	}
+	sc, err := modemsim.Load(file)
+	if err != nil {
+		return &cli.UsageError{Msg: err.Error()}
+	}
+	ln, err := net.Listen(network, address)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	s := modemsim.New(sc)
+	s.Start()
+	defer s.Stop()
+	fmt.Fprintf(env.Stdout, "%s:%s\n", network, ln.Addr())
+	if f, ok := env.Stdout.(*os.File); ok {
+		f.Sync()
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	go func() { <-ctx.Done(); ln.Close() }()
+	var conns sync.WaitGroup
+	defer conns.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		conns.Add(1)
+		go func() {
+			defer conns.Done()
+			defer c.Close()
+			stop := context.AfterFunc(ctx, func() { c.Close() })
+			defer stop()
+			s.Serve(c)
+		}()
+	}
 }

@@ -23,7 +23,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 )
 
 // guest is one emulated machine.
@@ -307,17 +306,16 @@ func writeInitramfs(t *testing.T, path, initBin, agent string, spec any, state s
 	}
 }
 
-// serveModem accepts QEMU's connection on ln and connects it to the modem
-// simulator: `mtcagent sim --scenario` on a pty when the build has it, else
-// a minimal AT responder in this test. The returned stop ends the simulator
-// and the bridge; call it once QEMU has exited.
+// serveModem gives QEMU a modem on the unix socket ln listens on:
+// `mtcagent sim --scenario --listen unix:SOCK` when the build has the
+// simulator (ln is closed and the simulator listens at the same path),
+// else a minimal AT responder in this test. The returned stop ends it; call
+// it once QEMU has exited.
 func serveModem(t *testing.T, ln net.Listener, host string, haveSim bool) (stop func()) {
-	done := make(chan struct{})
-	var pty *os.File
-	var sim *exec.Cmd
-	simDone := make(chan struct{})
 	if haveSim {
-		sim = exec.Command(host, "sim", "--scenario", filepath.Join("testdata", "scenario.json"))
+		sock := ln.Addr().String()
+		ln.Close()
+		sim := exec.Command(host, "sim", "--scenario", filepath.Join("testdata", "scenario.json"), "--listen", "unix:"+sock)
 		stdout, err := sim.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -326,28 +324,31 @@ func serveModem(t *testing.T, ln net.Listener, host string, haveSim bool) (stop 
 		if err := sim.Start(); err != nil {
 			t.Fatal(err)
 		}
+		simDone := make(chan struct{})
 		go func() { sim.Wait(); close(simDone) }()
-		path, err := readPtyPath(stdout)
+		addr, err := readLine(stdout)
 		if err != nil {
 			sim.Process.Kill()
 			<-simDone
-			t.Fatalf("mtcagent sim: %v", err)
+			t.Fatalf("mtcagent sim --listen: %v", err)
 		}
 		go io.Copy(io.Discard, stdout)
-		pty, err = os.OpenFile(path, os.O_RDWR|syscall.O_NOCTTY, 0)
-		if err != nil {
-			sim.Process.Kill()
-			<-simDone
-			t.Fatal(err)
+		t.Logf("modem: mtcagent sim on %s", addr)
+		return func() {
+			sim.Process.Signal(syscall.SIGTERM)
+			t0 := time.Now()
+			select {
+			case <-simDone:
+				t.Logf("mtcagent sim exited %v after SIGTERM", time.Since(t0).Round(time.Millisecond))
+			case <-time.After(10 * time.Second):
+				sim.Process.Kill()
+				<-simDone
+				t.Error("mtcagent sim did not exit within 10s of SIGTERM")
+			}
 		}
-		if err := makeRawHost(int(pty.Fd())); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("modem: mtcagent sim on %s", path)
-	} else {
-		close(simDone)
-		t.Log("modem: this build has no 'sim' command; using the test's AT responder")
 	}
+	t.Log("modem: this build has no 'sim' command; using the test's AT responder")
+	done := make(chan struct{})
 	var mu sync.Mutex
 	var conn net.Conn
 	go func() {
@@ -360,49 +361,26 @@ func serveModem(t *testing.T, ln net.Listener, host string, haveSim bool) (stop 
 		conn = c
 		mu.Unlock()
 		defer c.Close()
-		if pty == nil {
-			fakeModem(c)
-			return
-		}
-		go io.Copy(pty, c)
-		io.Copy(c, pty) // ends when the pty is closed or the simulator exits
+		fakeModem(c)
 	}()
 	return func() {
 		ln.Close()
-		// Our end of the pty first: the simulator's PTY server waits for
-		// the terminal to be released before it stops.
-		if pty != nil {
-			pty.Close()
-		}
 		mu.Lock()
 		if conn != nil {
 			conn.Close()
 		}
 		mu.Unlock()
-		if sim != nil {
-			sim.Process.Signal(syscall.SIGTERM)
-			t0 := time.Now()
-			select {
-			case <-simDone:
-				t.Logf("mtcagent sim exited %v after SIGTERM", time.Since(t0).Round(time.Millisecond))
-			case <-time.After(5 * time.Second):
-				// Not this test's subject: note it for the simulator's
-				// owner and end it.
-				wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", sim.Process.Pid))
-				t.Logf("NOTE: mtcagent sim did not exit within 5s of SIGTERM (wchan %s); killing it", wchan)
-				sim.Process.Kill()
-				<-simDone
-			}
-		}
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
-			t.Error("modem bridge did not stop")
+			t.Error("the AT responder did not stop")
 		}
 	}
 }
 
-func readPtyPath(r io.Reader) (string, error) {
+// readLine returns the first non-empty line the simulator prints: where it
+// serves (DESIGN §4 prints the pty path; --listen the socket).
+func readLine(r io.Reader) (string, error) {
 	sc := bufio.NewScanner(r)
 	deadline := time.AfterFunc(30*time.Second, func() {
 		if c, ok := r.(io.Closer); ok {
@@ -410,29 +388,12 @@ func readPtyPath(r io.Reader) (string, error) {
 		}
 	})
 	defer deadline.Stop()
-	// The first line is the path of the simulator's terminal (DESIGN §4).
 	for sc.Scan() {
 		if p := strings.TrimSpace(sc.Text()); p != "" {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("printed no device path")
-}
-
-func makeRawHost(fd int) error {
-	var t syscall.Termios
-	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TCGETS, uintptr(unsafe.Pointer(&t))); e != 0 {
-		return e
-	}
-	t.Iflag &^= syscall.IGNBRK | syscall.BRKINT | syscall.PARMRK | syscall.ISTRIP | syscall.INLCR | syscall.IGNCR | syscall.ICRNL | syscall.IXON
-	t.Oflag &^= syscall.OPOST
-	t.Lflag &^= syscall.ECHO | syscall.ECHONL | syscall.ICANON | syscall.ISIG | syscall.IEXTEN
-	t.Cflag &^= syscall.CSIZE | syscall.PARENB
-	t.Cflag |= syscall.CS8
-	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TCSETS, uintptr(unsafe.Pointer(&t))); e != 0 {
-		return e
-	}
-	return nil
+	return "", fmt.Errorf("printed no address")
 }
 
 // fakeModem answers AT commands like a plain 27.007 modem with the

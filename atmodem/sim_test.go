@@ -1,6 +1,7 @@
 package atmodem_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -453,7 +454,7 @@ func TestUnplugReopensWithoutLeaks(t *testing.T) {
 // garbage are raw steps, so a replay gives the host the same bytes.
 func TestSimRecordsEchoAndGarbage(t *testing.T) {
 	s, path := startSim(t, `{}`)
-	var rec safeBuffer
+	var rec syncBuffer
 	s.Record(&rec)
 	e := openEngine(t, path, nil)
 	s.Fault("echo", 0)
@@ -461,9 +462,9 @@ func TestSimRecordsEchoAndGarbage(t *testing.T) {
 	if _, err := e.Command(context.Background(), "AT+CGMI"); err != nil {
 		t.Fatal(err)
 	}
-	tr, err := transcript.Parse("sim", strings.NewReader(rec.String()))
+	tr, err := transcript.Parse("sim", bytes.NewReader(rec.Bytes()))
 	if err != nil {
-		t.Fatalf("the recording does not parse: %v\n%s", err, rec.String())
+		t.Fatalf("the recording does not parse: %v\n%s", err, rec.Bytes())
 	}
 	var echo, noise bool
 	for _, st := range tr.Steps {
@@ -474,23 +475,6 @@ func TestSimRecordsEchoAndGarbage(t *testing.T) {
 		noise = noise || strings.HasPrefix(st.Text, "\r\n") && len(st.Text) > 4
 	}
 	if !echo || !noise {
-		t.Fatalf("echo recorded %v, garbage recorded %v:\n%s", echo, noise, rec.String())
+		t.Fatalf("echo recorded %v, garbage recorded %v:\n%s", echo, noise, rec.Bytes())
 	}
-}
-
-type safeBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *safeBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *safeBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -66,13 +66,7 @@ func startMDTDevice(t *testing.T, dir string, m *mdtDevice) (*Server, *syncBuf) 
 	t.Helper()
 	dev := newTestDevice(t, "dev1")
 	dev.mdt = m.serve
-	cfg := parseTestConfig(t, testConfigText(dev))
-	s, addr, _, log := startServer(t, cfg, dir)
-	c, err := uplink.Dial(context.Background(), dev.uplinkConfig(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	s, _, log := startWithDevice(t, dev, dir)
 	return s, log
 }
 

@@ -38,16 +38,23 @@ func startServer(t *testing.T, cfg *Config, dir string) (*Server, string, string
 	return s, da.String(), sa.String(), log
 }
 
-func TestDeviceTokens(t *testing.T) {
-	dev := newTestDevice(t, "dev1")
-	cfg := parseTestConfig(t, testConfigText(dev))
-	s, addr, _, log := startServer(t, cfg, t.TempDir())
-	ctx := context.Background()
-	c, err := uplink.Dial(ctx, dev.uplinkConfig(addr))
+// startWithDevice runs a collector that knows dev (and the test SCSs) with
+// its state in dir, and connects dev to it.
+func startWithDevice(t *testing.T, dev *testDevice, dir string) (*Server, *uplink.Client, *syncBuf) {
+	t.Helper()
+	s, addr, _, log := startServer(t, parseTestConfig(t, testConfigText(dev)), dir)
+	c, err := uplink.Dial(context.Background(), dev.uplinkConfig(addr))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return s, c, log
+}
+
+func TestDeviceTokens(t *testing.T) {
+	dev := newTestDevice(t, "dev1")
+	s, c, log := startWithDevice(t, dev, t.TempDir())
+	ctx := context.Background()
 	waitFor(t, 10*time.Second, "nonce attestation", func() bool { return strings.Contains(log.String(), "binding attestation verified (nonce") })
 
 	post := func(path string, tok []byte) uplink.Code {
@@ -153,14 +160,8 @@ func TestConfigErrors(t *testing.T) {
 // that is not one CBOR item is refused and changes nothing.
 func TestScheduledReport(t *testing.T) {
 	dev := newTestDevice(t, "dev1")
-	cfg := parseTestConfig(t, testConfigText(dev))
-	s, addr, _, log := startServer(t, cfg, t.TempDir())
+	s, c, log := startWithDevice(t, dev, t.TempDir())
 	ctx := context.Background()
-	c, err := uplink.Dial(ctx, dev.uplinkConfig(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	rep, _ := cbor.Marshal(map[string]any{"t": 1_800_000_000, "status": "reachable"})
 	if code, _, err := c.Post(ctx, uplink.PathReport, rep); err != nil || code != uplink.Changed {
 		t.Fatalf("report: %v %v", code, err)

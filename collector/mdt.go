@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -29,8 +30,50 @@ const MDTDir = "mdt"
 const mdtMaxPages = 20000
 
 // MDTPath returns the file holding a device's pulled measurement records.
-func (s *Server) MDTPath(id string) string {
-	return filepath.Join(s.st.dir, MDTDir, url.PathEscape(id)+".cbor")
+func (s *Server) MDTPath(id string) string { return MDTFile(s.st.dir, id) }
+
+// MDTFile is the file holding device id's pulled measurement records in
+// the collector state directory stateDir.
+func MDTFile(stateDir, id string) string {
+	return filepath.Join(stateDir, MDTDir, url.PathEscape(id)+".cbor")
+}
+
+// ErrMDTTail is returned by ReadMDT when the file ends in part of a record
+// (a power cut during an append); the records before it were all read.
+var ErrMDTTail = errors.New("collector: the MDT file ends in an incomplete record")
+
+// ReadMDT calls fn for each measurement record pulled from device id, in
+// order. A record that does not decode stops the reading with an error
+// naming its offset; nothing after it is returned as valid.
+func ReadMDT(stateDir, id string, fn func(mdtlog.Record) error) (int, error) {
+	b, err := os.ReadFile(MDTFile(stateDir, id))
+	if err != nil {
+		return 0, err
+	}
+	dec := cbor.NewDecoder(bytes.NewReader(b))
+	n := 0
+	for {
+		off := dec.NumBytesRead()
+		var raw cbor.RawMessage
+		err := dec.Decode(&raw)
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return n, fmt.Errorf("%w (at byte %d of %d)", ErrMDTTail, off, len(b))
+		}
+		if err != nil {
+			return n, fmt.Errorf("collector: MDT record at byte %d: %w", off, err)
+		}
+		var r mdtlog.Record
+		if err := r.UnmarshalCBOR(raw); err != nil {
+			return n, fmt.Errorf("collector: MDT record at byte %d: %w", off, err)
+		}
+		if err := fn(r); err != nil {
+			return n, err
+		}
+		n++
+	}
 }
 
 // maybePullMDT pulls the device's measurement log on a new session (now)

@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -127,19 +128,8 @@ func TestMDTPull(t *testing.T) {
 
 func countRecords(t *testing.T, path string) int {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	dec := cbor.NewDecoder(strings.NewReader(string(b)))
-	n := 0
-	for {
-		var raw cbor.RawMessage
-		if dec.Decode(&raw) != nil {
-			return n
-		}
-		n++
-	}
+	n, _ := ReadMDT(filepath.Dir(filepath.Dir(path)), strings.TrimSuffix(filepath.Base(path), ".cbor"), func(mdtlog.Record) error { return nil })
+	return n
 }
 
 // A page with a record that does not decode is refused whole: nothing of

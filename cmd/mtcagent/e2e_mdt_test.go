@@ -3,17 +3,14 @@
 package main
 
 import (
-	"bytes"
 	"errors"
-	"io"
 	"math"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
-
+	"github.com/mtcagent/mtcagent/collector"
 	"github.com/mtcagent/mtcagent/mdtlog"
 )
 
@@ -50,7 +47,6 @@ location = region:2km
 	if code, out, errs := run(t, "mdt", "consent", "--yes", "--state-dir", e.state); code != 0 {
 		t.Fatalf("consent: %d %s %s", code, out, errs)
 	}
-	path := e.srv.MDTPath("meter-1")
 	deadline := time.Now().Add(scaled(20 * time.Second))
 	var recs []mdtlog.Record
 	for len(recs) < 3 {
@@ -58,7 +54,7 @@ location = region:2km
 			t.Fatalf("collector has %d MDT records; collector log:\n%s\nagent log:\n%s", len(recs), strings.Join(e.log.all(), "\n"), d.stderr)
 		}
 		time.Sleep(200 * time.Millisecond)
-		recs = readMDTFile(t, path)
+		recs = readMDTFile(t, e.colState, "meter-1")
 	}
 	d.stop(t)
 	for i, r := range recs {
@@ -80,31 +76,15 @@ location = region:2km
 	}
 }
 
-// readMDTFile decodes the collector's CBOR sequence of records.
-func readMDTFile(t *testing.T, path string) []mdtlog.Record {
+// readMDTFile returns the records the collector stored, if any yet.
+func readMDTFile(t *testing.T, state, device string) []mdtlog.Record {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := cbor.NewDecoder(bytes.NewReader(b))
 	var out []mdtlog.Record
-	for {
-		var raw cbor.RawMessage
-		if err := dec.Decode(&raw); err == io.EOF {
-			return out
-		} else if err != nil {
-			t.Fatalf("collector's MDT file: %v", err)
-		}
-		var r mdtlog.Record
-		if err := r.UnmarshalCBOR(raw); err != nil {
-			t.Fatalf("collector's MDT file: %v", err)
-		}
-		out = append(out, r)
+	_, err := collector.ReadMDT(state, device, func(r mdtlog.Record) error { out = append(out, r); return nil })
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("collector's MDT file: %v", err)
 	}
+	return out
 }
 
 // TestScheduledReportsToCollector: with [privacy] schedule, the daemon

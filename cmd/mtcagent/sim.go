@@ -56,8 +56,12 @@ func runSim(env *cli.Env, args []string) error {
 	if *scenario == "" {
 		return &cli.UsageError{Msg: "--scenario is required", Hint: "e.g. mtcagent sim --scenario examples/quectel-swap.json"}
 	}
+	// Catch SIGTERM before printing where the modem is: whoever reads that
+	// line may stop us at once.
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
 	if *listen != "" {
-		return listenSim(env, *scenario, *listen)
+		return listenSim(ctx, env, *scenario, *listen)
 	}
 	path, stop, err := startSim(*scenario)
 	if err != nil {
@@ -68,8 +72,6 @@ func runSim(env *cli.Env, args []string) error {
 	if f, ok := env.Stdout.(*os.File); ok {
 		f.Sync()
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer cancel()
 	<-ctx.Done()
 	return nil
 }
@@ -77,7 +79,7 @@ func runSim(env *cli.Env, args []string) error {
 // listenSim serves the scenario on a socket: each connection in turn gets
 // the simulated modem (a new one takes over, as a replugged cable would),
 // for a QEMU serial chardev or `mtcagent run --modem tcp:HOST:PORT`.
-func listenSim(env *cli.Env, file, addr string) error {
+func listenSim(ctx context.Context, env *cli.Env, file, addr string) error {
 	network, address, ok := strings.Cut(addr, ":")
 	if !ok || (network != "unix" && network != "tcp") || address == "" {
 		return cli.Usagef("--listen %q: want unix:PATH or tcp:HOST:PORT", addr)
@@ -98,8 +100,6 @@ func listenSim(env *cli.Env, file, addr string) error {
 	if f, ok := env.Stdout.(*os.File); ok {
 		f.Sync()
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer cancel()
 	go func() { <-ctx.Done(); ln.Close() }()
 	var conns sync.WaitGroup
 	defer conns.Wait()

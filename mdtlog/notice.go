@@ -14,7 +14,7 @@ const WhatIsLogged = "time (and whether the clock was synchronised), serving cel
 // the logging the configuration c describes.
 func Notice(c Config) string {
 	var b strings.Builder
-	session := "for " + humanDuration(c.Duration) + " each time a logging session starts (after your consent, or when the operator's collector asks for one)"
+	session := "for " + humanDuration(c.Duration) + " each time a logging session starts (when you consent, and each time the agent starts while your consent stands)"
 	if c.Duration == 0 {
 		session = "continuously"
 	}

@@ -111,13 +111,8 @@ func LoadConfig(path string) (Config, error) {
 		case "recipient":
 			c.Recipient = e.Value
 		case "gnss":
-			switch e.Value {
-			case "on":
-				c.GNSS = true
-			case "off":
-				c.GNSS = false
-			default:
-				err = fmt.Errorf("%q: want on or off", e.Value)
+			if c.GNSS, err = e.OnOff(); err != nil {
+				return c, s.Errorf(e.Line, "%v", err)
 			}
 		}
 		if err != nil {

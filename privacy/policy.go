@@ -173,14 +173,7 @@ func ParsePolicy(f *config.File) (*Policy, error) {
 					err = fmt.Errorf("device_class %q: want default or no_location_tracking", e.Value)
 				}
 			case "padding":
-				switch e.Value {
-				case "on":
-					p.Padding = true
-				case "off":
-					p.Padding = false
-				default:
-					err = fmt.Errorf("padding %q: want on or off", e.Value)
-				}
+				p.Padding, err = e.OnOff()
 			case "schedule":
 				d, perr := time.ParseDuration(e.Value)
 				switch {

@@ -44,6 +44,17 @@ type Entry struct {
 	Line       int
 }
 
+// OnOff parses a switch: "on" or "off", nothing else.
+func (e Entry) OnOff() (bool, error) {
+	switch e.Value {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("%s %q: want on or off", e.Key, e.Value)
+}
+
 // Error is a configuration problem at a line of a file.
 type Error struct {
 	Path string

@@ -63,3 +63,16 @@ func FuzzParse(f *testing.F) {
 		Parse("fuzz", s)
 	})
 }
+
+func TestOnOff(t *testing.T) {
+	for _, tc := range []struct {
+		v    string
+		want bool
+		err  string
+	}{{"on", true, ""}, {"off", false, ""}, {"yes", false, `gnss "yes": want on or off`}, {"On", false, "want on or off"}} {
+		got, err := Entry{Key: "gnss", Value: tc.v}.OnOff()
+		if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%q: %v %v", tc.v, got, err)
+		}
+	}
+}

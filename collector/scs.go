@@ -42,17 +42,8 @@ func (s *Server) audit(rec AuditRecord) {
 
 // serveSCS handles an application server's request.
 func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
-	var method string
-	switch r.Code() {
-	case codes.GET:
-		method = "GET"
-	case codes.POST:
-		method = "POST"
-	case codes.PUT:
-		method = "PUT"
-	case codes.DELETE:
-		method = "DELETE"
-	default:
+	method, path := uplink.RequestLine(r)
+	if method == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
@@ -62,8 +53,6 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 	if ok {
 		x = s.cfg.scsByPSK(string(st.IdentityHint))
 	}
-	path, _ := r.Options().Path()
-	path = "/" + strings.TrimPrefix(path, "/")
 	rec := AuditRecord{Method: method, Path: path}
 	if x == nil {
 		rec.SCS, rec.Decision, rec.Code = "?", "denied (unauthenticated)", codeText(codes.Unauthorized)

@@ -356,10 +356,7 @@ func (s *Server) serveDevice(w *responsewriter.ResponseWriter[*udpClient.Conn], 
 		_ = w.SetResponse(codes.Unauthorized, message.TextPlain, nil)
 		return
 	}
-	path, _ := r.Options().Path()
-	if len(path) > 0 && path[0] != '/' {
-		path = "/" + path
-	}
+	_, path := uplink.RequestLine(r)
 	if path == uplink.PathReport {
 		_ = w.SetResponse(s.acceptReport(d, r), message.TextPlain, nil)
 		return

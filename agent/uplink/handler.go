@@ -3,6 +3,7 @@ package uplink
 import (
 	"bytes"
 	"context"
+	"strings"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -73,8 +74,10 @@ func (f HandlerFunc) ServeUplink(ctx context.Context, r *Request) (Code, []byte)
 // maxRequest bounds a server request's payload.
 const maxRequest = 4096
 
-func (c *Client) serve(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
-	var method string
+// RequestLine returns a CoAP request's method ("GET", "POST", "PUT",
+// "DELETE"; "" for a response or a signal, which no handler answers) and
+// its path, always with a leading "/".
+func RequestLine(r *pool.Message) (method, path string) {
 	switch r.Code() {
 	case codes.GET:
 		method = "GET"
@@ -84,15 +87,15 @@ func (c *Client) serve(w *responsewriter.ResponseWriter[*udpClient.Conn], r *poo
 		method = "PUT"
 	case codes.DELETE:
 		method = "DELETE"
-	default:
+	}
+	path, _ = r.Options().Path()
+	return method, "/" + strings.TrimPrefix(path, "/")
+}
+
+func (c *Client) serve(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
+	method, path := RequestLine(r)
+	if method == "" {
 		return // responses and signals are not ours to answer
-	}
-	path, err := r.Options().Path()
-	if err != nil {
-		path = "/"
-	}
-	if len(path) == 0 || path[0] != '/' {
-		path = "/" + path
 	}
 	c.touch()
 	req := &Request{Peer: c.Peer(), Method: method, Path: path}

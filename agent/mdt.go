@@ -221,8 +221,11 @@ var errPageFull = errors.New("page full")
 // fail authentication are skipped here as everywhere (mdtlog reports them).
 // mask, when not nil, reduces each record to what its recipient may see.
 func (m *MDT) Page(after *mdtlog.Position, maxBytes int, mask func(*mdtlog.Record)) (recs [][]byte, last mdtlog.Position, more bool, err error) {
-	size := 0
-	_, err = m.Store.Records(func(e mdtlog.Entry) error {
+	size, from := 0, uint64(0)
+	if after != nil {
+		from = after.Segment
+	}
+	_, err = m.Store.RecordsFrom(from, func(e mdtlog.Entry) error {
 		if after != nil && !positionAfter(e.Pos, *after) {
 			return nil
 		}

@@ -624,6 +624,13 @@ func (r *ScanReport) addErr(err error) {
 // in the ScanReport, never passed to fn; a bad record does not hide those
 // before it. fn returning an error stops the scan with that error.
 func (s *Store) Records(fn func(Entry) error) (ScanReport, error) {
+	return s.RecordsFrom(0, fn)
+}
+
+// RecordsFrom is Records starting at segment seq: earlier segments are
+// neither read nor counted in the report. An upload resumes with it
+// without decrypting what it already sent.
+func (s *Store) RecordsFrom(seq uint64, fn func(Entry) error) (ScanReport, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var rep ScanReport
@@ -636,6 +643,9 @@ func (s *Store) Records(fn func(Entry) error) (ScanReport, error) {
 	}
 	var ferr error
 	for _, sg := range segs {
+		if sg.seq < seq {
+			continue
+		}
 		rep.Segments++
 		rep.Bytes += sg.size
 		if ferr != nil {

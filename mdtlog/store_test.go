@@ -566,3 +566,24 @@ func TestDamagedKeyStillClears(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// RecordsFrom starts at a segment and reads nothing before it.
+func TestRecordsFrom(t *testing.T) {
+	s := openTest(t, t.TempDir(), Options{SegmentBytes: 4 << 10, MaxBytes: 1 << 20, Retention: -1})
+	consent(t, s)
+	for i := range 120 {
+		if err := s.Append(testRecord(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, _ := readAll(t, s)
+	second := all[len(all)-1].Pos.Segment
+	var from []Entry
+	rep, err := s.RecordsFrom(second, func(e Entry) error { from = append(from, e); return nil })
+	if err != nil || len(from) == 0 || from[0].Pos.Segment != second || rep.Segments != 1 {
+		t.Fatalf("from segment %d: %d records, first %+v, report %+v, %v", second, len(from), from[0].Pos, rep, err)
+	}
+	if tail := all[len(all)-len(from):]; tail[0].Pos != from[0].Pos || len(all) <= len(from) {
+		t.Fatalf("RecordsFrom is not the tail of Records: %+v vs %+v", tail[0].Pos, from[0].Pos)
+	}
+}

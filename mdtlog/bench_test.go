@@ -181,6 +181,80 @@ func (l *floorLog) append() error {
 	return datasync(l.f)
 }
 
+// BenchmarkDeviceWrites counts what durable appends cost the block device
+// under the temporary directory, as the kernel accounts it: write
+// requests, bytes written (file data, file system journal and metadata)
+// and cache flushes per append, for the log and for bbolt, alternating in
+// batches. On this benchmark's VM disk (volatile write cache) the flushes
+// set the pace, and BenchmarkAppendRatio shows it; on flash without one
+// (SD cards, eMMC, raw NAND) the writes do, and the bytes are what wears
+// the flash. Other processes writing to the same device at the same time
+// add to both stores alike; the figures are medians over runs. Skipped
+// where the directory has no block device to read (tmpfs, overlayfs).
+func BenchmarkDeviceWrites(b *testing.B) {
+	read, err := blockDevStat(b.TempDir())
+	if err != nil {
+		b.Skipf("no block device counters: %v", err)
+	}
+	s := benchStore(b)
+	l := openBolt(b, b.TempDir())
+	rec := testRecord(1)
+	plain, _ := rec.MarshalCBOR()
+	if err := s.Append(rec); err != nil {
+		b.Fatal(err)
+	}
+	if err := l.append(0, plain); err != nil {
+		b.Fatal(err)
+	}
+	const batch = 50
+	var logC, boltC devCounters
+	add := func(sum *devCounters, from, to devCounters) {
+		sum.writes += to.writes - from.writes
+		sum.bytes += to.bytes - from.bytes
+		sum.flushes += to.flushes - from.flushes
+	}
+	seq := uint64(0)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c0, err := read()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range batch {
+			if err := s.Append(rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c1, err := read()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for range batch {
+			seq++
+			if err := l.append(seq, plain); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c2, err := read()
+		if err != nil {
+			b.Fatal(err)
+		}
+		add(&logC, c0, c1)
+		add(&boltC, c1, c2)
+	}
+	n := float64(b.N * batch)
+	b.ReportMetric(float64(logC.bytes)/n, "mdtlog-dev-B/append")
+	b.ReportMetric(float64(boltC.bytes)/n, "bbolt-dev-B/append")
+	b.ReportMetric(float64(logC.writes)/n, "mdtlog-dev-writes/append")
+	b.ReportMetric(float64(boltC.writes)/n, "bbolt-dev-writes/append")
+	b.ReportMetric(float64(logC.flushes)/n, "mdtlog-dev-flushes/append")
+	b.ReportMetric(float64(boltC.flushes)/n, "bbolt-dev-flushes/append")
+	if logC.bytes > 0 && logC.writes > 0 {
+		b.ReportMetric(float64(boltC.bytes)/float64(logC.bytes), "x-bbolt-dev-bytes")
+		b.ReportMetric(float64(boltC.writes)/float64(logC.writes), "x-bbolt-dev-writes")
+	}
+}
+
 // BenchmarkDiskPerRecord reports bytes on disk per record beyond the
 // record's CBOR encoding (framing, tag, amortised segment header), and the
 // total bytes per record of each store.

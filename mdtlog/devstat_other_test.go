@@ -1,0 +1,11 @@
+//go:build !linux
+
+package mdtlog
+
+import "errors"
+
+type devCounters struct{ writes, bytes, flushes int64 }
+
+func blockDevStat(string) (func() (devCounters, error), error) {
+	return nil, errors.New("block device counters are read on Linux only")
+}

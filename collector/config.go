@@ -22,12 +22,17 @@ const (
 	ClassTrigger = "trigger"
 )
 
+// DefaultMDTKeep is how long the collector keeps the measurement records it
+// pulled, unless mdt_keep says otherwise.
+const DefaultMDTKeep = 30 * 24 * time.Hour
+
 // Config is the collector's configuration file, parsed.
 type Config struct {
 	HeartbeatTimeout time.Duration // a device is overdue after this without a heartbeat
 	SessionIdle      time.Duration // a device session with no inbound traffic is dropped after this
 	MaxAge           time.Duration // oldest token accepted (outbox delivery after an outage)
 	MDTPull          time.Duration // pull devices' measurement logs this often; 0: never
+	MDTKeep          time.Duration // drop pulled measurement records older than this; 0: keep them all
 	Devices          map[string]*Device
 	SCS              map[string]*SCS
 }
@@ -74,6 +79,7 @@ func ParseConfig(f *config.File) (*Config, error) {
 		SessionIdle:      60 * time.Second,
 		MaxAge:           30 * 24 * time.Hour,
 		MDTPull:          time.Hour,
+		MDTKeep:          DefaultMDTKeep,
 		Devices:          map[string]*Device{},
 		SCS:              map[string]*SCS{},
 	}
@@ -85,7 +91,7 @@ func ParseConfig(f *config.File) (*Config, error) {
 		}
 	}
 	if s := f.Section("collector"); s != nil {
-		if err := s.Unknown("heartbeat_timeout", "session_idle", "max_age", "mdt_pull"); err != nil {
+		if err := s.Unknown("heartbeat_timeout", "session_idle", "max_age", "mdt_pull", "mdt_keep"); err != nil {
 			return nil, err
 		}
 		for key, dst := range map[string]*time.Duration{"heartbeat_timeout": &c.HeartbeatTimeout, "session_idle": &c.SessionIdle, "max_age": &c.MaxAge} {
@@ -96,6 +102,11 @@ func ParseConfig(f *config.File) (*Config, error) {
 		if e, ok := s.Get("mdt_pull"); ok && e.Value == "off" {
 			c.MDTPull = 0
 		} else if err := duration(s, "mdt_pull", &c.MDTPull); err != nil {
+			return nil, err
+		}
+		if e, ok := s.Get("mdt_keep"); ok && e.Value == "forever" {
+			c.MDTKeep = 0
+		} else if err := duration(s, "mdt_keep", &c.MDTKeep); err != nil {
 			return nil, err
 		}
 	}

@@ -121,6 +121,9 @@ func (s *Server) pullMDT(ctx context.Context, d *Device, cc *udpClient.Conn) err
 	ds.MDTPulledAt = s.now()
 	cursor := ds.MDTCursor
 	s.mu.Unlock()
+	if err := s.tidyMDT(d.ID); err != nil {
+		return err
+	}
 	stored, err := s.pullPages(ctx, d, cc, &cursor)
 	if stored == 0 {
 		return err
@@ -193,6 +196,8 @@ func (s *Server) pullPages(ctx context.Context, d *Device, cc *udpClient.Conn, c
 
 // appendMDT appends whole records to the device's file and syncs it.
 func (s *Server) appendMDT(id string, b []byte) error {
+	s.mdtFileMu.Lock()
+	defer s.mdtFileMu.Unlock()
 	p := s.MDTPath(id)
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
@@ -217,4 +222,99 @@ func (s *Server) appendMDT(id string, b []byte) error {
 		return fmt.Errorf("store MDT records: %w", err)
 	}
 	return fsutil.SyncDir(filepath.Dir(p))
+}
+
+// mdtTidyEvery is how often Run applies mdt_keep to every device's file
+// (pulls apply it too, before storing).
+const mdtTidyEvery = time.Hour
+
+// tidyAllMDT applies mdt_keep to the files of all configured devices.
+func (s *Server) tidyAllMDT() {
+	for id := range s.cfg.Devices {
+		if err := s.tidyMDT(id); err != nil {
+			s.logf("ERROR device %s: %v", id, err)
+		}
+	}
+}
+
+// tidyMDT keeps a device's MDT file to mdt_keep and to whole records: it
+// removes the records that have expired (see mdtSpan) and an incomplete
+// record at the end, which a power cut during a store leaves and which
+// would otherwise swallow the next records appended. The file is replaced
+// atomically. A record that does not decode stops it: nothing is removed
+// that cannot be read, and the error names the record's offset.
+func (s *Server) tidyMDT(id string) error {
+	s.mdtFileMu.Lock()
+	defer s.mdtFileMu.Unlock()
+	p := s.MDTPath(id)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("tidy MDT records: %w", err)
+	}
+	var cutoff time.Time
+	if s.cfg.MDTKeep > 0 {
+		cutoff = s.now().Add(-s.cfg.MDTKeep)
+	}
+	sp, err := mdtSpan(b, cutoff)
+	if err != nil {
+		return fmt.Errorf("tidy MDT records: %w", err)
+	}
+	if sp.start == 0 && sp.end == len(b) {
+		return nil
+	}
+	if err := fsutil.WriteFileAtomic(p, b[sp.start:sp.end], 0o600); err != nil {
+		return fmt.Errorf("tidy MDT records: %w", err)
+	}
+	if sp.expired > 0 {
+		s.logf("device %s: %d MDT records older than %s removed (%d bytes)", id, sp.expired, s.cfg.MDTKeep, sp.start)
+	}
+	if sp.end < len(b) {
+		s.logf("device %s: MDT file ended in an incomplete record (%d bytes, a store cut short); removed", id, len(b)-sp.end)
+	}
+	return nil
+}
+
+// span is the part of an MDT file to keep: b[start:end].
+type span struct {
+	start, end int
+	expired    int // records before start
+}
+
+// mdtSpan finds, in an MDT file's contents, the records to keep: those
+// after the last record that was logged before cutoff by a synchronised
+// clock, up to the last whole record. Records are in logging order, so
+// every record before that one was logged earlier, also those whose clock
+// was not synchronised (a 1970 timestamp says nothing of their age). A
+// zero cutoff expires nothing.
+func mdtSpan(b []byte, cutoff time.Time) (span, error) {
+	dec := cbor.NewDecoder(bytes.NewReader(b))
+	var sp span
+	n := 0
+	for {
+		off := dec.NumBytesRead()
+		var raw cbor.RawMessage
+		err := dec.Decode(&raw)
+		if errors.Is(err, io.EOF) {
+			sp.end = len(b)
+			return sp, nil
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			sp.end = off
+			return sp, nil
+		}
+		var r mdtlog.Record
+		if err == nil {
+			err = r.UnmarshalCBOR(raw)
+		}
+		if err != nil {
+			return span{}, fmt.Errorf("record at byte %d: %w", off, err)
+		}
+		n++
+		if !cutoff.IsZero() && r.ClockSynced && r.Time.Before(cutoff) {
+			sp.start, sp.expired = dec.NumBytesRead(), n
+		}
+	}
 }

@@ -1,7 +1,9 @@
 package collector
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -150,5 +152,114 @@ func TestMDTPullRefusesBadPage(t *testing.T) {
 	s.mu.Unlock()
 	if n := countRecords(t, s.MDTPath("dev1")); n != 2 || len(acks) != 1 || acks[0] != *cur || *cur != (uplink.MDTPos{Segment: 7, Index: 1}) {
 		t.Fatalf("stored %d records, acks %v, cursor %v; want the first page only, acked", n, acks, cur)
+	}
+}
+
+func mdtRec(t *testing.T, at time.Time, synced bool) []byte {
+	t.Helper()
+	b, err := mdtlog.Record{Time: at, ClockSynced: synced}.MarshalCBOR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestMDTSpan(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	cutoff := now.Add(-30 * 24 * time.Hour)
+	old := mdtRec(t, cutoff.Add(-time.Hour), true)
+	fresh := mdtRec(t, now, true)
+	boot := mdtRec(t, time.Unix(0, 0), false) // a 1970 clock: its age is unknown
+	join := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	cases := []struct {
+		name       string
+		file       []byte
+		cutoff     time.Time
+		start, end int
+		expired    int
+	}{
+		{"empty", nil, cutoff, 0, 0, 0},
+		{"nothing expired", join(fresh, fresh), cutoff, 0, 2 * len(fresh), 0},
+		{"expired prefix", join(old, old, fresh), cutoff, 2 * len(old), 2*len(old) + len(fresh), 2},
+		{"unsynced before an expired record goes with it", join(boot, old, fresh), cutoff, len(boot) + len(old), len(boot) + len(old) + len(fresh), 2},
+		{"unsynced after the last expired record stays", join(old, boot, fresh), cutoff, len(old), len(old) + len(boot) + len(fresh), 1},
+		{"only unsynced records: none expire", join(boot, boot), cutoff, 0, 2 * len(boot), 0},
+		{"keep forever", join(old, fresh), time.Time{}, 0, len(old) + len(fresh), 0},
+		{"torn tail", join(fresh, fresh[:len(fresh)-3]), cutoff, 0, len(fresh), 0},
+		{"expired and torn", join(old, fresh, fresh[:4]), cutoff, len(old), len(old) + len(fresh), 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			sp, err := mdtSpan(c.file, c.cutoff)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sp.start != c.start || sp.end != c.end || sp.expired != c.expired {
+				t.Fatalf("span %+v, want start %d end %d expired %d", sp, c.start, c.end, c.expired)
+			}
+		})
+	}
+	// A record that is whole but not a record stops it, naming the offset.
+	_, err := mdtSpan(join(fresh, []byte{0xa1, 0x01, 0x61, 0x78}, fresh), cutoff)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("record at byte %d", len(fresh))) {
+		t.Fatalf("damaged record: %v", err)
+	}
+}
+
+// Before storing what it pulls, the collector applies mdt_keep to the
+// device's file and removes an incomplete last record, so that the new
+// records can be read after it.
+func TestMDTPullTidiesFile(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	old := mdtRec(t, now.Add(-31*24*time.Hour), true)
+	kept := mdtRec(t, now.Add(-29*24*time.Hour), true)
+	file := string(old) + string(old) + string(kept) + string(kept[:5])
+	p := MDTFile(dir, "dev1")
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := &mdtDevice{n: 2, bad: -1}
+	_, log := startMDTDevice(t, dir, m)
+	waitFor(t, 10*time.Second, "MDT records stored", func() bool { return strings.Contains(log.String(), "2 MDT records stored") })
+	for _, want := range []string{"device dev1: 2 MDT records older than 720h0m0s removed", "ended in an incomplete record (5 bytes"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	var times []int64
+	_, err := ReadMDT(dir, "dev1", func(r mdtlog.Record) error { times = append(times, r.Time.Unix()); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int64{now.Add(-29 * 24 * time.Hour).Unix(), 1_800_000_000, 1_800_000_001}
+	if fmt.Sprint(times) != fmt.Sprint(want) {
+		t.Fatalf("records %v, want %v", times, want)
+	}
+}
+
+// mdt_keep also applies to devices that do not come back: the collector
+// tidies every device's file hourly, starting a second after it starts.
+func TestMDTKeepWithoutPull(t *testing.T) {
+	dir := t.TempDir()
+	dev := newTestDevice(t, "dev1")
+	now := time.Now()
+	p := MDTFile(dir, "dev1")
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	file := append(mdtRec(t, now.Add(-50*time.Hour), true), mdtRec(t, now, true)...)
+	if err := os.WriteFile(p, file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, log := startServer(t, parseTestConfig(t, "[collector]\nmdt_keep = 48h\n"+testConfigText(dev)), dir)
+	waitFor(t, 10*time.Second, "expired record removed", func() bool {
+		return strings.Contains(log.String(), "device dev1: 1 MDT records older than 48h0m0s removed")
+	})
+	if n := countRecords(t, p); n != 1 {
+		t.Fatalf("%d records left, want 1", n)
 	}
 }

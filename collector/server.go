@@ -49,6 +49,7 @@ type Server struct {
 	mu        sync.Mutex // guards st.Devices, sessions, observers, lsn
 	sessions  map[string]*udpClient.Conn
 	mdtBusy   map[string]*udpClient.Conn // devices whose MDT log is being pulled
+	mdtFileMu sync.Mutex                 // orders stores into and tidying of the MDT files
 	observers map[string]map[*observer]struct{}
 	servers   []*dtlsserver.Server
 	done      chan struct{}
@@ -180,6 +181,7 @@ func (s *Server) listen(addr string, dc *piondtls.Config, h udpClient.HandlerFun
 func (s *Server) Run(ctx context.Context) error {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var tidied time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -187,6 +189,10 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			s.checkOverdue()
+			if now := s.now(); now.Sub(tidied) >= mdtTidyEvery || now.Before(tidied) {
+				tidied = now
+				s.tidyAllMDT()
+			}
 		}
 	}
 }

@@ -144,6 +144,7 @@ func TestConfigErrors(t *testing.T) {
 		{"[device \"a\"]\npsk_identity = a\npsk = " + devPSKHex + "\n", "public_key"},
 		{"[scs \"s\"]\npsk_identity = s\npsk = " + devPSKHex + "\nclasses = status location\n", "unknown class"},
 		{"[collector]\nheartbeat_timeout = soon\n", "duration"},
+		{"[collector]\nmdt_keep = never\n", "mdt_keep: want a positive duration"},
 		{"[device \"a\"]\nbinding = 00\npublic_key = " + dev.pemf + "\n", "binding"},
 	} {
 		f, err := config.Parse("c.conf", tc.text)
@@ -152,6 +153,18 @@ func TestConfigErrors(t *testing.T) {
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "c.conf:") {
 			t.Errorf("%q: %v, want %q with file:line", tc.text, err, tc.want)
+		}
+	}
+}
+
+func TestConfigMDTKeep(t *testing.T) {
+	for text, want := range map[string]time.Duration{
+		"":                                  DefaultMDTKeep,
+		"[collector]\nmdt_keep = 48h\n":     48 * time.Hour,
+		"[collector]\nmdt_keep = forever\n": 0,
+	} {
+		if got := parseTestConfig(t, text).MDTKeep; got != want {
+			t.Errorf("%q: mdt_keep %v, want %v", text, got, want)
 		}
 	}
 }

@@ -35,6 +35,9 @@ type GNSS struct {
 	// Start turns the receiver on; an error (e.g. "session is ongoing")
 	// is ignored.
 	Start string
+	// Stop turns it off again; sent at shutdown, and only when Start
+	// turned it on (not when someone else had it on already).
+	Stop  string
 	Read  Cmd
 	Parse func(line string) (*Position, error) // ErrNoFix when there is none
 	// NoFixCME is the +CME ERROR code that means "no fix yet" (0: none).
@@ -43,6 +46,7 @@ type GNSS struct {
 
 var quectelGNSS = &GNSS{
 	Start:    "AT+QGPS=1",
+	Stop:     "AT+QGPSEND",
 	Read:     Cmd{Line: "AT+QGPSLOC=2", Prefix: "+QGPSLOC:"},
 	Parse:    ParseQGPSLOC,
 	NoFixCME: 516,
@@ -50,8 +54,24 @@ var quectelGNSS = &GNSS{
 
 var simcomGNSS = &GNSS{
 	Start: "AT+CGPS=1",
+	Stop:  "AT+CGPS=0",
 	Read:  Cmd{Line: "AT+CGPSINFO", Prefix: "+CGPSINFO:"},
 	Parse: ParseCGPSINFO,
+}
+
+// GNSSStarted reports whether the last Init turned the receiver on (it
+// was off and Start took).
+func (m *Modem) GNSSStarted() bool { return m.gnssStarted }
+
+// StopGNSS turns the receiver off. The monitor calls it at shutdown when
+// it was the one that turned it on, to save the receiver's power.
+func (m *Modem) StopGNSS(ctx context.Context) error {
+	g := m.Dialect.GNSS
+	if g == nil || g.Stop == "" {
+		return nil
+	}
+	_, err := m.E.Command(ctx, g.Stop)
+	return err
 }
 
 // ReadPosition reads a fix through the dialect's GNSS commands.

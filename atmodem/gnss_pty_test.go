@@ -56,3 +56,43 @@ func TestGNSSOverPTY(t *testing.T) {
 		t.Fatalf("GNSS off: %+v %v", st, err)
 	}
 }
+
+// At shutdown the monitor turns off a receiver it turned on, and leaves on
+// one that was on before it started (someone else's).
+func TestMonitorStopsGNSS(t *testing.T) {
+	for _, dialect := range []string{"quectel", "simcom"} {
+		t.Run(dialect, func(t *testing.T) {
+			s, path := startSim(t, `{"dialect": "`+dialect+`"}`)
+			h := runMonitorWith(t, path, func(c *atmodem.MonitorConfig) { c.GNSS = true })
+			if !s.GNSSOn() {
+				t.Fatal("the monitor did not turn the receiver on")
+			}
+			h.stop()
+			if s.GNSSOn() {
+				t.Fatal("the receiver is still on after the monitor stopped")
+			}
+		})
+	}
+	t.Run("someone else's", func(t *testing.T) {
+		s, path := startSim(t, `{"dialect": "quectel"}`)
+		port, err := atmodem.OpenSerial(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := atmodem.New(port)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err = e.Command(ctx, "AT+QGPS=1")
+		e.Close()
+		port.Close()
+		e.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := runMonitorWith(t, path, func(c *atmodem.MonitorConfig) { c.GNSS = true })
+		h.stop()
+		if !s.GNSSOn() {
+			t.Fatal("the monitor turned off a receiver it had not turned on")
+		}
+	})
+}

@@ -66,7 +66,8 @@ type Modem struct {
 	// GNSS, when set before Init, turns the dialect's receiver on and
 	// makes Status read its fix. Off by default: it costs power, and a
 	// position is the most sensitive thing the agent can read.
-	GNSS bool
+	GNSS        bool
+	gnssStarted bool // the last Init turned the receiver on
 }
 
 // URCsLost reports (and clears) whether a registration query showed the
@@ -121,10 +122,13 @@ func (m *Modem) Init(ctx context.Context) error {
 			return err
 		}
 	}
+	m.gnssStarted = false
 	if g := m.Dialect.GNSS; m.GNSS && g != nil {
-		if _, err := m.E.Command(ctx, g.Start); errors.Is(err, ErrClosed) {
+		_, err := m.E.Command(ctx, g.Start)
+		if errors.Is(err, ErrClosed) {
 			return err
 		}
+		m.gnssStarted = err == nil
 	}
 	m.log.Debug("modem initialised", "dialect", m.Dialect.Name)
 	return nil

@@ -51,6 +51,10 @@ type Monitor struct {
 	needInit bool
 	opCancel context.CancelFunc
 	ready    chan struct{}
+	// gnssOurs is set once an Init turned the GNSS receiver on: it is
+	// ours to turn off at shutdown. A later Init that finds it on (a port
+	// reopened without a modem reset) leaves it set.
+	gnssOurs bool
 }
 
 // NewMonitor returns a monitor; Run starts it.
@@ -169,9 +173,13 @@ func (m *Monitor) session(ctx context.Context, port io.ReadWriteCloser, regained
 				m.mu.Unlock()
 			}
 		}
+		if needInit && mod.GNSSStarted() {
+			m.gnssOurs = true
+		}
 		full = false
 		select {
 		case <-ctx.Done():
+			m.stopGNSS(mod)
 			return ctx.Err()
 		case <-e.Done():
 			return e.Err()
@@ -180,6 +188,22 @@ func (m *Monitor) session(ctx context.Context, port io.ReadWriteCloser, regained
 		case <-m.kick:
 		}
 	}
+}
+
+// stopGNSS turns the receiver off at shutdown if the monitor turned it on,
+// within a second: a modem that does not answer must not hold up the
+// agent's exit.
+func (m *Monitor) stopGNSS(mod *Modem) {
+	if !m.gnssOurs {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := mod.StopGNSS(ctx); err != nil {
+		m.log.Debug("GNSS receiver not turned off", "err", err)
+		return
+	}
+	m.log.Debug("GNSS receiver turned off")
 }
 
 // urcOptions routes URCs: registration URCs update state directly (the

@@ -304,8 +304,14 @@ type monitorHarness struct {
 
 func runMonitor(t *testing.T, path string) *monitorHarness {
 	t.Helper()
+	return runMonitorWith(t, path, nil)
+}
+
+// runMonitorWith is runMonitor with the configuration changed by edit.
+func runMonitorWith(t *testing.T, path string, edit func(*atmodem.MonitorConfig)) *monitorHarness {
+	t.Helper()
 	h := &monitorHarness{events: make(chan atmodem.Event, 256), done: make(chan struct{})}
-	h.mon = atmodem.NewMonitor(atmodem.MonitorConfig{
+	cfg := atmodem.MonitorConfig{
 		Open: func(ctx context.Context) (io.ReadWriteCloser, error) {
 			return atmodem.OpenSerial(path)
 		},
@@ -315,7 +321,11 @@ func runMonitor(t *testing.T, path string) *monitorHarness {
 		EngineOptions: []atmodem.Option{atmodem.WithTimeout(slow(300 * time.Millisecond)), atmodem.WithResync(100*time.Millisecond, 50*time.Millisecond)},
 		OnEvent:       func(ev atmodem.Event) { h.events <- ev },
 		Log:           testLog(),
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	h.mon = atmodem.NewMonitor(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.mon.Run(ctx); close(h.done) }()

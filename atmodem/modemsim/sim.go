@@ -334,6 +334,18 @@ func (s *Sim) respond(cmd string) ([]string, string) {
 		}
 		s.gnssOn = true
 		return nil, "OK"
+	case u == "AT+QGPSEND" && dialect == "quectel":
+		if !s.gnssOn {
+			return nil, "+CME ERROR: 505" // session not active
+		}
+		s.gnssOn = false
+		return nil, "OK"
+	case u == "AT+CGPS=0" && dialect == "simcom":
+		if !s.gnssOn {
+			return nil, "ERROR"
+		}
+		s.gnssOn = false
+		return nil, "OK"
 	case u == "AT+QGPSLOC=2" && dialect == "quectel":
 		switch {
 		case !s.gnssOn:
@@ -656,6 +668,14 @@ func (s *Sim) Unplugged() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.unplugged
+}
+
+// GNSSOn reports whether the GNSS receiver is on (turned on by the host,
+// off again after AT+QGPSEND / AT+CGPS=0 or a reboot).
+func (s *Sim) GNSSOn() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gnssOn
 }
 
 // URCMode returns the <n> the host last set with AT+CxREG=<n> (c is

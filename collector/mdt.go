@@ -50,29 +50,46 @@ func ReadMDT(stateDir, id string, fn func(mdtlog.Record) error) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	dec := cbor.NewDecoder(bytes.NewReader(b))
 	n := 0
+	end, err := scanMDT(b, func(r mdtlog.Record, _ int) error {
+		if err := fn(r); err != nil {
+			return err
+		}
+		n++
+		return nil
+	})
+	if err == nil && end < len(b) {
+		err = fmt.Errorf("%w (at byte %d of %d)", ErrMDTTail, end, len(b))
+	}
+	return n, err
+}
+
+// scanMDT decodes the records in an MDT file's contents in order, calling
+// fn with each and the offset just past it. It returns where the whole
+// records end: len(b), or the offset of an incomplete last record. A
+// record that does not decode stops it with an error naming its offset.
+func scanMDT(b []byte, fn func(r mdtlog.Record, next int) error) (int, error) {
+	dec := cbor.NewDecoder(bytes.NewReader(b))
 	for {
 		off := dec.NumBytesRead()
 		var raw cbor.RawMessage
 		err := dec.Decode(&raw)
 		if errors.Is(err, io.EOF) {
-			return n, nil
+			return len(b), nil
 		}
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return n, fmt.Errorf("%w (at byte %d of %d)", ErrMDTTail, off, len(b))
-		}
-		if err != nil {
-			return n, fmt.Errorf("collector: MDT record at byte %d: %w", off, err)
+			return off, nil
 		}
 		var r mdtlog.Record
-		if err := r.UnmarshalCBOR(raw); err != nil {
-			return n, fmt.Errorf("collector: MDT record at byte %d: %w", off, err)
+		if err == nil {
+			err = r.UnmarshalCBOR(raw)
 		}
-		if err := fn(r); err != nil {
-			return n, err
+		if err != nil {
+			return off, fmt.Errorf("collector: MDT record at byte %d: %w", off, err)
 		}
-		n++
+		if err := fn(r, dec.NumBytesRead()); err != nil {
+			return off, err
+		}
 	}
 }
 
@@ -290,31 +307,18 @@ type span struct {
 // was not synchronised (a 1970 timestamp says nothing of their age). A
 // zero cutoff expires nothing.
 func mdtSpan(b []byte, cutoff time.Time) (span, error) {
-	dec := cbor.NewDecoder(bytes.NewReader(b))
 	var sp span
 	n := 0
-	for {
-		off := dec.NumBytesRead()
-		var raw cbor.RawMessage
-		err := dec.Decode(&raw)
-		if errors.Is(err, io.EOF) {
-			sp.end = len(b)
-			return sp, nil
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			sp.end = off
-			return sp, nil
-		}
-		var r mdtlog.Record
-		if err == nil {
-			err = r.UnmarshalCBOR(raw)
-		}
-		if err != nil {
-			return span{}, fmt.Errorf("record at byte %d: %w", off, err)
-		}
+	end, err := scanMDT(b, func(r mdtlog.Record, next int) error {
 		n++
 		if !cutoff.IsZero() && r.ClockSynced && r.Time.Before(cutoff) {
-			sp.start, sp.expired = dec.NumBytesRead(), n
+			sp.start, sp.expired = next, n
 		}
+		return nil
+	})
+	if err != nil {
+		return span{}, err
 	}
+	sp.end = end
+	return sp, nil
 }

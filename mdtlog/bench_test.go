@@ -44,8 +44,8 @@ func (l *boltLog) append(seq uint64, plain []byte) error {
 	})
 }
 
-func benchStore(b *testing.B) *Store {
-	s := openTest(b, b.TempDir(), Options{MaxBytes: 1 << 30, Retention: -1})
+func benchStore(b *testing.B, dir string) *Store {
+	s := openTest(b, dir, Options{MaxBytes: 1 << 30, Retention: -1})
 	consent(b, s)
 	return s
 }
@@ -53,7 +53,7 @@ func benchStore(b *testing.B) *Store {
 // BenchmarkAppend measures durable appends per second of each store.
 func BenchmarkAppend(b *testing.B) {
 	b.Run("mdtlog", func(b *testing.B) {
-		s := benchStore(b)
+		s := benchStore(b, b.TempDir())
 		rec := testRecord(1)
 		// Warm up: the first append creates (preallocates) the segment,
 		// a cost shared by the thousands of records it will hold.
@@ -93,12 +93,28 @@ func BenchmarkAppend(b *testing.B) {
 // place into a preallocated file, one fdatasync each, no encryption and no
 // framing. No store that reports each append durable can beat it; bbolt
 // pays two fdatasyncs per transaction (pages, then meta page).
-func BenchmarkAppendRatio(b *testing.B) {
-	s := benchStore(b)
-	l := openBolt(b, b.TempDir())
+func BenchmarkAppendRatio(b *testing.B) { appendRatio(b, b.TempDir) }
+
+// BenchmarkAppendRatioRAM runs the same on tmpfs (/dev/shm), where a flush
+// costs nothing and nothing is durable: what is left is what each store
+// costs the CPU and the kernel per append (the log encrypts, bbolt copies
+// pages). It brackets the medium from the other side: the disk above is
+// bound by its flushes, this by the CPU; flash without a volatile cache is
+// in between. Skipped where /dev/shm is not tmpfs.
+func BenchmarkAppendRatioRAM(b *testing.B) {
+	dir, err := ramDir(b)
+	if err != nil {
+		b.Skipf("no tmpfs: %v", err)
+	}
+	appendRatio(b, dir)
+}
+
+func appendRatio(b *testing.B, dir func() string) {
+	s := benchStore(b, dir())
+	l := openBolt(b, dir())
 	rec := testRecord(1)
 	plain, _ := rec.MarshalCBOR()
-	floor := openFloor(b, len(plain)+FrameOverhead)
+	floor := openFloor(b, dir(), len(plain)+FrameOverhead)
 	const batch = 20
 	var tLog, tBolt, tFloor time.Duration
 	seq := uint64(0)
@@ -153,8 +169,8 @@ type floorLog struct {
 	off   int64
 }
 
-func openFloor(b *testing.B, frame int) *floorLog {
-	f, err := os.OpenFile(filepath.Join(b.TempDir(), "floor"), os.O_RDWR|os.O_CREATE, 0o600)
+func openFloor(b *testing.B, dir string, frame int) *floorLog {
+	f, err := os.OpenFile(filepath.Join(dir, "floor"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -196,7 +212,7 @@ func BenchmarkDeviceWrites(b *testing.B) {
 	if err != nil {
 		b.Skipf("no block device counters: %v", err)
 	}
-	s := benchStore(b)
+	s := benchStore(b, b.TempDir())
 	l := openBolt(b, b.TempDir())
 	rec := testRecord(1)
 	plain, _ := rec.MarshalCBOR()

@@ -5,13 +5,15 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"testing"
 
 	"golang.org/x/sys/unix"
 )
 
 // devCounters is what the kernel counted for one block device: write
-// requests, bytes written and cache flushes (/sys/block/*/stat, fields 5,
-// 7 and 16).
+// requests carrying data, bytes written and cache flushes
+// (/sys/block/*/stat, fields 5, 7 and 16). The kernel counts each flush
+// among the write requests too (an empty write); writes excludes them.
 type devCounters struct{ writes, bytes, flushes int64 }
 
 // blockDevStat returns a reader of the counters of the block device that
@@ -38,10 +40,30 @@ func blockDevStat(dir string) (func() (devCounters, error), error) {
 				return devCounters{}, fmt.Errorf("%s: %w", path, err)
 			}
 		}
-		return devCounters{writes: v[0], bytes: v[1] * 512, flushes: v[2]}, nil
+		return devCounters{writes: v[0] - v[2], bytes: v[1] * 512, flushes: v[2]}, nil
 	}
 	if _, err := read(); err != nil {
 		return nil, err
 	}
 	return read, nil
+}
+
+// ramDir returns a maker of temporary directories on /dev/shm, removed
+// when the benchmark ends, or an error when /dev/shm is not tmpfs.
+func ramDir(b *testing.B) (func() string, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/dev/shm", &st); err != nil {
+		return nil, err
+	}
+	if st.Type != unix.TMPFS_MAGIC {
+		return nil, fmt.Errorf("/dev/shm is not tmpfs (type %#x)", st.Type)
+	}
+	return func() string {
+		d, err := os.MkdirTemp("/dev/shm", "mdtlog-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { os.RemoveAll(d) })
+		return d
+	}, nil
 }

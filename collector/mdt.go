@@ -258,8 +258,10 @@ func (s *Server) tidyAllMDT() {
 // removes the records that have expired (see mdtSpan) and an incomplete
 // record at the end, which a power cut during a store leaves and which
 // would otherwise swallow the next records appended. The file is replaced
-// atomically. A record that does not decode stops it: nothing is removed
-// that cannot be read, and the error names the record's offset.
+// atomically. A file with a record that does not decode is set aside
+// whole (renamed DEVICE.cbor.damaged-TIME), the error naming the record's
+// offset: nothing that cannot be read is removed, and what comes next is
+// readable.
 func (s *Server) tidyMDT(id string) error {
 	s.mdtFileMu.Lock()
 	defer s.mdtFileMu.Unlock()
@@ -277,7 +279,17 @@ func (s *Server) tidyMDT(id string) error {
 	}
 	sp, err := mdtSpan(b, cutoff)
 	if err != nil {
-		return fmt.Errorf("tidy MDT records: %w", err)
+		// Keep what cannot be read, untouched, for the operator, and let
+		// the next records start a new file that can be read.
+		aside := p + ".damaged-" + s.now().UTC().Format("20060102T150405Z")
+		if rerr := os.Rename(p, aside); rerr != nil {
+			return fmt.Errorf("tidy MDT records: %w; setting the file aside: %w", err, rerr)
+		}
+		if serr := fsutil.SyncDir(filepath.Dir(p)); serr != nil {
+			return fmt.Errorf("tidy MDT records: setting the damaged file aside: %w", serr)
+		}
+		s.logf("ERROR device %s: %v; the file is kept as %s, and new records go to a new file", id, err, filepath.Base(aside))
+		return nil
 	}
 	if sp.start == 0 && sp.end == len(b) {
 		return nil

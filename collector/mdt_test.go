@@ -263,3 +263,34 @@ func TestMDTKeepWithoutPull(t *testing.T) {
 		t.Fatalf("%d records left, want 1", n)
 	}
 }
+
+// A file with a damaged record is set aside whole, and the records pulled
+// next go to a new file that can be read.
+func TestMDTDamagedFileSetAside(t *testing.T) {
+	dir := t.TempDir()
+	fresh := mdtRec(t, time.Now(), true)
+	damaged := append(append(append([]byte{}, fresh...), 0xa1, 0x01, 0x61, 0x78), fresh...)
+	p := MDTFile(dir, "dev1")
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, damaged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, log := startMDTDevice(t, dir, &mdtDevice{n: 2, bad: -1})
+	waitFor(t, 10*time.Second, "MDT records stored", func() bool { return strings.Contains(log.String(), "2 MDT records stored") })
+	want := fmt.Sprintf("ERROR device dev1: collector: MDT record at byte %d", len(fresh))
+	if !strings.Contains(log.String(), want) || !strings.Contains(log.String(), "the file is kept as dev1.cbor.damaged-") {
+		t.Fatalf("log lacks %q and the name it was kept under:\n%s", want, log)
+	}
+	aside, _ := filepath.Glob(p + ".damaged-*")
+	if len(aside) != 1 {
+		t.Fatalf("files set aside: %v", aside)
+	}
+	if b, err := os.ReadFile(aside[0]); err != nil || !bytes.Equal(b, damaged) {
+		t.Fatalf("the damaged file was not kept as it was: %v", err)
+	}
+	if n := countRecords(t, p); n != 2 {
+		t.Fatalf("%d records readable in the new file, want 2", n)
+	}
+}

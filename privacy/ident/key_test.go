@@ -24,7 +24,14 @@ func TestKeyRedacted(t *testing.T) {
 		}
 		out.Write(j)
 	}
-	slog.New(slog.NewJSONHandler(&out, nil)).Info("x", "key", k)
+	// Without the time: its digits could hold "165" (0xA5 in decimal).
+	noTime := func(groups []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey && len(groups) == 0 {
+			return slog.Attr{}
+		}
+		return a
+	}
+	slog.New(slog.NewJSONHandler(&out, &slog.HandlerOptions{ReplaceAttr: noTime})).Info("x", "key", k)
 	s := strings.ToLower(out.String())
 	if strings.Contains(s, hex.EncodeToString(raw[:4])) || bytes.Contains(out.Bytes(), raw[:4]) || strings.Contains(s, "165") {
 		t.Fatal("key material in output")

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 )
 
 // AuditFile is the name of the disclosure audit log in the state directory;
@@ -72,7 +74,8 @@ func (a *Audit) Disclose(r Report, now time.Time) ([]byte, error) {
 	return b, nil
 }
 
-// Append writes one entry.
+// Append writes one entry, durably: it is on disk when Append returns nil
+// (Disclose sends nothing before that).
 func (a *Audit) Append(e AuditEntry) error {
 	if e.Carries == nil {
 		e.Carries = map[string]string{}
@@ -81,23 +84,14 @@ func (a *Audit) Append(e AuditEntry) error {
 	if err != nil {
 		return fmt.Errorf("privacy: audit: %w", err)
 	}
-	line = append(line, '\n')
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if st, err := os.Stat(a.path); err == nil && st.Size()+int64(len(line)) > a.max {
+	if st, err := os.Stat(a.path); err == nil && st.Size()+int64(len(line))+1 > a.max {
 		if err := os.Rename(a.path, a.path+".1"); err != nil {
 			return fmt.Errorf("privacy: audit: rotate: %w", err)
 		}
 	}
-	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("privacy: audit: %w", err)
-	}
-	_, err = f.Write(line)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := fsutil.AppendLine(a.path, line, 0o600); err != nil {
 		return fmt.Errorf("privacy: audit: %w", err)
 	}
 	return nil

@@ -127,3 +127,26 @@ func TestDiscloseFailsClosed(t *testing.T) {
 		t.Fatal("failed disclosure recorded")
 	}
 }
+
+// After a power cut left part of an entry at the end of the log, the next
+// entry is still read: the torn one is skipped alone.
+func TestAuditAfterTornEntry(t *testing.T) {
+	dir := t.TempDir()
+	a := OpenAudit(dir, 0)
+	if err := a.Append(AuditEntry{Time: testTime, Recipient: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(a.Path(), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"time":"2026-11-23T10:00:00Z","recip`)
+	f.Close()
+	if err := a.Append(AuditEntry{Time: testTime.Add(time.Second), Recipient: "after"}); err != nil {
+		t.Fatal(err)
+	}
+	e, skipped, err := ReadAudit(dir)
+	if err != nil || skipped != 1 || len(e) != 2 || e[0].Recipient != "first" || e[1].Recipient != "after" {
+		t.Fatalf("entries %+v, skipped %d, %v; want first and after, 1 skipped", e, skipped, err)
+	}
+}

@@ -1,10 +1,12 @@
 // Package fsutil holds the few file operations whose crash behaviour the
-// agent's durable state depends on: replacing a file atomically and making
-// a directory's entries durable.
+// agent's durable state depends on: replacing a file atomically, making a
+// directory's entries durable, and appending a line to a log.
 package fsutil
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -61,6 +63,37 @@ func SyncDir(dir string) error {
 	}
 	if errors.Is(err, fs.ErrInvalid) {
 		return nil
+	}
+	return err
+}
+
+// AppendLine appends line and a newline to the file at path (created with
+// perm), and fsyncs it before returning nil. If the file ends in part of a
+// line (a write cut short by a power loss), a newline is written first:
+// the torn line stays one bad line that readers skip, instead of swallowing
+// this one. line must not contain a newline.
+func AppendLine(path string, line []byte, perm fs.FileMode) error {
+	if bytes.IndexByte(line, '\n') >= 0 {
+		return fmt.Errorf("append to %s: the line contains a newline", filepath.Base(path))
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, perm)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 0, len(line)+2)
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		var last [1]byte
+		if _, err := f.ReadAt(last[:], st.Size()-1); err == nil && last[0] != '\n' {
+			buf = append(buf, '\n')
+		}
+	}
+	buf = append(append(buf, line...), '\n')
+	_, err = f.Write(buf)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	return err
 }

@@ -194,7 +194,7 @@ func (l *floorLog) append() error {
 		return err
 	}
 	l.off += int64(len(l.frame))
-	return datasync(l.f)
+	return fsutil.Datasync(l.f)
 }
 
 // BenchmarkDeviceWrites counts what durable appends cost the block device

@@ -100,9 +100,12 @@ func Open(stateDir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open mdt log: %w", err)
 	}
-	lk, err := lockFile(filepath.Join(dir, "lock"))
+	lk, err := fsutil.Lock(filepath.Join(dir, "lock"))
+	if errors.Is(err, fsutil.ErrLocked) {
+		return nil, ErrLocked
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("lock mdt log: %w", err)
 	}
 	s := &Store{dir: dir, opts: opts, lock: lk, counts: map[uint64]int{}, abandoned: map[uint64]bool{}}
 	s.consent = readConsent(s.path("consent"))
@@ -379,13 +382,13 @@ func (s *Store) flush() error {
 	n := int64(len(w.buf))
 	_, err := w.f.WriteAt(w.buf, w.size)
 	if err == nil {
-		err = datasync(w.f)
+		err = fsutil.Datasync(w.f)
 	}
 	w.buf = w.buf[:0]
 	if err != nil {
 		// Put the zeros back (best effort) and abandon the segment.
 		_, _ = w.f.WriteAt(make([]byte, n), w.size)
-		_ = datasync(w.f)
+		_ = fsutil.Datasync(w.f)
 		s.abandoned[w.seq] = true
 		s.closeWriter()
 		return fmt.Errorf("append mdt record: %w", err)
@@ -479,7 +482,7 @@ func (s *Store) repairTail(sg segInfo) (*writer, error) {
 	if !allZero(data[goodEnd:]) {
 		_, err = f.WriteAt(make([]byte, int64(len(data))-goodEnd), goodEnd)
 		if err == nil {
-			err = datasync(f)
+			err = fsutil.Datasync(f)
 		}
 		if err != nil {
 			f.Close()
@@ -535,7 +538,7 @@ func (s *Store) createSegment(seq uint64) error {
 		left -= k
 	}
 	if err == nil {
-		err = datasync(f)
+		err = fsutil.Datasync(f)
 	}
 	if err == nil {
 		err = fsutil.SyncDir(s.dir)

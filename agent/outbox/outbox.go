@@ -108,9 +108,12 @@ func Open(dir string, opts Options) (*Outbox, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, &FileError{Op: "create", Name: dir, Err: err}
 	}
-	lock, err := lockFile(filepath.Join(dir, lockName))
+	lock, err := fsutil.Lock(filepath.Join(dir, lockName))
+	if errors.Is(err, fsutil.ErrLocked) {
+		return nil, ErrLocked
+	}
 	if err != nil {
-		return nil, err
+		return nil, &FileError{Op: "lock", Name: lockName, Err: err}
 	}
 	o := &Outbox{dir: dir, opts: opts, lock: lock}
 	if err := o.load(); err != nil {
@@ -270,7 +273,7 @@ func (o *Outbox) Append(msg []byte) (uint64, error) {
 	if _, err := s.f.WriteAt(o.buf, s.size); err != nil {
 		return 0, o.fail("write", s, err)
 	}
-	if err := datasync(s.f); err != nil {
+	if err := fsutil.Datasync(s.f); err != nil {
 		return 0, o.fail("sync", s, err)
 	}
 	o.pending = append(o.pending, entry{id: id, seg: s, off: s.size, n: uint32(len(msg))})

@@ -1,6 +1,7 @@
 // Package fsutil holds the few file operations whose crash behaviour the
 // agent's durable state depends on: replacing a file atomically, making a
-// directory's entries durable, and appending a line to a log.
+// directory's entries durable, appending a line to a log, flushing a
+// file's data, and locking a directory against a second process.
 package fsutil
 
 import (
@@ -11,6 +12,10 @@ import (
 	"os"
 	"path/filepath"
 )
+
+// ErrLocked is returned by Lock when another process (or another open file
+// in this one) holds the lock.
+var ErrLocked = errors.New("fsutil: locked by another holder")
 
 // WriteFileAtomic replaces path with data via a temporary file in the same
 // directory (named "."+base+".tmp*"): write, fsync, rename, fsync the

@@ -46,7 +46,13 @@ var ErrMDTTail = errors.New("collector: the MDT file ends in an incomplete recor
 // order. A record that does not decode stops the reading with an error
 // naming its offset; nothing after it is returned as valid.
 func ReadMDT(stateDir, id string, fn func(mdtlog.Record) error) (int, error) {
-	b, err := os.ReadFile(MDTFile(stateDir, id))
+	return ReadMDTFile(MDTFile(stateDir, id), fn)
+}
+
+// ReadMDTFile is ReadMDT for a file named by its path, such as one the
+// collector set aside as damaged: the records before the damage are read.
+func ReadMDTFile(path string, fn func(mdtlog.Record) error) (int, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}

@@ -19,7 +19,7 @@ func init() {
 		Summary: "measurement logs pulled from devices",
 		Subs: []*cli.Command{{
 			Name:    "show",
-			Args:    "--state DIR [--json] DEVICE",
+			Args:    "--state DIR [--json] DEVICE  |  --file PATH [--json]",
 			Summary: "print the measurement records pulled from DEVICE, oldest first",
 			Run:     runMDTShow,
 		}},
@@ -38,16 +38,23 @@ type mdtJSON struct {
 func runMDTShow(env *cli.Env, args []string) error {
 	fset := app.NewFlags(env, "mdt show")
 	state := fset.String("state", "", "the collector's state directory")
+	file := fset.String("file", "", "read this MDT file instead (e.g. one set aside as DEVICE.cbor.damaged-TIME)")
 	asJSON := fset.Bool("json", false, "one JSON object per record")
 	pos, err := cli.ParseInterleaved(fset, args, 1)
 	if err != nil {
 		return err
 	}
-	if *state == "" || len(pos) != 1 {
-		return cli.Usagef("mdt show: want --state DIR and one DEVICE")
+	path, what := *file, *file
+	switch {
+	case *file != "" && (*state != "" || len(pos) != 0):
+		return cli.Usagef("mdt show: --file PATH takes no --state and no DEVICE")
+	case *file == "" && (*state == "" || len(pos) != 1):
+		return cli.Usagef("mdt show: want --state DIR and one DEVICE (or --file PATH)")
+	case *file == "":
+		path, what = collector.MDTFile(*state, pos[0]), pos[0]+" in "+*state
 	}
 	enc := json.NewEncoder(env.Stdout)
-	n, err := collector.ReadMDT(*state, pos[0], func(r mdtlog.Record) error {
+	n, err := collector.ReadMDTFile(path, func(r mdtlog.Record) error {
 		if *asJSON {
 			return enc.Encode(mdtJSON{Time: r.Time.UTC().Format(time.RFC3339Nano), ClockSynced: r.ClockSynced,
 				Serving: r.Serving, Neighbours: r.Neighbours, Location: r.Location})
@@ -57,7 +64,7 @@ func runMDTShow(env *cli.Env, args []string) error {
 	})
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return cli.WithHint(fmt.Errorf("no measurement records from %s in %s", pos[0], *state),
+		return cli.WithHint(fmt.Errorf("no measurement records from %s", what),
 			"the collector pulls a device's log only when the device's policy grants it radio and its user consented (docs/mdt.md)")
 	case errors.Is(err, collector.ErrMDTTail):
 		fmt.Fprintf(env.Stderr, "mtccollector: warning: %v; %d records before it shown\n", err, n)

@@ -46,12 +46,21 @@ func TestMDTShow(t *testing.T) {
 	if code != 1 || strings.Count(out, "\n") != 2 || !strings.Contains(errs, "2 records before it shown") {
 		t.Fatalf("damaged: %d\n%s\n%s", code, out, errs)
 	}
+	// --file reads any MDT file, e.g. one the collector set aside.
+	aside := p + ".damaged-20261123T100000Z"
+	os.WriteFile(aside, bad, 0o600)
+	code, out, errs = run(t, "mdt", "show", "--json", "--file", aside)
+	if code != 1 || strings.Count(out, "\n") != 2 || !strings.Contains(errs, "2 records before it shown") {
+		t.Fatalf("--file: %d\n%s\n%s", code, out, errs)
+	}
 	for _, tc := range []struct {
 		args []string
 		code int
 		msg  string
 	}{
 		{[]string{"mdt", "show", "--state", state, "nobody"}, 1, "hint: the collector pulls"},
+		{[]string{"mdt", "show", "--file", filepath.Join(state, "none.cbor")}, 1, "no measurement records from " + filepath.Join(state, "none.cbor")},
+		{[]string{"mdt", "show", "--file", aside, "meter 1"}, 2, "--file PATH takes no --state and no DEVICE"},
 		{[]string{"mdt", "show", "meter 1"}, 2, "want --state DIR and one DEVICE"},
 		{[]string{"mdt"}, 2, "want a subcommand (show)"},
 	} {

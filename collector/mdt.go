@@ -107,31 +107,27 @@ func (s *Server) maybePullMDT(d *Device, cc *udpClient.Conn, now bool) {
 		return
 	}
 	s.mu.Lock()
-	select {
-	case <-s.done: // closing: Close waits for s.wg, so add nothing to it
-		s.mu.Unlock()
-		return
-	default:
-	}
 	ds := s.st.device(d.ID)
 	due := s.mdtBusy[d.ID] == nil && (now || ds.MDTPulledAt.IsZero() || s.now().Sub(ds.MDTPulledAt) >= s.cfg.MDTPull)
 	if due {
 		s.mdtBusy[d.ID] = cc
-		s.wg.Add(1)
 	}
 	s.mu.Unlock()
 	if !due {
 		return
 	}
-	go func() {
-		defer s.wg.Done()
-		defer func() { s.mu.Lock(); delete(s.mdtBusy, d.ID); s.mu.Unlock() }()
+	done := func() { s.mu.Lock(); delete(s.mdtBusy, d.ID); s.mu.Unlock() }
+	started := s.background(func() {
+		defer done()
 		ctx, cancel := context.WithTimeout(cc.Context(), 10*time.Minute)
 		defer cancel()
 		if err := s.pullMDT(ctx, d, cc); err != nil {
 			s.logf("device %s: MDT pull: %v", d.ID, err)
 		}
-	}()
+	})
+	if !started {
+		done() // closing
+	}
 }
 
 // pullMDT fetches the records after the collector's cursor page by page,

@@ -182,6 +182,7 @@ func (s *Server) Run(ctx context.Context) error {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var tidied time.Time
+	tidying := make(chan struct{}, 1) // full while a tidying runs
 	for {
 		select {
 		case <-ctx.Done():
@@ -190,11 +191,34 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-t.C:
 			s.checkOverdue()
 			if now := s.now(); now.Sub(tidied) >= mdtTidyEvery || now.Before(tidied) {
-				tidied = now
-				s.tidyAllMDT()
+				select {
+				case tidying <- struct{}{}:
+					tidied = now
+					// Off this loop: reading every device's file must not
+					// hold up the overdue checks.
+					if !s.background(func() { s.tidyAllMDT(); <-tidying }) {
+						<-tidying
+					}
+				default: // the last one is still at work
+				}
 			}
 		}
 	}
+}
+
+// background runs fn in a goroutine that Close waits for, unless Close
+// has begun (then it reports false and runs nothing).
+func (s *Server) background(fn func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); fn() }()
+	return true
 }
 
 // Close stops the listeners and waits for their goroutines.

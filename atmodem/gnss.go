@@ -102,16 +102,11 @@ func (m *Modem) ReadPosition(ctx context.Context) (*Position, error) {
 //
 // with latitude and longitude in signed decimal degrees (mode 2).
 func ParseQGPSLOC(line string) (*Position, error) {
-	rest, ok := strings.CutPrefix(line, "+QGPSLOC:")
-	if !ok {
-		return nil, fmt.Errorf("%w: %q is not +QGPSLOC", ErrBadPosition, line)
-	}
-	f := strings.Split(strings.TrimSpace(rest), ",")
-	if len(f) < 4 {
-		return nil, fmt.Errorf("%w: %d fields in +QGPSLOC, want at least 4", ErrBadPosition, len(f))
+	f, err := gnssFields(line, "+QGPSLOC")
+	if err != nil {
+		return nil, err
 	}
 	p := &Position{}
-	var err error
 	if p.Lat, err = degrees(f[1], 90); err != nil {
 		return nil, err
 	}
@@ -124,7 +119,7 @@ func ParseQGPSLOC(line string) (*Position, error) {
 		p.Time = fixTime(f[9], f[0])
 	}
 	if len(f) >= 11 {
-		p.Sats, _ = strconv.Atoi(strings.TrimSpace(f[10]))
+		p.Sats, _ = strconv.Atoi(f[10])
 	}
 	return p, nil
 }
@@ -135,15 +130,11 @@ func ParseQGPSLOC(line string) (*Position, error) {
 //
 // Empty fields mean no fix.
 func ParseCGPSINFO(line string) (*Position, error) {
-	rest, ok := strings.CutPrefix(line, "+CGPSINFO:")
-	if !ok {
-		return nil, fmt.Errorf("%w: %q is not +CGPSINFO", ErrBadPosition, line)
+	f, err := gnssFields(line, "+CGPSINFO")
+	if err != nil {
+		return nil, err
 	}
-	f := strings.Split(strings.TrimSpace(rest), ",")
-	if len(f) < 4 {
-		return nil, fmt.Errorf("%w: %d fields in +CGPSINFO, want at least 4", ErrBadPosition, len(f))
-	}
-	if strings.TrimSpace(f[0]) == "" || strings.TrimSpace(f[2]) == "" {
+	if f[0] == "" || f[2] == "" {
 		return nil, ErrNoFix
 	}
 	lat, err := degMin(f[0], f[1], "N", "S", 90)
@@ -161,9 +152,27 @@ func ParseCGPSINFO(line string) (*Position, error) {
 	return p, nil
 }
 
+// gnssFields splits a position answer after its prefix (e.g. "+QGPSLOC")
+// into its fields, trimmed, at least the four that carry the position.
+func gnssFields(line, prefix string) ([]string, error) {
+	rest, ok := strings.CutPrefix(line, prefix+":")
+	if !ok {
+		return nil, fmt.Errorf("%w: %q is not %s", ErrBadPosition, line, prefix)
+	}
+	fs := splitFields(rest)
+	if len(fs) < 4 {
+		return nil, fmt.Errorf("%w: %d fields in %s, want at least 4", ErrBadPosition, len(fs), prefix)
+	}
+	f := make([]string, len(fs))
+	for i, x := range fs {
+		f[i] = x.s
+	}
+	return f, nil
+}
+
 // degrees parses signed decimal degrees within ±limit.
 func degrees(s string, limit float64) (float64, error) {
-	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(v) || math.Abs(v) > limit {
 		return 0, fmt.Errorf("%w: %q is not a coordinate within ±%g°", ErrBadPosition, s, limit)
 	}
@@ -172,7 +181,6 @@ func degrees(s string, limit float64) (float64, error) {
 
 // degMin parses NMEA-style (d)ddmm.mmmm with a hemisphere letter.
 func degMin(s, hemi, pos, neg string, limit float64) (float64, error) {
-	s = strings.TrimSpace(s)
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 		return 0, fmt.Errorf("%w: %q is not ddmm.mmmm", ErrBadPosition, s)
@@ -183,7 +191,7 @@ func degMin(s, hemi, pos, neg string, limit float64) (float64, error) {
 		return 0, fmt.Errorf("%w: %q has %g minutes", ErrBadPosition, s, min)
 	}
 	d := deg + min/60
-	switch strings.TrimSpace(strings.ToUpper(hemi)) {
+	switch strings.ToUpper(hemi) {
 	case pos:
 	case neg:
 		d = -d
@@ -197,7 +205,7 @@ func degMin(s, hemi, pos, neg string, limit float64) (float64, error) {
 }
 
 func hdop(s string) float64 {
-	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || v < 0 || v > 100 || math.IsNaN(v) {
 		return 0
 	}
@@ -207,7 +215,6 @@ func hdop(s string) float64 {
 // fixTime combines ddmmyy and hhmmss(.s) into a UTC time; zero when either
 // does not parse.
 func fixTime(date, clock string) time.Time {
-	date, clock = strings.TrimSpace(date), strings.TrimSpace(clock)
 	if i := strings.IndexByte(clock, '.'); i >= 0 {
 		clock = clock[:i]
 	}

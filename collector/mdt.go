@@ -140,9 +140,6 @@ func (s *Server) pullMDT(ctx context.Context, d *Device, cc *udpClient.Conn) err
 	ds.MDTPulledAt = s.now()
 	cursor := ds.MDTCursor
 	s.mu.Unlock()
-	if err := s.tidyMDT(d.ID); err != nil {
-		return err
-	}
 	stored, err := s.pullPages(ctx, d, cc, &cursor)
 	if stored == 0 {
 		return err
@@ -244,7 +241,7 @@ func (s *Server) appendMDT(id string, b []byte) error {
 }
 
 // mdtTidyEvery is how often Run applies mdt_keep to every device's file
-// (pulls apply it too, before storing).
+// (New does it once at start).
 const mdtTidyEvery = time.Hour
 
 // tidyAllMDT applies mdt_keep to the files of all configured devices.

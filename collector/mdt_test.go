@@ -206,9 +206,9 @@ func TestMDTSpan(t *testing.T) {
 	}
 }
 
-// Before storing what it pulls, the collector applies mdt_keep to the
-// device's file and removes an incomplete last record, so that the new
-// records can be read after it.
+// When it starts, before it pulls anything, the collector applies
+// mdt_keep to the device's file and removes an incomplete last record, so
+// that the new records can be read after it.
 func TestMDTPullTidiesFile(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
@@ -242,7 +242,7 @@ func TestMDTPullTidiesFile(t *testing.T) {
 }
 
 // mdt_keep also applies to devices that do not come back: the collector
-// tidies every device's file hourly, starting a second after it starts.
+// tidies every device's file when it starts and hourly.
 func TestMDTKeepWithoutPull(t *testing.T) {
 	dir := t.TempDir()
 	dev := newTestDevice(t, "dev1")

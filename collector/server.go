@@ -72,6 +72,9 @@ func New(cfg *Config, opt Options) (*Server, error) {
 	s := &Server{cfg: cfg, st: st, logw: opt.Log, now: opt.Now, sessions: map[string]*udpClient.Conn{}, mdtBusy: map[string]*udpClient.Conn{},
 		observers: map[string]map[*observer]struct{}{}, done: make(chan struct{})}
 	s.started = s.now()
+	// Before any pull appends to them: a power cut may have left a file
+	// ending in part of a record.
+	s.tidyAllMDT()
 	return s, nil
 }
 
@@ -181,7 +184,7 @@ func (s *Server) listen(addr string, dc *piondtls.Config, h udpClient.HandlerFun
 func (s *Server) Run(ctx context.Context) error {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	var tidied time.Time
+	tidied := s.now()                 // New did the first
 	tidying := make(chan struct{}, 1) // full while a tidying runs
 	for {
 		select {

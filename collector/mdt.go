@@ -232,10 +232,13 @@ func (s *Server) appendMDT(id string, b []byte) error {
 		// Never leave part of a record for the next page to follow.
 		werr = errors.Join(werr, f.Truncate(fi.Size()))
 	}
-	serr := f.Sync()
+	serr := fsutil.Datasync(f)
 	cerr := f.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
 		return fmt.Errorf("store MDT records: %w", err)
+	}
+	if fi.Size() > 0 {
+		return nil // the file's directory entry is durable already
 	}
 	return fsutil.SyncDir(filepath.Dir(p))
 }

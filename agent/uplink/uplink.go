@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
@@ -159,10 +160,16 @@ func (c *Client) keepalive() {
 	}
 }
 
-// PSK cipher suites offered, CCM-8 first for the smallest records.
+// PSK cipher suites offered, CCM-8 first for the smallest records (our
+// collector takes it). The ECDHE_PSK suite (RFC 5489) comes last: forward secrecy for
+// a server that insists on it, at the price of a larger handshake and
+// records; with it offered, a hostile server can also reach the
+// ECDHE_PSK parsing of its ServerKeyExchange, which the regression test of
+// GO-2026-6165 relies on (cmd/mtcagent TestCraftedServerKeyExchange).
 var pskSuites = []piondtls.CipherSuiteID{
 	piondtls.TLS_PSK_WITH_AES_128_CCM_8,
 	piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256,
+	piondtls.TLS_ECDHE_PSK_WITH_AES_128_CBC_SHA256,
 }
 
 // Certificate suites offered.
@@ -220,6 +227,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.WrapConn != nil {
 		conn = cfg.WrapConn(raw)
 	}
+	// heard tells a server that stayed silent from one that answered but
+	// never completed the handshake (pion drops a message it cannot parse
+	// and waits, so both end in the handshake timeout).
+	heard := &heardConn{Conn: conn}
+	conn = heard
 	dconn, err := piondtls.Client(dtlsnet.PacketConnFromConn(conn), conn.RemoteAddr(), dc)
 	if err != nil {
 		raw.Close()
@@ -231,7 +243,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		dconn.Close()
 		raw.Close()
-		return nil, &DialError{Addr: cfg.Addr, Err: classify(ctx, err, keyErr, cfg.Certificate == nil)}
+		return nil, &DialError{Addr: cfg.Addr, Err: classify(ctx, err, keyErr, cfg.Certificate == nil, heard.answered.Load())}
 	}
 	c := &Client{cfg: cfg}
 	co := []udp.Option{
@@ -249,13 +261,25 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// classify turns a handshake failure into one of our sentinels.
-func classify(ctx context.Context, err, keyErr error, psk bool) error {
+// classify turns a handshake failure into one of our sentinels. answered
+// says whether the server sent anything at all.
+func classify(ctx context.Context, err, keyErr error, psk, answered bool) error {
 	switch {
 	case keyErr != nil:
 		return keyErr
 	case ctx.Err() != nil:
 		return ctx.Err()
+	case errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused"):
+		// An ICMP port unreachable: the host is there, the server is not.
+		return fmt.Errorf("%w: nothing listens on that port (connection refused)", ErrNoAnswer)
+	case (errors.Is(err, context.DeadlineExceeded) || isTimeout(err)) && answered:
+		// The server answered but the handshake never completed: it
+		// refused our identity or key without an alert, or its messages
+		// were malformed and dropped (a hostile or broken server).
+		if psk {
+			return fmt.Errorf("%w: handshake not completed: the server answered but did not finish (unknown identity or key, or malformed handshake messages)", ErrPSKRejected)
+		}
+		return fmt.Errorf("%w: handshake not completed: the server answered but did not finish (malformed or unexpected handshake messages)", ErrNoAnswer)
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 		if psk {
 			// A server that refuses an unknown identity may stay silent.
@@ -266,6 +290,20 @@ func classify(ctx context.Context, err, keyErr error, psk bool) error {
 		return fmt.Errorf("%w: %s", ErrPSKRejected, alertText(err))
 	}
 	return fmt.Errorf("handshake: %s", alertText(err))
+}
+
+// heardConn notes whether anything was received.
+type heardConn struct {
+	net.Conn
+	answered atomic.Bool
+}
+
+func (c *heardConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.answered.Store(true)
+	}
+	return n, err
 }
 
 func isTimeout(err error) bool {

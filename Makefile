@@ -2,6 +2,11 @@
 # libcoap) is installed by the `deps` target with apt-get when missing.
 
 GO       ?= go
+# The Go release is the toolchain line of go.mod (a patched one, fetched once
+# through the module proxy when the machine's Go is older). Some machines
+# set GOTOOLCHAIN=local (in Go's go.env or the environment), which would
+# build with their own, older standard library: auto honours go.mod.
+export GOTOOLCHAIN = auto
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
@@ -43,7 +48,7 @@ QEMU_TARGETS := \
 	mips:GOMIPS=softfloat:qemu-mips-static \
 	mipsle:GOMIPS=softfloat:qemu-mipsel-static
 
-.PHONY: all build build-all test vet fmt-check test-native test-qemu fuzz bench cross size demo deps clean
+.PHONY: all build build-all test vet fmt-check test-native test-qemu fuzz vulncheck bench cross size demo deps clean
 
 all: build
 
@@ -54,9 +59,10 @@ build:
 build-all: build
 	$(BUILD) -o $(DIST)/mtccollector ./cmd/mtccollector
 
-## test: everything CI checks — vet, gofmt, race tests, the suite under
-## qemu-user for arm v7, arm64, mips and mipsle, and a short run of each fuzz target.
-test: deps vet fmt-check test-native test-qemu fuzz
+## test: everything CI checks — vet, gofmt, the vulnerability check, race tests,
+## the suite under qemu-user for arm v7, arm64, mips and mipsle, and a short run
+## of each fuzz target.
+test: deps vet fmt-check vulncheck test-native test-qemu fuzz
 
 vet:
 	$(GO) vet ./...
@@ -81,6 +87,13 @@ test-qemu: deps
 
 fuzz:
 	@bash scripts/fuzz-all.sh $(FUZZTIME)
+
+## vulncheck: govulncheck against a local copy of the Go vulnerability database
+## (pinned in scripts/vulncheck.sh, built once into ~/.cache): fails when the
+## code reaches a known vulnerability. The self-test first checks that a
+## known-vulnerable module is reported. See docs/vulncheck.md.
+vulncheck:
+	@bash scripts/vulncheck.sh --selftest
 
 bench:
 	@mkdir -p $(DIST)

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,8 +28,35 @@ func scaled(d time.Duration) time.Duration {
 
 type daemon struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	state  string
+}
+
+// syncBuffer is the daemon's stderr: written by the process's copier,
+// read by the test while the daemon runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// alive reports whether the daemon answers on its control socket.
+func (d *daemon) alive() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var st map[string]any
+	return agent.Call(ctx, d.state, "status", nil, &st) == nil
 }
 
 // startDaemon runs `mtcagent run` as a real process on the simulator.
@@ -42,7 +70,7 @@ func startDaemon(t testing.TB, state, scenario, conf string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{cmd: cmd, stderr: &bytes.Buffer{}, state: state}
+	d := &daemon{cmd: cmd, stderr: &syncBuffer{}, state: state}
 	cmd.Env = append(os.Environ(), "MTCAGENT_TEST_MAIN=1")
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {

@@ -88,20 +88,27 @@ func TestFailedSIMReadNeitherReportsNorLocks(t *testing.T) {
 		{"cimi no answer", "generic", "AT+CIMI", modemsim.Response{NoAnswer: true, Times: 1}},
 		{"cimi ERROR", "quectel", "AT+CIMI", modemsim.Response{Final: "ERROR", Times: 1}},
 		{"cimi garbled", "generic", "AT+CIMI", modemsim.Response{Lines: []string{"0010100000000019999"}, Final: "OK", Times: 1}},
-		{"ccid no answer", "generic", "AT+CCID", modemsim.Response{NoAnswer: true, Times: 1}},
-		{"ccid ERROR", "generic", "AT+CCID", modemsim.Response{Final: "ERROR", Times: 1}},
-		{"qccid garbled", "quectel", "AT+QCCID", modemsim.Response{Lines: []string{"+QCCID: 89001000000000000G1"}, Final: "OK", Times: 1}},
+		{"ccid no answer", "generic", "AT+CCID|AT+ICCID|AT+CRSM=176,12258,0,0,10", modemsim.Response{NoAnswer: true, Times: 1}},
+		{"ccid ERROR", "generic", "AT+CCID|AT+ICCID|AT+CRSM=176,12258,0,0,10", modemsim.Response{Final: "ERROR", Times: 1}},
+		{"qccid garbled", "quectel", "AT+QCCID|AT+CCID|AT+CRSM=176,12258,0,0,10", modemsim.Response{Lines: []string{"+QCCID: 89001000000000000G1"}, Final: "OK", Times: 1}},
 		{"cpin no answer", "generic", "AT+CPIN?", modemsim.Response{NoAnswer: true, Times: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := lockConfig(t)
 			h := start(t, `{"dialect": "`+tc.dialect+`"}`, cfg)
 			h.waitFor(t, "sim_bound")
-			used := h.sim.Respond(tc.cmd, tc.r)
-			select {
-			case <-used:
-			case <-time.After(slow(5 * time.Second)):
-				t.Fatal("the faulty answer was never asked for")
+			// cmd lists one or more commands ("|"): every ICCID
+			// command fails, so no fallback reads the value.
+			var used []<-chan struct{}
+			for _, c := range strings.Split(tc.cmd, "|") {
+				used = append(used, h.sim.Respond(c, tc.r))
+			}
+			for _, u := range used {
+				select {
+				case <-u:
+				case <-time.After(slow(5 * time.Second)):
+					t.Fatal("the faulty answer was never asked for")
+				}
 			}
 			h.settle(t, 3)
 			h.noSignedSIMEvent(t)

@@ -76,10 +76,10 @@ func TestFailedSIMReadIsNoChange(t *testing.T) {
 		{"cimi garbled charset", "generic", "AT+CIMI", modemsim.Response{Lines: []string{"00101000000A001"}, Final: "OK", Times: 1}},
 		{"cimi garbled length", "generic", "AT+CIMI", modemsim.Response{Lines: []string{"0010100000000010"}, Final: "OK", Times: 1}},
 		{"cimi empty", "generic", "AT+CIMI", modemsim.Response{Final: "OK", Times: 1}},
-		{"ccid no answer", "generic", "AT+CCID", noAnswer},
-		{"ccid ERROR", "generic", "AT+CCID", modemsim.Response{Final: "ERROR", Times: 1}},
-		{"ccid garbled", "generic", "AT+CCID", modemsim.Response{Lines: []string{"+CCID: 89001000000000000X1"}, Final: "OK", Times: 1}},
-		{"qccid no answer", "quectel", "AT+QCCID", noAnswer},
+		{"ccid no answer", "generic", "AT+CCID|AT+ICCID|AT+CRSM=176,12258,0,0,10", noAnswer},
+		{"ccid ERROR", "generic", "AT+CCID|AT+ICCID|AT+CRSM=176,12258,0,0,10", modemsim.Response{Final: "ERROR", Times: 1}},
+		{"ccid garbled", "generic", "AT+CCID|AT+ICCID|AT+CRSM=176,12258,0,0,10", modemsim.Response{Lines: []string{"+CCID: 89001000000000000X1"}, Final: "OK", Times: 1}},
+		{"qccid no answer", "quectel", "AT+QCCID|AT+CCID|AT+CRSM=176,12258,0,0,10", noAnswer},
 		{"cpin no answer", "generic", "AT+CPIN?", noAnswer},
 		{"cpin ERROR", "generic", "AT+CPIN?", modemsim.Response{Final: "ERROR", Times: 1}},
 		{"cpin garbled", "simcom", "AT+CPIN?", modemsim.Response{Lines: []string{"+CPIN: RE\x01DY"}, Final: "OK", Times: 1}},
@@ -88,8 +88,15 @@ func TestFailedSIMReadIsNoChange(t *testing.T) {
 			s, path := startSim(t, `{"dialect": "`+tc.dialect+`"}`)
 			h := runMonitor(t, path)
 			h.settle(t, 1)
-			used := s.Respond(tc.cmd, tc.r)
-			waitUsed(t, used)
+			// cmd lists one or more commands ("|"): every ICCID
+			// command fails, so no fallback reads the value.
+			var used []<-chan struct{}
+			for _, c := range strings.Split(tc.cmd, "|") {
+				used = append(used, s.Respond(c, tc.r))
+			}
+			for _, u := range used {
+				waitUsed(t, u)
+			}
 			h.settle(t, 3)
 			h.noEvents(t, simKinds...)
 			if st := h.mon.Status(); st.SIM.IMSI.Reveal() != "001010000000001" || st.SIM.ICCID.Reveal() != "8900100000000000001" {

@@ -259,7 +259,7 @@ func (a *Agent) onFirstReading() {
 	a.checkFirmware(st)
 	a.observeSIM(st.SIM)
 	a.mu.Lock()
-	a.online = st.Registered()
+	a.online = st.Registered() // unknown counts as offline until a read says
 	if !a.online {
 		a.lostAt, a.lostWall = time.Now(), a.now()
 	}
@@ -280,7 +280,7 @@ func (a *Agent) now() time.Time { t, _ := a.deps.Clock.Now(); return t }
 // onModemEvent turns a modem event into monitoring events (R2).
 func (a *Agent) onModemEvent(ev atmodem.Event) {
 	switch ev.Kind {
-	case atmodem.EventSIMRemoved, atmodem.EventSIMInserted, atmodem.EventSIMChanged:
+	case atmodem.EventSIMRemoved, atmodem.EventSIMInserted, atmodem.EventSIMChanged, atmodem.EventSIMIdentified:
 		a.observeSIM(ev.NewSIM)
 	case atmodem.EventCellChanged:
 		a.emit("cell_changed", map[string]any{"domain": string(ev.Domain), "plmn_changed": ev.OldPLMN != ev.NewPLMN,
@@ -297,7 +297,7 @@ func (a *Agent) onModemEvent(ev atmodem.Event) {
 		a.emit("port_regained", nil)
 	}
 	if ev.Kind == atmodem.EventRegistration || ev.Kind == atmodem.EventPortRegained {
-		if st := a.mon.Status(); st != nil {
+		if st := a.mon.Status(); st != nil && st.RegistrationKnown() {
 			a.connectivity(st.Registered())
 		}
 	}
@@ -350,7 +350,14 @@ func (a *Agent) checkWindow() {
 	a.emit("misaligned_access", map[string]any{"windows": fmt.Sprint(a.cfg.AccessWindows), "clock_synced": synced})
 }
 
+// observeSIM gives one SIM reading to the binding policy. A reading that
+// failed (unknown state, IMSI or ICCID) never reaches it: a glitch must
+// not report, let alone lock, a SIM change.
 func (a *Agent) observeSIM(sim atmodem.SIMInfo) {
+	if !sim.Known() {
+		a.log.Debug("binding not checked: SIM reading unknown")
+		return
+	}
 	imsi, iccid := sim.IMSI, sim.ICCID
 	switch sim.State {
 	case atmodem.SIMReady:
@@ -371,7 +378,13 @@ func (a *Agent) observeSIM(sim atmodem.SIMInfo) {
 		func() ([]byte, error) { return bev.Sign(a.issuer, a.cfg.Recipient) })
 }
 
+// checkFirmware compares the modem's manufacturer, model and revision
+// with the last run's; an identity read that failed is no change.
 func (a *Agent) checkFirmware(st *atmodem.Status) {
+	if st.Unknown(atmodem.ReadFirmware) {
+		a.log.Debug("firmware not checked: modem identity unknown")
+		return
+	}
 	sum := sha256.Sum256([]byte(st.Modem.Manufacturer + "\x00" + st.Modem.Model + "\x00" + st.Modem.Revision))
 	h := hex.EncodeToString(sum[:])
 	a.mu.Lock()

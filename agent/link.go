@@ -16,6 +16,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/mtcagent/mtcagent/agent/uplink"
+	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/config"
 	"github.com/mtcagent/mtcagent/mdtlog"
@@ -188,7 +189,9 @@ func (h *LinkHandler) ServeUplink(ctx context.Context, r *uplink.Request) (uplin
 			return uplink.BadRequest, nil
 		}
 		st := a.Status()
-		if st == nil {
+		if st == nil || !st.SIM.Known() || st.Unknown(atmodem.ReadModel|atmodem.ReadRevision) {
+			// An unknown reading never enters a signed claim as a value
+			// (an empty IMSI would attest "no SIM").
 			return uplink.Unavailable, nil
 		}
 		tok, err := a.issuer.SignBinding(h.Deriver, attest.Binding{Recipient: r.Peer, Nonce: req[1],
@@ -230,7 +233,9 @@ func (h *LinkHandler) statusReport(recipient string) (uplink.Code, []byte) {
 		return uplink.Forbidden, nil
 	}
 	st := a.Status()
-	if st == nil || h.Policy == nil {
+	if st == nil || h.Policy == nil || !st.SIM.Known() {
+		// Without a known SIM reading the report's identity would say
+		// "no SIM": not what is so.
 		return uplink.Unavailable, nil
 	}
 	snap := SnapshotFromStatus(st)

@@ -10,14 +10,17 @@ type EventKind string
 
 // The events a Monitor reports.
 const (
-	EventSIMRemoved   EventKind = "sim_removed"
-	EventSIMInserted  EventKind = "sim_inserted"
-	EventSIMChanged   EventKind = "sim_changed" // a different SIM than the last one seen
-	EventRegistration EventKind = "registration_changed"
-	EventCellChanged  EventKind = "cell_changed" // cell, TAC/LAC or PLMN
-	EventModemReset   EventKind = "modem_reset"
-	EventPortLost     EventKind = "port_lost"
-	EventPortRegained EventKind = "port_regained"
+	EventSIMRemoved  EventKind = "sim_removed"
+	EventSIMInserted EventKind = "sim_inserted"
+	EventSIMChanged  EventKind = "sim_changed" // a different SIM than the last one seen
+	// EventSIMIdentified: the SIM's identity was read for the first time
+	// after reads that failed. Not a change: NewSIM is what is there.
+	EventSIMIdentified EventKind = "sim_identified"
+	EventRegistration  EventKind = "registration_changed"
+	EventCellChanged   EventKind = "cell_changed" // cell, TAC/LAC or PLMN
+	EventModemReset    EventKind = "modem_reset"
+	EventPortLost      EventKind = "port_lost"
+	EventPortRegained  EventKind = "port_regained"
 )
 
 // Event is one change seen on the modem, from a URC or from polling.
@@ -112,10 +115,30 @@ func diffReg(d Domain, old, nw *Registration, oldPLMN, newPLMN, source string, n
 	return evs
 }
 
-// diffSIM returns the SIM events from old to new; last is the last SIM
-// identity seen (kept across a removal, so a different SIM is noticed).
+// diffSIM returns the SIM events from old (the last known reading) to
+// new; last is the last SIM identity seen (kept across a removal, so a
+// different SIM is noticed). An unknown new reading is no event and leaves
+// last alone; an unknown old one is the start: nothing to compare with but
+// last.
 func diffSIM(old, nw SIMInfo, last *SIMInfo, source string, now time.Time) []Event {
+	if !nw.Known() {
+		return nil
+	}
 	var evs []Event
+	if !old.Known() {
+		switch is := nw.State == SIMReady; {
+		case is && last.State == SIMReady && !last.Same(nw):
+			evs = append(evs, Event{Kind: EventSIMChanged, Time: now, Source: source, OldSIM: *last, NewSIM: nw})
+		case nw.State == SIMAbsent && last.State == SIMReady:
+			evs = append(evs, Event{Kind: EventSIMRemoved, Time: now, Source: source, OldSIM: *last, NewSIM: nw})
+		default:
+			evs = append(evs, Event{Kind: EventSIMIdentified, Time: now, Source: source, NewSIM: nw})
+		}
+		if nw.State == SIMReady {
+			*last = nw
+		}
+		return evs
+	}
 	was, is := old.State == SIMReady, nw.State == SIMReady
 	if old.State == nw.State && (!is || (old.IMSI.Equal(nw.IMSI) && old.ICCID.Equal(nw.ICCID))) {
 		return nil

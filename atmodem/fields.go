@@ -67,6 +67,9 @@ func atoiDefault(s string, def int) int {
 	return n
 }
 
+// blank reports whether the field holds nothing ("", or "" quoted).
+func (f field) blank() bool { return strings.TrimSpace(f.s) == "" }
+
 func (f field) int() (int, bool) {
 	if f.empty {
 		return 0, false

@@ -10,7 +10,9 @@ import (
 	"github.com/mtcagent/mtcagent/privacy/ident"
 )
 
-// Status is one full reading of the modem. Unknown values are nil or zero.
+// Status is one full reading of the modem. Unknown values are nil or zero,
+// with their Reading set in Failed (registration, operator), SIM.Failed or
+// Modem.Failed: see Reading.
 type Status struct {
 	Modem        ModemInfo
 	SIM          SIMInfo
@@ -21,6 +23,7 @@ type Status struct {
 	Location     *Position    // GNSS fix, when enabled (Modem.GNSS) and fixed
 	Dialect      string
 	Time         time.Time
+	Failed       Reading // the registration and operator reads that failed
 }
 
 // ModemInfo identifies the modem.
@@ -29,13 +32,15 @@ type ModemInfo struct {
 	Model        string
 	Revision     string
 	IMEI         ident.IMEI
+	Failed       Reading // the reads that failed (ReadManufacturer ... ReadIMEI)
 }
 
 // SIMInfo is the SIM's state and identity.
 type SIMInfo struct {
-	State string // SIMReady, SIMAbsent, ...
-	IMSI  ident.IMSI
-	ICCID ident.ICCID
+	State  string // SIMReady, SIMAbsent, ...; "" unknown
+	IMSI   ident.IMSI
+	ICCID  ident.ICCID
+	Failed Reading // the reads that failed (ReadSIMState, ReadIMSI, ReadICCID)
 }
 
 // EPS returns the best registration to judge the serving area: EPS, then
@@ -143,20 +148,27 @@ func (m *Modem) identity(ctx context.Context) (ModemInfo, error) {
 	}
 	var info ModemInfo
 	var err error
-	read := func(cmd, prefix string) string {
+	// A failed, timed-out or garbled answer leaves the reading unknown
+	// (Failed), never an empty or odd string taken as the value.
+	read := func(cmd, prefix string, r Reading) string {
 		lines, e := m.E.Command(ctx, cmd)
 		if e != nil {
 			if errors.Is(e, ErrClosed) || ctx.Err() != nil {
 				err = e
 			}
+			info.Failed |= r
 			return ""
 		}
-		s, _ := ParseInfo(lines, prefix)
+		s, e := ParseInfo(lines, prefix)
+		if e != nil || !validInfo(s) {
+			info.Failed |= r
+			return ""
+		}
 		return s
 	}
-	info.Manufacturer = read("AT+CGMI", "+CGMI:")
-	info.Model = read("AT+CGMM", "+CGMM:")
-	info.Revision = read("AT+CGMR", "+CGMR:")
+	info.Manufacturer = read("AT+CGMI", "+CGMI:", ReadManufacturer)
+	info.Model = read("AT+CGMM", "+CGMM:", ReadModel)
+	info.Revision = read("AT+CGMR", "+CGMR:", ReadRevision)
 	if err != nil {
 		return info, err
 	}
@@ -168,17 +180,28 @@ func (m *Modem) identity(ctx context.Context) (ModemInfo, error) {
 			info.IMEI, _ = ParseSerial(lines)
 		}
 	}
-	m.info = &info
+	if info.IMEI.IsZero() {
+		info.Failed |= ReadIMEI
+	}
+	if info.Failed == 0 {
+		m.info = &info // an incomplete identity is read again next time
+	}
 	return info, nil
 }
 
-// ReadSIM reads the SIM state and, when ready, IMSI and ICCID.
+// ReadSIM reads the SIM state and, when ready, IMSI and ICCID. What the
+// modem did not answer, refused with a plain ERROR, or answered garbled is
+// unknown (SIMInfo.Failed), never an empty identifier.
 func (m *Modem) ReadSIM(ctx context.Context) (SIMInfo, error) {
 	var s SIMInfo
 	lines, err := m.E.Run(ctx, Cmd{Line: "AT+CPIN?", Prefix: "+CPIN:"})
 	switch {
 	case err == nil && len(lines) > 0:
-		s.State, _ = ParseCPIN(lines[0])
+		var perr error
+		if s.State, perr = ParseCPIN(lines[0]); perr != nil {
+			s.State, s.Failed = "", ReadSIM
+			return s, nil
+		}
 	case IsCME(err, CMESIMNotInserted):
 		s.State = SIMAbsent
 		return s, nil
@@ -189,21 +212,33 @@ func (m *Modem) ReadSIM(ctx context.Context) (SIMInfo, error) {
 		s.State = SIMError
 		return s, nil
 	case err != nil && (errors.Is(err, ErrClosed) || ctx.Err() != nil):
+		s.Failed = ReadSIM
 		return s, err
 	default:
-		s.State = SIMError
+		// A timeout, a plain ERROR, an OK without +CPIN: the state is
+		// not known (the SIM may well be there).
+		s.Failed = ReadSIM
+		return s, nil
 	}
 	if s.State != SIMReady {
 		return s, nil
 	}
 	if lines, err := m.E.Command(ctx, "AT+CIMI"); err == nil {
-		s.IMSI, _ = ParseCIMI(lines)
-	} else if errors.Is(err, ErrClosed) {
-		return s, err
+		if s.IMSI, err = ParseCIMI(lines); err != nil {
+			s.Failed |= ReadIMSI
+		}
+	} else {
+		s.Failed |= ReadIMSI
+		if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+			return s, err
+		}
 	}
 	s.ICCID, err = m.readICCID(ctx)
-	if errors.Is(err, ErrClosed) {
-		return s, err
+	if err != nil {
+		s.Failed |= ReadICCID
+		if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+			return s, err
+		}
 	}
 	return s, nil
 }
@@ -230,14 +265,24 @@ func (m *Modem) readICCID(ctx context.Context) (ident.ICCID, error) {
 }
 
 // ReadRegistration queries one domain; (nil, nil) when the modem does not
-// support it.
+// support it or the reading is unknown (readRegistration tells which).
 func (m *Modem) ReadRegistration(ctx context.Context, d Domain) (*Registration, error) {
+	r, _, err := m.readRegistration(ctx, d)
+	return r, err
+}
+
+// readRegistration queries one domain. The reading is unknown when the
+// query timed out or the reply was garbled, and when a domain whose URCs
+// Init could switch on (so the modem knows it) answered an error; an error
+// from a domain Init found unsupported is the modem saying "none".
+func (m *Modem) readRegistration(ctx context.Context, d Domain) (r *Registration, unknown bool, err error) {
 	lines, err := m.E.Run(ctx, Cmd{Line: "AT" + d.Command() + "?", Prefix: d.Command() + ":", Accept: IsRegQueryReply})
 	if err != nil {
 		if errors.Is(err, ErrClosed) || ctx.Err() != nil {
-			return nil, err
+			return nil, true, err
 		}
-		return nil, nil
+		mode, inited := m.urcMode[d]
+		return nil, errors.Is(err, ErrTimeout) || inited && mode >= 0, nil
 	}
 	for _, l := range lines {
 		if _, r, err := ParseRegistration(l, true); err == nil {
@@ -245,10 +290,10 @@ func (m *Modem) ReadRegistration(ctx context.Context, d Domain) (*Registration, 
 			if n, ok := splitFields(strings.TrimSpace(rest))[0].int(); ok && n == 0 && m.urcMode[d] >= 0 {
 				m.urcsLost = true
 			}
-			return r, nil
+			return r, false, nil
 		}
 	}
-	return nil, nil
+	return nil, true, nil // OK without a reading, or a garbled one
 }
 
 // Status reads everything. Readings the modem refuses are left unknown; an
@@ -263,11 +308,14 @@ func (m *Modem) Status(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	for _, d := range Domains {
-		r, err := m.ReadRegistration(ctx, d)
+		r, unknown, err := m.readRegistration(ctx, d)
 		if err != nil {
 			return nil, err
 		}
 		st.Registration[d] = r
+		if unknown {
+			st.Failed |= RegReading(d)
+		}
 	}
 	if err := m.readOperator(ctx, st); err != nil {
 		return nil, err
@@ -308,14 +356,23 @@ func (m *Modem) Status(ctx context.Context) (*Status, error) {
 	return st, nil
 }
 
+// readOperator reads the operator's name and numeric PLMN. The PLMN is
+// unknown (ReadOperator) when the numeric read failed or was garbled; a
+// +COPS without an operator is a value: none.
 func (m *Modem) readOperator(ctx context.Context, st *Status) error {
 	// Numeric first (MCC/MNC), then the long name; format 2 is left set,
 	// as ModemManager leaves it.
 	for _, format := range []string{"0", "2"} {
+		failed := func() {
+			if format == "2" {
+				st.Failed |= ReadOperator
+			}
+		}
 		if _, err := m.E.Command(ctx, "AT+COPS=3,"+format); err != nil {
 			if errors.Is(err, ErrClosed) {
 				return err
 			}
+			failed()
 			continue
 		}
 		lines, err := m.E.Run(ctx, Cmd{Line: "AT+COPS?", Prefix: "+COPS:"})
@@ -323,13 +380,16 @@ func (m *Modem) readOperator(ctx context.Context, st *Status) error {
 			if errors.Is(err, ErrClosed) {
 				return err
 			}
+			failed()
 			continue
 		}
 		if len(lines) == 0 {
+			failed()
 			continue
 		}
 		op, err := ParseCOPS(lines[0])
-		if err != nil {
+		if err != nil || format == "2" && op.Name != nil {
+			failed()
 			continue
 		}
 		if op.Name != nil {

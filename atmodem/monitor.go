@@ -43,9 +43,12 @@ type Monitor struct {
 	kick   chan struct{}
 	emitMu sync.Mutex // OnEvent is called by one goroutine at a time
 
-	mu       sync.Mutex
-	modem    *Modem
-	status   *Status
+	mu     sync.Mutex
+	modem  *Modem
+	status *Status // the last reading, unknowns as they were
+	// known is the baseline readings are compared with: the last known
+	// value of each reading (an unknown one takes the value before it).
+	known    *Status
 	lastSIM  SIMInfo
 	needSIM  bool
 	needInit bool
@@ -231,21 +234,29 @@ func (m *Monitor) onRegURC(d Domain, line string) {
 		return
 	}
 	m.mu.Lock()
-	st := m.status
+	st, kn := m.status, m.known
 	if st == nil {
 		m.mu.Unlock()
 		return
 	}
-	old := st.Registration[d]
+	// Compared with the last known registration, not with a read that
+	// failed (which would make every URC after it a change).
+	old := kn.Registration[d]
+	if kn.Unknown(RegReading(d)) {
+		old = nil
+	}
 	if old != nil && r.CellID == nil && r.TAC == nil && r.LAC == nil && r.Registered() {
 		r.TAC, r.LAC, r.CellID, r.AcT = old.TAC, old.LAC, old.CellID, old.AcT
 	}
-	plmn := plmnOf(st)
-	ns := *st
-	ns.Registration = copyRegs(st.Registration)
-	ns.Registration[d] = r
-	m.status = &ns
+	plmn := plmnOf(kn)
+	m.status = withReg(st, d, r)
+	m.known = withReg(kn, d, r)
 	m.mu.Unlock()
+	if old == nil && kn.Unknown(RegReading(d)) {
+		// The first known value of this domain: nothing to compare.
+		m.wake(false)
+		return
+	}
 	for _, ev := range diffReg(d, old, r, plmn, plmn, "urc", m.cfg.Now()) {
 		m.emit(ev)
 	}
@@ -294,7 +305,9 @@ func (m *Monitor) emit(ev Event) {
 	m.cfg.OnEvent(ev)
 }
 
-// read takes a full reading and reports what changed.
+// read takes a full reading and reports what changed. A reading that
+// failed is no change; a change is believed only when a second reading
+// agrees with the first.
 func (m *Monitor) read(ctx context.Context, mod *Modem, source string) error {
 	st, err := mod.Status(ctx)
 	if err != nil {
@@ -311,41 +324,71 @@ func (m *Monitor) read(ctx context.Context, mod *Modem, source string) error {
 		}
 	}
 	m.mu.Lock()
-	old := m.status
-	m.status = st
-	first := old == nil
+	kn := m.known
+	first := kn == nil
 	m.mu.Unlock()
-	now := m.cfg.Now()
 	if first {
 		m.mu.Lock()
-		if st.SIM.State == SIMReady {
+		m.status, m.known = st, mergeKnown(nil, st)
+		if st.SIM.Known() && st.SIM.State == SIMReady {
 			m.lastSIM = st.SIM
 		}
 		m.mu.Unlock()
 		close(m.ready)
 		return nil
 	}
-	m.mu.Lock()
-	simEvents := diffSIM(old.SIM, st.SIM, &m.lastSIM, source, now)
-	m.mu.Unlock()
-	for _, ev := range simEvents {
-		m.emit(ev)
-	}
-	for _, d := range Domains {
-		for _, ev := range diffReg(d, old.Registration[d], st.Registration[d], plmnOf(old), plmnOf(st), source, now) {
-			m.emit(ev)
+	if evs := m.changes(kn, mergeKnown(kn, st), source, m.lastSIM); len(evs) > 0 {
+		// Something differs from what is known: read again, and keep
+		// only what both readings say.
+		st2, err := mod.Status(ctx)
+		if err != nil {
+			return err
 		}
+		st = agree(st, st2)
+	}
+	m.mu.Lock()
+	nk := mergeKnown(kn, st)
+	m.status, m.known = st, nk
+	evs := m.changes(kn, nk, source, m.lastSIM)
+	if nk.SIM.Known() && nk.SIM.State == SIMReady {
+		m.lastSIM = nk.SIM
+	}
+	m.mu.Unlock()
+	for _, ev := range evs {
+		m.emit(ev)
 	}
 	return nil
 }
 
+// changes returns the events from the known baseline old to nw (both
+// with unknowns filled in by mergeKnown); last is the last ready SIM,
+// which it does not change.
+func (m *Monitor) changes(old, nw *Status, source string, last SIMInfo) []Event {
+	now := m.cfg.Now()
+	evs := diffSIM(old.SIM, nw.SIM, &last, source, now)
+	for _, d := range Domains {
+		r := RegReading(d)
+		if old.Unknown(r) || nw.Unknown(r) {
+			continue
+		}
+		oldPLMN, newPLMN := plmnOf(old), plmnOf(nw)
+		if old.Unknown(ReadOperator) || nw.Unknown(ReadOperator) {
+			oldPLMN, newPLMN = "", ""
+		}
+		evs = append(evs, diffReg(d, old.Registration[d], nw.Registration[d], oldPLMN, newPLMN, source, now)...)
+	}
+	return evs
+}
+
+// readSIM reads the SIM after a SIM URC: the URC and the read together
+// confirm a change. A read that failed changes nothing.
 func (m *Monitor) readSIM(ctx context.Context, mod *Modem) error {
 	sim, err := mod.ReadSIM(ctx)
 	if err != nil {
 		return err
 	}
 	m.mu.Lock()
-	old := m.status
+	old, kn := m.status, m.known
 	if old == nil {
 		m.mu.Unlock()
 		return nil
@@ -353,12 +396,27 @@ func (m *Monitor) readSIM(ctx context.Context, mod *Modem) error {
 	ns := *old
 	ns.SIM = sim
 	m.status = &ns
-	evs := diffSIM(old.SIM, sim, &m.lastSIM, "urc", m.cfg.Now())
+	var evs []Event
+	if sim.Known() {
+		nk := *kn
+		nk.SIM = sim
+		m.known = &nk
+		evs = diffSIM(kn.SIM, sim, &m.lastSIM, "urc", m.cfg.Now())
+	}
 	m.mu.Unlock()
 	for _, ev := range evs {
 		m.emit(ev)
 	}
 	return nil
+}
+
+// withReg returns a copy of st with domain d's registration r, known.
+func withReg(st *Status, d Domain, r *Registration) *Status {
+	ns := *st
+	ns.Registration = copyRegs(st.Registration)
+	ns.Registration[d] = r
+	ns.Failed &^= RegReading(d)
+	return &ns
 }
 
 func plmnOf(st *Status) string {

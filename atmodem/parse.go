@@ -144,19 +144,26 @@ func ParseRegistration(line string, query bool) (Domain, *Registration, error) {
 		return d, nil, fmt.Errorf("registration: bad <stat>")
 	}
 	r := &Registration{Stat: stat, State: StatWord(stat)}
-	if len(f) > 1 {
-		if n, ok := f[1].hexOrDec(); ok && n <= 0xffffff {
-			if d == DomainEPS || d == Domain5GS {
-				r.TAC = ptr(uint32(n))
-			} else {
-				r.LAC = ptr(uint32(n))
-			}
+	// A location field that is there but is no area code or cell id
+	// (wrong characters, too wide) makes the line garbled: an error, so
+	// the reading is unknown rather than a location with a hole in it.
+	if len(f) > 1 && !f[1].blank() {
+		n, ok := f[1].hexOrDec()
+		if !ok || n > 0xffffff {
+			return d, nil, fmt.Errorf("registration: bad area code of %d characters", len(f[1].s))
+		}
+		if d == DomainEPS || d == Domain5GS {
+			r.TAC = ptr(uint32(n))
+		} else {
+			r.LAC = ptr(uint32(n))
 		}
 	}
-	if len(f) > 2 {
-		if n, ok := f[2].hexOrDec(); ok && n < 1<<40 {
-			r.CellID = ptr(n)
+	if len(f) > 2 && !f[2].blank() {
+		n, ok := f[2].hexOrDec()
+		if !ok || n >= 1<<40 {
+			return d, nil, fmt.Errorf("registration: bad cell id of %d characters", len(f[2].s))
 		}
+		r.CellID = ptr(n)
 	}
 	if len(f) > 3 {
 		if n, ok := f[3].int(); ok && n >= 0 && n <= 20 {
@@ -313,7 +320,12 @@ func ParseCPIN(line string) (string, error) {
 	case "":
 		return "", fmt.Errorf("cpin: empty code")
 	}
-	return SIMLocked, nil
+	if code := strings.ToUpper(strings.Trim(v, `" `)); strings.HasPrefix(code, "PH-") && len(code) <= 16 {
+		// PH-SIM PIN, PH-NET PUK, ...: another PIN locks the SIM.
+		return SIMLocked, nil
+	}
+	// Anything else is garbled, not a state to believe.
+	return "", fmt.Errorf("cpin: unknown code of %d characters", len(v))
 }
 
 // ParseSerial finds a 14–16 digit IMEI in the reply to AT+CGSN or AT+GSN:

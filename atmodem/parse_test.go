@@ -82,8 +82,12 @@ func TestParseRegistration(t *testing.T) {
 		{"c5greg emergency", "+C5GREG: 0,11", true, Domain5GS, "stat=11/emergency lac=- tac=- ci=- act=-"},
 		{"c5greg not searching", "+C5GREG: 0,0", true, Domain5GS, "stat=0/idle lac=- tac=- ci=- act=-"},
 		// out of range and garbage
-		{"tac too wide dropped", `+CEREG: 2,1,"1A2B3C4D","01A2D101",7`, true, DomainEPS, "stat=1/home lac=- tac=- ci=1A2D101 act=7"},
-		{"cell id too wide dropped", `+CEREG: 2,1,"1A2B","1A2B3C4D5E6F",7`, true, DomainEPS, "stat=1/home lac=- tac=1A2B ci=- act=7"},
+		// A garbled location is an unknown reading, not a location with
+		// a hole (which would compare as a cell change).
+		{"tac too wide", `+CEREG: 2,1,"1A2B3C4D","01A2D101",7`, true, DomainEPS, "error"},
+		{"cell id too wide", `+CEREG: 2,1,"1A2B","1A2B3C4D5E6F",7`, true, DomainEPS, "error"},
+		{"tac not hex", `+CEREG: 2,1,"1Z2B","01A2D101",7`, true, DomainEPS, "error"},
+		{"cell id not hex", `+CEREG: 1,"1A2B","01A2D1#1",7`, false, DomainEPS, "error"},
 		{"bad stat", "+CEREG: 2,12", true, DomainEPS, "error"},
 		{"negative stat", "+CEREG: 2,-1", true, DomainEPS, "error"},
 		{"text stat", `+CEREG: 2,"x"`, true, DomainEPS, "error"},
@@ -317,6 +321,8 @@ func TestParseCPIN(t *testing.T) {
 		{"+CPIN: SIM REMOVED", SIMAbsent},  // SIMCom URC
 		{"+CPIN: NO SIM", SIMAbsent},
 		{"+CPIN: NOT READY", SIMNotReady}, // 27.007 URC while the SIM goes
+		{"+CPIN: R\x00ADY", "error"},      // garbled: not taken as a lock
+		{"+CPIN: READY READY", "error"},
 		{"+CPIN: ", "error"},
 		{"+CPIN:", "error"},
 		{"+CSQ: 1,2", "error"},

@@ -121,11 +121,17 @@ type GNSSFix struct {
 // Response replaces the simulated answer to one exact command line. In
 // JSON it is a list of information lines (OK follows), a final result
 // string ("ERROR", "+CME ERROR: 10"), or an object
-// {"lines": [...], "final": "OK", "delay": "2s"}.
+// {"lines": [...], "final": "OK", "delay": "2s", "times": 1,
+// "no_answer": false}.
 type Response struct {
 	Lines []string `json:"lines"`
 	Final string   `json:"final"`
 	Delay Duration `json:"delay"`
+	// Times, when above 0, uses the response for that many answers; the
+	// simulated answers return after (a one-off fault).
+	Times int `json:"times,omitempty"`
+	// NoAnswer: the command is swallowed, the host times out.
+	NoAnswer bool `json:"no_answer,omitempty"`
 }
 
 func (r *Response) UnmarshalJSON(b []byte) error {
@@ -144,6 +150,9 @@ func (r *Response) UnmarshalJSON(b []byte) error {
 	if err := dec.Decode(&p); err != nil {
 		return err
 	}
+	if p.Times < 0 {
+		return fmt.Errorf("response: times %d is negative", p.Times)
+	}
 	if p.Final == "" {
 		p.Final = "OK"
 	}
@@ -152,15 +161,17 @@ func (r *Response) UnmarshalJSON(b []byte) error {
 }
 
 // Step is one timeline entry: at a time, one of a URC, a SIM change, a
-// network change or a fault (with a duration).
+// network change, answer overrides (as "responses", usually with "times")
+// or a fault (with a duration).
 type Step struct {
-	At      Duration        `json:"at"`
-	URC     string          `json:"urc,omitempty"`
-	SIM     json.RawMessage `json:"sim,omitempty"` // "remove" or {"imsi","iccid"}
-	Network *Network        `json:"network,omitempty"`
-	GNSS    *GNSSFix        `json:"gnss,omitempty"` // a new fix (the device moved)
-	Fault   string          `json:"fault,omitempty"`
-	For     Duration        `json:"for,omitempty"`
+	At      Duration            `json:"at"`
+	URC     string              `json:"urc,omitempty"`
+	Respond map[string]Response `json:"respond,omitempty"`
+	SIM     json.RawMessage     `json:"sim,omitempty"` // "remove" or {"imsi","iccid"}
+	Network *Network            `json:"network,omitempty"`
+	GNSS    *GNSSFix            `json:"gnss,omitempty"` // a new fix (the device moved)
+	Fault   string              `json:"fault,omitempty"`
+	For     Duration            `json:"for,omitempty"`
 }
 
 // Faults the simulator can play.
@@ -232,6 +243,9 @@ func (sc *Scenario) check() error {
 		if st.Network != nil {
 			n++
 		}
+		if len(st.Respond) > 0 {
+			n++
+		}
 		if st.Fault != "" {
 			n++
 			ok := false
@@ -243,7 +257,7 @@ func (sc *Scenario) check() error {
 			}
 		}
 		if n != 1 {
-			return fmt.Errorf("timeline[%d]: want exactly one of urc, sim, network, fault", i)
+			return fmt.Errorf("timeline[%d]: want exactly one of urc, sim, network, respond, fault", i)
 		}
 	}
 	return nil

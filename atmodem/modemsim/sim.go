@@ -41,13 +41,51 @@ type Sim struct {
 	stop      chan struct{}
 	stopped   bool
 	rnd       *rand.Rand
+	// resp are the answer overrides: the scenario's, then Respond's.
+	resp map[string]*override
+}
+
+// override is one answer override and what is left of it.
+type override struct {
+	r    Response
+	left int           // answers left when r.Times > 0
+	done chan struct{} // closed when used up
 }
 
 // New returns a simulator in the scenario's initial state.
 func New(sc *Scenario) *Sim {
 	s := &Sim{sc: sc, sim: sc.SIM, net: sc.Network, gnss: sc.GNSS, urcN: map[string]int{}, stop: make(chan struct{}),
-		rnd: rand.New(rand.NewPCG(1, 2))}
+		rnd: rand.New(rand.NewPCG(1, 2)), resp: map[string]*override{}}
+	for cmd, r := range sc.Responses {
+		s.override(cmd, r)
+	}
 	return s
+}
+
+// Respond overrides the answer to the exact command line cmd from now on
+// (for r.Times answers when that is above 0), as a scenario's responses
+// do. The channel is closed when a counted override is used up.
+func (s *Sim) Respond(cmd string, r Response) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.override(cmd, r)
+}
+
+func (s *Sim) override(cmd string, r Response) <-chan struct{} {
+	o := &override{r: r, left: r.Times, done: make(chan struct{})}
+	s.resp[strings.TrimSpace(cmd)] = o
+	return o.done
+}
+
+// ReplaceSIM swaps the SIM without a word: no URC, as from a modem that
+// does not report it; only a read notices.
+func (s *Sim) ReplaceSIM(ns SIMState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ns.State == "" {
+		ns.State = "ready"
+	}
+	s.sim = ns
 }
 
 // Record writes a transcript of every exchange to w ("> " host to modem,
@@ -140,6 +178,10 @@ func (s *Sim) Apply(st Step) {
 		}
 	case st.Network != nil:
 		s.SetNetwork(*st.Network)
+	case len(st.Respond) > 0:
+		for cmd, r := range st.Respond {
+			s.Respond(cmd, r)
+		}
 	case st.GNSS != nil:
 		s.mu.Lock()
 		s.gnss = st.GNSS
@@ -232,7 +274,17 @@ func (s *Sim) release() {
 
 func (s *Sim) answer(line string) {
 	key := strings.TrimSpace(line)
-	if r, ok := s.sc.Responses[key]; ok {
+	if o, ok := s.resp[key]; ok {
+		r := o.r
+		if r.Times > 0 {
+			if o.left--; o.left <= 0 {
+				delete(s.resp, key)
+				close(o.done)
+			}
+		}
+		if r.NoAnswer {
+			return
+		}
 		if r.Delay > 0 {
 			time.AfterFunc(time.Duration(r.Delay), func() {
 				s.mu.Lock()

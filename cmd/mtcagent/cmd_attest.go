@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 
+	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/cli"
 )
@@ -83,6 +85,12 @@ func runAttest(env *cli.Env, args []string) error {
 	st, err := readStatus(ctx, env, *modem)
 	if err != nil {
 		return err
+	}
+	if !st.SIM.Known() || st.Unknown(atmodem.ReadModel|atmodem.ReadRevision) {
+		// An unknown reading never enters a signed claim as a value:
+		// an empty IMSI would attest a device without SIM.
+		return cli.WithHint(errors.New("the modem did not answer every identity read (SIM state, IMSI, ICCID, model, revision)"),
+			"try again; a modem that keeps failing them may need a reset")
 	}
 	suci, err := concealForToken(hn, st.SIM.IMSI)
 	if err != nil {

@@ -98,6 +98,13 @@ func runAgent(env *cli.Env, cfg agent.Config, log *slog.Logger) error {
 	if err != nil {
 		return cli.WithHint(err, "check --state-dir (it must be writable by the agent and not readable by others)")
 	}
+	// Deferred before the uplink's stop, so it runs after it: nothing signs
+	// once the counter is closed.
+	defer func() {
+		if err := a.Close(); err != nil {
+			log.Error("sequence counter not closed: the next start skips the rest of its block", "err", err)
+		}
+	}()
 	stopUplink, err := startUplink(ctx, cfg, a, queue, log)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -165,6 +166,24 @@ func (l *LinkSender) Send(ctx context.Context, msg []byte) error {
 	return fmt.Errorf("collector answered %v", code)
 }
 
+// TriggerPing is the one trigger action the agent implements: it answers
+// 2.04 and queues a signed, sequenced trigger_accepted event, proof that
+// the device is alive and reachable now. Any other action is refused with
+// 4.00 and the reason, never acknowledged.
+const TriggerPing = "ping"
+
+var triggerActions = map[string]bool{TriggerPing: true}
+
+// TriggerActions lists the trigger actions the agent acts on, sorted.
+func TriggerActions() []string {
+	out := make([]string, 0, len(triggerActions))
+	for k := range triggerActions {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // LinkHandler serves what the collector asks over the session, each only
 // when the policy grants it to that server (the authenticated peer).
 type LinkHandler struct {
@@ -206,6 +225,12 @@ func (h *LinkHandler) ServeUplink(ctx context.Context, r *uplink.Request) (uplin
 		t, err := uplink.DecodeTrigger(r.Payload)
 		if err != nil {
 			return uplink.BadRequest, nil
+		}
+		if !triggerActions[t.Action] {
+			// Never acknowledge what is not done: the sender learns why.
+			err := fmt.Errorf("trigger %d: %w %q (this device implements: %s)", t.Counter, uplink.ErrTriggerAction, t.Action, strings.Join(TriggerActions(), ", "))
+			log.Warn("trigger refused", "err", err, "from", t.From)
+			return uplink.BadRequest, []byte(err.Error())
 		}
 		now, synced := a.deps.Clock.Now()
 		if err := h.Guard.Accept(t, now, synced); err != nil {

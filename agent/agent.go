@@ -105,6 +105,9 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
+	if err := fsutil.CheckPrivateDir(cfg.StateDir); err != nil {
+		return nil, err
+	}
 	key, created, err := attest.LoadOrCreateDeviceKey(cfg.StateDir)
 	if err != nil {
 		return nil, err

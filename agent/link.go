@@ -6,9 +6,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -19,6 +19,7 @@ import (
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/config"
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/mdtlog"
 	"github.com/mtcagent/mtcagent/privacy"
 )
@@ -57,6 +58,8 @@ func ParseUplink(f *config.File, stateDir string) (*uplink.Config, error) {
 			var b []byte
 			if b, err = readSecretFile(e.Value); err == nil {
 				c.PSK, err = hex.DecodeString(strings.TrimSpace(string(b)))
+			} else if errors.Is(err, fsutil.ErrUnprotected) {
+				return nil, err // a state problem (exit 1), not bad input: it names the file
 			}
 		case "server_pin":
 			c.ServerPin, err = hex.DecodeString(e.Value)
@@ -82,15 +85,10 @@ func ParseUplink(f *config.File, stateDir string) (*uplink.Config, error) {
 	return c, nil
 }
 
+// readSecretFile reads a PSK file: fsutil's one check of private files
+// (owner, mode 0600 or stricter).
 func readSecretFile(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s is readable by others (mode %o): chmod 600 it", path, fi.Mode().Perm())
-	}
-	return os.ReadFile(path)
+	return fsutil.ReadPrivateFile(path, 4096)
 }
 
 // LinkSender delivers queued messages over the uplink, dialling (again)

@@ -15,6 +15,7 @@ import (
 	"github.com/mtcagent/mtcagent/agent"
 	"github.com/mtcagent/mtcagent/agent/outbox"
 	"github.com/mtcagent/mtcagent/internal/cli"
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/mdtlog"
 )
 
@@ -77,9 +78,16 @@ func runAgent(env *cli.Env, cfg agent.Config, log *slog.Logger) error {
 		defer stop()
 		spec = path
 	}
+	// The state directory first: nobody else may own or write it.
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return stateHint(fmt.Errorf("state directory: %w", err), cfg.StateDir)
+	}
+	if err := fsutil.CheckPrivateDir(cfg.StateDir); err != nil {
+		return stateHint(fmt.Errorf("state directory: %w", err), cfg.StateDir)
+	}
 	ob, err := outbox.Open(filepath.Join(cfg.StateDir, "outbox"), outbox.Options{})
 	if err != nil {
-		return cli.WithHint(fmt.Errorf("outbox: %w", err), "is another mtcagent running with this --state-dir?")
+		return stateHint(fmt.Errorf("outbox: %w", err), cfg.StateDir)
 	}
 	defer ob.Close()
 	logOutboxReport(log, ob.Report())
@@ -91,14 +99,14 @@ func runAgent(env *cli.Env, cfg agent.Config, log *slog.Logger) error {
 	}
 	store, err := mdtlog.Open(cfg.StateDir, mcfg.Options())
 	if err != nil {
-		return cli.WithHint(fmt.Errorf("measurement log: %w", err), "is another mtcagent running, or an 'mtcagent mdt' command? stop it first")
+		return stateHint(fmt.Errorf("measurement log: %w", err), cfg.StateDir)
 	}
 	defer store.Close()
 	logMDTReport(log, store)
 	deps.MDT = &agent.MDT{Store: store, Config: mcfg}
 	a, err := agent.New(cfg, deps)
 	if err != nil {
-		return cli.WithHint(err, "check --state-dir (it must be writable by the agent and not readable by others)")
+		return stateHint(err, cfg.StateDir)
 	}
 	// Deferred before the uplink's stop, so it runs after it: nothing signs
 	// once the counter is closed.

@@ -47,6 +47,7 @@ type Agent struct {
 	deps   Deps
 	log    *slog.Logger
 	issuer *attest.Issuer
+	seq    *attest.Counter
 	policy *attest.BindingPolicy
 	mon    *atmodem.Monitor
 	events chan atmodem.Event
@@ -104,6 +105,9 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
+	if err := fsutil.CheckPrivateDir(cfg.StateDir); err != nil {
+		return nil, err
+	}
 	key, created, err := attest.LoadOrCreateDeviceKey(cfg.StateDir)
 	if err != nil {
 		return nil, err
@@ -131,7 +135,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, deps: deps, log: deps.Log, issuer: is, policy: pol, counts: map[string]int{}}
+	a := &Agent{cfg: cfg, deps: deps, log: deps.Log, issuer: is, seq: seq, policy: pol, counts: map[string]int{}}
 	a.loadState()
 	a.events = make(chan atmodem.Event, 256)
 	a.mon = atmodem.NewMonitor(atmodem.MonitorConfig{
@@ -150,6 +154,19 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 		},
 	})
 	return a, nil
+}
+
+// Close ends the agent's use of the state directory after Run returned
+// and whatever else signs through Issuer (the uplink) has stopped: it gives
+// the unused rest of the reserved block of sequence numbers back, so that a
+// clean restart continues at the next number and the receiver sees no gap
+// (a crash still skips up to a block: that gap is the evidence of it).
+// Nothing can be signed afterwards.
+func (a *Agent) Close() error {
+	if err := a.seq.Close(); err != nil {
+		return fmt.Errorf("agent: close the sequence counter: %w", err)
+	}
+	return nil
 }
 
 // Online reports whether the device has connectivity (a registered

@@ -6,9 +6,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
-	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/config"
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/mdtlog"
 	"github.com/mtcagent/mtcagent/privacy"
 )
@@ -57,6 +59,8 @@ func ParseUplink(f *config.File, stateDir string) (*uplink.Config, error) {
 			var b []byte
 			if b, err = readSecretFile(e.Value); err == nil {
 				c.PSK, err = hex.DecodeString(strings.TrimSpace(string(b)))
+			} else if errors.Is(err, fsutil.ErrUnprotected) {
+				return nil, err // a state problem (exit 1), not bad input: it names the file
 			}
 		case "server_pin":
 			c.ServerPin, err = hex.DecodeString(e.Value)
@@ -82,15 +86,10 @@ func ParseUplink(f *config.File, stateDir string) (*uplink.Config, error) {
 	return c, nil
 }
 
+// readSecretFile reads a PSK file: fsutil's one check of private files
+// (owner, mode 0600 or stricter).
 func readSecretFile(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s is readable by others (mode %o): chmod 600 it", path, fi.Mode().Perm())
-	}
-	return os.ReadFile(path)
+	return fsutil.ReadPrivateFile(path, 4096)
 }
 
 // LinkSender delivers queued messages over the uplink, dialling (again)
@@ -166,6 +165,24 @@ func (l *LinkSender) Send(ctx context.Context, msg []byte) error {
 	return fmt.Errorf("collector answered %v", code)
 }
 
+// TriggerPing is the one trigger action the agent implements: it answers
+// 2.04 and queues a signed, sequenced trigger_accepted event, proof that
+// the device is alive and reachable now. Any other action is refused with
+// 4.00 and the reason, never acknowledged.
+const TriggerPing = "ping"
+
+var triggerActions = map[string]bool{TriggerPing: true}
+
+// TriggerActions lists the trigger actions the agent acts on, sorted.
+func TriggerActions() []string {
+	out := make([]string, 0, len(triggerActions))
+	for k := range triggerActions {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // LinkHandler serves what the collector asks over the session, each only
 // when the policy grants it to that server (the authenticated peer).
 type LinkHandler struct {
@@ -209,6 +226,12 @@ func (h *LinkHandler) ServeUplink(ctx context.Context, r *uplink.Request) (uplin
 		t, err := uplink.DecodeTrigger(r.Payload)
 		if err != nil {
 			return uplink.BadRequest, nil
+		}
+		if !triggerActions[t.Action] {
+			// Never acknowledge what is not done: the sender learns why.
+			err := fmt.Errorf("trigger %d: %w %q (this device implements: %s)", t.Counter, uplink.ErrTriggerAction, t.Action, strings.Join(TriggerActions(), ", "))
+			log.Warn("trigger refused", "err", err, "from", t.From)
+			return uplink.BadRequest, []byte(err.Error())
 		}
 		now, synced := a.deps.Clock.Now()
 		if err := h.Guard.Accept(t, now, synced); err != nil {

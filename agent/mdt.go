@@ -204,15 +204,6 @@ func (a *Agent) handleMDT(req Request) (any, error) {
 	return nil, fmt.Errorf("unknown control command %q", req.Cmd)
 }
 
-// RemoteMDTConsent is how a consent request from the network is handled:
-// refused, whatever the state (the user must see the notice on the device).
-func (a *Agent) RemoteMDTConsent() (mdtlog.Consent, error) {
-	if a.deps.MDT == nil {
-		return mdtlog.Consent{}, errors.New("the measurement log is not enabled in this agent")
-	}
-	return a.deps.MDT.Store.Consent(mdtlog.ConsentRequest{Remote: true})
-}
-
 var errPageFull = errors.New("page full")
 
 // Page returns the CBOR encodings of the records after `after` (nil: from

@@ -20,23 +20,19 @@ const (
 	lockFile         = "attest.lock"   // flock for read-modify-write of the counters
 )
 
-// ErrKeyPermissions is wrapped when a secret file is readable or writable by
-// group or others; like ssh, we refuse to use it.
-var ErrKeyPermissions = errors.New("unprotected private file")
+// ErrKeyPermissions is wrapped when a secret file belongs to another user
+// or is readable or writable by group or others, or the state directory
+// belongs to another user or is writable by group or others; like ssh, we
+// refuse to use it. It is fsutil.ErrUnprotected: one check for every
+// private file of the agent.
+var ErrKeyPermissions = fsutil.ErrUnprotected
 
-// PermissionError names the file and its mode.
-type PermissionError struct {
-	Path string
-	Mode fs.FileMode
-}
+// PermissionError names the file or directory, its mode and its owner
+// (fsutil's, with Hint for the operator).
+type PermissionError = fsutil.PermissionError
 
-func (e *PermissionError) Error() string {
-	return fmt.Sprintf("%s: permissions %04o are too open: it must not be accessible by group or others", e.Path, e.Mode.Perm())
-}
-
-func (e *PermissionError) Unwrap() error { return ErrKeyPermissions }
-
-// ensureStateDir creates dir with mode 0700 if missing.
+// ensureStateDir creates dir with mode 0700 if missing, and refuses one
+// that another user owns or that group or others can write.
 func ensureStateDir(dir string) error {
 	if dir == "" {
 		return errors.New("attest: empty state directory")
@@ -44,46 +40,13 @@ func ensureStateDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("attest: create state directory: %w", err)
 	}
-	return nil
+	return fsutil.CheckPrivateDir(dir)
 }
 
-// readPrivateFile reads a file that must be 0600 (or stricter).
+// readPrivateFile reads a secret file (fsutil.ReadPrivateFile: owner,
+// mode 0600 or stricter, regular, at most 64 KiB).
 func readPrivateFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, &PermissionError{Path: path, Mode: st.Mode()}
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("attest: %s is not a regular file", path)
-	}
-	if st.Size() > 1<<16 {
-		return nil, fmt.Errorf("attest: %s is too large", path)
-	}
-	buf := make([]byte, st.Size())
-	if _, err := readFull(f, buf); err != nil {
-		return nil, err
-	}
-	return buf, nil
-}
-
-func readFull(f *os.File, buf []byte) (int, error) {
-	n := 0
-	for n < len(buf) {
-		m, err := f.Read(buf[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
+	return fsutil.ReadPrivateFile(path, 1<<16)
 }
 
 // createFileExclusive writes a new file that must not exist yet: two

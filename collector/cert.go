@@ -27,7 +27,7 @@ func LoadOrCreateCert(stateDir string) (*tls.Certificate, []byte, error) {
 		return nil, nil, fmt.Errorf("collector: state dir: %w", err)
 	}
 	path := filepath.Join(stateDir, KeyFile)
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadPrivateFile(path, 1<<16) // owner, mode 0600 or stricter
 	var key ed25519.PrivateKey
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -43,11 +43,12 @@ func LoadOrCreateCert(stateDir string) (*tls.Certificate, []byte, error) {
 			return nil, nil, fmt.Errorf("collector: write key: %w", err)
 		}
 	case err != nil:
+		var pe *fsutil.PermissionError
+		if errors.As(err, &pe) {
+			return nil, nil, fmt.Errorf("collector: key %w; %s", err, pe.Hint())
+		}
 		return nil, nil, fmt.Errorf("collector: read key: %w", err)
 	default:
-		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			return nil, nil, fmt.Errorf("collector: key %s is readable by others (chmod 600)", path)
-		}
 		blk, _ := pem.Decode(b)
 		if blk == nil || blk.Type != "PRIVATE KEY" {
 			return nil, nil, fmt.Errorf("collector: key %s: not a PEM private key", path)

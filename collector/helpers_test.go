@@ -90,6 +90,9 @@ func (d *testDevice) ServeUplink(_ context.Context, r *uplink.Request) (uplink.C
 		if err != nil {
 			return uplink.BadRequest, nil
 		}
+		if tr.Action != "ping" { // as the agent: only what it implements
+			return uplink.BadRequest, []byte(fmt.Sprintf("unknown trigger action %q (this device implements: ping)", tr.Action))
+		}
 		if err := d.guard.Accept(tr, time.Now(), true); err != nil {
 			return uplink.Forbidden, nil
 		}

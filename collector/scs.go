@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/mtcagent/mtcagent/agent/uplink"
@@ -281,7 +282,11 @@ func (s *Server) scsTrigger(ctx context.Context, x *SCS, id string, payload []by
 	if resp.Code() == codes.Changed {
 		return codes.Changed, nil
 	}
-	return codes.BadGateway, []byte(fmt.Sprintf("device refused the trigger (%v)", resp.Code()))
+	msg := fmt.Sprintf("device refused the trigger (%v)", resp.Code())
+	if why, err := resp.ReadBody(); err == nil && len(why) > 0 && len(why) <= 256 && utf8.Valid(why) {
+		msg += ": " + string(why) // the device's reason, e.g. an action it does not implement
+	}
+	return codes.BadGateway, []byte(msg)
 }
 
 func encodeSummary(e *EventSummary, wantJSON bool) []byte {

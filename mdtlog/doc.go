@@ -34,7 +34,10 @@
 // Sentinels for what callers branch on (ErrNoConsent, ErrOptedOut,
 // ErrRemoteConsent, ErrLocked, ErrAuth, ErrTorn); *RecordError and
 // *SegmentError carry where a problem was found and unwrap to a sentinel.
-// No error carries record contents or key material.
+// Open refuses a state or mdt directory, or a key file, that another user
+// owns or group or others may access, with *fsutil.PermissionError
+// (fsutil.ErrUnprotected). No error carries record contents or key
+// material.
 //
 // # Fakes
 //

@@ -2,6 +2,7 @@ package mdtlog
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,11 +10,19 @@ import (
 	"github.com/mtcagent/mtcagent/internal/fsutil"
 )
 
-// readMasterKey returns the master key, or nil if there is none.
+// readMasterKey returns the master key, or nil if there is none. A key
+// another user owns, or that group or others can access, is refused
+// (fsutil.ErrUnprotected): the log is only as private as its key.
 func readMasterKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := fsutil.ReadPrivateFile(path, 1<<10)
 	if os.IsNotExist(err) {
 		return nil, nil
+	}
+	if errors.Is(err, fsutil.ErrUnprotected) {
+		return nil, err
+	}
+	if errors.Is(err, fsutil.ErrTooLarge) {
+		return nil, nil // damaged: like a wrong length below
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read mdt key: %w", err)

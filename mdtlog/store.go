@@ -100,6 +100,12 @@ func Open(stateDir string, opts Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open mdt log: %w", err)
 	}
+	// Nobody else may replace the key, the consent or the segments.
+	for _, d := range []string{stateDir, dir} {
+		if err := fsutil.CheckPrivateDir(d); err != nil {
+			return nil, err
+		}
+	}
 	lk, err := fsutil.Lock(filepath.Join(dir, "lock"))
 	if errors.Is(err, fsutil.ErrLocked) {
 		return nil, ErrLocked

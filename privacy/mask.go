@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/privacy/ident"
 )
 
@@ -152,7 +153,8 @@ func round6(x float64) float64 { return math.Round(x*1e6) / 1e6 }
 
 // LoadSecret reads the device secret from dir/privacy.secret, creating it
 // (SecretSize random bytes, mode 0600) when it does not exist. A secret
-// readable by group or others, or of the wrong size, is refused.
+// another user owns, or that group or others can access, or of the wrong
+// size, is refused.
 func LoadSecret(dir string) (ident.Key, error) {
 	path := filepath.Join(dir, SecretFile)
 	b, err := readSecret(path)
@@ -170,25 +172,19 @@ func LoadSecret(dir string) (ident.Key, error) {
 	return k, nil
 }
 
+// readSecret reads the secret through fsutil's one check of private files
+// (owner, mode 0600 or stricter) and checks its size.
 func readSecret(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	b, err := fsutil.ReadPrivateFile(path, 1<<10)
 	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
+		if errors.Is(err, fsutil.ErrUnprotected) || errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("privacy: read secret: %w", err)
 	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("privacy: read secret %s: mode %04o is readable by others, want 0600", path, st.Mode().Perm())
-	}
-	if st.Size() != SecretSize {
-		return nil, fmt.Errorf("privacy: read secret %s: %d bytes, want %d", path, st.Size(), SecretSize)
-	}
-	b := make([]byte, SecretSize)
-	if _, err := f.ReadAt(b, 0); err != nil {
-		return nil, fmt.Errorf("privacy: read secret %s: %w", path, err)
+	if len(b) != SecretSize {
+		clear(b)
+		return nil, fmt.Errorf("privacy: read secret %s: %d bytes, want %d", path, len(b), SecretSize)
 	}
 	return b, nil
 }

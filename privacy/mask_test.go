@@ -1,6 +1,7 @@
 package privacy
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/internal/testexec"
 	"github.com/mtcagent/mtcagent/privacy/ident"
 )
@@ -205,7 +207,7 @@ func TestLoadSecret(t *testing.T) {
 	if err := os.Chmod(filepath.Join(dir, SecretFile), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadSecret(dir); err == nil || !strings.Contains(err.Error(), "readable by others") {
+	if _, err := LoadSecret(dir); !errors.Is(err, fsutil.ErrUnprotected) || !strings.Contains(err.Error(), "too open") {
 		t.Fatalf("world-readable secret accepted: %v", err)
 	}
 	os.WriteFile(filepath.Join(dir, SecretFile), []byte("short"), 0o600)

@@ -19,8 +19,10 @@
 // whose check fails is ever returned. The format is in docs/outbox.md.
 //
 // Errors: sentinels to branch on (ErrFull, ErrTooLarge, ErrLocked,
-// ErrClosed, ErrAckAhead, ErrBroken), *FileError for a failed file
-// operation, *RecordError for damaged records; messages are lower-case and
+// ErrClosed, ErrAckAhead, ErrBroken), *fsutil.PermissionError from Open for
+// a directory another user owns or group or others may write, *FileError
+// for a failed file operation, *RecordError for damaged records; messages
+// are lower-case and
 // name the operation, and never contain message bytes.
 //
 // Fakes: the outbox is its own fake; tests open one in t.TempDir().

@@ -108,6 +108,10 @@ func Open(dir string, opts Options) (*Outbox, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, &FileError{Op: "create", Name: dir, Err: err}
 	}
+	// Nobody else may replace a segment or the ack file.
+	if err := fsutil.CheckPrivateDir(dir); err != nil {
+		return nil, err
+	}
 	lock, err := fsutil.Lock(filepath.Join(dir, lockName))
 	if errors.Is(err, fsutil.ErrLocked) {
 		return nil, ErrLocked

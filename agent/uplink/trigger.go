@@ -35,7 +35,7 @@ import (
 type Trigger struct {
 	Counter uint64    // strictly increasing per device, from 1
 	Time    time.Time // when the collector issued it (whole seconds)
-	Action  string    // e.g. "report", "attest", "ping"
+	Action  string    // what the device is asked to do; the agent implements "ping" only
 	From    string    // the SCS on whose behalf (for the device's audit)
 }
 
@@ -47,9 +47,11 @@ type triggerWire struct {
 }
 
 // ErrTrigger is wrapped when a trigger is malformed; ErrTriggerReplay when
-// its counter is not new; ErrTriggerStale when its time is out of window.
+// its counter is not new; ErrTriggerStale when its time is out of window;
+// ErrTriggerAction when the device does not implement its action.
 var (
 	ErrTrigger       = errors.New("bad trigger")
+	ErrTriggerAction = errors.New("unknown trigger action")
 	ErrTriggerReplay = errors.New("trigger replayed: counter not new")
 	ErrTriggerStale  = errors.New("trigger not fresh")
 )

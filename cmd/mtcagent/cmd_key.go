@@ -61,9 +61,10 @@ func loadDeviceKey(stateDir string) (crypto.Signer, bool, error) {
 func keyHint(err error, stateDir string) error {
 	var pe *attest.PermissionError
 	switch {
+	case errors.As(err, &pe) && pe.Dir:
+		return stateHint(err, stateDir)
 	case errors.As(err, &pe):
-		return cli.WithHint(fmt.Errorf("UNPROTECTED PRIVATE KEY FILE: %w", err),
-			fmt.Sprintf("chmod 600 %s\nif anyone else could have read it, treat it as compromised: remove it and re-provision the device", pe.Path))
+		return cli.WithHint(fmt.Errorf("UNPROTECTED PRIVATE KEY FILE: %w", err), pe.Hint())
 	case errors.Is(err, attest.ErrBadKey):
 		return cli.WithHint(err, "the file is not an Ed25519 PKCS#8 PEM key; restore it from backup, or move it away to create a new key (then re-provision)")
 	}

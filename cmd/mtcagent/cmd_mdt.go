@@ -15,6 +15,7 @@ import (
 
 	"github.com/mtcagent/mtcagent/internal/cli"
 	"github.com/mtcagent/mtcagent/internal/config"
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/mdtlog"
 )
 
@@ -110,6 +111,10 @@ func runMDT(env *cli.Env, args []string) error {
 	svc, err := openMDT(*stateDir, cfg.Options())
 	if errors.Is(err, mdtlog.ErrLocked) {
 		return cli.WithHint(err, "the daemon (mtcagent run) holds the log: run this command on a device where it serves 'mdt' over its control socket, or stop it first")
+	}
+	var pe *fsutil.PermissionError
+	if errors.As(err, &pe) {
+		return stateHint(fmt.Errorf("open mdt log: %w", err), *stateDir)
 	}
 	if err != nil {
 		return cli.WithHint(fmt.Errorf("open mdt log: %w", err), "the log belongs to the agent's user; try sudo, or pass --state-dir")

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/cli"
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/mdtlog"
 	"github.com/mtcagent/mtcagent/privacy"
 )
@@ -21,6 +23,9 @@ import (
 // until ctx ends; without the section the agent only queues.
 func startUplink(ctx context.Context, cfg agent.Config, a *agent.Agent, queue agent.DurableQueue, log *slog.Logger) (stop func(), err error) {
 	up, err := agent.ParseUplink(cfg.File, cfg.StateDir)
+	if errors.Is(err, fsutil.ErrUnprotected) {
+		return nil, stateHint(err, cfg.StateDir) // a PSK file or the key: a state problem, exit 1
+	}
 	if err != nil {
 		return nil, &cli.UsageError{Msg: fmt.Sprintf("config: %v", err)}
 	}

@@ -42,7 +42,7 @@ func runSUCIDecode(env *cli.Env, args []string) error {
 		var pe *attest.PermissionError
 		switch {
 		case errors.As(err, &pe):
-			return cli.WithHint(fmt.Errorf("UNPROTECTED PRIVATE KEY FILE: %w", err), "chmod 600 "+pe.Path)
+			return cli.WithHint(fmt.Errorf("UNPROTECTED PRIVATE KEY FILE: %w", err), pe.Hint())
 		case errors.Is(err, fs.ErrNotExist):
 			return &cli.UsageError{Msg: err.Error()}
 		case err != nil:

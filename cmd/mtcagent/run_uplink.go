@@ -20,7 +20,7 @@ import (
 // startUplink dials the [uplink] server and delivers the outbox to it
 // until ctx ends; without the section the agent only queues.
 func startUplink(ctx context.Context, cfg agent.Config, a *agent.Agent, queue agent.DurableQueue, log *slog.Logger) (stop func(), err error) {
-	up, err := agent.ParseUplink(cfg.File, cfg.StateDir)
+	up, err := agent.ParseUplink(cfg)
 	if err != nil {
 		return nil, &cli.UsageError{Msg: fmt.Sprintf("config: %v", err)}
 	}
@@ -31,6 +31,10 @@ func startUplink(ctx context.Context, cfg agent.Config, a *agent.Agent, queue ag
 	h, err := linkHandler(cfg, a)
 	if err != nil {
 		return nil, err
+	}
+	if _, granted := h.Policy.Recipient(up.Name); !granted {
+		log.Warn("the uplink server has no [recipient] section: it gets signed events and heartbeats, but no status, location or identity (default deny)",
+			"server", up.Name, "hint", fmt.Sprintf("add [recipient %q] with the grants it should have (docs/privacy.md)", up.Name))
 	}
 	up.Handler = h
 	if m := a.MDT(); m != nil {

@@ -2,14 +2,19 @@ package agent
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/config"
+	"github.com/mtcagent/mtcagent/mdtlog"
+	"github.com/mtcagent/mtcagent/privacy"
 )
 
 // Config is the [agent] section of the configuration file plus flags.
@@ -32,8 +37,126 @@ type Config struct {
 	// recipient like everything else (docs/privacy.md).
 	GNSS bool
 
+	// Uplink is the [uplink] section, checked; nil without one.
+	Uplink *UplinkSettings
+	// MDT is the [mdt] section (defaults without one).
+	MDT mdtlog.Config
+	// Policy is the privacy policy: [privacy] and every [recipient]. It is
+	// for checking and naming recipients; the running agent parses its own
+	// copy, which holds the pseudonym secret.
+	Policy *privacy.Policy
+
 	File   *config.File // the whole file, for the other packages' sections
 	Digest [32]byte     // of the file's bytes: a change is an event
+}
+
+// UplinkSettings is the [uplink] section as written: the one server the
+// agent talks to.
+//
+//	[uplink]
+//	addr = 127.0.0.1:5684       # UDP host:port of the collector
+//	name = operator             # its recipient name in the privacy policy
+//	psk_identity = device-0001
+//	psk_file = /etc/mtcagent/psk   # hex, 0600
+//	# or: server_pin = <hex SHA-256 of the collector's public key> (certificate mode)
+//	keepalive = 15s             # or off
+type UplinkSettings struct {
+	Addr, Name  string
+	PSKIdentity string
+	PSK         []byte // from psk
+	PSKFile     string // read when the uplink starts
+	ServerPin   []byte
+	Keepalive   time.Duration // 0: the default; <0: off
+	Line        int           // of the section header
+}
+
+// The sections of the agent's file: each command that reads the file
+// refuses any other, and so refuses a typo.
+var (
+	plainSections    = []string{"agent", "uplink", "mdt", "privacy"}
+	labelledSections = []string{"recipient"}
+	uplinkKeys       = []string{"addr", "name", "psk_identity", "psk", "psk_file", "server_pin", "keepalive"}
+)
+
+// checkSections refuses unknown, repeated and wrongly labelled sections.
+func checkSections(f *config.File) error {
+	seen := map[string]bool{}
+	for _, s := range f.Sections {
+		switch {
+		case slices.Contains(plainSections, s.Name):
+			if s.Label != "" {
+				return s.Errorf(s.Line, "[%s] takes no label", s.Name)
+			}
+			if seen[s.Name] {
+				return s.Errorf(s.Line, "[%s] given twice: merge the two", s.Name)
+			}
+			seen[s.Name] = true
+		case slices.Contains(labelledSections, s.Name):
+			if s.Label == "" {
+				return s.Errorf(s.Line, "[%s] needs a name: [%s \"NAME\"]", s.Name, s.Name)
+			}
+		default:
+			return s.Errorf(s.Line, "unknown section [%s] (known: [agent], [uplink], [mdt], [privacy], [recipient \"NAME\"])", s.Name)
+		}
+	}
+	return nil
+}
+
+// parseUplinkSection checks [uplink] and reads its values (nil without
+// the section). Files are not read here.
+func parseUplinkSection(f *config.File) (*UplinkSettings, error) {
+	s := f.Section("uplink")
+	if s == nil {
+		return nil, nil
+	}
+	if err := s.Unknown(uplinkKeys...); err != nil {
+		return nil, err
+	}
+	u := &UplinkSettings{Name: "collector", Line: s.Line}
+	for _, e := range s.Entries {
+		var err error
+		switch e.Key {
+		case "addr":
+			u.Addr = e.Value
+		case "name":
+			u.Name = e.Value
+		case "psk_identity":
+			u.PSKIdentity = e.Value
+		case "psk":
+			if u.PSK, err = hex.DecodeString(e.Value); err != nil || len(u.PSK) < 16 {
+				err = errors.New("want at least 32 hex digits (16 bytes)")
+			}
+		case "psk_file":
+			u.PSKFile = e.Value
+		case "server_pin":
+			if u.ServerPin, err = hex.DecodeString(e.Value); err != nil || len(u.ServerPin) != sha256.Size {
+				err = errors.New("want 64 hex digits (the SHA-256 that 'mtccollector pin' prints)")
+			}
+		case "keepalive":
+			if e.Value == "off" {
+				u.Keepalive = -1
+			} else {
+				u.Keepalive, err = e.Duration(time.Second, 0)
+			}
+		}
+		if err != nil {
+			return nil, s.Errorf(e.Line, "%s: %v", e.Key, err)
+		}
+	}
+	pskMode := u.PSKIdentity != "" || u.PSK != nil || u.PSKFile != ""
+	switch {
+	case u.Addr == "":
+		return nil, s.Errorf(s.Line, "[uplink] needs addr")
+	case pskMode && u.ServerPin != nil:
+		return nil, s.Errorf(s.Line, "[uplink]: give psk_identity with psk or psk_file, or server_pin; not both")
+	case pskMode && u.PSKIdentity == "":
+		return nil, s.Errorf(s.Line, "[uplink] needs psk_identity with its psk")
+	case pskMode && u.PSK == nil && u.PSKFile == "":
+		return nil, s.Errorf(s.Line, "[uplink] needs psk or psk_file with psk_identity")
+	case !pskMode && u.ServerPin == nil:
+		return nil, s.Errorf(s.Line, "[uplink] needs credentials: psk_identity with psk or psk_file, or server_pin")
+	}
+	return u, nil
 }
 
 // Window is a daily time window [From, To) in minutes after midnight UTC;
@@ -57,7 +180,16 @@ func (w Window) String() string {
 func DefaultConfig() Config {
 	return Config{Modem: "auto", StateDir: "/var/lib/mtcagent", LogLevel: slog.LevelInfo,
 		Poll: 30 * time.Second, Heartbeat: 15 * time.Minute, BindingAction: attest.ActionReport, Recipient: "collector",
-		File: &config.File{}}
+		MDT: mdtlog.DefaultConfig(), Policy: emptyPolicy(), File: &config.File{}}
+}
+
+// emptyPolicy is the policy of a file without one: nothing is disclosed.
+func emptyPolicy() *privacy.Policy {
+	p, err := privacy.ParsePolicy(&config.File{})
+	if err != nil {
+		panic("privacy: the empty policy does not parse: " + err.Error())
+	}
+	return p
 }
 
 // LoadConfig reads the file at path; errors name the file and line.
@@ -72,6 +204,20 @@ func LoadConfig(path string) (Config, error) {
 		return c, err
 	}
 	c.File, c.Digest = f, sha256.Sum256(b)
+	// One check of the whole file for every command that reads it: a
+	// section, key or value that one command refuses, all refuse.
+	if err := checkSections(f); err != nil {
+		return c, err
+	}
+	if c.Uplink, err = parseUplinkSection(f); err != nil {
+		return c, err
+	}
+	if c.MDT, err = mdtlog.ParseConfig(f); err != nil {
+		return c, err
+	}
+	if c.Policy, err = privacy.ParsePolicy(f); err != nil {
+		return c, err
+	}
 	// Events are for the server the agent reports to: unless [agent] says
 	// otherwise, their UEID and pseudonyms are derived for the uplink's
 	// name, as the attestations that server asks for are.
@@ -97,12 +243,12 @@ func LoadConfig(path string) (Config, error) {
 		case "log_level":
 			err = c.LogLevel.UnmarshalText([]byte(e.Value))
 		case "poll":
-			c.Poll, err = positiveDuration(e.Value, time.Second)
+			c.Poll, err = e.Duration(time.Second, 0)
 		case "heartbeat":
 			if e.Value == "off" || e.Value == "0" {
 				c.Heartbeat = 0
 			} else {
-				c.Heartbeat, err = positiveDuration(e.Value, time.Second)
+				c.Heartbeat, err = e.Duration(time.Second, 0)
 			}
 		case "access_windows":
 			c.AccessWindows, err = ParseWindows(e.Value)
@@ -120,17 +266,6 @@ func LoadConfig(path string) (Config, error) {
 		}
 	}
 	return c, nil
-}
-
-func positiveDuration(s string, min time.Duration) (time.Duration, error) {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("want a duration like 30s or 15m")
-	}
-	if d < min {
-		return 0, fmt.Errorf("%v is shorter than the minimum %v", d, min)
-	}
-	return d, nil
 }
 
 // ParseWindows parses "22:00-06:00, 12:00-12:30".

@@ -19,61 +19,35 @@ import (
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/attest"
-	"github.com/mtcagent/mtcagent/internal/config"
 	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/mdtlog"
 	"github.com/mtcagent/mtcagent/privacy"
 )
 
-// ParseUplink reads the [uplink] section: the one server the agent talks
-// to. Nil without the section (the agent then only queues).
-//
-//	[uplink]
-//	addr = 127.0.0.1:5684       # UDP host:port of the collector
-//	name = operator             # its recipient name in the privacy policy
-//	psk_identity = device-0001
-//	psk_file = /etc/mtcagent/psk   # hex, 0600
-//	# or: server_pin = <hex SHA-256 of the collector's public key> (certificate mode)
-//	keepalive = 15s
-func ParseUplink(f *config.File, stateDir string) (*uplink.Config, error) {
-	s := f.Section("uplink")
-	if s == nil {
+// ParseUplink builds the uplink from the [uplink] section (LoadConfig has
+// checked it: see UplinkSettings): reads the PSK file and, in certificate
+// mode, makes the device certificate from the attestation key. Nil
+// without the section (the agent then only queues).
+func ParseUplink(cfg Config) (*uplink.Config, error) {
+	u := cfg.Uplink
+	if u == nil {
 		return nil, nil
 	}
-	if err := s.Unknown("addr", "name", "psk_identity", "psk", "psk_file", "server_pin", "keepalive"); err != nil {
-		return nil, err
-	}
-	c := &uplink.Config{Name: "collector"}
-	for _, e := range s.Entries {
-		var err error
-		switch e.Key {
-		case "addr":
-			c.Addr = e.Value
-		case "name":
-			c.Name = e.Value
-		case "psk_identity":
-			c.PSKIdentity = e.Value
-		case "psk":
-			c.PSK, err = hex.DecodeString(e.Value)
-		case "psk_file":
-			var b []byte
-			if b, err = readSecretFile(e.Value); err == nil {
-				c.PSK, err = hex.DecodeString(strings.TrimSpace(string(b)))
-			} else if errors.Is(err, fsutil.ErrUnprotected) {
-				return nil, err // a state problem (exit 1), not bad input: it names the file
-			}
-		case "server_pin":
-			c.ServerPin, err = hex.DecodeString(e.Value)
-		case "keepalive":
-			c.Keepalive, err = time.ParseDuration(e.Value)
+	c := &uplink.Config{Addr: u.Addr, Name: u.Name, PSKIdentity: u.PSKIdentity, PSK: u.PSK,
+		ServerPin: u.ServerPin, Keepalive: u.Keepalive}
+	if u.PSKFile != "" {
+		b, err := readSecretFile(u.PSKFile)
+		if errors.Is(err, fsutil.ErrUnprotected) {
+			return nil, err // a state problem (exit 1), not bad input: it names the file
+		}
+		if err == nil {
+			c.PSK, err = hex.DecodeString(strings.TrimSpace(string(b)))
 		}
 		if err != nil {
-			return nil, s.Errorf(e.Line, "%s: %v", e.Key, err)
+			return nil, fmt.Errorf("[uplink] psk_file: %w", err)
 		}
 	}
-	if c.Addr == "" {
-		return nil, s.Errorf(s.Line, "[uplink] needs addr")
-	}
+	stateDir := cfg.StateDir
 	if len(c.ServerPin) > 0 {
 		key, _, err := attest.LoadOrCreateDeviceKey(stateDir)
 		if err != nil {

@@ -229,9 +229,9 @@ func duration(s *config.Section, key string, dst *time.Duration) error {
 	if !ok {
 		return nil
 	}
-	d, err := time.ParseDuration(e.Value)
+	d, err := config.ParseDuration(e.Value)
 	if err != nil || d <= 0 {
-		return s.Errorf(e.Line, "%s: want a positive duration like 90s", key)
+		return s.Errorf(e.Line, "%s: want a positive duration like 90s, 15m or 7d (not %q)", key, e.Value)
 	}
 	*dst = d
 	return nil

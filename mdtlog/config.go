@@ -1,7 +1,6 @@
 package mdtlog
 
 import (
-	"strconv"
 	"strings"
 	"time"
 
@@ -110,37 +109,8 @@ func ParseConfig(f *config.File) (Config, error) {
 	return c, nil
 }
 
-// parseDuration accepts Go durations plus a "d" (days) suffix.
-func parseDuration(v string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(v, "d"); ok {
-		days, err := strconv.ParseFloat(n, 64)
-		if err != nil || days < 0 || days > 10000 {
-			return 0, strconv.ErrSyntax
-		}
-		return time.Duration(days * 24 * float64(time.Hour)), nil
-	}
-	return time.ParseDuration(v)
-}
+// parseDuration and parseBytes are the configuration file's one syntax
+// (internal/config).
+func parseDuration(v string) (time.Duration, error) { return config.ParseDuration(v) }
 
-// parseBytes accepts a byte count with an optional K, M or G (binary
-// multiples, optionally followed by "iB" or "B").
-func parseBytes(v string) (int64, error) {
-	s := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(v)), "B"), "I")
-	mul := int64(1)
-	switch {
-	case strings.HasSuffix(s, "K"):
-		mul = 1 << 10
-	case strings.HasSuffix(s, "M"):
-		mul = 1 << 20
-	case strings.HasSuffix(s, "G"):
-		mul = 1 << 30
-	}
-	if mul > 1 {
-		s = s[:len(s)-1]
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > (1<<40)/mul {
-		return 0, strconv.ErrSyntax
-	}
-	return n * mul, nil
-}
+func parseBytes(v string) (int64, error) { return config.ParseSize(v) }

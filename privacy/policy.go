@@ -175,7 +175,7 @@ func ParsePolicy(f *config.File) (*Policy, error) {
 			case "padding":
 				p.Padding, err = e.OnOff()
 			case "schedule":
-				d, perr := time.ParseDuration(e.Value)
+				d, perr := config.ParseDuration(e.Value)
 				switch {
 				case perr != nil:
 					err = fmt.Errorf("schedule %q: want a duration such as 15m", e.Value)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/internal/cli"
-	"github.com/mtcagent/mtcagent/internal/config"
 	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/mdtlog"
 )
@@ -134,25 +132,15 @@ func runMDT(env *cli.Env, args []string) error {
 	}
 }
 
-// loadMDTConfig reads the [mdt] section; a missing file at the default
-// path means the defaults. A bad file is bad input (exit 2).
+// loadMDTConfig reads the configuration file, checked whole as every
+// command checks it, and returns its [mdt] section; a missing file at the
+// default path means the defaults.
 func loadMDTConfig(path string, isDefault bool) (mdtlog.Config, error) {
-	f, err := config.Load(path)
-	if isDefault && errors.Is(err, fs.ErrNotExist) {
-		return mdtlog.DefaultConfig(), nil
-	}
-	var ce *config.Error
-	if errors.As(err, &ce) {
-		return mdtlog.Config{}, cli.Usagef("%v", err)
-	}
+	cfg, err := loadConfig(path, isDefault, "")
 	if err != nil {
-		return mdtlog.Config{}, cli.WithHint(fmt.Errorf("read config: %w", err), "pass --config FILE or set MTCAGENT_CONFIG")
+		return mdtlog.Config{}, err
 	}
-	c, err := mdtlog.ParseConfig(f)
-	if err != nil {
-		return c, cli.WithHint(cli.Usagef("%v", err), "see docs/mdt.md for the [mdt] keys")
-	}
-	return c, nil
+	return cfg.MDT, nil
 }
 
 // confirm asks a yes/no question on stdin; anything but yes is no.

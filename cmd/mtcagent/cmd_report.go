@@ -5,18 +5,15 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"github.com/mtcagent/mtcagent/agent"
 	"github.com/mtcagent/mtcagent/internal/cli"
-	"io/fs"
 	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/mtcagent/mtcagent/atmodem"
-	"github.com/mtcagent/mtcagent/internal/config"
 	"github.com/mtcagent/mtcagent/privacy"
 	"github.com/mtcagent/mtcagent/privacy/ident"
 )
@@ -157,25 +154,14 @@ type previewReport struct {
 	carries string
 }
 
-// loadPolicy reads the configuration file and its privacy policy. A bad
-// file is bad input (exit 2) with its file:line.
+// loadPolicy reads the configuration file, checked whole as every
+// command checks it (agent.LoadConfig), and returns its privacy policy.
 func loadPolicy(path string) (*privacy.Policy, error) {
-	f, err := config.Load(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, cli.WithHint(fmt.Errorf("read config: %w", err), "pass --config FILE or set MTCAGENT_CONFIG; without a policy nothing is disclosed to anyone")
-	}
-	var ce *config.Error
-	if errors.As(err, &ce) {
-		return nil, cli.Usagef("%v", err)
-	}
+	cfg, err := loadConfig(path, false, "without a policy nothing is disclosed to anyone")
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, err
 	}
-	pol, err := privacy.ParsePolicy(f)
-	if err != nil {
-		return nil, cli.WithHint(cli.Usagef("%v", err), "see docs/privacy.md for the policy keys and values")
-	}
-	return pol, nil
+	return cfg.Policy, nil
 }
 
 func previewUnknown(env *cli.Env, pol *privacy.Policy, name string, asJSON bool) error {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -16,6 +17,7 @@ import (
 	"github.com/mtcagent/mtcagent/agent/outbox"
 	"github.com/mtcagent/mtcagent/internal/cli"
 	"github.com/mtcagent/mtcagent/internal/fsutil"
+	"github.com/mtcagent/mtcagent/internal/config"
 	"github.com/mtcagent/mtcagent/mdtlog"
 )
 
@@ -39,8 +41,8 @@ func runRun(env *cli.Env, args []string) error {
 	cfg := agent.DefaultConfig()
 	if *cfgPath != "" {
 		var err error
-		if cfg, err = agent.LoadConfig(*cfgPath); err != nil {
-			return &cli.UsageError{Msg: fmt.Sprintf("config: %v", err)}
+		if cfg, err = loadConfig(*cfgPath, false, ""); err != nil {
+			return err
 		}
 	}
 	// Flags given on the command line win over the file.
@@ -93,10 +95,7 @@ func runAgent(env *cli.Env, cfg agent.Config, log *slog.Logger) error {
 	logOutboxReport(log, ob.Report())
 	queue := agent.DurableQueue{O: ob}
 	deps := agent.Deps{Open: open, Outbox: queue, Log: log}
-	mcfg, err := mdtlog.ParseConfig(cfg.File)
-	if err != nil {
-		return &cli.UsageError{Msg: fmt.Sprintf("config: %v", err)}
-	}
+	mcfg := cfg.MDT
 	store, err := mdtlog.Open(cfg.StateDir, mcfg.Options())
 	if err != nil {
 		return stateHint(fmt.Errorf("measurement log: %w", err), cfg.StateDir)
@@ -184,4 +183,27 @@ func logMDTReport(log *slog.Logger, store *mdtlog.Store) {
 			log.Error("measurement log: damaged", "err", e)
 		}
 	}
+}
+
+// loadConfig reads and checks the configuration file, the one way every
+// command does (agent.LoadConfig): a bad file is bad input (exit 2) with
+// its file:line. missingOK: a missing file means the defaults (the
+// default path of a command that works without one). hint is added when
+// the file cannot be read.
+func loadConfig(path string, missingOK bool, hint string) (agent.Config, error) {
+	cfg, err := agent.LoadConfig(path)
+	var ce *config.Error
+	switch {
+	case err == nil:
+		return cfg, nil
+	case missingOK && errors.Is(err, fs.ErrNotExist):
+		return agent.DefaultConfig(), nil
+	case errors.As(err, &ce):
+		return cfg, cli.WithHint(cli.Usagef("config: %v", err), "see docs/agent.md for the file's sections and keys")
+	}
+	h := "pass --config FILE or set MTCAGENT_CONFIG"
+	if hint != "" {
+		h += "; " + hint
+	}
+	return cfg, cli.WithHint(fmt.Errorf("read config: %w", err), h)
 }

@@ -48,7 +48,7 @@ func BenchmarkURCToCollector(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	up, err := agent.ParseUplink(cfg.File, cfg.StateDir)
+	up, err := agent.ParseUplink(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

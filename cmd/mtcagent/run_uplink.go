@@ -22,7 +22,7 @@ import (
 // startUplink dials the [uplink] server and delivers the outbox to it
 // until ctx ends; without the section the agent only queues.
 func startUplink(ctx context.Context, cfg agent.Config, a *agent.Agent, queue agent.DurableQueue, log *slog.Logger) (stop func(), err error) {
-	up, err := agent.ParseUplink(cfg.File, cfg.StateDir)
+	up, err := agent.ParseUplink(cfg)
 	if errors.Is(err, fsutil.ErrUnprotected) {
 		return nil, stateHint(err, cfg.StateDir) // a PSK file or the key: a state problem, exit 1
 	}
@@ -36,6 +36,10 @@ func startUplink(ctx context.Context, cfg agent.Config, a *agent.Agent, queue ag
 	h, err := linkHandler(cfg, a)
 	if err != nil {
 		return nil, err
+	}
+	if _, granted := h.Policy.Recipient(up.Name); !granted {
+		log.Warn("the uplink server has no [recipient] section: it gets signed events and heartbeats, but no status, location or identity (default deny)",
+			"server", up.Name, "hint", fmt.Sprintf("add [recipient %q] with the grants it should have (docs/privacy.md)", up.Name))
 	}
 	up.Handler = h
 	if m := a.MDT(); m != nil {

@@ -22,6 +22,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // File is a parsed configuration file.
@@ -251,4 +252,64 @@ next:
 		return s.Errorf(e.Line, "unknown key %q in [%s]", e.Key, s.Name)
 	}
 	return nil
+}
+
+// ParseDuration reads a duration, the one syntax of every duration key:
+// Go's (90s, 15m, 1h30m, 250ms) or a number of days ("7d", "0.5d").
+// Negative values are refused.
+func ParseDuration(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if n, ok := strings.CutSuffix(v, "d"); ok && n != "" && !strings.ContainsAny(n, "hmsuµn") {
+		days, err := strconv.ParseFloat(n, 64)
+		if err != nil || days < 0 || days > 36600 {
+			return 0, fmt.Errorf("want a duration like 90s, 15m, 1h or 7d (not %q)", v)
+		}
+		return time.Duration(days * 24 * float64(time.Hour)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("want a duration like 90s, 15m, 1h or 7d (not %q)", v)
+	}
+	return d, nil
+}
+
+// Duration returns the entry's value as a duration from min to max (max
+// 0: no upper bound). The error does not name the key: callers prefix it.
+func (e Entry) Duration(min, max time.Duration) (time.Duration, error) {
+	d, err := ParseDuration(e.Value)
+	switch {
+	case err != nil:
+		return 0, err
+	case d < min:
+		return 0, fmt.Errorf("%q is shorter than the minimum %v", e.Value, min)
+	case max > 0 && d > max:
+		return 0, fmt.Errorf("%q is longer than the maximum %v", e.Value, max)
+	}
+	return d, nil
+}
+
+// ParseSize reads a byte count: a whole number with an optional binary
+// K, M or G multiple, optionally followed by B or iB (65536, 64K, 4M,
+// 4MiB, 256KiB), at most 1 TiB.
+func ParseSize(v string) (int64, error) {
+	s := strings.ToUpper(strings.TrimSpace(v))
+	s = strings.TrimSuffix(s, "B")
+	s = strings.TrimSuffix(s, "I")
+	mul := int64(1)
+	switch {
+	case strings.HasSuffix(s, "K"):
+		mul = 1 << 10
+	case strings.HasSuffix(s, "M"):
+		mul = 1 << 20
+	case strings.HasSuffix(s, "G"):
+		mul = 1 << 30
+	}
+	if mul > 1 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<40)/mul {
+		return 0, fmt.Errorf("%q: want a size like 65536, 256K or 4M", v)
+	}
+	return n * mul, nil
 }

@@ -110,4 +110,3 @@ func (l *FaultLog) now() time.Time {
 	}
 	return time.Now()
 }
-

@@ -59,9 +59,7 @@ func (a *Agent) mdtLoop(ctx context.Context) {
 		if p := st.Location; p != nil && m.Locate != nil {
 			rec.Location = m.Locate(privacy.Location{Lat: p.Lat, Lon: p.Lon, AccuracyM: p.AccuracyM}, rec.Time)
 		}
-		if err := m.Store.Append(rec); err != nil {
-			a.log.Error("mdt record not logged", "err", err)
-		}
+		a.appendMDT(rec)
 	}
 }
 

@@ -37,6 +37,11 @@ func (a *Agent) mdtLoop(ctx context.Context) {
 			return
 		case <-tick:
 		}
+		a.queueMu.Lock()
+		if len(a.hold.mdt) > 0 {
+			a.flushMDTLocked() // records held while the log could not be written
+		}
+		a.queueMu.Unlock()
 		if !m.Store.Logging() {
 			continue // off until consent; opt-out is permanent
 		}

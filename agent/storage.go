@@ -174,12 +174,13 @@ func (a *Agent) retryStorage(ctx context.Context) {
 	}
 }
 
-// RetryStorage tries once to write what is held in memory (messages, then
-// measurement records); the daemon calls it every Deps.StorageRetry.
+// RetryStorage tries once to write the signed messages held in memory;
+// the daemon calls it every Deps.StorageRetry. (Held measurement records
+// are retried at the log's own interval, by mdtLoop: a retry there can
+// write a whole preallocated segment.)
 func (a *Agent) RetryStorage() {
 	a.queueMu.Lock()
 	defer a.queueMu.Unlock()
-	a.flushMDTLocked()
 	if len(a.hold.msgs) > 0 || len(a.hold.lost) > 0 {
 		a.flushLocked()
 	}

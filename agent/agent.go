@@ -39,6 +39,9 @@ type Deps struct {
 	EngineOptions []atmodem.Option
 	// MDT, when set, is the measurement log the daemon owns while it runs.
 	MDT *MDT
+	// StorageRetry is how often what is held in memory while storage
+	// fails is written again (DefaultRetry when zero).
+	StorageRetry time.Duration
 }
 
 // Agent is the running daemon.
@@ -53,6 +56,7 @@ type Agent struct {
 	events chan atmodem.Event
 
 	queueMu sync.Mutex // sign and append in one step: outbox order = sequence order
+	hold    holdState  // under queueMu: what waits in memory while storage fails
 	wake    func()     // tells the deliverer something was queued
 
 	mu       sync.Mutex
@@ -229,6 +233,8 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.heartbeats(ctx) }()
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); a.retryStorage(ctx) }()
 	first := true
 	for {
 		select {
@@ -435,20 +441,48 @@ const (
 
 // signAndQueue signs and queues under one lock, so the outbox holds
 // tokens in sequence-number order: the collector reads a gap in sequence
-// numbers as suppressed messages.
+// numbers as suppressed messages. While the outbox cannot write (a storage
+// fault), signed messages wait in memory, in order, and are queued when it
+// can again (storage.go); what does not fit is counted and reported in a
+// storage_gap event.
 func (a *Agent) signAndQueue(typ string, kind byte, details map[string]any, sign func() ([]byte, error)) {
 	a.queueMu.Lock()
 	defer a.queueMu.Unlock()
+	empty := len(a.hold.msgs) == 0 || a.flushLocked()
 	tok, err := sign()
 	if err != nil {
+		if isStorageFault(err) { // the sequence counter could not be saved
+			a.storageFault(&a.hold.obFault, "sequence counter", err)
+			a.loseLocked(typ)
+			return
+		}
 		a.log.Error("not signed", "event", typ, "err", err)
 		return
 	}
-	id, err := a.deps.Outbox.Append(append([]byte{kind}, tok...))
+	m := held{typ: typ, kind: kind, details: details, data: append([]byte{kind}, tok...)}
+	if !empty {
+		a.holdLocked(m)
+		return
+	}
+	id, err := a.deps.Outbox.Append(m.data)
+	if err != nil && isStorageFault(err) {
+		a.storageFault(&a.hold.obFault, "outbox", err)
+		a.holdLocked(m)
+		return
+	}
 	if err != nil {
 		a.log.Error("not queued", "event", typ, "err", err)
 		return
 	}
+	a.queuedLocked(typ, kind, details, id)
+	if len(a.hold.lost) > 0 { // storage came back with nothing held
+		a.hold.obFault.Ok()
+		a.queueGapLocked()
+	}
+}
+
+// queuedLocked records and announces a message the outbox took durably.
+func (a *Agent) queuedLocked(typ string, kind byte, details map[string]any, id uint64) {
 	if kind == KindHeartbeatMsg {
 		a.log.Debug("heartbeat", "outbox_id", id)
 		if a.wake != nil {

@@ -165,6 +165,30 @@ type LinkHandler struct {
 	Audit   *privacy.Audit
 	Guard   *uplink.TriggerGuard
 	Deriver *attest.Deriver
+
+	auditFault fsutil.FaultLog
+}
+
+// auditFailed logs a disclosure refused because the audit could not be
+// written: a storage fault once (then at most every ten minutes) with a
+// hint, anything else every time. The disclosure is not made either way
+// (fail closed: nothing leaves unaudited); the audit file is opened anew
+// for every entry, so disclosures resume by themselves once it can be
+// written.
+func (h *LinkHandler) auditFailed(what string, err error) {
+	if f := fsutil.FaultOf(err); f != "" {
+		if ok, n := h.auditFault.Fail(); ok {
+			h.A.log.Error(what+" not sent: audit cannot be written", "err", err, "hint", f.Hint(h.A.cfg.StateDir), "refused", n)
+		}
+		return
+	}
+	h.A.log.Error(what+" not sent: audit failed", "err", err)
+}
+
+func (h *LinkHandler) auditOK() {
+	if ok, since := h.auditFault.Ok(); ok {
+		h.A.log.Info("storage works again: audit written", "store", "audit", "failing_for", time.Since(since).Round(time.Millisecond))
+	}
 }
 
 // ServeUplink implements uplink.Handler.
@@ -244,9 +268,10 @@ func (h *LinkHandler) statusReport(recipient string) (uplink.Code, []byte) {
 	}
 	b, err := h.Audit.Disclose(rep, time.Now())
 	if err != nil {
-		log.Error("status not sent: audit failed", "err", err)
+		h.auditFailed("status", err)
 		return uplink.ServerError, nil
 	}
+	h.auditOK()
 	return uplink.Content, b
 }
 
@@ -307,9 +332,10 @@ func (h *LinkHandler) serveMDT(r *uplink.Request) (uplink.Code, []byte) {
 				}
 			}
 			if err := h.Audit.Append(privacy.AuditEntry{Time: time.Now(), Recipient: r.Peer, Carries: carries, Size: len(b)}); err != nil {
-				a.log.Error("mdt upload not sent: audit failed", "err", err)
+				h.auditFailed("mdt upload", err)
 				return uplink.ServerError, nil
 			}
+			h.auditOK()
 			a.log.Info("mdt upload", "to", r.Peer, "records", len(recs), "up_to", page.Last.String())
 		}
 		return uplink.Content, b

@@ -37,6 +37,11 @@ func (a *Agent) mdtLoop(ctx context.Context) {
 			return
 		case <-tick:
 		}
+		a.queueMu.Lock()
+		if len(a.hold.mdt) > 0 {
+			a.flushMDTLocked() // records held while the log could not be written
+		}
+		a.queueMu.Unlock()
 		if !m.Store.Logging() {
 			continue // off until consent; opt-out is permanent
 		}
@@ -59,9 +64,7 @@ func (a *Agent) mdtLoop(ctx context.Context) {
 		if p := st.Location; p != nil && m.Locate != nil {
 			rec.Location = m.Locate(privacy.Location{Lat: p.Lat, Lon: p.Lon, AccuracyM: p.AccuracyM}, rec.Time)
 		}
-		if err := m.Store.Append(rec); err != nil {
-			a.log.Error("mdt record not logged", "err", err)
-		}
+		a.appendMDT(rec)
 	}
 }
 

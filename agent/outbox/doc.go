@@ -18,6 +18,10 @@
 // appended) and skips damaged records, listing them in Report; no record
 // whose check fails is ever returned. The format is in docs/outbox.md.
 //
+// A failed write or sync (ENOSPC, EIO, a read-only remount) fails that
+// Append only: the next Append re-validates the segment from disk, as Open
+// would, and appending resumes by itself when the medium works again.
+//
 // Errors: sentinels to branch on (ErrFull, ErrTooLarge, ErrLocked,
 // ErrClosed, ErrAckAhead, ErrBroken), *fsutil.PermissionError from Open for
 // a directory another user owns or group or others may write, *FileError
@@ -25,5 +29,7 @@
 // are lower-case and
 // name the operation, and never contain message bytes.
 //
-// Fakes: the outbox is its own fake; tests open one in t.TempDir().
+// Fakes: the outbox is its own fake; tests open one in t.TempDir() and
+// inject write, sync and creation failures through the segFile seam
+// (file.go).
 package outbox

@@ -18,9 +18,11 @@ var (
 	ErrClosed = errors.New("outbox is closed")
 	// ErrAckAhead: Ack named an id that was never appended.
 	ErrAckAhead = errors.New("ack beyond the last appended id")
-	// ErrBroken: an earlier write or sync failed; the outbox refuses
-	// further writes until it is reopened (which rescans the disk).
-	ErrBroken = errors.New("outbox failed an earlier write; reopen it")
+	// ErrBroken: an earlier write or sync failed and re-validating the
+	// segment it went to failed too (the medium still does not work);
+	// nothing was stored. The next Append tries again; no reopen is
+	// needed.
+	ErrBroken = errors.New("outbox is recovering from a failed write")
 
 	// ErrTorn: a record was cut short (a write interrupted by a crash).
 	ErrTorn = errors.New("record incomplete (torn write)")

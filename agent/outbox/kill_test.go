@@ -9,15 +9,21 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/internal/testexec"
 )
 
 const (
 	killDirEnv   = "OUTBOX_KILL_CHILD_DIR"
 	killRoundEnv = "OUTBOX_KILL_CHILD_ROUND"
+	// killFaultsEnv makes the child's disk fail one write, sync or file
+	// creation in five (ENOSPC or EIO, writes cut in half); the child
+	// retries, as the agent does.
+	killFaultsEnv = "OUTBOX_KILL_CHILD_FAULTS"
 )
 
 // killOptions make segments roll and get compacted often.
@@ -25,7 +31,7 @@ var killOptions = Options{SegmentBytes: 2048, MaxMessages: 400}
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(killDirEnv); dir != "" {
-		os.Exit(killChild(dir, os.Getenv(killRoundEnv)))
+		os.Exit(killChild(dir, os.Getenv(killRoundEnv), os.Getenv(killFaultsEnv) != ""))
 	}
 	os.Exit(m.Run())
 }
@@ -36,10 +42,12 @@ func TestMain(m *testing.M) {
 //	A id key after Append returned id
 //	k id     before Ack(id)
 //	K id     after Ack returned
+//	F key    Append failed (faults only; the same key is tried again)
+//	X id     Ack failed (faults only)
 //
 // Each line is one write to an unbuffered pipe, so the parent sees a line
 // only after the step it announces happened.
-func killChild(dir, round string) int {
+func killChild(dir, round string, faulty bool) int {
 	o, err := Open(dir, killOptions)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
@@ -47,6 +55,13 @@ func killChild(dir, round string) int {
 	}
 	seed, _ := strconv.Atoi(round)
 	rng := rand.New(rand.NewPCG(uint64(seed), uint64(time.Now().UnixNano())))
+	if faulty {
+		err := syscall.ENOSPC
+		if seed%2 == 1 {
+			err = syscall.EIO
+		}
+		injectFaults(o, &faults{err: err, rng: rand.New(rand.NewPCG(uint64(seed), 5)), oneIn: 5})
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	say := func(format string, args ...any) bool {
 		_, err := fmt.Fprintf(os.Stdout, format+"\n", args...)
@@ -60,6 +75,12 @@ func killChild(dir, round string) int {
 				return 3
 			}
 			id, err := o.Append(msgFor(key))
+			for faulty && err != nil && fsutil.FaultOf(err) != "" {
+				if !say("F %s", key) {
+					return 3
+				}
+				id, err = o.Append(msgFor(key))
+			}
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "child append:", err)
 				return 3
@@ -78,7 +99,12 @@ func killChild(dir, round string) int {
 		if !say("k %d", id) {
 			return 3
 		}
-		if err := o.Ack(id); err != nil {
+		if err := o.Ack(id); faulty && fsutil.FaultOf(err) != "" {
+			if !say("X %d", id) {
+				return 3
+			}
+			continue
+		} else if err != nil {
 			fmt.Fprintln(os.Stderr, "child ack:", err)
 			return 3
 		}
@@ -104,18 +130,42 @@ func TestKillAppendAck(t *testing.T) {
 	case testing.Short() || testexec.Emulated():
 		rounds = 10
 	}
+	killAppendAck(t, rounds, false)
+}
+
+// TestKillAppendAckFaults is TestKillAppendAck on a failing disk: the
+// child's writes, syncs and file creations fail at random (ENOSPC or EIO,
+// writes cut in half) and it retries without reopening. The same checks
+// hold: every append reported durable survives the kill, exactly once, in
+// order, intact; a failed append may come back only as the append in
+// flight; a failed ack took no effect.
+func TestKillAppendAckFaults(t *testing.T) {
+	rounds := 30
+	switch {
+	case os.Getenv("OUTBOX_KILL_ROUNDS") != "":
+		rounds, _ = strconv.Atoi(os.Getenv("OUTBOX_KILL_ROUNDS"))
+	case testing.Short() || testexec.Emulated():
+		rounds = 8
+	}
+	killAppendAck(t, rounds, true)
+}
+
+func killAppendAck(t *testing.T, rounds int, faulty bool) {
 	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
 	keys := map[uint64]string{} // every id known appended, with its key
 	var acked uint64            // highest ack known durable
 	var maxID uint64            // highest id ever seen
-	appends, acks := 0, 0
+	appends, acks, failures := 0, 0, 0
 	for round := range rounds {
 		cmd, err := testexec.Self()
 		if err != nil {
 			t.Fatal(err)
 		}
 		cmd.Env = append(os.Environ(), killDirEnv+"="+dir, killRoundEnv+"="+strconv.Itoa(round))
+		if faulty {
+			cmd.Env = append(cmd.Env, killFaultsEnv+"=1")
+		}
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -150,6 +200,11 @@ func TestKillAppendAck(t *testing.T) {
 			case "K":
 				acked, ackInFlight = max(acked, id), 0
 				acks++
+			case "F":
+				failures++ // the same key is tried again: intent stands
+			case "X":
+				ackInFlight = 0 // a failed ack wrote nothing
+				failures++
 			default:
 				t.Fatalf("round %d: child said %q", round, sc.Text())
 			}
@@ -217,8 +272,11 @@ func TestKillAppendAck(t *testing.T) {
 		}
 		o.Close()
 	}
-	t.Logf("%d kills; %d appends and %d acks confirmed; last ack %d, highest id %d", rounds, appends, acks, acked, maxID)
+	t.Logf("%d kills; %d appends and %d acks confirmed, %d failed; last ack %d, highest id %d", rounds, appends, acks, failures, acked, maxID)
 	if appends == 0 || acks == 0 {
 		t.Fatal("the children never appended or never acknowledged")
+	}
+	if faulty && failures == 0 {
+		t.Fatal("no injected fault was hit")
 	}
 }

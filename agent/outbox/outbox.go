@@ -3,7 +3,6 @@ package outbox
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -57,7 +56,7 @@ type segment struct {
 	first  uint64
 	last   uint64 // last valid id in it (first-1 when empty)
 	size   int64  // bytes in use (the next frame goes here in the active one)
-	f      *os.File
+	f      segFile
 	broken bool // had damage: never appended to
 	rw     bool // opened for writing
 }
@@ -84,12 +83,13 @@ type Outbox struct {
 	bytes    int64      // sum of the waiting messages' sizes
 	acked    uint64
 	next     uint64
-	rollNow  bool  // the next Append starts a new segment
-	tornTail bool  // Open dropped a tail from the last segment
-	err      error // sticky: ErrBroken after a failed write
+	rollNow  bool     // the next Append starts a new segment
+	tornTail bool     // Open dropped a tail from the last segment
+	dirty    *segment // a write or sync to it failed: re-validate before appending
 	closed   bool
 	report   Report
 	buf      []byte
+	hooks    *hooks // fault injection (tests only)
 }
 
 // Open opens (creating if needed) the outbox in dir, taking its lock, and
@@ -187,11 +187,11 @@ func (o *Outbox) loadSegment(first uint64, last *uint64, isLast bool) error {
 	if isLast {
 		flag = os.O_RDWR
 	}
-	f, err := os.OpenFile(o.path(name), flag, 0)
+	f, err := o.openSeg(name, flag)
 	if err != nil {
 		return &FileError{Op: "open", Name: name, Err: err}
 	}
-	data, err := io.ReadAll(f)
+	data, err := readAll(f)
 	if err != nil {
 		f.Close()
 		return &FileError{Op: "read", Name: name, Err: err}
@@ -234,7 +234,7 @@ func (o *Outbox) loadSegment(first uint64, last *uint64, isLast bool) error {
 			f.Close()
 			return &FileError{Op: "truncate", Name: name, Err: err}
 		}
-		if err := f.Sync(); err != nil {
+		if err := f.Datasync(); err != nil {
 			f.Close()
 			return &FileError{Op: "sync", Name: name, Err: err}
 		}
@@ -256,6 +256,12 @@ func (o *Outbox) loadSegment(first uint64, last *uint64, isLast bool) error {
 // Append stores msg and returns its id once it is on disk (fsync). Ids
 // strictly increase, also across restarts. When the outbox is full it
 // returns an error wrapping ErrFull and stores nothing.
+//
+// A failed write or sync (a full disk, an I/O error, a read-only
+// remount) returns a *FileError and stores nothing; the outbox stays open.
+// The next Append first re-validates the segment that failed, as Open
+// would (see recoverLocked), and appends only once that succeeds, so
+// appending resumes by itself when the medium works again.
 func (o *Outbox) Append(msg []byte) (uint64, error) {
 	if len(msg) > MaxMessageSize {
 		return 0, fmt.Errorf("outbox append: %d bytes: %w", len(msg), ErrTooLarge)
@@ -264,6 +270,11 @@ func (o *Outbox) Append(msg []byte) (uint64, error) {
 	defer o.mu.Unlock()
 	if err := o.usable(); err != nil {
 		return 0, fmt.Errorf("outbox append: %w", err)
+	}
+	if o.dirty != nil {
+		if err := o.recoverLocked(); err != nil {
+			return 0, fmt.Errorf("outbox append: %w", err)
+		}
 	}
 	if len(o.pending)+1 > o.opts.MaxMessages || o.bytes+int64(len(msg)) > o.opts.MaxBytes {
 		return 0, fmt.Errorf("outbox append: %w (%d messages, %d bytes waiting)", ErrFull, len(o.pending), o.bytes)
@@ -277,7 +288,7 @@ func (o *Outbox) Append(msg []byte) (uint64, error) {
 	if _, err := s.f.WriteAt(o.buf, s.size); err != nil {
 		return 0, o.fail("write", s, err)
 	}
-	if err := fsutil.Datasync(s.f); err != nil {
+	if err := s.f.Datasync(); err != nil {
 		return 0, o.fail("sync", s, err)
 	}
 	o.pending = append(o.pending, entry{id: id, seg: s, off: s.size, n: uint32(len(msg))})
@@ -288,19 +299,86 @@ func (o *Outbox) Append(msg []byte) (uint64, error) {
 	return id, nil
 }
 
-// fail makes the outbox refuse writes until reopened: after a failed
-// write or fsync the file's state is unknown (a reopen rescans it).
+// fail records a failed write or sync of segment s: the file's state is
+// now unknown (part of the frame may be on disk, and after a failed fsync
+// the kernel may have dropped the dirty pages while reporting the next
+// fsync clean), so nothing in memory is trusted about it until
+// recoverLocked has re-read it.
 func (o *Outbox) fail(op string, s *segment, err error) error {
-	_ = s.f.Truncate(s.size) // best effort; the reopen scan decides
-	o.err = ErrBroken
+	_ = s.f.Truncate(s.size) // best effort; recoverLocked checks
+	o.dirty = s
 	return fmt.Errorf("outbox append: %w", &FileError{Op: op, Name: s.name, Err: err})
+}
+
+// recoverLocked re-validates the segment whose write or sync failed, the
+// way Open does: it opens the file again by name (the old descriptor may
+// carry the error), cuts it back to the end of the last record reported
+// appended, syncs that, reads the file back and scans it. Records that
+// were reported appended but no longer check are dropped from the queue
+// and listed in Report (damage, as in Pending). The next record then goes
+// to a new segment, so a page whose write-back failed is never written
+// again. On failure the outbox stays as it was and the next Append tries
+// again; the error wraps ErrBroken and the cause.
+func (o *Outbox) recoverLocked() error {
+	s := o.dirty
+	broken := func(op string, err error) error {
+		return fmt.Errorf("%w: %w", ErrBroken, &FileError{Op: op, Name: s.name, Err: err})
+	}
+	f, err := o.openSeg(s.name, os.O_RDWR)
+	if err != nil {
+		return broken("open", err)
+	}
+	if err := f.Truncate(s.size); err != nil {
+		f.Close()
+		return broken("truncate", err)
+	}
+	if err := f.Datasync(); err != nil {
+		f.Close()
+		return broken("sync", err)
+	}
+	data, err := readAll(f)
+	if err != nil {
+		f.Close()
+		return broken("read", err)
+	}
+	s.f.Close()
+	s.f = f
+	r := scanSegment(data, s.first, 0)
+	found := make(map[uint64]frame, len(r.frames))
+	for _, fr := range r.frames {
+		found[fr.id] = fr
+	}
+	damaged := int64(len(data)) != s.size || r.goodEnd != s.size || len(r.bad) > 0
+	for i := 0; i < len(o.pending); {
+		e := o.pending[i]
+		if fr, ok := found[e.id]; e.seg != s || ok && fr.off == e.off && fr.n == e.n {
+			i++
+			continue
+		}
+		damaged = true
+		why := ErrTorn
+		if len(r.bad) > 0 {
+			why = r.bad[0].err
+		}
+		o.report.Corrupt = append(o.report.Corrupt, &RecordError{
+			Segment: s.name, Offset: e.off, Length: FrameOverhead + int64(e.n), FirstID: e.id, LastID: e.id, Err: why,
+		})
+		o.pending = slices.Delete(o.pending, i, i+1)
+		o.bytes -= int64(e.n)
+	}
+	s.broken = s.broken || damaged
+	o.dirty = nil
+	if s.last >= s.first || s.broken {
+		o.rollNow = true
+	}
+	return nil
 }
 
 func (o *Outbox) usable() error {
 	if o.closed {
 		return ErrClosed
 	}
-	return o.err
+	return nil
 }
 
 // activeFor returns the segment the next frame goes to, starting a new
@@ -313,17 +391,21 @@ func (o *Outbox) activeFor(id uint64, n int) (*segment, error) {
 		}
 	}
 	name := segName(id)
-	if err := fsutil.WriteFileAtomic(o.path(name), segHeader(id), 0o600); err != nil {
+	err := o.hookCreate(name)
+	if err == nil {
+		err = fsutil.WriteFileAtomic(o.path(name), segHeader(id), 0o600)
+	}
+	if err != nil {
 		return nil, &FileError{Op: "create", Name: name, Err: err}
 	}
-	f, err := os.OpenFile(o.path(name), os.O_RDWR, 0)
+	f, err := o.openSeg(name, os.O_RDWR)
 	if err != nil {
 		return nil, &FileError{Op: "open", Name: name, Err: err}
 	}
 	if k := len(o.segs); k > 0 {
 		// The previous active segment is only read from now on.
 		prev := o.segs[k-1]
-		if rf, err := os.Open(o.path(prev.name)); err == nil {
+		if rf, err := o.openSeg(prev.name, os.O_RDONLY); err == nil {
 			prev.f.Close()
 			prev.f, prev.rw = rf, false
 		}
@@ -388,7 +470,7 @@ func (o *Outbox) Pending(max int) ([]Message, error) {
 func (o *Outbox) Ack(id uint64) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if err := o.usable(); err != nil && !errors.Is(err, ErrBroken) {
+	if err := o.usable(); err != nil {
 		return fmt.Errorf("outbox ack: %w", err)
 	}
 	if id <= o.acked {
@@ -397,7 +479,11 @@ func (o *Outbox) Ack(id uint64) error {
 	if id >= o.next {
 		return fmt.Errorf("outbox ack %d: %w (last is %d)", id, ErrAckAhead, o.next-1)
 	}
-	if err := fsutil.WriteFileAtomic(o.path(ackName), encodeAck(id), 0o600); err != nil {
+	err := o.hookCreate(ackName)
+	if err == nil {
+		err = fsutil.WriteFileAtomic(o.path(ackName), encodeAck(id), 0o600)
+	}
+	if err != nil {
 		return fmt.Errorf("outbox ack %d: %w", id, &FileError{Op: "write", Name: ackName, Err: err})
 	}
 	o.acked = id
@@ -421,7 +507,7 @@ func (o *Outbox) compact() {
 		s.f.Close()
 		if err := os.Remove(o.path(s.name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			// Keep it open-less in the list; retry later.
-			if f, oerr := os.Open(o.path(s.name)); oerr == nil {
+			if f, oerr := o.openSeg(s.name, os.O_RDONLY); oerr == nil {
 				s.f = f
 				break
 			}

@@ -279,10 +279,13 @@ func TestConcurrent(t *testing.T) {
 	}
 }
 
-// TestWriteFailureBreaks makes a write fail (the segment's descriptor is
-// closed underneath): the outbox refuses further appends with ErrBroken,
-// still acknowledges, and a reopen recovers everything appended before.
-func TestWriteFailureBreaks(t *testing.T) {
+// TestWriteFailureRecovers makes a write fail (the segment's descriptor
+// is closed underneath): that append reports a write FileError and stores
+// nothing; the next append re-validates the segment from disk and
+// succeeds without a reopen; acks work throughout; a reopen finds what
+// was appended. (The unchanged outbox refused every later append with
+// ErrBroken until reopened.)
+func TestWriteFailureRecovers(t *testing.T) {
 	dir := t.TempDir()
 	o := openT(t, dir, Options{})
 	appendT(t, o, []byte("one"))
@@ -293,19 +296,25 @@ func TestWriteFailureBreaks(t *testing.T) {
 	if !errors.As(err, &fe) || fe.Op != "write" {
 		t.Fatalf("append on a failing file = %v, want a write FileError", err)
 	}
-	if _, err := o.Append([]byte("four")); !errors.Is(err, ErrBroken) {
-		t.Fatalf("append after a failure = %v, want ErrBroken", err)
-	}
 	if err := o.Ack(1); err != nil {
-		t.Fatalf("ack on a broken outbox: %v", err)
+		t.Fatalf("ack after a failed write: %v", err)
+	}
+	if id, err := o.Append([]byte("four")); err != nil || id != 3 {
+		t.Fatalf("append after a failure = %d, %v; want id 3 without a reopen", id, err)
+	}
+	if ms := pendingT(t, o); len(ms) != 2 || string(ms[0].Data) != "two" || string(ms[1].Data) != "four" {
+		t.Fatalf("pending after recovery: %v", ids(ms))
 	}
 	o.Close()
 	o = openT(t, dir, Options{})
 	ms := pendingT(t, o)
-	if len(ms) != 1 || ms[0].ID != 2 || string(ms[0].Data) != "two" {
+	if len(ms) != 2 || ms[0].ID != 2 || string(ms[0].Data) != "two" || string(ms[1].Data) != "four" {
 		t.Fatalf("after reopen: %v", ids(ms))
 	}
-	if id := appendT(t, o, []byte("five")); id != 3 {
-		t.Fatalf("id after reopen = %d, want 3", id)
+	if r := o.Report(); r.TornBytes != 0 || len(r.Corrupt) != 0 {
+		t.Fatalf("after reopen: %+v", r)
+	}
+	if id := appendT(t, o, []byte("five")); id != 4 {
+		t.Fatalf("id after reopen = %d, want 4", id)
 	}
 }

@@ -74,6 +74,15 @@ func (s *Status) Unknown(r Reading) bool {
 	return (s.Failed|s.SIM.Failed|s.Modem.Failed)&r != 0
 }
 
+// NothingRead reports whether every reading of the Status failed: the
+// modem's identity, the SIM, every registration domain and the operator.
+// Such a Status says nothing about the device (a port that echoes OK to
+// everything, a modem still booting) and must not be shown as one.
+func (s *Status) NothingRead() bool {
+	all := ReadFirmware | ReadIMEI | ReadSIMState | ReadCS | ReadPS | ReadEPS | Read5GS | ReadOperator
+	return (s.Failed|s.SIM.Failed|s.Modem.Failed)&all == all
+}
+
 // RegistrationKnown reports whether Registered is a value: some domain is
 // registered, or every domain was read.
 func (s *Status) RegistrationKnown() bool {

@@ -55,6 +55,10 @@ func runStatus(env *cli.Env, args []string) error {
 		if err != nil {
 			return err
 		}
+		if st.NothingRead() {
+			return cli.WithHint(errors.New("the modem answered none of the status reads (identity, SIM, registration, operator)"),
+				"is this the modem's AT port (try --modem auto, or another ttyUSB)? A modem still booting answers once it has sent RDY")
+		}
 		j = st.Revealed() // the owner's own view: identifiers in clear
 	}
 	if *asJSON {

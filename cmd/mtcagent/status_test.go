@@ -178,3 +178,28 @@ func TestWatchSIMSwap(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusNothingRead: a port that answers AT but none of the status
+// reads is no modem status: exit 1 with a hint, never a status of nulls
+// with exit 0.
+func TestStatusNothingRead(t *testing.T) {
+	garbled := func(prefix string) string {
+		return `{"lines": ["` + prefix + ` ??"], "final": "OK"}`
+	}
+	sc := writeScenario(t, `{"dialect": "generic", "responses": {
+	  "AT+CGMI": {"final": "ERROR"}, "AT+CGMM": {"final": "ERROR"}, "AT+CGMR": {"final": "ERROR"},
+	  "AT+CGSN": {"final": "ERROR"}, "AT+GSN": {"final": "ERROR"},
+	  "AT+CPIN?": {"final": "ERROR"},
+	  "AT+CREG?": `+garbled("+CREG:")+`, "AT+CGREG?": `+garbled("+CGREG:")+`,
+	  "AT+CEREG?": `+garbled("+CEREG:")+`, "AT+C5GREG?": `+garbled("+C5GREG:")+`,
+	  "AT+COPS?": `+garbled("+COPS:")+`}}`)
+	for _, args := range [][]string{{"status", "--modem", "sim:" + sc}, {"status", "--json", "--modem", "sim:" + sc}} {
+		code, out, errs := run(t, args...)
+		if code != 1 || !strings.Contains(errs, "answered none of the status reads") || !strings.Contains(errs, "hint:") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 1 with the reason and a hint", args, code, out, errs)
+		}
+		if out != "" {
+			t.Errorf("%v: printed a status of nothing: %q", args, out)
+		}
+	}
+}

@@ -43,6 +43,7 @@ type Server struct {
 	st      *store
 	logw    io.Writer
 	logMu   sync.Mutex
+	limited map[string]*limitedLine // by cause, under logMu
 	now     func() time.Time
 	started time.Time
 
@@ -52,6 +53,7 @@ type Server struct {
 	mdtFileMu sync.Mutex                 // orders stores into and tidying of the MDT files
 	observers map[string]map[*observer]struct{}
 	servers   []*dtlsserver.Server
+	gates     []*gatedListener
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -69,7 +71,8 @@ func New(cfg *Config, opt Options) (*Server, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	s := &Server{cfg: cfg, st: st, logw: opt.Log, now: opt.Now, sessions: map[string]*udpClient.Conn{}, mdtBusy: map[string]*udpClient.Conn{},
+	s := &Server{cfg: cfg, st: st, logw: opt.Log, now: opt.Now, limited: map[string]*limitedLine{},
+		sessions: map[string]*udpClient.Conn{}, mdtBusy: map[string]*udpClient.Conn{},
 		observers: map[string]map[*observer]struct{}{}, done: make(chan struct{})}
 	s.started = s.now()
 	// Before any pull appends to them: a power cut may have left a file
@@ -82,6 +85,40 @@ func (s *Server) logf(format string, a ...any) {
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
 	fmt.Fprintf(s.logw, "%s %s\n", s.now().UTC().Format("15:04:05.000"), fmt.Sprintf(format, a...))
+}
+
+// logEvery is how often a line of one cause is logged at most.
+const logEvery = 10 * time.Second
+
+type limitedLine struct {
+	last       time.Time
+	suppressed int
+}
+
+// logLimited logs a line of a cause that an unauthenticated peer can
+// repeat at will (failed handshakes, unknown identities, garbage): at
+// most one per cause every logEvery, the next one saying how many were
+// left out.
+func (s *Server) logLimited(cause, format string, a ...any) {
+	now := time.Now()
+	s.logMu.Lock()
+	l := s.limited[cause]
+	if l == nil {
+		l = &limitedLine{}
+		s.limited[cause] = l
+	}
+	if !l.last.IsZero() && now.Sub(l.last) < logEvery {
+		l.suppressed++
+		s.logMu.Unlock()
+		return
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	s.logMu.Unlock()
+	if n > 0 {
+		format += fmt.Sprintf(" (and %d more like it in the last %s)", n, logEvery)
+	}
+	s.logf(format, a...)
 }
 
 var errUnknownIdentity = errors.New("unknown PSK identity")
@@ -97,7 +134,7 @@ func (s *Server) ListenDevices(addr string) (net.Addr, error) {
 			if d := s.cfg.deviceByPSK(string(id)); d != nil {
 				return d.PSK, nil
 			}
-			s.logf("refused a device handshake: unknown PSK identity")
+			s.logLimited("unknown-psk", "refused a device handshake: unknown PSK identity")
 			return nil, errUnknownIdentity
 		},
 	}
@@ -141,7 +178,7 @@ func (s *Server) ListenSCS(addr string) (net.Addr, error) {
 			if x := s.cfg.scsByPSK(string(id)); x != nil {
 				return x.PSK, nil
 			}
-			s.logf("refused an SCS handshake: unknown PSK identity")
+			s.logLimited("unknown-scs-psk", "refused an SCS handshake: unknown PSK identity")
 			return nil, errUnknownIdentity
 		},
 	}
@@ -157,7 +194,7 @@ func (s *Server) listen(addr string, dc *piondtls.Config, h udpClient.HandlerFun
 	opts := []dtlsserver.Option{
 		options.WithHandlerFunc(h),
 		options.WithInactivityMonitor(idle, func(cc *udpClient.Conn) { _ = cc.Close() }),
-		options.WithErrors(func(err error) { s.logf("%v", err) }),
+		options.WithErrors(func(err error) { s.logLimited("coap", "%v", err) }),
 	}
 	if !device {
 		// SCS side: one-block responses only, since go-coap's server-side
@@ -172,11 +209,13 @@ func (s *Server) listen(addr string, dc *piondtls.Config, h udpClient.HandlerFun
 		}))
 	}
 	srv := coapdtls.NewServer(opts...)
+	gl := newGatedListener(l, s.logLimited)
 	s.mu.Lock()
 	s.servers = append(s.servers, srv)
+	s.gates = append(s.gates, gl)
 	s.mu.Unlock()
 	s.wg.Add(1)
-	go func() { defer s.wg.Done(); _ = srv.Serve(l) }()
+	go func() { defer s.wg.Done(); _ = srv.Serve(gl) }()
 	return l.Addr(), nil
 }
 
@@ -229,13 +268,16 @@ func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		close(s.done)
 		s.mu.Lock()
-		srvs := s.servers
+		srvs, gates := s.servers, s.gates
 		for _, cc := range s.sessions {
 			_ = cc.Close()
 		}
 		s.mu.Unlock()
 		for _, srv := range srvs {
 			srv.Stop()
+		}
+		for _, g := range gates {
+			_ = g.Close()
 		}
 		s.wg.Wait()
 	})

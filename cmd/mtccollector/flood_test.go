@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mtcagent/mtcagent/agent/uplink"
+	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/testexec"
+)
+
+// procKiB reads a "VmRSS"/"VmHWM"-style field of /proc/PID/status in KiB.
+func procKiB(pid int, field string) int {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return -1
+}
+
+// TestHandshakeFlood: 20,000 half-open DTLS handshakes in 10 s, from 254
+// loopback addresses, each from a fresh port that never answers the
+// collector. The collector stays under 100 MiB, a real device connects and
+// delivers during the flood, and afterwards the memory goes back down.
+func TestHandshakeFlood(t *testing.T) {
+	total, span := 20000, 10*time.Second
+	if testing.Short() || testexec.Emulated() {
+		total = 2000
+	}
+	bin := buildCollector(t)
+	dir := t.TempDir()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	pemb, _ := attest.MarshalPublicKeyPEM(pub)
+	os.WriteFile(filepath.Join(dir, "d1.pem"), pemb, 0o644)
+	conf := filepath.Join(dir, "collector.conf")
+	text := fmt.Sprintf("[collector]\nheartbeat_timeout = 60s\n\n[device \"d1\"]\npsk_identity = d1\npsk = %s\npublic_key = d1.pem\n", tDevPSK)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, devAddr, _ := startServe(t, bin, conf, filepath.Join(dir, "state"), "127.0.0.1:0")
+	pid := p.cmd.Process.Pid
+	base := procKiB(pid, "VmRSS")
+	to, err := net.ResolveUDPAddr("udp", devAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hello := captureClientHello(t)
+
+	var sent atomic.Int64
+	floodDone := make(chan struct{})
+	go func() {
+		defer close(floodDone)
+		start := time.Now()
+		for i := 0; i < total; i++ {
+			// Paced over span; each from a fresh port on 127.0.0.2-255.
+			if d := time.Duration(i) * span / time.Duration(total); time.Since(start) < d {
+				time.Sleep(d - time.Since(start))
+			}
+			src := &net.UDPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%254))}
+			c, err := net.ListenUDP("udp", src)
+			if err != nil {
+				continue
+			}
+			if _, err := c.WriteToUDP(hello, to); err == nil {
+				sent.Add(1)
+			}
+			c.Close()
+		}
+	}()
+
+	// A real device during the flood.
+	time.Sleep(span / 3)
+	iss, _ := attest.NewIssuer(priv, &attest.MemSequence{}, attest.ClockFunc(func() (time.Time, bool) { return time.Now(), false }), 1)
+	psk, _ := hex.DecodeString(tDevPSK)
+	dialStart := time.Now()
+	c, err := uplink.Dial(context.Background(), uplink.Config{Addr: devAddr, Name: "collector", PSKIdentity: "d1", PSK: psk, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("a real device during the flood (%d handshakes sent): %v\n%s", sent.Load(), err, p.out)
+	}
+	hb, _ := iss.SignHeartbeat()
+	if code, _, err := c.Post(context.Background(), uplink.PathHeartbeat, hb); err != nil || code != uplink.Changed {
+		t.Fatalf("heartbeat during the flood: %v %v", code, err)
+	}
+	t.Logf("a device connected and delivered during the flood in %v", time.Since(dialStart).Round(time.Millisecond))
+	<-floodDone
+	peak := procKiB(pid, "VmHWM")
+	t.Logf("%d half-open handshakes sent; collector RSS %d KiB before, peak %d KiB", sent.Load(), base, peak)
+	if sent.Load() < int64(total)*9/10 {
+		t.Fatalf("only %d of %d handshakes sent", sent.Load(), total)
+	}
+	if !testexec.Emulated() && peak > 100<<10 {
+		t.Fatalf("collector peak RSS %d KiB during the flood, want < 100 MiB", peak)
+	}
+	// The pending handshakes time out; the memory goes back down.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rss := procKiB(pid, "VmRSS")
+		if testexec.Emulated() || rss < base+12<<10 {
+			t.Logf("collector RSS %d KiB after the flood", rss)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("collector RSS %d KiB 30 s after the flood, from %d KiB before", rss, base)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Still serving.
+	hb2, _ := iss.SignHeartbeat()
+	if code, _, err := c.Post(context.Background(), uplink.PathHeartbeat, hb2); err != nil || code != uplink.Changed {
+		t.Fatalf("heartbeat after the flood: %v %v", code, err)
+	}
+	c.Close()
+	if n := strings.Count(p.out.String(), "\n"); n > 200 {
+		t.Fatalf("the flood wrote %d log lines: logs are not rate-limited\n%s", n, p.out.String()[:4000])
+	}
+	p.stop(t)
+}

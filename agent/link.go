@@ -19,9 +19,11 @@ import (
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/coapx"
 	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/mdtlog"
 	"github.com/mtcagent/mtcagent/privacy"
+	"github.com/mtcagent/mtcagent/wire"
 )
 
 // ParseUplink builds the uplink from the [uplink] section (LoadConfig has
@@ -53,7 +55,7 @@ func ParseUplink(cfg Config) (*uplink.Config, error) {
 		if err != nil {
 			return nil, err
 		}
-		if c.Certificate, err = uplink.SelfSigned(key, "mtcagent"); err != nil {
+		if c.Certificate, err = coapx.SelfSigned(key, "mtcagent"); err != nil {
 			return nil, err
 		}
 	}
@@ -114,12 +116,12 @@ func (l *LinkSender) Send(ctx context.Context, msg []byte) error {
 	if len(msg) < 2 {
 		return fmt.Errorf("%w: empty message", ErrRejected)
 	}
-	path := uplink.PathEvent
+	path := wire.PathEvent
 	switch msg[0] {
 	case KindHeartbeatMsg:
-		path = uplink.PathHeartbeat
+		path = wire.PathHeartbeat
 	case KindReportMsg:
-		path = uplink.PathReport
+		path = wire.PathReport
 	}
 	c, err := l.client(ctx)
 	if err != nil {
@@ -196,9 +198,9 @@ func (h *LinkHandler) ServeUplink(ctx context.Context, r *uplink.Request) (uplin
 	a := h.A
 	log := a.log.With("server", r.Peer, "path", r.Path)
 	switch {
-	case r.Method == "GET" && r.Path == uplink.PathStatus:
+	case r.Method == "GET" && r.Path == wire.PathStatus:
 		return h.statusReport(r.Peer)
-	case r.Method == "POST" && r.Path == uplink.PathAttest:
+	case r.Method == "POST" && r.Path == wire.PathAttest:
 		var req map[int][]byte
 		if err := cbor.Unmarshal(r.Payload, &req); err != nil || len(req[1]) < 8 || len(req[1]) > 64 {
 			return uplink.BadRequest, nil
@@ -216,12 +218,12 @@ func (h *LinkHandler) ServeUplink(ctx context.Context, r *uplink.Request) (uplin
 			return uplink.ServerError, nil
 		}
 		return uplink.Content, tok
-	case r.Method == "POST" && r.Path == uplink.PathTrigger:
+	case r.Method == "POST" && r.Path == wire.PathTrigger:
 		if a.policy.Locked() {
 			log.Warn("trigger refused: binding locked until re-provisioned")
 			return uplink.Forbidden, nil
 		}
-		t, err := uplink.DecodeTrigger(r.Payload)
+		t, err := wire.DecodeTrigger(r.Payload)
 		if err != nil {
 			return uplink.BadRequest, nil
 		}
@@ -239,7 +241,7 @@ func (h *LinkHandler) ServeUplink(ctx context.Context, r *uplink.Request) (uplin
 		}
 		a.emit("trigger_accepted", map[string]any{"action": t.Action, "from": t.From})
 		return uplink.Changed, nil
-	case r.Path == uplink.PathMDT || r.Path == uplink.PathMDTAck:
+	case r.Path == wire.PathMDT || r.Path == wire.PathMDTAck:
 		return h.serveMDT(r)
 	}
 	return uplink.NotFound, nil
@@ -296,28 +298,28 @@ func (h *LinkHandler) serveMDT(r *uplink.Request) (uplink.Code, []byte) {
 		return uplink.NotFound, nil
 	}
 	switch {
-	case r.Method == "GET" && r.Path == uplink.PathMDT:
+	case r.Method == "GET" && r.Path == wire.PathMDT:
 		var after *mdtlog.Position
 		for _, q := range r.Query {
 			if v, ok := strings.CutPrefix(q, "after="); ok {
-				p, err := uplink.ParseMDTPos(v)
+				p, err := wire.ParseMDTPos(v)
 				if err != nil {
 					return uplink.BadRequest, nil
 				}
 				after = &mdtlog.Position{Segment: p.Segment, Index: p.Index}
 			}
 		}
-		recs, last, more, err := m.Page(after, uplink.MDTPageBytes, func(rec *mdtlog.Record) { MaskMDT(rec, g) })
+		recs, last, more, err := m.Page(after, wire.MDTPageBytes, func(rec *mdtlog.Record) { MaskMDT(rec, g) })
 		if err != nil {
 			a.log.Error("mdt upload: reading the log", "err", err)
 			return uplink.ServerError, nil
 		}
-		page := uplink.MDTPage{Records: make([]cbor.RawMessage, len(recs)), More: more}
+		page := wire.MDTPage{Records: make([]cbor.RawMessage, len(recs)), More: more}
 		for i, b := range recs {
 			page.Records[i] = b
 		}
 		if len(recs) > 0 {
-			page.Last = &uplink.MDTPos{Segment: last.Segment, Index: last.Index}
+			page.Last = &wire.MDTPos{Segment: last.Segment, Index: last.Index}
 		}
 		b, err := cbor.Marshal(page)
 		if err != nil {
@@ -339,8 +341,8 @@ func (h *LinkHandler) serveMDT(r *uplink.Request) (uplink.Code, []byte) {
 			a.log.Info("mdt upload", "to", r.Peer, "records", len(recs), "up_to", page.Last.String())
 		}
 		return uplink.Content, b
-	case r.Method == "POST" && r.Path == uplink.PathMDTAck:
-		var ack uplink.MDTAck
+	case r.Method == "POST" && r.Path == wire.PathMDTAck:
+		var ack wire.MDTAck
 		if err := cbor.Unmarshal(r.Payload, &ack); err != nil {
 			return uplink.BadRequest, nil
 		}
@@ -350,7 +352,7 @@ func (h *LinkHandler) serveMDT(r *uplink.Request) (uplink.Code, []byte) {
 			return uplink.ServerError, nil
 		}
 		a.log.Info("mdt upload confirmed", "by", r.Peer, "up_to", ack.Upto.String(), "segments_deleted", d.Segments, "records_deleted", d.Records)
-		b, _ := cbor.Marshal(uplink.MDTAckResult{Segments: d.Segments, Records: d.Records})
+		b, _ := cbor.Marshal(wire.MDTAckResult{Segments: d.Segments, Records: d.Records})
 		return uplink.Changed, b
 	}
 	return uplink.NotFound, nil

@@ -16,6 +16,7 @@ import (
 	"github.com/mtcagent/mtcagent/internal/config"
 	"github.com/mtcagent/mtcagent/mdtlog"
 	"github.com/mtcagent/mtcagent/privacy"
+	"github.com/mtcagent/mtcagent/wire"
 )
 
 func mdtTestRecord(i int) mdtlog.Record {
@@ -86,12 +87,12 @@ func TestMDTUploadPagesAndAck(t *testing.T) {
 	h, store := mdtLink(t, n, mdtPolicy)
 	ctx := context.Background()
 	var got []mdtlog.Record
-	var last *uplink.MDTPos
+	var last *wire.MDTPos
 	for pages := 0; ; pages++ {
 		if pages > n {
 			t.Fatal("paging does not end")
 		}
-		req := &uplink.Request{Peer: "operator", Method: "GET", Path: uplink.PathMDT}
+		req := &uplink.Request{Peer: "operator", Method: "GET", Path: wire.PathMDT}
 		if last != nil {
 			req.Query = []string{"after=" + last.String()}
 		}
@@ -102,7 +103,7 @@ func TestMDTUploadPagesAndAck(t *testing.T) {
 		if len(body) > 1024 {
 			t.Fatalf("page %d is %d bytes: more than one datagram", pages, len(body))
 		}
-		page, err := uplink.DecodeMDTPage(body)
+		page, err := wire.DecodeMDTPage(body)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,8 +131,8 @@ func TestMDTUploadPagesAndAck(t *testing.T) {
 		}
 	}
 	// Nothing after the last position.
-	code, body := h.ServeUplink(ctx, &uplink.Request{Peer: "operator", Method: "GET", Path: uplink.PathMDT, Query: []string{"after=" + last.String()}})
-	if page, err := uplink.DecodeMDTPage(body); code != uplink.Content || err != nil || len(page.Records) != 0 || page.More {
+	code, body := h.ServeUplink(ctx, &uplink.Request{Peer: "operator", Method: "GET", Path: wire.PathMDT, Query: []string{"after=" + last.String()}})
+	if page, err := wire.DecodeMDTPage(body); code != uplink.Content || err != nil || len(page.Records) != 0 || page.More {
 		t.Fatalf("after the last record: %v %+v %v", code, page, err)
 	}
 
@@ -139,9 +140,9 @@ func TestMDTUploadPagesAndAck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ack, _ := cbor.Marshal(uplink.MDTAck{Upto: *last})
-	code, body = h.ServeUplink(ctx, &uplink.Request{Peer: "operator", Method: "POST", Path: uplink.PathMDTAck, Payload: ack})
-	var res uplink.MDTAckResult
+	ack, _ := cbor.Marshal(wire.MDTAck{Upto: *last})
+	code, body = h.ServeUplink(ctx, &uplink.Request{Peer: "operator", Method: "POST", Path: wire.PathMDTAck, Payload: ack})
+	var res wire.MDTAckResult
 	if err := cbor.Unmarshal(body, &res); code != uplink.Changed || err != nil {
 		t.Fatalf("ack: %v %v", code, err)
 	}
@@ -178,12 +179,12 @@ func TestMDTUploadRefused(t *testing.T) {
 		query              []string
 		want               uplink.Code
 	}{
-		{"scs", uplink.PathMDT, "GET", nil, uplink.NotFound},
-		{"stranger", uplink.PathMDT, "GET", nil, uplink.NotFound},
-		{"scs", uplink.PathMDTAck, "POST", nil, uplink.NotFound},
-		{"operator", uplink.PathMDT, "GET", []string{"after=1"}, uplink.BadRequest},
-		{"operator", uplink.PathMDTAck, "POST", nil, uplink.BadRequest},
-		{"operator", uplink.PathMDT, "DELETE", nil, uplink.NotFound},
+		{"scs", wire.PathMDT, "GET", nil, uplink.NotFound},
+		{"stranger", wire.PathMDT, "GET", nil, uplink.NotFound},
+		{"scs", wire.PathMDTAck, "POST", nil, uplink.NotFound},
+		{"operator", wire.PathMDT, "GET", []string{"after=1"}, uplink.BadRequest},
+		{"operator", wire.PathMDTAck, "POST", nil, uplink.BadRequest},
+		{"operator", wire.PathMDT, "DELETE", nil, uplink.NotFound},
 	} {
 		code, _ := h.ServeUplink(ctx, &uplink.Request{Peer: tc.peer, Method: tc.method, Path: tc.path, Query: tc.query})
 		if code != tc.want {
@@ -193,7 +194,7 @@ func TestMDTUploadRefused(t *testing.T) {
 	if _, err := store.OptOut(false); err != nil {
 		t.Fatal(err)
 	}
-	if code, _ := h.ServeUplink(ctx, &uplink.Request{Peer: "operator", Method: "GET", Path: uplink.PathMDT}); code != uplink.NotFound {
+	if code, _ := h.ServeUplink(ctx, &uplink.Request{Peer: "operator", Method: "GET", Path: wire.PathMDT}); code != uplink.NotFound {
 		t.Errorf("after opt-out: %v, want NotFound", code)
 	}
 	if es, _, _ := privacy.ReadAudit(filepath.Dir(h.Audit.Path())); len(es) != 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/agent/uplink"
+	"github.com/mtcagent/mtcagent/wire"
 )
 
 // An unknown trigger action is refused with 4.00 and the reason, never
@@ -34,11 +35,11 @@ func TestTriggerUnknownActionRefused(t *testing.T) {
 	h := &LinkHandler{A: a, Guard: guard}
 	post := func(counter uint64, action string) (uplink.Code, string) {
 		t.Helper()
-		b, err := uplink.EncodeTrigger(uplink.Trigger{Counter: counter, Time: time.Now(), Action: action, From: "alpha"})
+		b, err := wire.EncodeTrigger(wire.Trigger{Counter: counter, Time: time.Now(), Action: action, From: "alpha"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		code, body := h.ServeUplink(context.Background(), &uplink.Request{Peer: "operator", Method: "POST", Path: uplink.PathTrigger, Payload: b})
+		code, body := h.ServeUplink(context.Background(), &uplink.Request{Peer: "operator", Method: "POST", Path: wire.PathTrigger, Payload: b})
 		return code, string(body)
 	}
 	for i, action := range []string{"mdt_consent", "report", "reboot"} {

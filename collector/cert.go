@@ -11,7 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/mtcagent/mtcagent/agent/uplink"
+	"github.com/mtcagent/mtcagent/internal/coapx"
 	"github.com/mtcagent/mtcagent/internal/fsutil"
 )
 
@@ -62,9 +62,9 @@ func LoadOrCreateCert(stateDir string) (*tls.Certificate, []byte, error) {
 			return nil, nil, fmt.Errorf("collector: key %s: not Ed25519", path)
 		}
 	}
-	cert, err := uplink.SelfSigned(key, "mtccollector")
+	cert, err := coapx.SelfSigned(key, "mtccollector")
 	if err != nil {
 		return nil, nil, err
 	}
-	return cert, uplink.Pin(cert.Leaf), nil
+	return cert, coapx.Pin(cert.Leaf), nil
 }

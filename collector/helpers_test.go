@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/config"
+	"github.com/mtcagent/mtcagent/wire"
 )
 
 // Fictional credentials for tests.
@@ -35,7 +37,7 @@ type testDevice struct {
 
 	mu       sync.Mutex
 	guard    *uplink.TriggerGuard
-	triggers []uplink.Trigger
+	triggers []wire.Trigger
 	peers    []string
 	mdt      uplink.HandlerFunc // serves /mdt and /mdt/ack when set
 }
@@ -68,7 +70,7 @@ func (d *testDevice) ServeUplink(_ context.Context, r *uplink.Request) (uplink.C
 	d.peers = append(d.peers, r.Peer)
 	d.mu.Unlock()
 	switch {
-	case r.Method == "POST" && r.Path == uplink.PathAttest:
+	case r.Method == "POST" && r.Path == wire.PathAttest:
 		var req struct {
 			Nonce []byte `cbor:"1,keyasint"`
 		}
@@ -80,13 +82,13 @@ func (d *testDevice) ServeUplink(_ context.Context, r *uplink.Request) (uplink.C
 			return uplink.ServerError, nil
 		}
 		return uplink.Content, tok
-	case r.Method == "GET" && r.Path == uplink.PathStatus:
+	case r.Method == "GET" && r.Path == wire.PathStatus:
 		b, _ := cbor.Marshal(map[string]any{"sim": "ready", "registration": "home"})
 		return uplink.Content, b
-	case (r.Path == uplink.PathMDT || r.Path == uplink.PathMDTAck) && d.mdt != nil:
+	case (r.Path == wire.PathMDT || r.Path == wire.PathMDTAck) && d.mdt != nil:
 		return d.mdt(context.Background(), r)
-	case r.Method == "POST" && r.Path == uplink.PathTrigger:
-		tr, err := uplink.DecodeTrigger(r.Payload)
+	case r.Method == "POST" && r.Path == wire.PathTrigger:
+		tr, err := wire.DecodeTrigger(r.Payload)
 		if err != nil {
 			return uplink.BadRequest, nil
 		}

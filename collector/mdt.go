@@ -16,9 +16,8 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
-	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/internal/fsutil"
-	"github.com/mtcagent/mtcagent/mdtlog"
+	"github.com/mtcagent/mtcagent/wire"
 )
 
 // MDTDir is where the collector keeps the measurement logs it pulled:
@@ -45,19 +44,19 @@ var ErrMDTTail = errors.New("collector: the MDT file ends in an incomplete recor
 // ReadMDT calls fn for each measurement record pulled from device id, in
 // order. A record that does not decode stops the reading with an error
 // naming its offset; nothing after it is returned as valid.
-func ReadMDT(stateDir, id string, fn func(mdtlog.Record) error) (int, error) {
+func ReadMDT(stateDir, id string, fn func(wire.MDTRecord) error) (int, error) {
 	return ReadMDTFile(MDTFile(stateDir, id), fn)
 }
 
 // ReadMDTFile is ReadMDT for a file named by its path, such as one the
 // collector set aside as damaged: the records before the damage are read.
-func ReadMDTFile(path string, fn func(mdtlog.Record) error) (int, error) {
+func ReadMDTFile(path string, fn func(wire.MDTRecord) error) (int, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
-	end, err := scanMDT(b, func(r mdtlog.Record, _ int) error {
+	end, err := scanMDT(b, func(r wire.MDTRecord, _ int) error {
 		if err := fn(r); err != nil {
 			return err
 		}
@@ -74,7 +73,7 @@ func ReadMDTFile(path string, fn func(mdtlog.Record) error) (int, error) {
 // fn with each and the offset just past it. It returns where the whole
 // records end: len(b), or the offset of an incomplete last record. A
 // record that does not decode stops it with an error naming its offset.
-func scanMDT(b []byte, fn func(r mdtlog.Record, next int) error) (int, error) {
+func scanMDT(b []byte, fn func(r wire.MDTRecord, next int) error) (int, error) {
 	dec := cbor.NewDecoder(bytes.NewReader(b))
 	for {
 		off := dec.NumBytesRead()
@@ -86,7 +85,7 @@ func scanMDT(b []byte, fn func(r mdtlog.Record, next int) error) (int, error) {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return off, nil
 		}
-		var r mdtlog.Record
+		var r wire.MDTRecord
 		if err == nil {
 			err = r.UnmarshalCBOR(raw)
 		}
@@ -145,12 +144,12 @@ func (s *Server) pullMDT(ctx context.Context, d *Device, cc *udpClient.Conn) err
 		return err
 	}
 	// Confirm what is stored, also when a later page failed.
-	ack, _ := cbor.Marshal(uplink.MDTAck{Upto: *cursor})
-	resp, aerr := cc.Post(ctx, uplink.PathMDTAck, message.AppCBOR, bytes.NewReader(ack))
+	ack, _ := cbor.Marshal(wire.MDTAck{Upto: *cursor})
+	resp, aerr := cc.Post(ctx, wire.PathMDTAck, message.AppCBOR, bytes.NewReader(ack))
 	if aerr != nil {
 		return errors.Join(err, fmt.Errorf("%d records stored, ack: %w", stored, aerr))
 	}
-	var res uplink.MDTAckResult
+	var res wire.MDTAckResult
 	if body, err := resp.ReadBody(); err == nil && len(body) > 0 {
 		_ = cbor.Unmarshal(body, &res)
 	}
@@ -159,13 +158,13 @@ func (s *Server) pullMDT(ctx context.Context, d *Device, cc *udpClient.Conn) err
 }
 
 // pullPages fetches and stores pages after *cursor, moving it page by page.
-func (s *Server) pullPages(ctx context.Context, d *Device, cc *udpClient.Conn, cursor **uplink.MDTPos) (stored int, err error) {
+func (s *Server) pullPages(ctx context.Context, d *Device, cc *udpClient.Conn, cursor **wire.MDTPos) (stored int, err error) {
 	for range mdtMaxPages {
 		var opts []message.Option
 		if *cursor != nil {
 			opts = append(opts, message.Option{ID: message.URIQuery, Value: []byte("after=" + (*cursor).String())})
 		}
-		resp, err := cc.Get(ctx, uplink.PathMDT, opts...)
+		resp, err := cc.Get(ctx, wire.PathMDT, opts...)
 		if err != nil {
 			return stored, fmt.Errorf("request: %w", err)
 		}
@@ -179,7 +178,7 @@ func (s *Server) pullPages(ctx context.Context, d *Device, cc *udpClient.Conn, c
 		if err != nil {
 			return stored, err
 		}
-		page, err := uplink.DecodeMDTPage(body)
+		page, err := wire.DecodeMDTPage(body)
 		if err != nil {
 			return stored, err
 		}
@@ -188,7 +187,7 @@ func (s *Server) pullPages(ctx context.Context, d *Device, cc *udpClient.Conn, c
 		}
 		var buf bytes.Buffer
 		for i, raw := range page.Records {
-			var r mdtlog.Record
+			var r wire.MDTRecord
 			if err := r.UnmarshalCBOR(raw); err != nil {
 				return stored, fmt.Errorf("record %d of the page after %v: %w", i, *cursor, err)
 			}
@@ -323,7 +322,7 @@ type span struct {
 func mdtSpan(b []byte, cutoff time.Time) (span, error) {
 	var sp span
 	n := 0
-	end, err := scanMDT(b, func(r mdtlog.Record, next int) error {
+	end, err := scanMDT(b, func(r wire.MDTRecord, next int) error {
 		n++
 		if !cutoff.IsZero() && r.ClockSynced && r.Time.Before(cutoff) {
 			sp.start, sp.expired = next, n

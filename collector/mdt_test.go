@@ -15,6 +15,7 @@ import (
 
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/mdtlog"
+	"github.com/mtcagent/mtcagent/wire"
 )
 
 // mdtDevice serves n records, two per page, in segment 7, and records the
@@ -24,32 +25,32 @@ type mdtDevice struct {
 	n    int
 	bad  int
 	gets []string
-	acks []uplink.MDTPos
+	acks []wire.MDTPos
 }
 
 func (m *mdtDevice) serve(_ context.Context, r *uplink.Request) (uplink.Code, []byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if r.Method == "POST" && r.Path == uplink.PathMDTAck {
-		var a uplink.MDTAck
+	if r.Method == "POST" && r.Path == wire.PathMDTAck {
+		var a wire.MDTAck
 		if cbor.Unmarshal(r.Payload, &a) != nil {
 			return uplink.BadRequest, nil
 		}
 		m.acks = append(m.acks, a.Upto)
-		b, _ := cbor.Marshal(uplink.MDTAckResult{Segments: 1, Records: int(a.Upto.Index) + 1})
+		b, _ := cbor.Marshal(wire.MDTAckResult{Segments: 1, Records: int(a.Upto.Index) + 1})
 		return uplink.Changed, b
 	}
 	from := 0
 	q := strings.Join(r.Query, "&")
 	m.gets = append(m.gets, q)
 	if v, ok := strings.CutPrefix(q, "after="); ok {
-		p, err := uplink.ParseMDTPos(v)
+		p, err := wire.ParseMDTPos(v)
 		if err != nil {
 			return uplink.BadRequest, nil
 		}
 		from = int(p.Index) + 1
 	}
-	var page uplink.MDTPage
+	var page wire.MDTPage
 	for i := from; i < m.n && len(page.Records) < 2; i++ {
 		var raw []byte
 		if i == m.bad {
@@ -58,7 +59,7 @@ func (m *mdtDevice) serve(_ context.Context, r *uplink.Request) (uplink.Code, []
 			raw, _ = mdtlog.Record{Time: time.Unix(1_800_000_000+int64(i), 0)}.MarshalCBOR()
 		}
 		page.Records = append(page.Records, raw)
-		page.Last = &uplink.MDTPos{Segment: 7, Index: uint64(i)}
+		page.Last = &wire.MDTPos{Segment: 7, Index: uint64(i)}
 	}
 	page.More = page.Last != nil && int(page.Last.Index)+1 < m.n
 	b, _ := cbor.Marshal(page)
@@ -99,13 +100,13 @@ func TestMDTPull(t *testing.T) {
 	m.mu.Lock()
 	gets, acks := m.gets, m.acks
 	m.mu.Unlock()
-	if strings.Join(gets, " ") != " after=7.1 after=7.3" || len(acks) != 1 || acks[0] != (uplink.MDTPos{Segment: 7, Index: 4}) {
+	if strings.Join(gets, " ") != " after=7.1 after=7.3" || len(acks) != 1 || acks[0] != (wire.MDTPos{Segment: 7, Index: 4}) {
 		t.Fatalf("pages asked %q, acks %v", gets, acks)
 	}
 	s.mu.Lock()
 	cur := *s.st.device("dev1").MDTCursor
 	s.mu.Unlock()
-	if cur != (uplink.MDTPos{Segment: 7, Index: 4}) {
+	if cur != (wire.MDTPos{Segment: 7, Index: 4}) {
 		t.Fatalf("cursor %v", cur)
 	}
 
@@ -150,7 +151,7 @@ func TestMDTPullRefusesBadPage(t *testing.T) {
 	s.mu.Lock()
 	cur := s.st.device("dev1").MDTCursor
 	s.mu.Unlock()
-	if n := countRecords(t, s.MDTPath("dev1")); n != 2 || len(acks) != 1 || acks[0] != *cur || *cur != (uplink.MDTPos{Segment: 7, Index: 1}) {
+	if n := countRecords(t, s.MDTPath("dev1")); n != 2 || len(acks) != 1 || acks[0] != *cur || *cur != (wire.MDTPos{Segment: 7, Index: 1}) {
 		t.Fatalf("stored %d records, acks %v, cursor %v; want the first page only, acked", n, acks, cur)
 	}
 }

@@ -11,12 +11,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
-	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/mtcagent/mtcagent/internal/coapx"
+	"github.com/mtcagent/mtcagent/wire"
 )
 
 // notFoundBody is the one answer to a request for a device that does not
@@ -43,7 +45,7 @@ func (s *Server) audit(rec AuditRecord) {
 
 // serveSCS handles an application server's request.
 func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
-	method, path := uplink.RequestLine(r)
+	method, path := coapx.RequestLine(r)
 	if method == "" {
 		return
 	}
@@ -132,7 +134,7 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 func (s *Server) scsStatus(ctx context.Context, id string, wantJSON bool) (codes.Code, []byte) {
 	if cc := s.session(id); cc != nil {
 		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		resp, err := cc.Get(sctx, uplink.PathStatus)
+		resp, err := cc.Get(sctx, wire.PathStatus)
 		cancel()
 		if err == nil && resp.Code() == codes.Content {
 			if b, err := resp.ReadBody(); err == nil {
@@ -261,20 +263,20 @@ func (s *Server) scsTrigger(ctx context.Context, x *SCS, id string, payload []by
 	}
 	ds.SCSSeq[x.Name] = req.Seq
 	ds.TriggerSeq++
-	t := uplink.Trigger{Counter: ds.TriggerSeq, Time: s.now(), Action: req.Action, From: x.Name}
+	t := wire.Trigger{Counter: ds.TriggerSeq, Time: s.now(), Action: req.Action, From: x.Name}
 	s.mu.Unlock()
 	s.save() // the counter is durable before the trigger leaves
 	cc := s.session(id)
 	if cc == nil {
 		return codes.ServiceUnavailable, []byte("device not connected")
 	}
-	b, err := uplink.EncodeTrigger(t)
+	b, err := wire.EncodeTrigger(t)
 	if err != nil {
 		return codes.BadRequest, []byte("bad trigger")
 	}
 	tctx, cancel := context.WithTimeout(ctx, 4*time.Second)
 	defer cancel()
-	resp, err := cc.Post(tctx, uplink.PathTrigger, message.AppCBOR, bytes.NewReader(b))
+	resp, err := cc.Post(tctx, wire.PathTrigger, message.AppCBOR, bytes.NewReader(b))
 	if err != nil {
 		return codes.GatewayTimeout, []byte("device did not answer")
 	}

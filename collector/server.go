@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
-	"github.com/mtcagent/mtcagent/agent/uplink"
-	"github.com/mtcagent/mtcagent/attest"
 	piondtls "github.com/pion/dtls/v3"
 	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
 	dtlsserver "github.com/plgd-dev/go-coap/v3/dtls/server"
@@ -27,6 +25,10 @@ import (
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	"github.com/plgd-dev/go-coap/v3/options"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/coapx"
+	"github.com/mtcagent/mtcagent/wire"
 )
 
 // Options are a Server's surroundings.
@@ -158,7 +160,7 @@ func (s *Server) ListenDevicesCert(addr string, cert tls.Certificate) (net.Addr,
 			if err != nil {
 				return err
 			}
-			if s.cfg.deviceByPin(uplink.Pin(c)) == nil {
+			if s.cfg.deviceByPin(coapx.Pin(c)) == nil {
 				s.logf("refused a device handshake: unknown device key")
 				return errors.New("unknown device key")
 			}
@@ -306,7 +308,7 @@ func (s *Server) deviceOf(ctx context.Context, cc *udpClient.Conn) *Device {
 		if err != nil {
 			return nil
 		}
-		return s.cfg.deviceByPin(uplink.Pin(c))
+		return s.cfg.deviceByPin(coapx.Pin(c))
 	}
 	return s.cfg.deviceByPSK(string(st.IdentityHint))
 }
@@ -346,7 +348,7 @@ func (s *Server) challenge(ctx context.Context, d *Device, cc *udpClient.Conn) {
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
 	req, _ := cbor.Marshal(map[int]any{1: nonce})
-	resp, err := cc.Post(ctx, uplink.PathAttest, message.AppCBOR, bytes.NewReader(req))
+	resp, err := cc.Post(ctx, wire.PathAttest, message.AppCBOR, bytes.NewReader(req))
 	if err != nil {
 		s.logf("device %s: attestation request failed: %v", d.ID, err)
 		return
@@ -431,18 +433,18 @@ func (s *Server) serveDevice(w *responsewriter.ResponseWriter[*udpClient.Conn], 
 		_ = w.SetResponse(codes.Unauthorized, message.TextPlain, nil)
 		return
 	}
-	_, path := uplink.RequestLine(r)
-	if path == uplink.PathReport {
+	_, path := coapx.RequestLine(r)
+	if path == wire.PathReport {
 		_ = w.SetResponse(s.acceptReport(d, r), message.TextPlain, nil)
 		return
 	}
 	var kind attest.Kind
 	switch path {
-	case uplink.PathEvent:
+	case wire.PathEvent:
 		kind = attest.KindEvent
-	case uplink.PathHeartbeat:
+	case wire.PathHeartbeat:
 		kind = attest.KindHeartbeat
-	case uplink.PathBinding:
+	case wire.PathBinding:
 		kind = attest.KindBinding
 	default:
 		_ = w.SetResponse(codes.NotFound, message.TextPlain, nil)

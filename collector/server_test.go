@@ -14,6 +14,7 @@ import (
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/config"
+	"github.com/mtcagent/mtcagent/wire"
 )
 
 func startServer(t *testing.T, cfg *Config, dir string) (*Server, string, string, *syncBuf) {
@@ -66,27 +67,27 @@ func TestDeviceTokens(t *testing.T) {
 		return code
 	}
 	hb, _ := dev.iss.SignHeartbeat()
-	if code := post(uplink.PathHeartbeat, hb); code != uplink.Changed {
+	if code := post(wire.PathHeartbeat, hb); code != uplink.Changed {
 		t.Fatalf("heartbeat: %v", code)
 	}
 	ev, _ := dev.iss.Sign(attest.KindEvent, attest.EventClaim("cell_changed"))
-	if code := post(uplink.PathEvent, ev); code != uplink.Changed {
+	if code := post(wire.PathEvent, ev); code != uplink.Changed {
 		t.Fatalf("event: %v", code)
 	}
 	// The same event again: acknowledged, not processed twice.
-	if code := post(uplink.PathEvent, ev); code != uplink.Changed {
+	if code := post(wire.PathEvent, ev); code != uplink.Changed {
 		t.Fatalf("duplicate: %v", code)
 	}
 	// A heartbeat on the event path: wrong kind, refused.
 	hb2, _ := dev.iss.SignHeartbeat()
-	if code := post(uplink.PathEvent, hb2); code != uplink.Forbidden {
+	if code := post(wire.PathEvent, hb2); code != uplink.Forbidden {
 		t.Fatalf("wrong kind: %v", code)
 	}
 	// Skip two sequence numbers: a gap alarm.
 	dev.iss.SignHeartbeat()
 	dev.iss.SignHeartbeat()
 	hb3, _ := dev.iss.SignHeartbeat()
-	post(uplink.PathHeartbeat, hb3)
+	post(wire.PathHeartbeat, hb3)
 	s.mu.Lock()
 	ds := *s.st.Devices["dev1"]
 	s.mu.Unlock()
@@ -99,7 +100,7 @@ func TestDeviceTokens(t *testing.T) {
 	// A signature by another key on the session: refused and alarmed.
 	other := newTestDevice(t, "x")
 	forged, _ := other.iss.Sign(attest.KindEvent, attest.EventClaim("sim_bound"))
-	if code := post(uplink.PathEvent, forged); code != uplink.Forbidden {
+	if code := post(wire.PathEvent, forged); code != uplink.Forbidden {
 		t.Fatalf("forged: %v", code)
 	}
 }
@@ -118,12 +119,12 @@ func TestHeartbeatOverdue(t *testing.T) {
 	}
 	defer c.Close()
 	hb, _ := dev.iss.SignHeartbeat()
-	if code, _, err := c.Post(context.Background(), uplink.PathHeartbeat, hb); err != nil || code != uplink.Changed {
+	if code, _, err := c.Post(context.Background(), wire.PathHeartbeat, hb); err != nil || code != uplink.Changed {
 		t.Fatalf("post: %v %v", code, err)
 	}
 	waitFor(t, 15*time.Second, "overdue alarm", func() bool { return strings.Contains(log.String(), "ALARM device dev1 heartbeat-overdue") })
 	hb, _ = dev.iss.SignHeartbeat()
-	c.Post(context.Background(), uplink.PathHeartbeat, hb)
+	c.Post(context.Background(), wire.PathHeartbeat, hb)
 	waitFor(t, 5*time.Second, "recovery", func() bool { return strings.Contains(log.String(), "device dev1: heard from again") })
 	if n := strings.Count(log.String(), "heartbeat-overdue"); n != 1 {
 		t.Errorf("%d overdue alarms, want 1", n)
@@ -176,11 +177,11 @@ func TestScheduledReport(t *testing.T) {
 	s, c, log := startWithDevice(t, dev, t.TempDir())
 	ctx := context.Background()
 	rep, _ := cbor.Marshal(map[string]any{"t": 1_800_000_000, "status": "reachable"})
-	if code, _, err := c.Post(ctx, uplink.PathReport, rep); err != nil || code != uplink.Changed {
+	if code, _, err := c.Post(ctx, wire.PathReport, rep); err != nil || code != uplink.Changed {
 		t.Fatalf("report: %v %v", code, err)
 	}
 	for _, bad := range [][]byte{{0xa1, 0x01}, append(append([]byte{}, rep...), 0x00)} {
-		if code, _, err := c.Post(ctx, uplink.PathReport, bad); err != nil || code != uplink.BadRequest {
+		if code, _, err := c.Post(ctx, wire.PathReport, bad); err != nil || code != uplink.BadRequest {
 			t.Fatalf("malformed report % x: %v %v", bad, code, err)
 		}
 	}

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/internal/fsutil"
+	"github.com/mtcagent/mtcagent/wire"
 )
 
 // Files in the state directory.
@@ -36,7 +36,7 @@ type DeviceState struct {
 	SCSSeq        map[string]uint64 `json:"scs_seq,omitempty"` // last trigger sequence per SCS
 	Accepted      uint64            `json:"accepted"`
 	Duplicates    uint64            `json:"duplicates"`
-	MDTCursor     *uplink.MDTPos    `json:"mdt_cursor,omitempty"` // last measurement record stored
+	MDTCursor     *wire.MDTPos      `json:"mdt_cursor,omitempty"` // last measurement record stored
 	MDTRecords    uint64            `json:"mdt_records,omitempty"`
 	MDTPulledAt   time.Time         `json:"mdt_pulled_at"`
 }

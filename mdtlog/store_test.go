@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fxamacker/cbor/v2"
 )
 
 // marker is a fictional plaintext value the clear test hunts for.
@@ -476,7 +478,7 @@ func TestExport(t *testing.T) {
 	if _, err := s.Export(&cb, FormatCBOR); err != nil {
 		t.Fatal(err)
 	}
-	dec := decMode.NewDecoder(&cb)
+	dec := cbor.NewDecoder(&cb)
 	for i := range 3 {
 		var r Record
 		if err := dec.Decode(&r); err != nil || !reflect.DeepEqual(r, testRecord(i)) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/wire"
 )
 
 // meter wraps the device's UDP socket and records the DTLS records it
@@ -111,14 +112,14 @@ func benchWire(b *testing.B, path string, mk func(*attest.Issuer) []byte) {
 }
 
 func BenchmarkWireHeartbeat(b *testing.B) {
-	benchWire(b, uplink.PathHeartbeat, func(is *attest.Issuer) []byte {
+	benchWire(b, wire.PathHeartbeat, func(is *attest.Issuer) []byte {
 		t, _ := is.SignHeartbeat()
 		return t
 	})
 }
 
 func BenchmarkWireEvent(b *testing.B) {
-	benchWire(b, uplink.PathEvent, func(is *attest.Issuer) []byte {
+	benchWire(b, wire.PathEvent, func(is *attest.Issuer) []byte {
 		t, _ := is.Sign(attest.KindEvent, attest.EventClaim("connectivity-restored"))
 		return t
 	})

@@ -6,7 +6,7 @@ import (
 	"crypto/tls"
 	"testing"
 
-	"github.com/mtcagent/mtcagent/agent/uplink"
+	"github.com/mtcagent/mtcagent/internal/coapx"
 )
 
 type collectorCert struct {
@@ -16,9 +16,9 @@ type collectorCert struct {
 
 func newCollectorCert(t testing.TB) *collectorCert {
 	_, k, _ := ed25519.GenerateKey(rand.Reader)
-	c, err := uplink.SelfSigned(k, "collector")
+	c, err := coapx.SelfSigned(k, "collector")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &collectorCert{tls: c, pin: uplink.Pin(c.Leaf)}
+	return &collectorCert{tls: c, pin: coapx.Pin(c.Leaf)}
 }

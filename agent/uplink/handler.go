@@ -3,13 +3,14 @@ package uplink
 import (
 	"bytes"
 	"context"
-	"strings"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/mtcagent/mtcagent/internal/coapx"
 )
 
 // Code is a CoAP response code (RFC 7252 §12.1.2), e.g. 2.05 Content.
@@ -27,23 +28,6 @@ const (
 	Conflict     = codes.Code(0x89)   // 4.09
 	ServerError  = codes.InternalServerError
 	Unavailable  = codes.ServiceUnavailable
-)
-
-// Paths the device posts to (device → collector); the payload is one token
-// from attest (COSE_Sign1), content-format 60.
-const (
-	PathEvent     = "/e" // a signed event token
-	PathHeartbeat = "/h" // a signed heartbeat token
-	PathBinding   = "/b" // an unsolicited binding attestation (no nonce)
-	PathReport    = "/r" // the status report masked for the server, sent at each slot of a fixed schedule
-)
-
-// Paths the device serves (collector → device, over the same session).
-const (
-	PathStatus  = "/status"  // GET: the masked status for this server (CBOR)
-	PathAttest  = "/attest"  // POST {1: nonce bstr}: a binding token answering the nonce
-	PathTrigger = "/trigger" // POST a Trigger (EncodeTrigger); 2.04 when accepted
-	PathMDT     = "/mdt"     // GET: the measurement log upload, if consented and granted
 )
 
 // Request is one request the server sent over the session.
@@ -74,26 +58,8 @@ func (f HandlerFunc) ServeUplink(ctx context.Context, r *Request) (Code, []byte)
 // maxRequest bounds a server request's payload.
 const maxRequest = 4096
 
-// RequestLine returns a CoAP request's method ("GET", "POST", "PUT",
-// "DELETE"; "" for a response or a signal, which no handler answers) and
-// its path, always with a leading "/".
-func RequestLine(r *pool.Message) (method, path string) {
-	switch r.Code() {
-	case codes.GET:
-		method = "GET"
-	case codes.POST:
-		method = "POST"
-	case codes.PUT:
-		method = "PUT"
-	case codes.DELETE:
-		method = "DELETE"
-	}
-	path, _ = r.Options().Path()
-	return method, "/" + strings.TrimPrefix(path, "/")
-}
-
 func (c *Client) serve(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
-	method, path := RequestLine(r)
+	method, path := coapx.RequestLine(r)
 	if method == "" {
 		return // responses and signals are not ours to answer
 	}

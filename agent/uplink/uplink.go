@@ -23,6 +23,8 @@ import (
 	"github.com/plgd-dev/go-coap/v3/options"
 	"github.com/plgd-dev/go-coap/v3/udp"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
+
+	"github.com/mtcagent/mtcagent/internal/coapx"
 )
 
 // Sentinels wrapped by the errors of this package.
@@ -110,12 +112,6 @@ func (c *Config) check() error {
 		return fmt.Errorf("%w: no credentials (PSK or certificate)", ErrConfig)
 	}
 	return nil
-}
-
-// Pin returns the SHA-256 of a certificate's SubjectPublicKeyInfo.
-func Pin(cert *x509.Certificate) []byte {
-	h := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-	return h[:]
 }
 
 // Client is one DTLS session to one server. Safe for concurrent use.
@@ -206,7 +202,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 				keyErr = fmt.Errorf("%w: server certificate unreadable", ErrServerKey)
 				return keyErr
 			}
-			if subtle.ConstantTimeCompare(Pin(c), cfg.ServerPin) != 1 {
+			if subtle.ConstantTimeCompare(coapx.Pin(c), cfg.ServerPin) != 1 {
 				keyErr = ErrServerKey
 				return keyErr
 			}

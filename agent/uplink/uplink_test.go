@@ -19,7 +19,9 @@ import (
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/collector"
+	"github.com/mtcagent/mtcagent/internal/coapx"
 	"github.com/mtcagent/mtcagent/internal/config"
+	"github.com/mtcagent/mtcagent/wire"
 )
 
 const pskHex = "00112233445566778899aabbccddeeff" // fictional
@@ -91,7 +93,7 @@ func TestPSKPost(t *testing.T) {
 	}
 	defer c.Close()
 	hb, _ := dev.iss.SignHeartbeat()
-	code, _, err := c.Post(context.Background(), uplink.PathHeartbeat, hb)
+	code, _, err := c.Post(context.Background(), wire.PathHeartbeat, hb)
 	if err != nil || code != uplink.Changed {
 		t.Fatalf("post: %v %v", code, err)
 	}
@@ -134,7 +136,7 @@ func TestServerKeyPinning(t *testing.T) {
 	dev := newDevice(t)
 	srv := newCollectorCert(t)
 	addr, _ := startCollector(t, dev, t.TempDir(), certListener(srv))
-	devCert, err := uplink.SelfSigned(dev.key, "d1")
+	devCert, err := coapx.SelfSigned(dev.key, "d1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +146,7 @@ func TestServerKeyPinning(t *testing.T) {
 		t.Fatalf("pinned key: %v", err)
 	}
 	hb, _ := dev.iss.SignHeartbeat()
-	if code, _, err := c.Post(context.Background(), uplink.PathHeartbeat, hb); err != nil || code != uplink.Changed {
+	if code, _, err := c.Post(context.Background(), wire.PathHeartbeat, hb); err != nil || code != uplink.Changed {
 		t.Fatalf("post: %v %v", code, err)
 	}
 	c.Close()
@@ -156,7 +158,7 @@ func TestServerKeyPinning(t *testing.T) {
 	}
 	// A device key the collector does not know: refused.
 	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
-	sc, _ := uplink.SelfSigned(stranger, "x")
+	sc, _ := coapx.SelfSigned(stranger, "x")
 	if c, err := uplink.Dial(context.Background(), uplink.Config{Addr: addr, Certificate: sc, ServerPin: srv.pin, Timeout: 3 * time.Second}); err == nil {
 		c.Close()
 		t.Fatal("unknown device key accepted")
@@ -178,12 +180,12 @@ func TestReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	hb, _ := dev.iss.SignHeartbeat()
-	if code, _, err := c.Post(context.Background(), uplink.PathHeartbeat, hb); err != nil || code != uplink.Changed {
+	if code, _, err := c.Post(context.Background(), wire.PathHeartbeat, hb); err != nil || code != uplink.Changed {
 		t.Fatalf("post: %v %v", code, err)
 	}
 	stop()
 	ev, _ := dev.iss.Sign(attest.KindEvent, attest.EventClaim("connectivity-lost"))
-	if _, _, err := c.Post(context.Background(), uplink.PathEvent, ev); err == nil {
+	if _, _, err := c.Post(context.Background(), wire.PathEvent, ev); err == nil {
 		t.Fatal("post to a stopped collector succeeded")
 	}
 	select {
@@ -218,12 +220,12 @@ func TestTriggerGuard(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Unix(1_800_000_000, 0)
-	tr := uplink.Trigger{Counter: 5, Time: now, Action: "report", From: "alpha"}
-	b, err := uplink.EncodeTrigger(tr)
+	tr := wire.Trigger{Counter: 5, Time: now, Action: "report", From: "alpha"}
+	b, err := wire.EncodeTrigger(tr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := uplink.DecodeTrigger(b)
+	got, err := wire.DecodeTrigger(b)
 	if err != nil || got != tr {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
@@ -231,7 +233,7 @@ func TestTriggerGuard(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The same bytes again: a replay.
-	again, _ := uplink.DecodeTrigger(b)
+	again, _ := wire.DecodeTrigger(b)
 	if err := g.Accept(again, now, true); !errors.Is(err, uplink.ErrTriggerReplay) {
 		t.Fatalf("replay: %v", err)
 	}
@@ -241,7 +243,7 @@ func TestTriggerGuard(t *testing.T) {
 		t.Fatalf("replay after reopen: %v", err)
 	}
 	// Newer counter but outside the window on a synchronised clock.
-	old := uplink.Trigger{Counter: 6, Time: now.Add(-time.Hour), Action: "report"}
+	old := wire.Trigger{Counter: 6, Time: now.Add(-time.Hour), Action: "report"}
 	if err := g2.Accept(old, now, true); !errors.Is(err, uplink.ErrTriggerStale) {
 		t.Fatalf("stale: %v", err)
 	}
@@ -250,7 +252,7 @@ func TestTriggerGuard(t *testing.T) {
 		t.Fatalf("unsynced: %v last %d", err, g2.Last())
 	}
 	for _, bad := range [][]byte{nil, {0xa0}, {0xff}, append([]byte{0x59, 0x02, 0x00}, make([]byte, 512)...)} {
-		if _, err := uplink.DecodeTrigger(bad); !errors.Is(err, uplink.ErrTrigger) {
+		if _, err := wire.DecodeTrigger(bad); !errors.Is(err, wire.ErrTrigger) {
 			t.Errorf("decode %x: %v", bad, err)
 		}
 	}
@@ -275,9 +277,9 @@ func TestConfigChecks(t *testing.T) {
 
 func pathOf(tok, hb []byte) string {
 	if string(tok) == string(hb) {
-		return uplink.PathHeartbeat
+		return wire.PathHeartbeat
 	}
-	return uplink.PathEvent
+	return wire.PathEvent
 }
 
 // TestKeepalive: the collector drops a session idle for session_idle (as a
@@ -317,12 +319,12 @@ func TestKeepalive(t *testing.T) {
 	default:
 	}
 	hb, _ := dev.iss.SignHeartbeat()
-	if code, _, err := kept.Post(context.Background(), uplink.PathHeartbeat, hb); err != nil || code != uplink.Changed {
+	if code, _, err := kept.Post(context.Background(), wire.PathHeartbeat, hb); err != nil || code != uplink.Changed {
 		t.Fatalf("post on the kept session: %v %v", code, err)
 	}
 	// The server may or may not have told the idle client (close_notify
 	// is best effort): either way the request fails and the session ends.
-	if _, _, err := idle.Post(context.Background(), uplink.PathHeartbeat, hb); !errors.Is(err, uplink.ErrClosed) && !errors.Is(err, uplink.ErrNoAnswer) {
+	if _, _, err := idle.Post(context.Background(), wire.PathHeartbeat, hb); !errors.Is(err, uplink.ErrClosed) && !errors.Is(err, uplink.ErrNoAnswer) {
 		t.Fatalf("post on the dropped session: %v, want ErrClosed or ErrNoAnswer", err)
 	}
 	select {

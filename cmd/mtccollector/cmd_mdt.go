@@ -10,7 +10,7 @@ import (
 
 	"github.com/mtcagent/mtcagent/collector"
 	"github.com/mtcagent/mtcagent/internal/cli"
-	"github.com/mtcagent/mtcagent/mdtlog"
+	"github.com/mtcagent/mtcagent/wire"
 )
 
 func init() {
@@ -28,11 +28,11 @@ func init() {
 
 // mdtJSON is one record as `mdt show --json` prints it (a JSON line).
 type mdtJSON struct {
-	Time        string           `json:"time"`
-	ClockSynced bool             `json:"clock_synced"`
-	Serving     mdtlog.Cell      `json:"serving"`
-	Neighbours  []mdtlog.Cell    `json:"neighbours,omitempty"`
-	Location    *mdtlog.Location `json:"location,omitempty"`
+	Time        string            `json:"time"`
+	ClockSynced bool              `json:"clock_synced"`
+	Serving     wire.MDTCell      `json:"serving"`
+	Neighbours  []wire.MDTCell    `json:"neighbours,omitempty"`
+	Location    *wire.MDTLocation `json:"location,omitempty"`
 }
 
 func runMDTShow(env *cli.Env, args []string) error {
@@ -54,7 +54,7 @@ func runMDTShow(env *cli.Env, args []string) error {
 		path, what = collector.MDTFile(*state, pos[0]), pos[0]+" in "+*state
 	}
 	enc := json.NewEncoder(env.Stdout)
-	n, err := collector.ReadMDTFile(path, func(r mdtlog.Record) error {
+	n, err := collector.ReadMDTFile(path, func(r wire.MDTRecord) error {
 		if *asJSON {
 			return enc.Encode(mdtJSON{Time: r.Time.UTC().Format(time.RFC3339Nano), ClockSynced: r.ClockSynced,
 				Serving: r.Serving, Neighbours: r.Neighbours, Location: r.Location})
@@ -75,7 +75,7 @@ func runMDTShow(env *cli.Env, args []string) error {
 	return nil
 }
 
-func mdtLine(r mdtlog.Record) string {
+func mdtLine(r wire.MDTRecord) string {
 	c := r.Serving
 	f := []string{r.Time.UTC().Format("2006-01-02 15:04:05"), orDash(c.RAT), orDash(c.MCC) + "-" + orDash(c.MNC)}
 	if c.TAC != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/testexec"
+	"github.com/mtcagent/mtcagent/wire"
 )
 
 // procKiB reads a "VmRSS"/"VmHWM"-style field of /proc/PID/status in KiB.
@@ -98,7 +99,7 @@ func TestHandshakeFlood(t *testing.T) {
 		t.Fatalf("a real device during the flood (%d handshakes sent): %v\n%s", sent.Load(), err, p.out)
 	}
 	hb, _ := iss.SignHeartbeat()
-	if code, _, err := c.Post(context.Background(), uplink.PathHeartbeat, hb); err != nil || code != uplink.Changed {
+	if code, _, err := c.Post(context.Background(), wire.PathHeartbeat, hb); err != nil || code != uplink.Changed {
 		t.Fatalf("heartbeat during the flood: %v %v", code, err)
 	}
 	t.Logf("a device connected and delivered during the flood in %v", time.Since(dialStart).Round(time.Millisecond))
@@ -126,7 +127,7 @@ func TestHandshakeFlood(t *testing.T) {
 	}
 	// Still serving.
 	hb2, _ := iss.SignHeartbeat()
-	if code, _, err := c.Post(context.Background(), uplink.PathHeartbeat, hb2); err != nil || code != uplink.Changed {
+	if code, _, err := c.Post(context.Background(), wire.PathHeartbeat, hb2); err != nil || code != uplink.Changed {
 		t.Fatalf("heartbeat after the flood: %v %v", code, err)
 	}
 	c.Close()

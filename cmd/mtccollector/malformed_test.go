@@ -17,6 +17,7 @@ import (
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/testexec"
+	"github.com/mtcagent/mtcagent/wire"
 )
 
 // captureClientHello returns the first datagram a real device sends when
@@ -177,7 +178,7 @@ func TestMalformedHandshakes(t *testing.T) {
 	}
 	defer c.Close()
 	hb, _ := iss.SignHeartbeat()
-	if code, _, err := c.Post(context.Background(), uplink.PathHeartbeat, hb); err != nil || code != uplink.Changed {
+	if code, _, err := c.Post(context.Background(), wire.PathHeartbeat, hb); err != nil || code != uplink.Changed {
 		t.Fatalf("heartbeat after the malformed handshakes: %v %v\n%s", code, err, p.out)
 	}
 	c.Close()

@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/collector"
 	"github.com/mtcagent/mtcagent/internal/testexec"
+	"github.com/mtcagent/mtcagent/wire"
 )
 
 // Fictional credentials.
@@ -131,12 +133,12 @@ type testDev struct {
 	iss   *attest.Issuer
 	guard *uplink.TriggerGuard
 	mu    sync.Mutex
-	trig  []uplink.Trigger
+	trig  []wire.Trigger
 }
 
 func (d *testDev) ServeUplink(_ context.Context, r *uplink.Request) (uplink.Code, []byte) {
 	switch r.Path {
-	case uplink.PathAttest:
+	case wire.PathAttest:
 		var req struct {
 			Nonce []byte `cbor:"1,keyasint"`
 		}
@@ -148,11 +150,11 @@ func (d *testDev) ServeUplink(_ context.Context, r *uplink.Request) (uplink.Code
 			return uplink.ServerError, nil
 		}
 		return uplink.Content, tok
-	case uplink.PathStatus:
+	case wire.PathStatus:
 		b, _ := cbor.Marshal(map[string]any{"registration": "home", "sim": "ready"})
 		return uplink.Content, b
-	case uplink.PathTrigger:
-		tr, err := uplink.DecodeTrigger(r.Payload)
+	case wire.PathTrigger:
+		tr, err := wire.DecodeTrigger(r.Payload)
 		if err != nil {
 			return uplink.BadRequest, nil
 		}
@@ -236,9 +238,9 @@ classes = status
 		}
 	}
 	hb, _ := iss.SignHeartbeat()
-	post(uplink.PathHeartbeat, hb)
+	post(wire.PathHeartbeat, hb)
 	ev, _ := iss.Sign(attest.KindEvent, attest.EventClaim(attest.SIMChanged.String()))
-	post(uplink.PathEvent, ev)
+	post(wire.PathEvent, ev)
 	if !strings.Contains(p.out.String(), "ALARM device d1 binding-changed") {
 		t.Errorf("no binding alarm:\n%s", p.out)
 	}
@@ -281,7 +283,7 @@ classes = status
 			return strings.Contains(p.out.String(), "scs alpha: GET /devices/d1/events -> 2.05")
 		})
 		ev2, _ := iss.Sign(attest.KindEvent, attest.EventClaim("cell_changed"))
-		post(uplink.PathEvent, ev2)
+		post(wire.PathEvent, ev2)
 		obs.Wait()
 		if !strings.Contains(obsOut.String(), `"event":"cell_changed"`) {
 			t.Fatalf("observer got %q", obsOut.String())
@@ -323,7 +325,7 @@ classes = status
 		t.Fatal(err)
 	}
 	defer c2.Close()
-	code, _, err := c2.Post(context.Background(), uplink.PathEvent, ev)
+	code, _, err := c2.Post(context.Background(), wire.PathEvent, ev)
 	if err != nil || code != uplink.Changed {
 		t.Fatalf("duplicate after restart: %v %v", code, err)
 	}

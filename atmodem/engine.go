@@ -117,6 +117,7 @@ type request struct {
 	accept func(string) bool
 	lines  []string
 	bytes  int        // bytes in lines
+	noise  int        // bytes of an over-long line skipped meanwhile
 	done   chan error // receives the final result, then is never used again
 
 	// resync probes only
@@ -450,6 +451,9 @@ func (e *Engine) readLoop(r io.Reader) {
 		if n > 0 {
 			idle = 0
 			sp.feed(buf[:n], e.onLine, e.onLongLine)
+			if sp.long {
+				e.onNoise(n)
+			}
 		}
 		if err != nil {
 			e.fail(err)
@@ -500,6 +504,19 @@ func (e *Engine) onLongLine() {
 		return
 	}
 	e.log.Debug("at over-long line dropped")
+}
+
+// onNoise counts bytes of an over-long line (begun before the command was
+// sent) against the command in flight: bytes without a line end end it at
+// MaxReplyBytes, not only at its timeout.
+func (e *Engine) onNoise(n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if req := e.pending; req != nil && !req.probe {
+		if req.noise += n; req.noise > MaxReplyBytes {
+			e.overflowLocked(req, &OverflowError{Bound: "bytes", Limit: MaxReplyBytes})
+		}
+	}
 }
 
 // onLine classifies one line from the modem. Runs on the reader goroutine.

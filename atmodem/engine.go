@@ -26,17 +26,27 @@ type Engine struct {
 
 	sem chan struct{} // serialises commands; a channel so waits honour ctx
 
-	mu       sync.Mutex
-	pending  *request
-	owed     int // final result codes still owed by commands that timed out
+	mu      sync.Mutex
+	pending *request
+	owed    int // final result codes still owed by commands that timed out
+	// drain is the command given up on while owed > 0: its late reply
+	// lines are discarded, not taken for URCs.
+	drain    *request
 	handlers []urcHandler
 	unknown  func(string)
-	urcQ     []string
-	urcCond  *sync.Cond
-	closed   bool
-	readErr  error
-	done     chan struct{}
-	dispDone chan struct{}
+	// urcQ is a ring of maxQueuedURCs slots: urcLen lines from urcHead,
+	// urcBytes bytes in all; a slot is cleared when its line is taken, so
+	// nothing a flood brought in stays referenced after it.
+	urcQ       []string
+	urcHead    int
+	urcLen     int
+	urcBytes   int
+	urcDropped int // lines dropped since the queue was last empty
+	urcCond    *sync.Cond
+	closed     bool
+	readErr    error
+	done       chan struct{}
+	dispDone   chan struct{}
 }
 
 type engineConfig struct {
@@ -106,6 +116,8 @@ type request struct {
 	prefix string
 	accept func(string) bool
 	lines  []string
+	bytes  int        // bytes in lines
+	noise  int        // bytes of an over-long line skipped meanwhile
 	done   chan error // receives the final result, then is never used again
 
 	// resync probes only
@@ -144,6 +156,7 @@ func New(rw io.ReadWriter, opts ...Option) *Engine {
 		sem:      make(chan struct{}, 1),
 		handlers: cfg.handlers,
 		unknown:  cfg.unknown,
+		urcQ:     make([]string, maxQueuedURCs),
 		done:     make(chan struct{}),
 		dispDone: make(chan struct{}),
 	}
@@ -209,7 +222,10 @@ func (e *Engine) Command(ctx context.Context, line string) ([]string, error) {
 }
 
 // Run runs c. Errors are *CommandError wrapping ErrTimeout, ErrClosed,
-// ErrModemError, *CMEError, *CMSError or the context's error.
+// ErrModemError, *CMEError, *CMSError, *OverflowError (ErrOverflow: a line
+// over MaxLineBytes, or a reply over MaxReplyLines or MaxReplyBytes; the
+// command ends there and the rest of its reply is discarded) or the
+// context's error.
 func (e *Engine) Run(ctx context.Context, c Cmd) ([]string, error) {
 	lines, err := e.run(ctx, c)
 	if err != nil {
@@ -238,7 +254,11 @@ func (e *Engine) run(ctx context.Context, c Cmd) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req := &request{line: c.Line, prefix: c.Prefix, accept: c.Accept, done: make(chan error, 1)}
-	return req.lines, e.exchange(ctx, req)
+	err := e.exchange(ctx, req)
+	if errors.Is(err, ErrOverflow) {
+		return nil, err // what was read is not a reply
+	}
+	return req.lines, err
 }
 
 // exchange sends req and waits for its final result code.
@@ -284,8 +304,43 @@ func (e *Engine) abandon(req *request) bool {
 		return true
 	}
 	e.pending = nil
-	e.owed++
+	e.oweLocked(req)
 	return false
+}
+
+// oweLocked records that req was given up on while the modem may still be
+// answering it: one final result code is owed, and until it comes req's
+// reply lines are discarded.
+func (e *Engine) oweLocked(req *request) {
+	e.owed = min(e.owed+1, maxOwed)
+	e.drain = req
+}
+
+// overflowLocked ends req with err (an *OverflowError): its reply is not
+// a value. The rest of it is drained as a timed-out command's would be.
+func (e *Engine) overflowLocked(req *request, err error) {
+	e.pending = nil
+	e.oweLocked(req)
+	e.log.Warn("at reply over its bound: command ended, rest of the reply discarded", "cmd", commandName(req.line), "err", err)
+	req.done <- err
+}
+
+// draining reports whether t is a late reply line of the command given up
+// on (it has that command's prefix and is accepted by it).
+func (e *Engine) drainingLocked(t string) bool {
+	d := e.drain
+	if e.owed == 0 || d == nil || d.prefix == "" || !strings.HasPrefix(t, d.prefix) {
+		return false
+	}
+	return d.accept == nil || d.accept(t)
+}
+
+// setOwedLocked sets the owed count (capped); at 0 nothing is drained.
+func (e *Engine) setOwedLocked(n int) {
+	e.owed = min(n, maxOwed)
+	if e.owed == 0 {
+		e.drain = nil
+	}
 }
 
 // resync makes sure no late reply of an earlier command is still on its way
@@ -324,7 +379,7 @@ func (e *Engine) resync(ctx context.Context) error {
 		if e.pending == probe {
 			e.pending = nil
 		}
-		e.owed = owed
+		e.setOwedLocked(owed)
 		e.mu.Unlock()
 	}
 	if _, err := io.WriteString(e.w, "AT\r"); err != nil {
@@ -395,7 +450,10 @@ func (e *Engine) readLoop(r io.Reader) {
 		n, err := r.Read(buf)
 		if n > 0 {
 			idle = 0
-			sp.feed(buf[:n], e.onLine)
+			sp.feed(buf[:n], e.onLine, e.onLongLine)
+			if sp.long {
+				e.onNoise(n)
+			}
 		}
 		if err != nil {
 			e.fail(err)
@@ -434,6 +492,33 @@ func (e *Engine) fail(err error) {
 	close(e.done)
 }
 
+// onLongLine is called when a line outgrows MaxLineBytes: the splitter
+// drops it whole, and the command in flight, whose reply it may have been,
+// ends with an *OverflowError rather than a reply missing a line. Runs on
+// the reader goroutine.
+func (e *Engine) onLongLine() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if req := e.pending; req != nil && !req.probe {
+		e.overflowLocked(req, &OverflowError{Bound: "line", Limit: MaxLineBytes})
+		return
+	}
+	e.log.Debug("at over-long line dropped")
+}
+
+// onNoise counts bytes of an over-long line (begun before the command was
+// sent) against the command in flight: bytes without a line end end it at
+// MaxReplyBytes, not only at its timeout.
+func (e *Engine) onNoise(n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if req := e.pending; req != nil && !req.probe {
+		if req.noise += n; req.noise > MaxReplyBytes {
+			e.overflowLocked(req, &OverflowError{Bound: "bytes", Limit: MaxReplyBytes})
+		}
+	}
+}
+
 // onLine classifies one line from the modem. Runs on the reader goroutine.
 func (e *Engine) onLine(line string) {
 	e.mu.Lock()
@@ -449,7 +534,7 @@ func (e *Engine) onLine(line string) {
 		}
 		if final, _ := finalResult(t); final {
 			req.finals++
-		} else if e.isRegisteredURC(t) {
+		} else if e.isRegisteredURC(t) && !e.drainingLocked(t) && utf8.ValidString(t) {
 			e.queueURC(t)
 		}
 		select {
@@ -471,9 +556,9 @@ func (e *Engine) onLine(line string) {
 	if req == nil {
 		switch {
 		case final && e.owed > 0:
-			e.owed--
+			e.setOwedLocked(e.owed - 1)
 			e.log.Debug("at late final result discarded")
-		case e.owed > 0 && !e.isRegisteredURC(t):
+		case e.owed > 0 && (!e.isRegisteredURC(t) || e.drainingLocked(t)):
 			e.log.Debug("at late reply line discarded")
 		default:
 			e.queueURC(t)
@@ -487,7 +572,7 @@ func (e *Engine) onLine(line string) {
 	}
 	if req.prefix != "" {
 		if strings.HasPrefix(t, req.prefix) && (req.accept == nil || req.accept(t)) {
-			req.lines = append(req.lines, t)
+			e.replyLineLocked(req, t)
 			return
 		}
 		e.queueURC(t)
@@ -497,7 +582,21 @@ func (e *Engine) onLine(line string) {
 		e.queueURC(t)
 		return
 	}
-	req.lines = append(req.lines, t)
+	e.replyLineLocked(req, t)
+}
+
+// replyLineLocked adds t to req's reply, or ends req with an
+// *OverflowError when the reply would outgrow its bounds.
+func (e *Engine) replyLineLocked(req *request, t string) {
+	switch {
+	case len(req.lines) >= MaxReplyLines:
+		e.overflowLocked(req, &OverflowError{Bound: "lines", Limit: MaxReplyLines})
+	case req.bytes+len(t) > MaxReplyBytes:
+		e.overflowLocked(req, &OverflowError{Bound: "bytes", Limit: MaxReplyBytes})
+	default:
+		req.lines = append(req.lines, t)
+		req.bytes += len(t)
+	}
 }
 
 // finalResult reports whether line ends a command, and with which error.
@@ -531,32 +630,50 @@ func (e *Engine) isRegisteredURC(line string) bool {
 	return false
 }
 
-// maxQueuedURCs bounds the URC queue; beyond it the oldest are dropped and
-// the drop is logged (a modem flooding URCs must not exhaust memory).
-const maxQueuedURCs = 1024
-
+// queueURC queues an unsolicited line for the dispatcher. The queue is
+// bounded (maxQueuedURCs lines, maxQueuedURCBytes bytes): beyond that the
+// oldest lines are dropped, so a modem flooding URCs exhausts no memory
+// and the reader never waits for a slow handler. The drop is logged once
+// per flood, and its count when the queue is empty again.
 func (e *Engine) queueURC(line string) {
-	if len(e.urcQ) >= maxQueuedURCs {
-		e.urcQ = e.urcQ[1:]
-		e.log.Warn("at URC queue full: oldest unsolicited line dropped")
+	for e.urcLen > 0 && (e.urcLen >= len(e.urcQ) || e.urcBytes+len(line) > maxQueuedURCBytes) {
+		e.popURCLocked()
+		if e.urcDropped == 0 {
+			e.log.Warn("at URC queue full: oldest unsolicited lines dropped")
+		}
+		e.urcDropped++
 	}
-	e.urcQ = append(e.urcQ, line)
+	e.urcQ[(e.urcHead+e.urcLen)%len(e.urcQ)] = line
+	e.urcLen++
+	e.urcBytes += len(line)
 	e.urcCond.Signal()
+}
+
+func (e *Engine) popURCLocked() string {
+	line := e.urcQ[e.urcHead]
+	e.urcQ[e.urcHead] = ""
+	e.urcHead = (e.urcHead + 1) % len(e.urcQ)
+	e.urcLen--
+	e.urcBytes -= len(line)
+	return line
 }
 
 func (e *Engine) dispatchLoop() {
 	defer close(e.dispDone)
 	for {
 		e.mu.Lock()
-		for len(e.urcQ) == 0 && !e.closed {
+		for e.urcLen == 0 && !e.closed {
 			e.urcCond.Wait()
 		}
-		if len(e.urcQ) == 0 && e.closed {
+		if e.urcLen == 0 && e.closed {
 			e.mu.Unlock()
 			return
 		}
-		line := e.urcQ[0]
-		e.urcQ = e.urcQ[1:]
+		line := e.popURCLocked()
+		if e.urcLen == 0 && e.urcDropped > 0 {
+			e.log.Warn("at URC flood over: unsolicited lines were dropped", "dropped", e.urcDropped)
+			e.urcDropped = 0
+		}
 		fn := e.unknown
 		best := -1
 		for _, h := range e.handlers {

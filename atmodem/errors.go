@@ -17,7 +17,31 @@ var (
 	ErrUnsupported = errors.New("not supported by this modem")
 	// ErrNoReading: the reply held no line of the expected form.
 	ErrNoReading = errors.New("no reading in reply")
+	// ErrOverflow: the reply outgrew a bound (MaxLineBytes,
+	// MaxReplyLines, MaxReplyBytes); what was read is not a value. The
+	// detail is an *OverflowError.
+	ErrOverflow = errors.New("reply too long")
 )
+
+// OverflowError says which bound a reply outgrew: "line" (one line over
+// MaxLineBytes, dropped as noise), "lines" (over MaxReplyLines) or
+// "bytes" (over MaxReplyBytes). It matches ErrOverflow.
+type OverflowError struct {
+	Bound string
+	Limit int
+}
+
+func (e *OverflowError) Error() string {
+	switch e.Bound {
+	case "line":
+		return fmt.Sprintf("reply too long: a line over %d bytes dropped", e.Limit)
+	case "lines":
+		return fmt.Sprintf("reply too long: over %d lines", e.Limit)
+	}
+	return fmt.Sprintf("reply too long: over %d bytes", e.Limit)
+}
+
+func (e *OverflowError) Unwrap() error { return ErrOverflow }
 
 // CMEError is a +CME ERROR (mobile equipment error, TS 27.007 §9.2).
 type CMEError struct {

@@ -52,7 +52,7 @@ func loadSeeds(tb testing.TB) {
 			wire := tr.ModemBytes()
 			seedWires = append(seedWires, wire)
 			var sp lineSplitter
-			sp.feed(wire, func(l string) { set[l] = true })
+			sp.feed(wire, func(l string) { set[l] = true }, nil)
 		}
 		for s := range set {
 			seedLines = append(seedLines, s)
@@ -405,10 +405,10 @@ func FuzzLineSplitter(f *testing.F) {
 			var lines []string
 			emit := func(l string) { lines = append(lines, l) }
 			if chunk <= 0 {
-				s.feed(data, emit)
+				s.feed(data, emit, nil)
 			} else {
 				for i := 0; i < len(data); i += chunk {
-					s.feed(data[i:min(i+chunk, len(data))], emit)
+					s.feed(data[i:min(i+chunk, len(data))], emit, nil)
 				}
 			}
 			return lines, s.pending()
@@ -416,7 +416,7 @@ func FuzzLineSplitter(f *testing.F) {
 		whole, rest := split(data, 0)
 		limit := int(max)
 		if limit <= 0 {
-			limit = defaultMaxLine
+			limit = MaxLineBytes
 		}
 		for _, l := range whole {
 			if l == "" || len(l) > limit {

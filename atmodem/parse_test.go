@@ -661,13 +661,13 @@ func splitAll(max int, chunks ...string) []string {
 	s := lineSplitter{maxLine: max}
 	var out []string
 	for _, c := range chunks {
-		s.feed([]byte(c), func(l string) { out = append(out, l) })
+		s.feed([]byte(c), func(l string) { out = append(out, l) }, nil)
 	}
 	return out
 }
 
 func TestLineSplitter(t *testing.T) {
-	long := strings.Repeat("A", defaultMaxLine)
+	long := strings.Repeat("A", MaxLineBytes)
 	tests := []struct {
 		name   string
 		max    int
@@ -688,9 +688,12 @@ func TestLineSplitter(t *testing.T) {
 		{"high bytes kept", 0, []string{"\r\n\xff\xfeNOISE\r\n"}, []string{"\xff\xfeNOISE"}, ""},
 		{"utf-8 kept", 0, []string{"\r\n+COPS: 0,0,\"Tëst\",7\r\n"}, []string{"+COPS: 0,0,\"Tëst\",7"}, ""},
 		{"blank lines vanish", 0, []string{"\r\n\r\n\r\n\n\n\r\r"}, nil, ""},
-		{"max line cut", 4, []string{"ABCDEFGHIJ\r\n"}, []string{"ABCD", "EFGH", "IJ"}, ""},
+		{"over-long line dropped whole", 4, []string{"ABCDEFGHIJ\r\nOK\r\n"}, []string{"OK"}, ""},
+		{"over-long line dropped across reads", 4, []string{"ABC", "DEF", "GHIJ", "\r\nOK\r\n"}, []string{"OK"}, ""},
+		{"over-long unfinished keeps nothing", 4, []string{"OK\r\nABCDEFGHIJ"}, []string{"OK"}, ""},
 		{"max line exact", 4, []string{"ABCD\r\nEF"}, []string{"ABCD"}, "EF"},
-		{"default max cut", 0, []string{long + "XY\r\n"}, []string{long, "XY"}, ""},
+		{"default max exact", 0, []string{long + "\r\n"}, []string{long}, ""},
+		{"default max dropped", 0, []string{long + "XY\r\nOK\r\n"}, []string{"OK"}, ""},
 		{"controls do not count", 2, []string{"A\x01\x02B\r\n"}, []string{"AB"}, ""},
 	}
 	for _, tt := range tests {
@@ -698,7 +701,7 @@ func TestLineSplitter(t *testing.T) {
 			s := lineSplitter{maxLine: tt.max}
 			var got []string
 			for _, c := range tt.chunks {
-				s.feed([]byte(c), func(l string) { got = append(got, l) })
+				s.feed([]byte(c), func(l string) { got = append(got, l) }, nil)
 			}
 			if strings.Join(got, "|") != strings.Join(tt.want, "|") || len(got) != len(tt.want) {
 				t.Errorf("lines = %q, want %q", got, tt.want)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/mtcagent/mtcagent/atmodem/transcript"
 )
 
 // Scenario is the simulator's input (DESIGN.md §4): initial state, answer
@@ -122,7 +124,8 @@ type GNSSFix struct {
 // JSON it is a list of information lines (OK follows), a final result
 // string ("ERROR", "+CME ERROR: 10"), or an object
 // {"lines": [...], "final": "OK", "delay": "2s", "times": 1,
-// "no_answer": false}.
+// "no_answer": false} with, for a hostile modem, "long", "raw", "endless"
+// and "for" (docs/simulator.md).
 type Response struct {
 	Lines []string `json:"lines"`
 	Final string   `json:"final"`
@@ -132,6 +135,19 @@ type Response struct {
 	Times int `json:"times,omitempty"`
 	// NoAnswer: the command is swallowed, the host times out.
 	NoAnswer bool `json:"no_answer,omitempty"`
+
+	// Hostile answers. Long, when above 0, starts the answer with a
+	// line of that many printable bytes and no line end yet; Raw follows
+	// it verbatim (transcript escapes: \r, \n, \xHH for NULs and bytes
+	// that are not UTF-8), then Lines and Final as usual.
+	Long int    `json:"long,omitempty"`
+	Raw  string `json:"raw,omitempty"`
+	// Endless sends Lines over and over with no final result: until the
+	// host sends its next command line (which aborts it, as V.250 §5.6.1
+	// lets a DTE abort a command; Final then ends the reply and that line
+	// is answered), or, with For, for that long whatever the host sends.
+	Endless bool     `json:"endless,omitempty"`
+	For     Duration `json:"for,omitempty"`
 }
 
 func (r *Response) UnmarshalJSON(b []byte) error {
@@ -152,6 +168,18 @@ func (r *Response) UnmarshalJSON(b []byte) error {
 	}
 	if p.Times < 0 {
 		return fmt.Errorf("response: times %d is negative", p.Times)
+	}
+	if p.Long < 0 {
+		return fmt.Errorf("response: long %d is negative", p.Long)
+	}
+	if _, err := transcript.Unescape(p.Raw); err != nil {
+		return fmt.Errorf("response: raw: %w", err)
+	}
+	if p.Endless && len(p.Lines) == 0 {
+		return fmt.Errorf("response: endless needs lines to repeat")
+	}
+	if p.For > 0 && !p.Endless {
+		return fmt.Errorf("response: for needs endless")
 	}
 	if p.Final == "" {
 		p.Final = "OK"

@@ -41,6 +41,10 @@ type Sim struct {
 	stop      chan struct{}
 	stopped   bool
 	rnd       *rand.Rand
+	// abort, while an endless answer streams, is closed by the host's
+	// next command line, which ends the stream.
+	abort      chan struct{}
+	abortFinal string // the final result that ends the aborted stream
 	// resp are the answer overrides: the scenario's, then Respond's.
 	resp map[string]*override
 }
@@ -248,6 +252,15 @@ func (s *Sim) command(gen int, line string) {
 	if s.record != nil {
 		fmt.Fprintf(s.record, "> %s\n", line)
 	}
+	if s.abort != nil {
+		// The line aborts an endless answer, which ends with its final
+		// result before the line is answered.
+		close(s.abort)
+		s.abort = nil
+		if s.abortFinal != "" {
+			s.emitLine(s.abortFinal)
+		}
+	}
 	if s.echo {
 		s.writeRaw(line + "\r")
 	}
@@ -285,6 +298,10 @@ func (s *Sim) answer(line string) {
 		if r.NoAnswer {
 			return
 		}
+		if r.Long > 0 || r.Raw != "" || r.Endless {
+			s.hostile(r)
+			return
+		}
 		if r.Delay > 0 {
 			time.AfterFunc(time.Duration(r.Delay), func() {
 				s.mu.Lock()
@@ -298,6 +315,67 @@ func (s *Sim) answer(line string) {
 	}
 	lines, final := s.respond(key)
 	s.reply(lines, final)
+}
+
+// hostile plays a hostile answer (Response.Long, Raw, Endless). Called
+// with s.mu held.
+func (s *Sim) hostile(r Response) {
+	if r.Long > 0 {
+		s.writeRaw("\r\n")
+		chunk := strings.Repeat("A", min(r.Long, 64<<10))
+		for n := r.Long; n > 0; n -= len(chunk) {
+			s.write(chunk[:min(n, len(chunk))]) // not recorded: too long
+		}
+	}
+	if r.Raw != "" {
+		raw, _ := transcript.Unescape(r.Raw)
+		s.writeRaw(raw)
+	}
+	if !r.Endless {
+		s.reply(r.Lines, r.Final)
+		return
+	}
+	gen := s.connGen
+	var abort chan struct{}
+	var until time.Time
+	if r.For > 0 {
+		until = time.Now().Add(time.Duration(r.For))
+	} else {
+		abort = make(chan struct{})
+		s.abort, s.abortFinal = abort, r.Final
+	}
+	go func() {
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-abort:
+				// command() closed it and wrote the final result.
+				return
+			default:
+			}
+			s.mu.Lock()
+			if gen != s.connGen || s.conn == nil || s.stopped {
+				s.mu.Unlock()
+				return
+			}
+			if !until.IsZero() && !time.Now().Before(until) {
+				s.reply(nil, r.Final)
+				s.mu.Unlock()
+				return
+			}
+			select {
+			case <-abort:
+				s.mu.Unlock()
+				return
+			default:
+			}
+			for _, l := range r.Lines {
+				s.write("\r\n" + l + "\r\n") // not recorded: endless
+			}
+			s.mu.Unlock()
+		}
+	}()
 }
 
 func (s *Sim) reply(lines []string, final string) {

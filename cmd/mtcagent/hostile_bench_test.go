@@ -1,0 +1,16 @@
+//go:build !mtc_omit_sim
+
+package main
+
+import "testing"
+
+// BenchmarkStatusEndlessReplyRSS: the peak RSS of `mtcagent status` (its
+// own process) on a modem that answers AT+CGMR with lines without end.
+func BenchmarkStatusEndlessReplyRSS(b *testing.B) {
+	var peak int64
+	for i := 0; i < b.N; i++ {
+		_, rss, _ := statusPeakRSS(b, hostileScenarios["endless"])
+		peak = max(peak, rss)
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "MiB-peak-rss")
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/collector"
 	"github.com/mtcagent/mtcagent/wire"
 )
 
@@ -21,13 +22,23 @@ type meter struct {
 	read    []int
 }
 
-func records(b []byte) (sizes []int) {
+// records returns the sizes of the application-data records in a
+// datagram: type 23, or type 25 (tls12_cid, RFC 9146), whose header holds
+// the cid bytes of Connection ID before the length.
+func records(b []byte, cid int) (sizes []int) {
 	for len(b) >= 13 {
-		n := 13 + int(b[11])<<8 + int(b[12])
+		h := 11
+		if b[0] == 25 {
+			h += cid
+		}
+		if len(b) < h+2 {
+			break
+		}
+		n := h + 2 + int(b[h])<<8 + int(b[h+1])
 		if n > len(b) {
 			break
 		}
-		if b[0] == 23 { // application_data
+		if b[0] == 23 || b[0] == 25 { // application_data, or its CID form
 			sizes = append(sizes, n)
 		}
 		b = b[n:]
@@ -38,7 +49,7 @@ func records(b []byte) (sizes []int) {
 func (m *meter) Write(b []byte) (int, error) {
 	m.mu.Lock()
 	if m.on {
-		m.written = append(m.written, records(b)...)
+		m.written = append(m.written, records(b, collector.DeviceCIDBytes)...)
 	}
 	m.mu.Unlock()
 	return m.Conn.Write(b)
@@ -48,7 +59,7 @@ func (m *meter) Read(b []byte) (int, error) {
 	n, err := m.Conn.Read(b)
 	m.mu.Lock()
 	if m.on && n > 0 {
-		m.read = append(m.read, records(b[:n])...)
+		m.read = append(m.read, records(b[:n], 0)...)
 	}
 	m.mu.Unlock()
 	return n, err

@@ -187,7 +187,13 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.Keepalive = DefaultKeepalive
 	}
 	var keyErr error // set by VerifyPeerCertificate; read after the handshake
-	dc := &piondtls.Config{ExtendedMasterSecret: piondtls.RequireExtendedMasterSecret}
+	dc := &piondtls.Config{
+		ExtendedMasterSecret: piondtls.RequireExtendedMasterSecret,
+		// Send the Connection ID the server gives us (RFC 9146), so that
+		// the session survives the carrier NAT moving us to another port;
+		// ask for none in return (the server's address does not move).
+		ConnectionIDGenerator: piondtls.OnlySendCIDGenerator(),
+	}
 	if cfg.Certificate != nil {
 		dc.Certificates = []tls.Certificate{*cfg.Certificate}
 		dc.CipherSuites = certSuites

@@ -6,11 +6,13 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,8 +36,11 @@ import (
 // Options are a Server's surroundings.
 type Options struct {
 	StateDir string
-	Log      io.Writer        // the human-readable timeline (alarms too); nil: discard
-	Now      func() time.Time // nil: time.Now
+	Log      io.Writer // the human-readable timeline (alarms too); nil: discard
+	// LogJSON writes the timeline as JSON lines ({"time", "level",
+	// "msg"}) for log shippers instead of text.
+	LogJSON bool
+	Now     func() time.Time // nil: time.Now
 }
 
 // Server is the collector: DTLS listeners for devices and SCSs, the device
@@ -45,7 +50,9 @@ type Server struct {
 	st      *store
 	logw    io.Writer
 	logMu   sync.Mutex
+	logJSON bool
 	limited map[string]*limitedLine // by cause, under logMu
+	metrics *metrics
 	now     func() time.Time
 	started time.Time
 
@@ -73,7 +80,7 @@ func New(cfg *Config, opt Options) (*Server, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	s := &Server{cfg: cfg, st: st, logw: opt.Log, now: opt.Now, limited: map[string]*limitedLine{},
+	s := &Server{cfg: cfg, st: st, logw: opt.Log, logJSON: opt.LogJSON, now: opt.Now, limited: map[string]*limitedLine{}, metrics: newMetrics(),
 		sessions: map[string]*udpClient.Conn{}, mdtBusy: map[string]*udpClient.Conn{},
 		observers: map[string]map[*observer]struct{}{}, done: make(chan struct{})}
 	s.started = s.now()
@@ -84,9 +91,26 @@ func New(cfg *Config, opt Options) (*Server, error) {
 }
 
 func (s *Server) logf(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
 	s.logMu.Lock()
 	defer s.logMu.Unlock()
-	fmt.Fprintf(s.logw, "%s %s\n", s.now().UTC().Format("15:04:05.000"), fmt.Sprintf(format, a...))
+	if !s.logJSON {
+		fmt.Fprintf(s.logw, "%s %s\n", s.now().UTC().Format("15:04:05.000"), msg)
+		return
+	}
+	level := "info"
+	switch {
+	case strings.HasPrefix(msg, "ALARM "):
+		level, msg = "alarm", strings.TrimPrefix(msg, "ALARM ")
+	case strings.HasPrefix(msg, "ERROR "):
+		level, msg = "error", strings.TrimPrefix(msg, "ERROR ")
+	}
+	b, _ := json.Marshal(struct {
+		Time  string `json:"time"`
+		Level string `json:"level"`
+		Msg   string `json:"msg"`
+	}{s.now().UTC().Format(time.RFC3339Nano), level, msg})
+	s.logw.Write(append(b, '\n'))
 }
 
 // logEvery is how often a line of one cause is logged at most.
@@ -418,12 +442,15 @@ func (s *Server) checkBinding(d *Device, t *attest.Token) {
 func (s *Server) save() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	start := time.Now()
 	if err := s.st.save(); err != nil {
 		s.logf("ERROR saving state: %v", err)
 	}
+	s.metrics.saved(time.Since(start))
 }
 
 func (s *Server) alarm(device, kind, detail string) {
+	s.metrics.inc(s.metrics.alarms, kind)
 	a := Alarm{Time: s.now().UTC(), Device: device, Kind: kind, Detail: detail}
 	if err := s.st.appendLine(AlarmLog, a); err != nil {
 		s.logf("ERROR writing alarm log: %v", err)
@@ -509,6 +536,9 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 		SkipFreshness: ds.LastSeq == 0}
 	res, err := v.Verify(tok)
 	if errors.Is(err, attest.ErrReplay) {
+		s.metrics.mu.Lock()
+		s.metrics.dups++
+		s.metrics.mu.Unlock()
 		ds.Duplicates++
 		s.mu.Unlock()
 		s.save()
@@ -516,6 +546,11 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 	}
 	if err != nil {
 		s.mu.Unlock()
+		reason := "refused"
+		if errors.Is(err, attest.ErrMalformed) {
+			reason = "malformed"
+		}
+		s.metrics.inc(s.metrics.failures, reason)
 		s.alarm(d.ID, "verify-failed", fmt.Sprintf("%s refused: %v", kind, err))
 		if errors.Is(err, attest.ErrMalformed) {
 			return codes.BadRequest
@@ -565,6 +600,7 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 	if wasOverdue {
 		s.logf("device %s: heard from again", d.ID)
 	}
+	s.metrics.inc(s.metrics.messages, kind.String())
 	switch kind {
 	case attest.KindEvent:
 		s.logf("device %s: event %s verified (seq %d)", d.ID, t.Event, t.Seq)

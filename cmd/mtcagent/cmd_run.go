@@ -24,7 +24,7 @@ import (
 func init() {
 	app.Register(&cli.Command{
 		Name:    "run",
-		Args:    "[--config FILE] [--modem SPEC] [--state-dir DIR]",
+		Args:    "[--config FILE] [--modem SPEC] [--state-dir DIR] [--log-format text|json]",
 		Summary: "the daemon: follow the modem, sign and queue monitoring events and heartbeats, serve the control socket",
 		Run:     runRun,
 	})
@@ -35,8 +35,12 @@ func runRun(env *cli.Env, args []string) error {
 	cfgPath := fs.String("config", "", "configuration file (see /etc/mtcagent/mtcagent.conf)")
 	modem := modemFlag(fs, env)
 	stateDir := stateDirFlag(fs, env)
+	logFormat := fs.String("log-format", "text", "text (key=value), or json (one JSON object a line, for log shippers)")
 	if err := cli.ParseFlags(fs, args, 0); err != nil {
 		return err
+	}
+	if *logFormat != "text" && *logFormat != "json" {
+		return cli.Usagef("run: --log-format %q: want text or json", *logFormat)
 	}
 	cfg := agent.DefaultConfig()
 	if *cfgPath != "" {
@@ -57,7 +61,11 @@ func runRun(env *cli.Env, args []string) error {
 	if *cfgPath == "" {
 		cfg.Modem, cfg.StateDir = *modem, *stateDir
 	}
-	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	var h slog.Handler = slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
+	if *logFormat == "json" {
+		h = slog.NewJSONHandler(env.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})
+	}
+	log := slog.New(h)
 	return runAgent(env, cfg, log)
 }
 

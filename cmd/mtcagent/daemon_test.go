@@ -60,9 +60,9 @@ func (d *daemon) alive() bool {
 }
 
 // startDaemon runs `mtcagent run` as a real process on the simulator.
-func startDaemon(t testing.TB, state, scenario, conf string) *daemon {
+func startDaemon(t testing.TB, state, scenario, conf string, extra ...string) *daemon {
 	t.Helper()
-	args := []string{"run", "--modem", "sim:" + scenario, "--state-dir", state}
+	args := append([]string{"run", "--modem", "sim:" + scenario, "--state-dir", state}, extra...)
 	if conf != "" {
 		args = append(args, "--config", conf)
 	}
@@ -198,4 +198,21 @@ func (d *daemon) startedAndDrained(t testing.TB) bool {
 		t.Fatalf("outbox request: %v", err)
 	}
 	return ob.Pending == 0
+}
+
+// TestDaemonJSONLogs: with --log-format json every line the daemon writes
+// is one JSON object with time, level and msg.
+func TestDaemonJSONLogs(t *testing.T) {
+	d := startDaemon(t, t.TempDir(), writeScenario(t, `{"dialect": "generic"}`), "", "--log-format", "json")
+	d.stop(t)
+	lines := strings.Split(strings.TrimSpace(d.stderr.String()), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("too few lines: %q", d.stderr)
+	}
+	for _, l := range lines {
+		var v struct{ Time, Level, Msg string }
+		if err := json.Unmarshal([]byte(l), &v); err != nil || v.Time == "" || v.Level == "" || v.Msg == "" {
+			t.Errorf("not a JSON log line: %q (%v)", l, err)
+		}
+	}
 }

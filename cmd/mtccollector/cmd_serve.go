@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/mtcagent/mtcagent/collector"
 	"github.com/mtcagent/mtcagent/internal/cli"
@@ -16,7 +20,7 @@ import (
 func init() {
 	app.Register(&cli.Command{
 		Name:    "serve",
-		Args:    "--config FILE --state DIR [--listen udp:HOST:PORT] [--scs-listen udp:HOST:PORT] [--cert-listen udp:HOST:PORT]",
+		Args:    "--config FILE --state DIR [--listen udp:HOST:PORT] [--scs-listen udp:HOST:PORT] [--cert-listen udp:HOST:PORT] [--metrics HOST:PORT] [--log-format text|json]",
 		Summary: "run the collector: devices and SCSs over CoAP/DTLS, alarms, audit (see docs/collector.md)",
 		Run:     runServe,
 	})
@@ -44,11 +48,24 @@ func runServe(env *cli.Env, args []string) error {
 	certListen := fs.String("cert-listen", "", "device listener in certificate mode (optional)")
 	state := fs.String("state", "", "state directory (state, alarm log, audit log)")
 	cfgPath := fs.String("config", "", "configuration file (devices, SCSs; see docs/collector.md)")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics over HTTP at HOST:PORT/metrics (e.g. 127.0.0.1:9465; off by default)")
+	logFormat := fs.String("log-format", "text", "text, or json (one JSON object a line, for log shippers)")
 	if _, err := cli.ParseInterleaved(fs, args, 0); err != nil {
 		return err
 	}
 	if *state == "" || *cfgPath == "" {
 		return cli.Usagef("serve: --state and --config are required")
+	}
+	if *logFormat != "text" && *logFormat != "json" {
+		return cli.Usagef("serve: --log-format %q: want text or json", *logFormat)
+	}
+	say := func(format string, a ...any) {
+		if *logFormat == "json" {
+			b, _ := json.Marshal(map[string]string{"time": time.Now().UTC().Format(time.RFC3339Nano), "level": "info", "msg": fmt.Sprintf(format, a...)})
+			fmt.Fprintf(env.Stdout, "%s\n", b)
+			return
+		}
+		fmt.Fprintf(env.Stdout, "mtccollector: "+format+"\n", a...)
 	}
 	cfg, err := collector.LoadConfig(*cfgPath)
 	if err != nil {
@@ -62,7 +79,7 @@ func runServe(env *cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := collector.New(cfg, collector.Options{StateDir: *state, Log: env.Stdout})
+	srv, err := collector.New(cfg, collector.Options{StateDir: *state, Log: env.Stdout, LogJSON: *logFormat == "json"})
 	if err != nil {
 		return err
 	}
@@ -76,7 +93,7 @@ func runServe(env *cli.Env, args []string) error {
 		srv.Close()
 		return err
 	}
-	fmt.Fprintf(env.Stdout, "mtccollector: devices on udp:%s, scs on udp:%s, %d device(s), %d scs\n", da, sa, len(cfg.Devices), len(cfg.SCS))
+	say("devices on udp:%s, scs on udp:%s, %d device(s), %d scs", da, sa, len(cfg.Devices), len(cfg.SCS))
 	if *certListen != "" {
 		a, err := udpAddr("cert-listen", *certListen)
 		if err != nil {
@@ -93,12 +110,23 @@ func runServe(env *cli.Env, args []string) error {
 			srv.Close()
 			return err
 		}
-		fmt.Fprintf(env.Stdout, "mtccollector: certificate-mode devices on udp:%s, server key pin %s\n", ca, hex.EncodeToString(pin))
+		say("certificate-mode devices on udp:%s, server key pin %s", ca, hex.EncodeToString(pin))
+	}
+	if *metricsAddr != "" {
+		ml, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			srv.Close()
+			return cli.WithHint(fmt.Errorf("--metrics %s: %w", *metricsAddr, err), "give a free HOST:PORT, e.g. 127.0.0.1:9465; keep it on loopback or behind your scraper's network")
+		}
+		hs := &http.Server{Handler: srv.MetricsHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go hs.Serve(ml)
+		defer hs.Close()
+		say("metrics on http://%s/metrics", ml.Addr())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv.Run(ctx)
-	fmt.Fprintln(env.Stdout, "mtccollector: stopped")
+	say("stopped")
 	return nil
 }
 

@@ -73,9 +73,9 @@ var addrRE = regexp.MustCompile(`devices on udp:(\S+), scs on udp:(\S+),`)
 
 // startServe runs "mtccollector serve" and returns the process and its
 // device and SCS addresses.
-func startServe(t *testing.T, bin, conf, state, listen string) (*proc, string, string) {
+func startServe(t *testing.T, bin, conf, state, listen string, extra ...string) (*proc, string, string) {
 	t.Helper()
-	cmd := testexec.Command(bin, "serve", "--config", conf, "--state", state, "--listen", "udp:"+listen, "--scs-listen", "udp:127.0.0.1:0")
+	cmd := testexec.Command(bin, append([]string{"serve", "--config", conf, "--state", state, "--listen", "udp:" + listen, "--scs-listen", "udp:127.0.0.1:0"}, extra...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -3,13 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -17,9 +13,7 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/agent/uplink"
-	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/testexec"
-	"github.com/mtcagent/mtcagent/wire"
 )
 
 // procKiB reads a "VmRSS"/"VmHWM"-style field of /proc/PID/status in KiB.
@@ -48,17 +42,8 @@ func TestHandshakeFlood(t *testing.T) {
 	if testing.Short() || testexec.Emulated() {
 		total = 2000
 	}
-	bin := buildCollector(t)
-	dir := t.TempDir()
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	pemb, _ := attest.MarshalPublicKeyPEM(pub)
-	os.WriteFile(filepath.Join(dir, "d1.pem"), pemb, 0o644)
-	conf := filepath.Join(dir, "collector.conf")
-	text := fmt.Sprintf("[collector]\nheartbeat_timeout = 60s\n\n[device \"d1\"]\npsk_identity = d1\npsk = %s\npublic_key = d1.pem\n", tDevPSK)
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p, devAddr, _ := startServe(t, bin, conf, filepath.Join(dir, "state"), "127.0.0.1:0")
+	o := startOneDevice(t)
+	p, devAddr := o.p, o.devAddr
 	pid := p.cmd.Process.Pid
 	base := procKiB(pid, "VmRSS")
 	to, err := net.ResolveUDPAddr("udp", devAddr)
@@ -91,17 +76,12 @@ func TestHandshakeFlood(t *testing.T) {
 
 	// A real device during the flood.
 	time.Sleep(span / 3)
-	iss, _ := attest.NewIssuer(priv, &attest.MemSequence{}, attest.ClockFunc(func() (time.Time, bool) { return time.Now(), false }), 1)
-	psk, _ := hex.DecodeString(tDevPSK)
 	dialStart := time.Now()
-	c, err := uplink.Dial(context.Background(), uplink.Config{Addr: devAddr, Name: "collector", PSKIdentity: "d1", PSK: psk, Timeout: 10 * time.Second})
+	c, err := uplink.Dial(context.Background(), o.uplink)
 	if err != nil {
 		t.Fatalf("a real device during the flood (%d handshakes sent): %v\n%s", sent.Load(), err, p.out)
 	}
-	hb, _ := iss.SignHeartbeat()
-	if code, _, err := c.Post(context.Background(), wire.PathHeartbeat, hb); err != nil || code != uplink.Changed {
-		t.Fatalf("heartbeat during the flood: %v %v", code, err)
-	}
+	o.heartbeat(t, c, "during the flood")
 	t.Logf("a device connected and delivered during the flood in %v", time.Since(dialStart).Round(time.Millisecond))
 	<-floodDone
 	peak := procKiB(pid, "VmHWM")
@@ -126,10 +106,7 @@ func TestHandshakeFlood(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	// Still serving.
-	hb2, _ := iss.SignHeartbeat()
-	if code, _, err := c.Post(context.Background(), wire.PathHeartbeat, hb2); err != nil || code != uplink.Changed {
-		t.Fatalf("heartbeat after the flood: %v %v", code, err)
-	}
+	o.heartbeat(t, c, "after the flood")
 	c.Close()
 	if n := strings.Count(p.out.String(), "\n"); n > 200 {
 		t.Fatalf("the flood wrote %d log lines: logs are not rate-limited\n%s", n, p.out.String()[:4000])

@@ -120,17 +120,8 @@ func malformedHandshakes(hello []byte, random int) [][]byte {
 // and the SCS listener, from many source ports) never take the collector
 // process down; a real device connects afterwards and is served.
 func TestMalformedHandshakes(t *testing.T) {
-	bin := buildCollector(t)
-	dir := t.TempDir()
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	pemb, _ := attest.MarshalPublicKeyPEM(pub)
-	os.WriteFile(filepath.Join(dir, "d1.pem"), pemb, 0o644)
-	conf := filepath.Join(dir, "collector.conf")
-	text := fmt.Sprintf("[collector]\nheartbeat_timeout = 60s\n\n[device \"d1\"]\npsk_identity = d1\npsk = %s\npublic_key = d1.pem\n", tDevPSK)
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p, devAddr, scsAddr := startServe(t, bin, conf, filepath.Join(dir, "state"), "127.0.0.1:0")
+	o := startOneDevice(t)
+	p, devAddr, scsAddr := o.p, o.devAddr, o.scsAddr
 
 	random := 300
 	if testing.Short() || testexec.Emulated() {
@@ -170,17 +161,54 @@ func TestMalformedHandshakes(t *testing.T) {
 	}
 
 	// A real device is still served.
-	iss, _ := attest.NewIssuer(priv, &attest.MemSequence{}, attest.ClockFunc(func() (time.Time, bool) { return time.Now(), false }), 1)
-	psk, _ := hex.DecodeString(tDevPSK)
-	c, err := uplink.Dial(context.Background(), uplink.Config{Addr: devAddr, Name: "collector", PSKIdentity: "d1", PSK: psk, Timeout: 10 * time.Second})
+	c, err := uplink.Dial(context.Background(), o.uplink)
 	if err != nil {
 		t.Fatalf("a real device after the malformed handshakes: %v\n%s", err, p.out)
 	}
 	defer c.Close()
-	hb, _ := iss.SignHeartbeat()
-	if code, _, err := c.Post(context.Background(), wire.PathHeartbeat, hb); err != nil || code != uplink.Changed {
-		t.Fatalf("heartbeat after the malformed handshakes: %v %v\n%s", code, err, p.out)
-	}
+	o.heartbeat(t, c, "after the malformed handshakes")
 	c.Close()
 	p.stop(t)
+}
+
+// oneDevice is a collector process with one device, d1, and what that
+// device needs to talk to it.
+type oneDevice struct {
+	p                *proc
+	devAddr, scsAddr string
+	iss              *attest.Issuer
+	uplink           uplink.Config
+}
+
+// startOneDevice runs "mtccollector serve" with extra flags for one
+// device whose key it makes.
+func startOneDevice(t *testing.T, extra ...string) *oneDevice {
+	t.Helper()
+	bin := buildCollector(t)
+	dir := t.TempDir()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	pemb, _ := attest.MarshalPublicKeyPEM(pub)
+	if err := os.WriteFile(filepath.Join(dir, "d1.pem"), pemb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "collector.conf")
+	text := fmt.Sprintf("[collector]\nheartbeat_timeout = 60s\n\n[device \"d1\"]\npsk_identity = d1\npsk = %s\npublic_key = d1.pem\n", tDevPSK)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, devAddr, scsAddr := startServe(t, bin, conf, filepath.Join(dir, "state"), "127.0.0.1:0", extra...)
+	iss, _ := attest.NewIssuer(priv, &attest.MemSequence{}, attest.ClockFunc(func() (time.Time, bool) { return time.Now(), false }), 1)
+	psk, _ := hex.DecodeString(tDevPSK)
+	return &oneDevice{p: p, devAddr: devAddr, scsAddr: scsAddr, iss: iss,
+		uplink: uplink.Config{Addr: devAddr, Name: "collector", PSKIdentity: "d1", PSK: psk, Timeout: 10 * time.Second}}
+}
+
+// heartbeat posts one signed heartbeat on c and fails the test unless the
+// collector took it.
+func (o *oneDevice) heartbeat(t *testing.T, c *uplink.Client, when string) {
+	t.Helper()
+	hb, _ := o.iss.SignHeartbeat()
+	if code, _, err := c.Post(context.Background(), wire.PathHeartbeat, hb); err != nil || code != uplink.Changed {
+		t.Fatalf("heartbeat %s: %v %v\n%s", when, code, err, o.p.out)
+	}
 }

@@ -511,13 +511,13 @@ func (a *Agent) signAndQueue(typ string, kind byte, details map[string]any, sign
 	}
 	m := held{typ: typ, kind: kind, details: details, data: append([]byte{kind}, tok...)}
 	if !empty {
-		a.holdLocked(m)
+		a.holdLocked(m, causeStorage)
 		return
 	}
 	id, err := a.appendLocked(m.data, p)
 	if err != nil && isStorageFault(err) {
 		a.storageFault(&a.hold.obFault, "outbox", err)
-		a.holdLocked(m)
+		a.holdLocked(m, causeStorage)
 		return
 	}
 	if errors.Is(err, outbox.ErrFull) {
@@ -528,7 +528,7 @@ func (a *Agent) signAndQueue(typ string, kind byte, details map[string]any, sign
 		// Nothing lower to evict: held in memory until the deliverer
 		// makes room (RetryStorage), as during a storage fault.
 		a.fullFault(err)
-		a.holdLocked(m)
+		a.holdLocked(m, causeOutboxFull)
 		return
 	}
 	if err != nil {
@@ -536,7 +536,7 @@ func (a *Agent) signAndQueue(typ string, kind byte, details map[string]any, sign
 		return
 	}
 	a.queuedLocked(typ, kind, details, id)
-	if len(a.hold.lost) > 0 { // storage came back with nothing held
+	if len(a.hold.lost) > 0 && a.gapDueLocked(p) { // storage came back with nothing held
 		a.hold.obFault.Ok()
 		a.queueGapLocked()
 	}

@@ -42,7 +42,8 @@ type holdState struct {
 	causes   map[string]bool // why: causeStorage, causeOutboxFull, causeEvicted
 	lostFrom time.Time       // wall time of the first and last loss
 	lostTo   time.Time
-	synced   bool // the clock was synchronised at every loss
+	synced   bool      // the clock was synchronised at every loss
+	lastGap  time.Time // monotonic: the last storage_gap signed
 	obFault  fsutil.FaultLog
 	mdtFault fsutil.FaultLog
 	fullLog  fsutil.FaultLog // the outbox full with nothing lower to evict
@@ -92,10 +93,10 @@ func (a *Agent) loseLocked(typ, cause string) {
 
 // holdLocked keeps a signed message in memory, or counts it lost when the
 // hold is full (the newest is given up: the older ones keep their order).
-func (a *Agent) holdLocked(m held) {
+func (a *Agent) holdLocked(m held, cause string) {
 	h := &a.hold
 	if len(h.msgs) >= HoldMessages || h.bytes+len(m.data) > HoldBytes {
-		a.loseLocked(m.typ, causeStorage)
+		a.loseLocked(m.typ, cause)
 		return
 	}
 	h.msgs = append(h.msgs, m)
@@ -107,6 +108,7 @@ func (a *Agent) holdLocked(m held) {
 // it is and messages were lost, it queues the storage_gap event.
 func (a *Agent) flushLocked() bool {
 	h := &a.hold
+	top := prioLow // the highest rank written
 	for len(h.msgs) > 0 {
 		m := h.msgs[0]
 		p := priority(m.typ, m.kind)
@@ -132,6 +134,7 @@ func (a *Agent) flushLocked() bool {
 			continue
 		}
 		a.queuedLocked(m.typ, m.kind, m.details, id)
+		top = max(top, p)
 	}
 	h.msgs = nil
 	if ok, since := h.obFault.Ok(); ok {
@@ -140,10 +143,23 @@ func (a *Agent) flushLocked() bool {
 	if ok, since := h.fullLog.Ok(); ok {
 		a.log.Info("outbox has room again: held messages written", "full_for", time.Since(since).Round(time.Millisecond))
 	}
-	if len(h.lost) > 0 {
+	if len(h.lost) > 0 && a.gapDueLocked(top) {
 		a.queueGapLocked()
 	}
 	return true
+}
+
+// GapEvery: losses only from a full outbox (refused or evicted, no storage
+// fault) are reported at most this often, or with the next message above
+// heartbeats, so that a long outage with a storm does not fill the outbox
+// with storage_gap events.
+const GapEvery = 10 * time.Minute
+
+// gapDueLocked says whether the counted losses are to be reported now,
+// after a message of rank p was queued.
+func (a *Agent) gapDueLocked(p int) bool {
+	h := &a.hold
+	return h.causes[causeStorage] || p >= prioHigh || h.lastGap.IsZero() || a.mono().Sub(h.lastGap) >= GapEvery
 }
 
 // queueGapLocked signs and queues the storage_gap event: how many
@@ -184,6 +200,7 @@ func (a *Agent) queueGapLocked() {
 		return // the counts stay; tried again on the next flush
 	}
 	h.lost, h.causes = nil, nil
+	h.lastGap = a.mono()
 	msg := append([]byte{KindEventMsg}, tok...)
 	id, err := a.appendLocked(msg, prioHigh)
 	if err != nil {

@@ -26,7 +26,7 @@ func TestCellStormThenSIMRemoval(t *testing.T) {
 	cfg.Heartbeat = 0
 	h := start(t, `{"dialect": "quectel"}`, cfg)
 	h.waitFor(t, "sim_bound")
-	h.sim.Flap(modemsim.Flap{Cells: []uint64{0x1A2D101, 0x1A2D102}, Times: 10000})
+	h.sim.Flap(modemsim.Flap{Cells: []uint64{0x1A2D102, 0x1A2D103}, Times: 10000})
 	h.sim.RemoveSIM()
 	deadline := time.Now().Add(slow(20 * time.Second))
 	for !slices.Contains(h.signedEvents(t), "sim_removed") {
@@ -249,5 +249,49 @@ func TestCellShareOfOutbox(t *testing.T) {
 	}
 	if n, _ := o.Len(); n != 40 || conn != 40-40/LowShare {
 		t.Fatalf("outbox holds %d, %d connectivity_lost; want 40, %d", n, conn, 40-40/LowShare)
+	}
+}
+
+// TestOutboxFullGapsRateLimited: cell events refused because their share
+// of the outbox is used are reported in one storage_gap per GapEvery, not
+// one per retry, while a SIM event is followed by one at once.
+func TestOutboxFullGapsRateLimited(t *testing.T) {
+	a, _, _, _ := newStorageAgent(t)
+	clk := &fakeMono{t: time.Unix(1000, 0)}
+	a.deps.Now = clk.now
+	o := openDurable(t, a, 20)
+	gaps := func() int {
+		n := 0
+		for _, tok := range pendingEvents(t, a, o) {
+			if tok.Event == EventStorageGap {
+				n++
+			}
+		}
+		return n
+	}
+	for range 10 + 1 { // the share, then one refused
+		a.emit("cell_changed", nil)
+	}
+	a.RetryStorage() // the first loss is reported at once
+	if g := gaps(); g != 1 {
+		t.Fatalf("%d storage_gap events, want 1", g)
+	}
+	for range 50 {
+		a.emit("cell_changed", nil)
+		clk.add(2 * time.Second)
+		a.RetryStorage()
+	}
+	if g := gaps(); g != 1 {
+		t.Fatalf("%d storage_gap events within %v, want 1", g, GapEvery)
+	}
+	a.emit("sim_removed", nil)
+	if g := gaps(); g != 2 {
+		t.Fatalf("%d storage_gap events after the SIM event, want 2", g)
+	}
+	clk.add(GapEvery)
+	a.emit("cell_changed", nil)
+	a.RetryStorage()
+	if g := gaps(); g != 3 {
+		t.Fatalf("%d storage_gap events after %v, want 3", g, GapEvery)
 	}
 }

@@ -82,7 +82,7 @@ func cellStormOnce(b *testing.B) (cells, delivered, qms, ms float64) {
 	go a.Run(ctx)
 	e.waitEvent("sim_bound", 20*time.Second)
 	b.StartTimer()
-	sim.Flap(modemsim.Flap{Cells: []uint64{0x1A2D101, 0x1A2D102}, Times: 10000})
+	sim.Flap(modemsim.Flap{Cells: []uint64{0x1A2D102, 0x1A2D103}, Times: 10000})
 	t0 := time.Now()
 	sim.RemoveSIM()
 	// Without a SIM there is no network: the event waits in the outbox.

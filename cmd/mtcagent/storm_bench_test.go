@@ -21,7 +21,9 @@ import (
 // then the SIM is pulled; the agent runs in process with the durable
 // outbox, delivering to the collector over CoAP/DTLS on loopback. Reported:
 // signed-cell-events (cell_changed and cell_flapping the collector
-// verified once the outbox drained; goal <= 100), sim-queued-ms (from the
+// verified once the outbox drained; goal <= 100; the cell_flapping summary
+// and the final cell_changed follow CellQuiet = 30 s later and are not
+// waited for: at most 2 more), sim-queued-ms (from the
 // SIM removal to sim_removed being durable in the outbox), sim-delivered
 // (1 when the collector verified sim_removed within 30 s) and sim-ms (from
 // the removal to that verification; the SIM is put back once the removal

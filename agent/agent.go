@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,8 +13,10 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/mtcagent/mtcagent/agent/outbox"
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/fsutil"
@@ -42,18 +45,27 @@ type Deps struct {
 	// StorageRetry is how often what is held in memory while storage
 	// fails is written again (DefaultRetry when zero).
 	StorageRetry time.Duration
+	// Now is the monotonic clock of the cell-storm limits (time.Now by
+	// default); tests inject their own.
+	Now func() time.Time
 }
 
 // Agent is the running daemon.
 type Agent struct {
-	cfg    Config
-	deps   Deps
-	log    *slog.Logger
-	issuer *attest.Issuer
-	seq    *attest.Counter
-	policy *attest.BindingPolicy
-	mon    *atmodem.Monitor
-	events chan atmodem.Event
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	issuer  *attest.Issuer
+	seq     *attest.Counter
+	policy  *attest.BindingPolicy
+	mon     *atmodem.Monitor
+	events  chan atmodem.Event // cell and registration events
+	urgent  chan atmodem.Event // SIM, port and reset events: never behind a storm
+	regKick chan struct{}      // a registration event was dropped: check connectivity
+	pub     ed25519.PublicKey  // to read back queued tokens (eviction)
+
+	storm       cellStorm    // under the Run goroutine
+	cellDropped atomic.Int64 // cell events the queue had no room for
 
 	queueMu sync.Mutex // sign and append in one step: outbox order = sequence order
 	hold    holdState  // under queueMu: what waits in memory while storage fails
@@ -96,6 +108,9 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	}
 	if deps.Clock == nil {
 		deps.Clock = attest.SystemClock
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
 	}
 	if deps.Every == nil {
 		deps.Every = func(d time.Duration) (<-chan time.Time, func()) {
@@ -140,22 +155,18 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, deps: deps, log: deps.Log, issuer: is, seq: seq, policy: pol, counts: map[string]int{}}
+	a.pub, _ = key.Public().(ed25519.PublicKey)
 	a.loadState()
 	a.events = make(chan atmodem.Event, 256)
+	a.urgent = make(chan atmodem.Event, 64)
+	a.regKick = make(chan struct{}, 1)
 	a.mon = atmodem.NewMonitor(atmodem.MonitorConfig{
 		Open:          a.deps.Open,
 		Poll:          a.cfg.Poll,
 		GNSS:          a.cfg.GNSS,
 		Log:           a.log,
 		EngineOptions: a.deps.EngineOptions,
-		OnEvent: func(ev atmodem.Event) {
-			select {
-			case a.events <- ev:
-			default:
-				// Never block the modem; an overflow is itself reported.
-				a.log.Error("event queue full: modem event not processed", "event", string(ev.Kind))
-			}
-		},
+		OnEvent:       a.onEvent,
 	})
 	return a, nil
 }
@@ -237,30 +248,63 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); a.retryStorage(ctx) }()
 	first := true
 	for {
+		// SIM, port and reset events first: a storm of cell events never
+		// delays them.
+		select {
+		case ev := <-a.urgent:
+			a.onModemEvent(ev)
+			continue
+		default:
+		}
+		var ready <-chan struct{}
+		if first {
+			ready = a.mon.Ready()
+		}
 		select {
 		case <-ctx.Done():
 			a.log.Info("agent stopping")
 			return nil
-		case <-a.mon.Ready():
-			if first {
-				first = false
-				a.onFirstReading()
-			}
+		case <-ready:
+			first = false
+			a.onFirstReading()
+		case ev := <-a.urgent:
+			a.onModemEvent(ev)
 		case ev := <-events:
 			a.onModemEvent(ev)
+		case <-a.regKick:
+			a.onModemEvent(atmodem.Event{Kind: atmodem.EventRegistration})
+		case <-a.stormC():
+			a.checkStorm(a.mono())
 		}
-		if !first {
-			// Ready stays closed; stop selecting on it.
-			for {
-				select {
-				case <-ctx.Done():
-					a.log.Info("agent stopping")
-					return nil
-				case ev := <-events:
-					a.onModemEvent(ev)
-				}
-			}
+	}
+}
+
+// onEvent takes a modem event from the monitor. It never blocks the
+// modem: SIM, port and reset events have their own queue; a cell event
+// the queue has no room for is counted into the storm, a registration
+// event makes the agent look at connectivity again.
+func (a *Agent) onEvent(ev atmodem.Event) {
+	q := a.events
+	switch ev.Kind {
+	case atmodem.EventCellChanged, atmodem.EventRegistration:
+	default:
+		q = a.urgent
+	}
+	select {
+	case q <- ev:
+		return
+	default:
+	}
+	switch ev.Kind {
+	case atmodem.EventCellChanged:
+		a.cellDropped.Add(1)
+	case atmodem.EventRegistration:
+		select {
+		case a.regKick <- struct{}{}:
+		default:
 		}
+	default:
+		a.log.Error("event queue full: modem event not processed", "event", string(ev.Kind))
 	}
 }
 
@@ -306,8 +350,7 @@ func (a *Agent) onModemEvent(ev atmodem.Event) {
 	case atmodem.EventSIMRemoved, atmodem.EventSIMInserted, atmodem.EventSIMChanged, atmodem.EventSIMIdentified:
 		a.observeSIM(ev.NewSIM)
 	case atmodem.EventCellChanged:
-		a.emit("cell_changed", map[string]any{"domain": string(ev.Domain), "plmn_changed": ev.OldPLMN != ev.NewPLMN,
-			"area_changed": !sameArea(ev.OldReg, ev.NewReg)})
+		a.onCellChanged(ev)
 	case atmodem.EventModemReset:
 		a.emit("modem_reset", nil)
 		if st := a.mon.Status(); st != nil {
@@ -449,11 +492,18 @@ func (a *Agent) signAndQueue(typ string, kind byte, details map[string]any, sign
 	a.queueMu.Lock()
 	defer a.queueMu.Unlock()
 	empty := len(a.hold.msgs) == 0 || a.flushLocked()
+	p := priority(typ, kind)
+	if empty && !a.admitLocked(p) {
+		// Cell events beyond their share of the outbox are not signed
+		// (no sequence number taken); storage_gap counts them.
+		a.loseLocked(typ, causeOutboxFull)
+		return
+	}
 	tok, err := sign()
 	if err != nil {
 		if isStorageFault(err) { // the sequence counter could not be saved
 			a.storageFault(&a.hold.obFault, "sequence counter", err)
-			a.loseLocked(typ)
+			a.loseLocked(typ, causeStorage)
 			return
 		}
 		a.log.Error("not signed", "event", typ, "err", err)
@@ -461,13 +511,24 @@ func (a *Agent) signAndQueue(typ string, kind byte, details map[string]any, sign
 	}
 	m := held{typ: typ, kind: kind, details: details, data: append([]byte{kind}, tok...)}
 	if !empty {
-		a.holdLocked(m)
+		a.holdLocked(m, causeStorage)
 		return
 	}
-	id, err := a.deps.Outbox.Append(m.data)
+	id, err := a.appendLocked(m.data, p)
 	if err != nil && isStorageFault(err) {
 		a.storageFault(&a.hold.obFault, "outbox", err)
-		a.holdLocked(m)
+		a.holdLocked(m, causeStorage)
+		return
+	}
+	if errors.Is(err, outbox.ErrFull) {
+		if p == prioLow {
+			a.loseLocked(typ, causeOutboxFull)
+			return
+		}
+		// Nothing lower to evict: held in memory until the deliverer
+		// makes room (RetryStorage), as during a storage fault.
+		a.fullFault(err)
+		a.holdLocked(m, causeOutboxFull)
 		return
 	}
 	if err != nil {
@@ -475,7 +536,7 @@ func (a *Agent) signAndQueue(typ string, kind byte, details map[string]any, sign
 		return
 	}
 	a.queuedLocked(typ, kind, details, id)
-	if len(a.hold.lost) > 0 { // storage came back with nothing held
+	if len(a.hold.lost) > 0 && a.gapDueLocked(p) { // storage came back with nothing held
 		a.hold.obFault.Ok()
 		a.queueGapLocked()
 	}

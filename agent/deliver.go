@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -44,6 +45,16 @@ type Deliverer struct {
 	Log        *slog.Logger
 	BackoffMin time.Duration // default 500 ms
 	BackoffMax time.Duration // default 60 s
+	// RejoinSpread bounds the random delay before the first delivery
+	// after connectivity returns and after start (a power cut): a fleet
+	// that lost a cell does not come back in lockstep (GSMA TS.34).
+	// Default 4×BackoffMin; negative: none. Not used with Slot (the
+	// schedule decides when messages leave).
+	RejoinSpread time.Duration
+	// Rand returns a uniform number in [0, 1) for the jitter of the
+	// back-off and of RejoinSpread (math/rand/v2 by default); tests inject
+	// a seeded one.
+	Rand func() float64
 	// Online, when set, gates delivery: nothing is sent while it says the
 	// device has no connectivity (the modem is not registered), so events
 	// from an outage wait in the outbox and arrive afterwards, in order.
@@ -92,10 +103,17 @@ func (d *Deliverer) Run(ctx context.Context) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	backoff := min
+	if d.Rand == nil {
+		d.Rand = rand.Float64
+	}
+	if d.RejoinSpread == 0 {
+		d.RejoinSpread = 4 * min
+	}
+	failures := 0
 	idle := time.NewTimer(time.Second)
 	defer idle.Stop()
 	retry := false // the last drain failed: retry without waiting for a slot
+	rejoin := true // start, or connectivity just returned: spread the first send
 	for {
 		if d.Slot > 0 && !retry {
 			if !d.waitSlot(ctx) {
@@ -103,20 +121,32 @@ func (d *Deliverer) Run(ctx context.Context) {
 			}
 			d.sendReport(ctx)
 		}
+		if rejoin && d.Slot <= 0 && (d.Online == nil || d.Online()) {
+			rejoin = false
+			if w := d.RejoinDelay(); w > 0 {
+				idle.Reset(w)
+				select {
+				case <-ctx.Done():
+					return
+				case <-idle.C:
+				}
+			}
+		}
 		n, err := d.drain(ctx)
 		retry = err != nil
 		wait := 5 * time.Second // poll now and then even without a wake-up
 		if errors.Is(err, errOffline) {
 			wait = 250 * time.Millisecond // look again soon; no backoff
+			rejoin = true
 		} else if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			d.Log.Warn("delivery paused", "err", err, "retry_in", backoff)
-			wait = backoff
-			backoff = min2(2*backoff, max)
+			wait = d.Backoff(failures, min, max)
+			failures++
+			d.Log.Warn("delivery paused", "err", err, "retry_in", wait)
 		} else if n > 0 {
-			backoff = min
+			failures = 0
 		}
 		if d.Slot > 0 && !retry {
 			continue // nothing more until the next slot
@@ -164,11 +194,34 @@ func (d *Deliverer) sendReport(ctx context.Context) {
 	}
 }
 
-func min2(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
+// Backoff is the wait after the failures+1-th failure in a row:
+// exponential with a cap and full jitter above a floor, uniform in
+// [lo, min(hi, lo·2^failures)], so devices that failed together retry
+// apart. Every reconnection (a dial is part of Send: LinkSender dials
+// when it has no session) goes through it.
+func (d *Deliverer) Backoff(failures int, lo, hi time.Duration) time.Duration {
+	ceil := hi
+	if failures < 62 && lo<<failures > 0 && lo<<failures < hi {
+		ceil = lo << failures
 	}
-	return b
+	r := d.Rand
+	if r == nil {
+		r = rand.Float64
+	}
+	return lo + time.Duration(r()*float64(ceil-lo))
+}
+
+// RejoinDelay is the random wait, uniform in [0, RejoinSpread), before the
+// first delivery after start or after connectivity returned.
+func (d *Deliverer) RejoinDelay() time.Duration {
+	if d.RejoinSpread <= 0 {
+		return 0
+	}
+	r := d.Rand
+	if r == nil {
+		r = rand.Float64
+	}
+	return time.Duration(r() * float64(d.RejoinSpread))
 }
 
 // drain sends everything pending; it returns how many were delivered.
@@ -221,3 +274,7 @@ func (q DurableQueue) Ack(id uint64) error { return q.O.Ack(id) }
 
 // Len returns the number and bytes of messages not yet acknowledged.
 func (q DurableQueue) Len() (int, int64) { return q.O.Len() }
+
+// Limits returns the outbox's bounds (the agent keeps a share of them
+// for events above cell changes).
+func (q DurableQueue) Limits() (int, int64) { return q.O.Limits() }

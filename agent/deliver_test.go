@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -130,5 +131,66 @@ func TestDelivererFixedSchedule(t *testing.T) {
 	}
 	if reports < 2 || !slices.Contains(got, "e1") {
 		t.Fatalf("sent %v: want a report each slot and e1", got)
+	}
+}
+
+// TestBackoffJittered: the waits after failures are random, capped
+// exponential (full jitter above BackoffMin), each within
+// [min, min(max, min·2^n)]; two devices (seeds) do not retry in lockstep;
+// the first delivery after an outage waits a random part of RejoinSpread.
+// The random source is injected: no sleeps. (Before: no jitter, the wait
+// was min·2^n exactly for every device.)
+func TestBackoffJittered(t *testing.T) {
+	lo, hi := time.Second, time.Minute
+	seq := func(seed uint64) []time.Duration {
+		r := rand.New(rand.NewPCG(seed, 1))
+		d := &Deliverer{Rand: r.Float64}
+		var out []time.Duration
+		for n := range 12 {
+			w := d.Backoff(n, lo, hi)
+			ceil := min(hi, lo<<n)
+			if w < lo || w > ceil {
+				t.Fatalf("failure %d: wait %v outside [%v, %v]", n+1, w, lo, ceil)
+			}
+			out = append(out, w)
+		}
+		return out
+	}
+	a, b := seq(1), seq(2)
+	same := 0
+	for i := range a {
+		if a[i] == b[i] {
+			same++
+		}
+	}
+	if same > 1 {
+		t.Fatalf("two devices waited the same %d times of %d: %v / %v", same, len(a), a, b)
+	}
+	// The extremes of the random source reach the bounds.
+	for _, c := range []struct {
+		r    float64
+		n    int
+		want time.Duration
+	}{{0, 5, lo}, {0.999999999, 3, 8 * time.Second}, {0.999999999, 20, hi}} {
+		d := &Deliverer{Rand: func() float64 { return c.r }}
+		if w := d.Backoff(c.n, lo, hi); w < c.want-time.Millisecond || w > c.want {
+			t.Fatalf("rand %v, failure %d: wait %v, want about %v", c.r, c.n+1, w, c.want)
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 1))
+	d := &Deliverer{Rand: r.Float64, RejoinSpread: 10 * time.Second}
+	seen := map[time.Duration]bool{}
+	for range 20 {
+		w := d.RejoinDelay()
+		if w < 0 || w >= 10*time.Second {
+			t.Fatalf("rejoin delay %v outside [0, 10s)", w)
+		}
+		seen[w] = true
+	}
+	if len(seen) < 15 {
+		t.Fatalf("rejoin delays not random: %v", seen)
+	}
+	if (&Deliverer{RejoinSpread: -1}).RejoinDelay() != 0 {
+		t.Fatal("negative RejoinSpread must mean none")
 	}
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"sort"
 	"time"
 
 	"github.com/mtcagent/mtcagent/agent/outbox"
@@ -37,12 +38,15 @@ type holdState struct {
 	msgs     []held
 	bytes    int
 	mdt      []mdtlog.Record
-	lost     map[string]int // by message type: signed or produced, not kept
-	lostFrom time.Time      // wall time of the first and last loss
+	lost     map[string]int  // by message type: signed or produced, not kept
+	causes   map[string]bool // why: causeStorage, causeOutboxFull, causeEvicted
+	lostFrom time.Time       // wall time of the first and last loss
 	lostTo   time.Time
-	synced   bool // the clock was synchronised at every loss
+	synced   bool      // the clock was synchronised at every loss
+	lastGap  time.Time // monotonic: the last storage_gap signed
 	obFault  fsutil.FaultLog
 	mdtFault fsutil.FaultLog
+	fullLog  fsutil.FaultLog // the outbox full with nothing lower to evict
 }
 
 // isStorageFault says whether err is the medium failing (worth holding
@@ -62,25 +66,37 @@ func (a *Agent) storageFault(fl *fsutil.FaultLog, store string, err error) {
 	}
 }
 
-// loseLocked counts a message of type typ that could not be kept.
-func (a *Agent) loseLocked(typ string) {
+// fullFault logs, rate-limited, that the outbox is full of messages
+// that may not be evicted for the one at hand.
+func (a *Agent) fullFault(err error) {
+	if ok, n := a.hold.fullLog.Fail(); ok {
+		a.log.Error("outbox full: holding new messages in memory until the collector takes some",
+			"err", err, "held", len(a.hold.msgs), "failures", n, "hint", "is the collector reachable? (mtcagent status, the uplink log lines)")
+	}
+}
+
+// loseLocked counts a message of type typ that could not be kept, and
+// why (causeStorage, causeOutboxFull, causeEvicted).
+func (a *Agent) loseLocked(typ, cause string) {
 	now, synced := a.deps.Clock.Now()
 	h := &a.hold
 	if h.lost == nil {
 		h.lost = map[string]int{}
+		h.causes = map[string]bool{}
 		h.lostFrom, h.synced = now, true
 	}
 	h.lost[typ]++
+	h.causes[cause] = true
 	h.lostTo = now
 	h.synced = h.synced && synced
 }
 
 // holdLocked keeps a signed message in memory, or counts it lost when the
 // hold is full (the newest is given up: the older ones keep their order).
-func (a *Agent) holdLocked(m held) {
+func (a *Agent) holdLocked(m held, cause string) {
 	h := &a.hold
 	if len(h.msgs) >= HoldMessages || h.bytes+len(m.data) > HoldBytes {
-		a.loseLocked(m.typ)
+		a.loseLocked(m.typ, cause)
 		return
 	}
 	h.msgs = append(h.msgs, m)
@@ -92,31 +108,58 @@ func (a *Agent) holdLocked(m held) {
 // it is and messages were lost, it queues the storage_gap event.
 func (a *Agent) flushLocked() bool {
 	h := &a.hold
+	top := prioLow // the highest rank written
 	for len(h.msgs) > 0 {
 		m := h.msgs[0]
-		id, err := a.deps.Outbox.Append(m.data)
+		p := priority(m.typ, m.kind)
+		id, err := a.appendLocked(m.data, p)
 		if err != nil && isStorageFault(err) {
 			a.storageFault(&h.obFault, "outbox", err)
 			return false
+		}
+		if errors.Is(err, outbox.ErrFull) && p > prioLow {
+			a.fullFault(err)
+			return false // the deliverer makes room; retried
 		}
 		h.msgs[0] = held{}
 		h.msgs = h.msgs[1:]
 		h.bytes -= len(m.data)
 		if err != nil {
 			a.log.Error("not queued", "event", m.typ, "err", err)
-			a.loseLocked(m.typ)
+			cause := causeStorage
+			if errors.Is(err, outbox.ErrFull) {
+				cause = causeOutboxFull
+			}
+			a.loseLocked(m.typ, cause)
 			continue
 		}
 		a.queuedLocked(m.typ, m.kind, m.details, id)
+		top = max(top, p)
 	}
 	h.msgs = nil
 	if ok, since := h.obFault.Ok(); ok {
 		a.log.Info("storage works again: held messages written", "store", "outbox", "failing_for", time.Since(since).Round(time.Millisecond))
 	}
-	if len(h.lost) > 0 {
+	if ok, since := h.fullLog.Ok(); ok {
+		a.log.Info("outbox has room again: held messages written", "full_for", time.Since(since).Round(time.Millisecond))
+	}
+	if len(h.lost) > 0 && a.gapDueLocked(top) {
 		a.queueGapLocked()
 	}
 	return true
+}
+
+// GapEvery: losses only from a full outbox (refused or evicted, no storage
+// fault) are reported at most this often, or with the next message above
+// heartbeats, so that a long outage with a storm does not fill the outbox
+// with storage_gap events.
+const GapEvery = 10 * time.Minute
+
+// gapDueLocked says whether the counted losses are to be reported now,
+// after a message of rank p was queued.
+func (a *Agent) gapDueLocked(p int) bool {
+	h := &a.hold
+	return h.causes[causeStorage] || p >= prioHigh || h.lastGap.IsZero() || a.mono().Sub(h.lastGap) >= GapEvery
 }
 
 // queueGapLocked signs and queues the storage_gap event: how many
@@ -124,13 +167,27 @@ func (a *Agent) flushLocked() bool {
 // lost messages took show as a gap to the collector; this says why.
 func (a *Agent) queueGapLocked() {
 	h := &a.hold
+	// Make room first, so that what is evicted for this event is counted
+	// in it, not in another one.
+	if ol, ok := a.deps.Outbox.(outboxLimits); ok {
+		n, b := ol.Len()
+		if maxN, maxB := ol.Limits(); n+1 > maxN || b+1024 > maxB {
+			a.evictLocked(prioHigh)
+		}
+	}
 	lost, total := map[string]any{}, 0
 	for k, n := range h.lost {
 		lost[k] = n
 		total += n
 	}
+	causes := make([]string, 0, len(h.causes))
+	for c := range h.causes {
+		causes = append(causes, c)
+	}
+	sort.Strings(causes)
 	details := map[string]any{
 		"lost":         lost,
+		"cause":        causes,
 		"lost_total":   total,
 		"from":         h.lostFrom.UTC().Format(time.RFC3339),
 		"to":           h.lostTo.UTC().Format(time.RFC3339),
@@ -142,13 +199,18 @@ func (a *Agent) queueGapLocked() {
 		a.log.Error("not signed", "event", EventStorageGap, "err", err)
 		return // the counts stay; tried again on the next flush
 	}
-	h.lost = nil
+	h.lost, h.causes = nil, nil
+	h.lastGap = a.mono()
 	msg := append([]byte{KindEventMsg}, tok...)
-	id, err := a.deps.Outbox.Append(msg)
+	id, err := a.appendLocked(msg, prioHigh)
 	if err != nil {
 		// Held even beyond the bound: it is one message, and it explains
 		// the others.
-		a.storageFault(&h.obFault, "outbox", err)
+		if errors.Is(err, outbox.ErrFull) {
+			a.fullFault(err)
+		} else {
+			a.storageFault(&h.obFault, "outbox", err)
+		}
 		h.msgs = append(h.msgs, held{typ: EventStorageGap, kind: KindEventMsg, details: details, data: msg})
 		h.bytes += len(msg)
 		return
@@ -216,7 +278,7 @@ func (a *Agent) appendMDT(rec mdtlog.Record) {
 
 func (a *Agent) holdMDTLocked(rec mdtlog.Record) {
 	if len(a.hold.mdt) >= HoldMDTRecords {
-		a.loseLocked("mdt_record")
+		a.loseLocked("mdt_record", causeStorage)
 		return
 	}
 	a.hold.mdt = append(a.hold.mdt, rec)

@@ -528,6 +528,12 @@ func (o *Outbox) Len() (n int, bytes int64) {
 	return len(o.pending), o.bytes
 }
 
+// Limits returns the bounds in force (Options.MaxMessages and MaxBytes,
+// defaults applied): Append refuses with ErrFull beyond them.
+func (o *Outbox) Limits() (maxMessages int, maxBytes int64) {
+	return o.opts.MaxMessages, o.opts.MaxBytes
+}
+
 // Report returns what Open found and what was dropped since.
 func (o *Outbox) Report() Report {
 	o.mu.Lock()

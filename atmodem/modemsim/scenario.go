@@ -200,6 +200,17 @@ type Step struct {
 	GNSS    *GNSSFix            `json:"gnss,omitempty"` // a new fix (the device moved)
 	Fault   string              `json:"fault,omitempty"`
 	For     Duration            `json:"for,omitempty"`
+	Flap    *Flap               `json:"flap,omitempty"`
+}
+
+// Flap is a cell storm: the serving cell ping-pongs between Cells, Times
+// changes in a row (the first goes to Cells[0]), each followed by the
+// registration URCs the host enabled, with Every between changes (none by
+// default: as fast as the line takes them). The last cell stays.
+type Flap struct {
+	Cells []uint64 `json:"cells"`
+	Times int      `json:"times"`
+	Every Duration `json:"every,omitempty"`
 }
 
 // Faults the simulator can play.
@@ -284,8 +295,14 @@ func (sc *Scenario) check() error {
 				return fmt.Errorf("timeline[%d]: unknown fault %q (want one of %s)", i, st.Fault, strings.Join(Faults, ", "))
 			}
 		}
+		if st.Flap != nil {
+			n++
+			if len(st.Flap.Cells) < 2 || st.Flap.Times < 1 {
+				return fmt.Errorf("timeline[%d]: flap wants at least two cells and times >= 1", i)
+			}
+		}
 		if n != 1 {
-			return fmt.Errorf("timeline[%d]: want exactly one of urc, sim, network, respond, fault", i)
+			return fmt.Errorf("timeline[%d]: want exactly one of urc, sim, network, respond, fault, flap", i)
 		}
 	}
 	return nil

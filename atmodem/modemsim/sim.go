@@ -192,6 +192,24 @@ func (s *Sim) Apply(st Step) {
 		s.mu.Unlock()
 	case st.Fault != "":
 		s.Fault(st.Fault, time.Duration(st.For))
+	case st.Flap != nil:
+		s.Flap(*st.Flap)
+	}
+}
+
+// Flap plays a cell storm (see Flap) and returns when the last change
+// was written.
+func (s *Sim) Flap(f Flap) {
+	for i := 0; i < f.Times; i++ {
+		c := f.Cells[i%len(f.Cells)]
+		s.SetNetwork(Network{CellID: &c})
+		if f.Every > 0 {
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(time.Duration(f.Every)):
+			}
+		}
 	}
 }
 

@@ -156,6 +156,10 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, deps: deps, log: deps.Log, issuer: is, seq: seq, policy: pol, counts: map[string]int{}}
 	a.pub, _ = key.Public().(ed25519.PublicKey)
+	a.storm.burst = cfg.CellBurst
+	if a.storm.burst == 0 {
+		a.storm.burst = CellBurst
+	}
 	a.loadState()
 	a.events = make(chan atmodem.Event, 256)
 	a.urgent = make(chan atmodem.Event, 64)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +37,11 @@ type Config struct {
 	// (Quectel, SIMCom). Off by default: the position is then masked per
 	// recipient like everything else (docs/privacy.md).
 	GNSS bool
+	// CellBurst is how many cell changes are signed per minute before
+	// further ones are folded into one cell_flapping event (a change seen
+	// in several registration domains counts once). 0: CellBurst (4);
+	// negative: no limit.
+	CellBurst int
 
 	// Uplink is the [uplink] section, checked; nil without one.
 	Uplink *UplinkSettings
@@ -230,7 +236,7 @@ func LoadConfig(path string) (Config, error) {
 	if s == nil {
 		return c, nil
 	}
-	if err := s.Unknown("modem", "state_dir", "log_level", "poll", "heartbeat", "access_windows", "binding_action", "recipient", "gnss"); err != nil {
+	if err := s.Unknown("modem", "state_dir", "log_level", "poll", "heartbeat", "access_windows", "binding_action", "recipient", "gnss", "cell_burst"); err != nil {
 		return c, err
 	}
 	for _, e := range s.Entries {
@@ -256,6 +262,14 @@ func LoadConfig(path string) (Config, error) {
 			c.BindingAction, err = attest.ParseAction(e.Value)
 		case "recipient":
 			c.Recipient = e.Value
+		case "cell_burst":
+			if e.Value == "off" {
+				c.CellBurst = -1
+			} else if c.CellBurst, err = strconv.Atoi(e.Value); err == nil && (c.CellBurst < 1 || c.CellBurst > 1000) {
+				err = fmt.Errorf("%q: want 1 to 1000 cell changes a minute, or off", e.Value)
+			} else if err != nil {
+				err = fmt.Errorf("%q: want 1 to 1000 cell changes a minute, or off", e.Value)
+			}
 		case "gnss":
 			if c.GNSS, err = e.OnOff(); err != nil {
 				return c, s.Errorf(e.Line, "%v", err)

@@ -36,6 +36,10 @@ const (
 	LowShare = 2
 	// maxStormCells bounds the set of distinct cells a storm counts.
 	maxStormCells = 256
+	// sameChange: the events of one cell seen in several registration
+	// domains (cs, ps, eps, 5gs) within it are one change: they count
+	// once against CellBurst and in a storm's count.
+	sameChange = 5 * time.Second
 
 	EventCellFlapping = "cell_flapping"
 )
@@ -68,6 +72,7 @@ func priority(typ string, kind byte) int {
 // cellStorm is the flap suppression state; used only by the goroutine
 // that handles modem events (Run).
 type cellStorm struct {
+	burst   int         // cell changes signed per CellWindow (Config.CellBurst); <= 0: no limit
 	signed  []time.Time // monotonic times of the cell_changed events signed within CellWindow
 	active  bool
 	start   time.Time // monotonic: first suppressed change
@@ -77,10 +82,12 @@ type cellStorm struct {
 	count   int
 	cells   map[string]struct{}
 	domains map[string]struct{}
-	plmn    bool   // some change in the storm changed the PLMN
-	area    bool   // ... the TAC/LAC
-	lastKey string // the cell last reported in a signed cell_changed
-	curKey  string // the cell now
+	plmn    bool      // some change in the storm changed the PLMN
+	area    bool      // ... the TAC/LAC
+	lastKey string    // the cell last reported in a signed cell_changed
+	lastAt  time.Time // monotonic: when it was
+	curKey  string    // the cell now
+	curAt   time.Time // monotonic: when the cell became curKey
 	curDom  string
 	timer   *time.Timer
 }
@@ -113,25 +120,34 @@ func (a *Agent) onCellChanged(ev atmodem.Event) {
 	a.checkStorm(now)
 	s := &a.storm
 	key := cellKey(ev)
+	// The same cell in another domain, just now: the same change.
+	again := key == s.curKey && now.Sub(s.curAt) < sameChange
+	if !again {
+		s.curAt = now
+	}
 	s.curKey, s.curDom = key, string(ev.Domain)
 	dropped := int(a.cellDropped.Swap(0))
 	details := map[string]any{"domain": string(ev.Domain), "plmn_changed": ev.OldPLMN != ev.NewPLMN,
 		"area_changed": !sameArea(ev.OldReg, ev.NewReg)}
-	if !s.active && dropped == 0 && s.allow(now) {
-		s.lastKey = key
+	if !s.active && dropped == 0 && (again && key == s.lastKey && now.Sub(s.lastAt) < sameChange || s.allow(now)) {
+		s.lastKey, s.lastAt = key, now
 		a.emit("cell_changed", details)
 		return
 	}
 	if !s.active {
 		wall, synced := a.deps.Clock.Now()
-		*s = cellStorm{signed: s.signed, active: true, start: now, from: wall, synced: synced,
-			cells: map[string]struct{}{}, domains: map[string]struct{}{}, lastKey: s.lastKey, curKey: key, curDom: s.curDom, timer: s.timer}
-		a.log.Warn("cell flapping: folding cell changes into one event", "burst", CellBurst, "window", CellWindow, "quiet", CellQuiet)
+		*s = cellStorm{burst: s.burst, signed: s.signed, active: true, start: now, from: wall, synced: synced,
+			cells: map[string]struct{}{}, domains: map[string]struct{}{}, lastKey: s.lastKey, lastAt: s.lastAt,
+			curKey: key, curAt: s.curAt, curDom: s.curDom, timer: s.timer}
+		a.log.Warn("cell flapping: folding cell changes into one event", "burst", s.burst, "window", CellWindow, "quiet", CellQuiet)
 	}
 	_, synced := a.deps.Clock.Now()
 	s.synced = s.synced && synced
 	s.last = now
-	s.count += 1 + dropped
+	s.count += dropped
+	if !again {
+		s.count++
+	}
 	if len(s.cells) < maxStormCells {
 		s.cells[key] = struct{}{}
 	}
@@ -151,7 +167,7 @@ func (s *cellStorm) allow(now time.Time) bool {
 		}
 	}
 	s.signed = keep
-	if len(s.signed) >= CellBurst {
+	if s.burst > 0 && len(s.signed) >= s.burst {
 		return false
 	}
 	s.signed = append(s.signed, now)

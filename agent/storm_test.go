@@ -295,3 +295,30 @@ func TestOutboxFullGapsRateLimited(t *testing.T) {
 		t.Fatalf("%d storage_gap events after %v, want 3", g, GapEvery)
 	}
 }
+
+// TestCellChangeAcrossDomainsCountsOnce: a change of cell seen in the cs,
+// ps and eps domains is one change against the limit, so a device that
+// moves through CellBurst cells in a minute is not taken for a flapping
+// one (before, each domain's event counted, and the second move of a
+// three-domain modem started a storm).
+func TestCellChangeAcrossDomainsCountsOnce(t *testing.T) {
+	a, ob, _, dir := newStorageAgent(t)
+	clk := &fakeMono{t: time.Unix(1000, 0)}
+	a.deps.Now = clk.now
+	for i := range CellBurst {
+		for _, d := range []atmodem.Domain{atmodem.DomainCS, atmodem.DomainPS, atmodem.DomainEPS} {
+			ev := cellEvent(uint32(200 + i))
+			ev.Domain = d
+			a.onModemEvent(ev)
+			clk.add(100 * time.Millisecond)
+		}
+		clk.add(10 * time.Second)
+	}
+	got := signedEvents(t, dir, ob.Messages())
+	if want := slices.Repeat([]string{"cell_changed"}, 3*CellBurst); !slices.Equal(got, want) {
+		t.Fatalf("%d moves in three domains: %v, want every event signed, no storm", CellBurst, got)
+	}
+	if a.storm.active {
+		t.Fatal("a storm began")
+	}
+}

@@ -38,6 +38,7 @@ func BenchmarkURCToCollector(b *testing.B) {
 		b.Fatal(err)
 	}
 	cfg.StateDir = e.state
+	cfg.CellBurst = -1 // a cell change per iteration: no storm limit
 	ob, err := outbox.Open(filepath.Join(e.state, "outbox"), outbox.Options{})
 	if err != nil {
 		b.Fatal(err)

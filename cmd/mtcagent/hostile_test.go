@@ -90,8 +90,14 @@ func TestStatusHostileModem(t *testing.T) {
 			if rev, _ := modem["revision"].(string); strings.Contains(rev, "EVIL") || strings.Contains(rev, "AAAA") {
 				t.Errorf("the hostile reply became the revision %.40q", rev)
 			}
-			if modem["imei"] == nil || modem["model"] == nil {
+			// A modem deaf to the abort may still be streaming when the IMEI
+			// is read: unknown (null) is then the right answer, and what
+			// counts is that no line of the stream became a value.
+			if modem["model"] == nil || modem["imei"] == nil && name != "endless-deaf" {
 				t.Errorf("the reads after the hostile reply failed: %v", modem)
+			}
+			if imei, _ := modem["imei"].(string); strings.Contains(imei, "EVIL") {
+				t.Errorf("the hostile reply became the IMEI %q", imei)
 			}
 			if reg, _ := j["registration"].(map[string]any); reg != nil {
 				if eps, _ := reg["eps"].(map[string]any); eps != nil && eps["cell_id"] != nil {

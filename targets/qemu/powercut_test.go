@@ -261,13 +261,12 @@ type cutKey struct{ boot, seq uint64 }
 
 // cutState is what the host knows across boots.
 type cutState struct {
-	// reported: durable lines of the previous boot, to be found in this
-	// boot's check; seen: everything ever listed by a check (mdt records
-	// stay listed until pruned; outbox messages until acknowledged).
-	reported map[string]map[cutKey]bool
-	maxSeq   map[string]int64 // highest reported seq of the previous boot (-1: none)
-	acked    map[cutKey]bool  // outbox messages whose Ack returned
-	durable  map[string]int   // durable lines seen, per store
+	reported map[string]map[cutKey]bool // durable lines of the previous boot, per store: this boot's check must list them
+	maxSeq   map[string]int64           // highest reported seq of the previous boot (-1: none)
+	acked    map[cutKey]bool            // outbox messages whose Ack returned: never listed again
+	durable  map[string]int             // durable lines seen, per store
+
+	// Totals over all boots.
 	lost, dup, damaged, ackedBack, extra int
 }
 

@@ -209,6 +209,7 @@ func bootAndCut(g guest, kernel, dtb, img, initrd string, cutAfter int, delay ti
 	pr, pw := io.Pipe()
 	qemu.Stdout, qemu.Stderr = pw, pw
 	t0 := time.Now()
+	killedAt := make(chan time.Duration, 1)
 	if err := qemu.Start(); err != nil {
 		return nil, nil, nil, err
 	}
@@ -238,12 +239,21 @@ func bootAndCut(g guest, kernel, dtb, img, initrd string, cutAfter int, delay ti
 			}
 			if durable == cutAfter && !cut {
 				cut = true
-				time.AfterFunc(delay, func() { qemu.Process.Kill() })
+				time.AfterFunc(delay, func() {
+					qemu.Process.Kill()
+					killedAt <- time.Since(t0)
+				})
 			}
 		}
 	}
 	io.Copy(io.Discard, pr)
 	werr := <-waited
+	select {
+	case k := <-killedAt:
+		marks = append(marks, fmt.Sprintf("SIGKILL@%v", k.Round(10*time.Millisecond)))
+	default:
+	}
+	marks = append(marks, fmt.Sprintf("exited@%v", time.Since(t0).Round(10*time.Millisecond)))
 	switch {
 	case ctx.Err() != nil:
 		return all.Bytes(), lines, marks, fmt.Errorf("timed out")

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -110,6 +111,8 @@ func TestPowerCut(t *testing.T) {
 		for _, p := range problems {
 			if broken == "" {
 				t.Errorf("boot %d: %s", boot, p)
+			} else {
+				t.Logf("boot %d (expected with %s): %s", boot, broken, p)
 			}
 		}
 		if broken == "" && len(problems) > 0 && testing.Verbose() {
@@ -176,7 +179,10 @@ func writePowerCutInitramfs(t *testing.T, path, initBin, pcBin string, modules [
 	if err != nil {
 		t.Fatal(err)
 	}
-	es = append(es, CPIOEntry{Name: "etc/mtc-test.json", Mode: 0o644, Data: js})
+	seed := make([]byte, 64)
+	crand.Read(seed)
+	es = append(es, CPIOEntry{Name: "etc/mtc-test.json", Mode: 0o644, Data: js},
+		CPIOEntry{Name: "etc/random-seed", Mode: 0o600, Data: seed})
 	var buf bytes.Buffer
 	if err := WriteCPIO(&buf, es); err != nil {
 		t.Fatal(err)

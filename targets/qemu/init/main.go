@@ -88,6 +88,7 @@ func setup() {
 			fmt.Fprintf(os.Stderr, "MTC-INIT mount %s: %v\n", m.dir, err)
 		}
 	}
+	seedRandom()
 	if fd, err := syscall.Open("/dev/console", syscall.O_RDWR|syscall.O_NOCTTY, 0); err == nil {
 		for i := 0; i < 3; i++ {
 			syscall.Dup3(fd, i, 0)
@@ -95,6 +96,31 @@ func setup() {
 		if fd > 2 {
 			syscall.Close(fd)
 		}
+	}
+}
+
+// seedRandom credits /etc/random-seed (written by the host, when there is
+// one) to the kernel's random pool, as a distribution's saved seed would:
+// an emulated ARM board has no hardware RNG, and getrandom(2) (Go's
+// crypto/rand) otherwise blocks for seconds after boot.
+func seedRandom() {
+	seed, err := os.ReadFile("/etc/random-seed")
+	if err != nil || len(seed) == 0 {
+		return
+	}
+	fd, err := syscall.Open("/dev/urandom", syscall.O_WRONLY, 0)
+	if err != nil {
+		return
+	}
+	defer syscall.Close(fd)
+	// struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
+	info := make([]byte, 8+len(seed))
+	*(*int32)(unsafe.Pointer(&info[0])) = int32(8 * len(seed))
+	*(*int32)(unsafe.Pointer(&info[4])) = int32(len(seed))
+	copy(info[8:], seed)
+	const rndAddEntropy = 0x40085203 // _IOW('R', 0x03, int[2])
+	if err := ioctl(fd, rndAddEntropy, unsafe.Pointer(&info[0])); err != nil {
+		fmt.Printf("MTC-INIT seed: %v\n", err)
 	}
 }
 

@@ -152,7 +152,7 @@ test-system:
 	MTC_SYSTEM_TEST=1 $(GO) test -count=1 -v -run '^(TestSystem|TestPowerCut)$$' -timeout 15m ./targets/qemu
 
 .PHONY: soak
-## soak: the power-cut test with 200 cycles (about 20 minutes; not in CI).
+## soak: the power-cut test with 200 cycles (about 18 minutes; not in CI).
 soak:
 	@bash targets/qemu/deps.sh
 	MTC_SYSTEM_TEST=1 MTC_POWERCUT_CYCLES=200 $(GO) test -count=1 -v -run '^TestPowerCut$$' -timeout 60m ./targets/qemu

@@ -145,7 +145,14 @@ openwrt-test:
 
 .PHONY: test-system
 ## test-system: boot mtcagent on emulated ARM (vexpress-a9) and MIPS (malta) machines with
-## Debian's kernels (downloaded once into ~/.cache/mtcagent-qemu) and check its output.
+## Debian's kernels (downloaded once into ~/.cache/mtcagent-qemu) and check its output; then
+## 20 power cuts of the ARM guest writing its outbox and MDT log on an ext4 SD card (docs/power-cut.md).
 test-system:
 	@bash targets/qemu/deps.sh
-	MTC_SYSTEM_TEST=1 $(GO) test -count=1 -v -run '^TestSystem$$' -timeout 10m ./targets/qemu
+	MTC_SYSTEM_TEST=1 $(GO) test -count=1 -v -run '^(TestSystem|TestPowerCut)$$' -timeout 15m ./targets/qemu
+
+.PHONY: soak
+## soak: the power-cut test with 200 cycles (about 18 minutes; not in CI).
+soak:
+	@bash targets/qemu/deps.sh
+	MTC_SYSTEM_TEST=1 MTC_POWERCUT_CYCLES=200 $(GO) test -count=1 -v -run '^TestPowerCut$$' -timeout 60m ./targets/qemu

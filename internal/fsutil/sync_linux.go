@@ -1,3 +1,5 @@
+//go:build linux && !mtc_test_nosync
+
 package fsutil
 
 import (

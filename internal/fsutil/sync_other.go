@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !mtc_test_nosync
 
 package fsutil
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Install QEMU's whole-system emulators for `make test-system` when missing.
+# Install QEMU's whole-system emulators (and mkfs.ext4, for the power-cut
+# test's SD card image) for `make test-system` when missing.
 set -euo pipefail
 need=()
 command -v qemu-system-arm >/dev/null 2>&1 || need+=(qemu-system-arm)
 command -v qemu-system-mipsel >/dev/null 2>&1 || need+=(qemu-system-mips)
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
+command -v mkfs.ext4 >/dev/null 2>&1 || PATH=$PATH:/sbin:/usr/sbin command -v mkfs.ext4 >/dev/null 2>&1 || need+=(e2fsprogs)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then

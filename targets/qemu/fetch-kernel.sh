@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Fetch a Debian kernel for a foreign CPU for the whole-system QEMU test and
-# print where its files are, one KEY=PATH per line (KERNEL, and DTB on ARM).
+# print where its files are, one KEY=PATH per line (KERNEL, DTB on ARM, and on
+# ARM MODULES: the .ko files the power-cut test loads to mount an ext4 SD
+# card, colon-separated in load order; Debian builds them as modules).
 #
 #   fetch-kernel.sh armhf|mipsel CACHE_DIR
 #
@@ -16,8 +18,9 @@ if [ $# -ne 2 ]; then
 fi
 arch=$1 cache=$2
 case "$arch" in
-armhf) meta=linux-image-armmp dtb=vexpress-v2p-ca9.dtb ;;
-mipsel) meta=linux-image-4kc-malta dtb= ;;
+armhf) meta=linux-image-armmp dtb=vexpress-v2p-ca9.dtb
+	mods="lib/crc16.ko fs/mbcache.ko fs/jbd2/jbd2.ko crypto/crc32c_generic.ko fs/ext4/ext4.ko drivers/mmc/host/armmmci.ko" ;;
+mipsel) meta=linux-image-4kc-malta dtb= mods= ;;
 *) echo "fetch-kernel: unsupported architecture $arch" >&2; exit 2 ;;
 esac
 
@@ -25,7 +28,8 @@ mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 state="$cache/apt-$arch"
 out="$cache/kernel-$arch"
-if [ -f "$out/ok" ]; then
+# A cache from before MODULES existed is fetched again.
+if [ -f "$out/ok" ] && { [ -z "$mods" ] || grep -q '^MODULES=' "$out/ok"; }; then
 	cat "$out/ok"
 	exit 0
 fi
@@ -53,11 +57,17 @@ deb=$(ls "$cache/dl-$arch"/*.deb)
 rm -rf "$out" && mkdir -p "$out"
 pat=(--wildcards './boot/vmlinu*')
 [ -n "$dtb" ] && pat+=("*/$dtb")
+for m in $mods; do pat+=("./lib/modules/*/kernel/$m"); done
 dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$out" "${pat[@]}"
 kernel=$(ls "$out"/boot/vmlinu* | head -1)
 {
 	echo "KERNEL=$kernel"
 	[ -n "$dtb" ] && echo "DTB=$(find "$out" -name "$dtb" | head -1)"
+	if [ -n "$mods" ]; then
+		paths=()
+		for m in $mods; do paths+=("$(ls "$out"/lib/modules/*/kernel/"$m")"); done
+		(IFS=:; echo "MODULES=${paths[*]}")
+	fi
 	echo "PACKAGE=$pkg"
 } >"$out/ok.tmp"
 mv "$out/ok.tmp" "$out/ok"

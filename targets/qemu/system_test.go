@@ -60,14 +60,7 @@ func TestSystem(t *testing.T) {
 	if os.Getenv("MTC_SYSTEM_TEST") != "1" {
 		t.Skip("whole-system QEMU test: set MTC_SYSTEM_TEST=1 (make test-system)")
 	}
-	cache := os.Getenv("MTC_QEMU_CACHE")
-	if cache == "" {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cache = filepath.Join(dir, "mtcagent-qemu")
-	}
+	cache := cacheDir(t)
 	tmp := t.TempDir()
 	host := goBuild(t, tmp, "mtcagent-host", "./cmd/mtcagent", nil)
 	cmds := commandsOf(t, host)
@@ -97,7 +90,7 @@ func TestSystem(t *testing.T) {
 			if _, err := exec.LookPath(g.qemu); err != nil {
 				t.Fatalf("%s not installed (make test-system installs it with apt-get)", g.qemu)
 			}
-			kernel, dtb := fetchKernel(t, g.debArch, cache)
+			kernel, dtb, _ := fetchKernel(t, g.debArch, cache)
 			dir := t.TempDir()
 			agent := goBuild(t, dir, "mtcagent", "./cmd/mtcagent", g.goEnv, g.goFlags...)
 			initBin := goBuild(t, dir, "init", "./targets/qemu/init", g.goEnv)
@@ -150,6 +143,18 @@ func TestSystem(t *testing.T) {
 			checkGuest(t, g, res, console.String(), host, pubKey, hex.EncodeToString(nonce))
 		})
 	}
+}
+
+// cacheDir is where fetch-kernel.sh keeps the kernels.
+func cacheDir(t *testing.T) string {
+	if c := os.Getenv("MTC_QEMU_CACHE"); c != "" {
+		return c
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "mtcagent-qemu")
 }
 
 func sortedKeys(m map[string]bool) []string {
@@ -221,7 +226,9 @@ func commandsOf(t *testing.T, bin string) map[string]bool {
 	return m
 }
 
-func fetchKernel(t *testing.T, arch, cache string) (kernel, dtb string) {
+// fetchKernel returns the kernel, the dtb (ARM) and the modules the
+// power-cut test loads (ARM), in load order.
+func fetchKernel(t *testing.T, arch, cache string) (kernel, dtb string, modules []string) {
 	t.Helper()
 	cmd := exec.Command("bash", "targets/qemu/fetch-kernel.sh", arch, cache)
 	cmd.Dir = repoRoot
@@ -238,6 +245,8 @@ func fetchKernel(t *testing.T, arch, cache string) (kernel, dtb string) {
 			kernel = v
 		case "DTB":
 			dtb = v
+		case "MODULES":
+			modules = strings.Split(v, ":")
 		case "PACKAGE":
 			t.Logf("kernel: %s", v)
 		}
@@ -245,7 +254,7 @@ func fetchKernel(t *testing.T, arch, cache string) (kernel, dtb string) {
 	if kernel == "" {
 		t.Fatalf("fetch-kernel.sh printed no kernel:\n%s", out)
 	}
-	return kernel, dtb
+	return kernel, dtb, modules
 }
 
 // writeInitramfs packs init, the agent, the spec and the state directory.

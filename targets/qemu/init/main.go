@@ -5,11 +5,15 @@
 // port in raw mode, checks that an AT command gets an answer through it, runs
 // the mtcagent commands listed in /etc/mtc-test.json, prints what each
 // printed between markers on the console, and restarts the machine (QEMU
-// runs with -no-reboot, so it exits).
+// runs with -no-reboot, so it exits). For the power-cut test it first loads
+// kernel modules packed into the initramfs and mounts a disk, and runs a
+// step with the console as its stdout, so that its lines reach the host as
+// they are printed.
 //
 // Console protocol, one line each (the host ignores everything else):
 //
 //	MTC-INIT start GOARCH
+//	MTC-MOUNT ok | MTC-MOUNT fail: reason
 //	MTC-PROBE ok | MTC-PROBE fail: reason
 //	MTC-STEP name exit=N stdout=BASE64 stderr=BASE64
 //	MTC-INIT done
@@ -40,12 +44,25 @@ type Spec struct {
 	Env     []string `json:"env"`     // extra environment for the steps
 	Steps   []Step   `json:"steps"`   // run in order
 	Timeout string   `json:"timeout"` // per step, time.ParseDuration
+	Modules []string `json:"modules"` // .ko files to load first, in order
+	Mount   *Mount   `json:"mount"`   // a disk to mount before the steps
+}
+
+// Mount is a file system to mount.
+type Mount struct {
+	Dev  string `json:"dev"`  // e.g. /dev/mmcblk0, waited for
+	Dir  string `json:"dir"`  // mount point, created
+	Type string `json:"type"` // e.g. ext4
+	Data string `json:"data"` // mount options
 }
 
 // Step is one command.
 type Step struct {
 	Name string   `json:"name"`
 	Args []string `json:"args"` // argv; Args[0] is the program
+	// Console runs the step with the console as stdout and stderr, so its
+	// lines are seen as they come; the MTC-STEP line then carries none.
+	Console bool `json:"console"`
 }
 
 func main() {
@@ -71,6 +88,7 @@ func setup() {
 			fmt.Fprintf(os.Stderr, "MTC-INIT mount %s: %v\n", m.dir, err)
 		}
 	}
+	seedRandom()
 	if fd, err := syscall.Open("/dev/console", syscall.O_RDWR|syscall.O_NOCTTY, 0); err == nil {
 		for i := 0; i < 3; i++ {
 			syscall.Dup3(fd, i, 0)
@@ -78,6 +96,31 @@ func setup() {
 		if fd > 2 {
 			syscall.Close(fd)
 		}
+	}
+}
+
+// seedRandom credits /etc/random-seed (written by the host, when there is
+// one) to the kernel's random pool, as a distribution's saved seed would:
+// an emulated ARM board has no hardware RNG, and getrandom(2) (Go's
+// crypto/rand) otherwise blocks for seconds after boot.
+func seedRandom() {
+	seed, err := os.ReadFile("/etc/random-seed")
+	if err != nil || len(seed) == 0 {
+		return
+	}
+	fd, err := syscall.Open("/dev/urandom", syscall.O_WRONLY, 0)
+	if err != nil {
+		return
+	}
+	defer syscall.Close(fd)
+	// struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
+	info := make([]byte, 8+len(seed))
+	*(*int32)(unsafe.Pointer(&info[0])) = int32(8 * len(seed))
+	*(*int32)(unsafe.Pointer(&info[4])) = int32(len(seed))
+	copy(info[8:], seed)
+	const rndAddEntropy = 0x40085203 // _IOW('R', 0x03, int[2])
+	if err := ioctl(fd, rndAddEntropy, unsafe.Pointer(&info[0])); err != nil {
+		fmt.Printf("MTC-INIT seed: %v\n", err)
 	}
 }
 
@@ -95,6 +138,13 @@ func run() error {
 		if timeout, err = time.ParseDuration(spec.Timeout); err != nil {
 			return fmt.Errorf("parse spec timeout: %w", err)
 		}
+	}
+	if len(spec.Modules) > 0 || spec.Mount != nil {
+		if err := mount(spec.Modules, spec.Mount); err != nil {
+			fmt.Printf("MTC-MOUNT fail: %v\n", err)
+			return nil
+		}
+		fmt.Printf("MTC-MOUNT ok\n")
 	}
 	if spec.Modem != "" {
 		if err := makeRaw(spec.Modem); err != nil {
@@ -122,6 +172,9 @@ func runStep(s Step, env []string, timeout time.Duration) {
 	cmd.Env = append([]string{"PATH=/", "HOME=/tmp"}, env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	if s.Console {
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stdout
+	}
 	err := cmd.Run()
 	code := 0
 	var ee *exec.ExitError
@@ -137,6 +190,43 @@ func runStep(s Step, env []string, timeout time.Duration) {
 	}
 	enc := base64.StdEncoding
 	fmt.Printf("MTC-STEP %s exit=%d stdout=%s stderr=%s\n", s.Name, code, enc.EncodeToString(out.Bytes()), enc.EncodeToString(errb.Bytes()))
+}
+
+// mount loads the modules (init_module(2), in the order given: there is
+// no modprobe to resolve dependencies) and mounts m.
+func mount(modules []string, m *Mount) error {
+	for _, path := range modules {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		p := []byte{0}
+		_, _, e := syscall.Syscall(syscall.SYS_INIT_MODULE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(unsafe.Pointer(&p[0])))
+		if e != 0 && e != syscall.EEXIST {
+			return fmt.Errorf("init_module %s: %w", path, e)
+		}
+	}
+	if m == nil {
+		return nil
+	}
+	// The driver probes the card asynchronously.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := os.Stat(m.Dev); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not appear", m.Dev)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := os.MkdirAll(m.Dir, 0o700); err != nil {
+		return err
+	}
+	if err := syscall.Mount(m.Dev, m.Dir, m.Type, 0, m.Data); err != nil {
+		return fmt.Errorf("mount %s on %s: %w", m.Dev, m.Dir, err)
+	}
+	return nil
 }
 
 // makeRaw puts the tty in raw mode (cfmakeraw): the kernel's line

@@ -1,6 +1,8 @@
 package deps
 
 import (
+	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -64,5 +66,44 @@ func TestWireIsTransportFree(t *testing.T) {
 		if hasPrefix(d, transport) {
 			t.Errorf("package wire imports %s", d)
 		}
+	}
+}
+
+// TestNoSyncTagStaysInTests: the mtc_test_nosync tag (fsync off, for the
+// power-cut test's proof that it catches a store that never syncs) is named
+// only by that test and the files it selects, never by a build of the
+// product (Makefile, packaging, scripts).
+func TestNoSyncTagStaysInTests(t *testing.T) {
+	root := filepath.Join("..", "..")
+	allowed := map[string]bool{
+		"targets/qemu/powercut_test.go":  true,
+		"internal/fsutil/sync_nosync.go": true,
+		"internal/fsutil/sync_linux.go":  true,
+		"internal/fsutil/sync_other.go":  true,
+		"docs/power-cut.md":              true,
+		"targets/deps/sides_test.go":     true,
+	}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if d.IsDir() {
+			if rel == ".git" || rel == "dist" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(b), "mtc_test_nosync") {
+			return nil
+		}
+		if !allowed[filepath.ToSlash(rel)] {
+			t.Errorf("%s names mtc_test_nosync: only the power-cut test may build with fsync off", rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

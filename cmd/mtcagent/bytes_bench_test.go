@@ -240,6 +240,7 @@ classes = status
 	// ticker of half the keepalive, so the interval is 1 to 1.5 times it).
 	pingEvery := window.Seconds() / pings / k.Seconds() * uplink.DefaultKeepalive.Seconds()
 
+	b.Logf("device link to %s: agent session %d IP bytes in %d datagrams, ping session %d in %d", addr, m.wire(), m.pkts.Load(), pm.wire(), pm.pkts.Load())
 	perCell, perOutage, perSCS := less(cells, 3), less(outage, 1), less(scs, 1)
 	perStart := less(start, 1)
 	idleHour := func(hb time.Duration) float64 { return 3600/hb.Seconds()*perHB + 3600/pingEvery*perPing }

@@ -88,9 +88,7 @@ func TestDeviceTokens(t *testing.T) {
 	dev.iss.SignHeartbeat()
 	hb3, _ := dev.iss.SignHeartbeat()
 	post(wire.PathHeartbeat, hb3)
-	s.mu.Lock()
-	ds := *s.st.Devices["dev1"]
-	s.mu.Unlock()
+	ds := s.device("dev1")
 	if ds.Duplicates != 1 || ds.Accepted != 3 {
 		t.Errorf("accepted %d duplicates %d, want 3 and 1", ds.Accepted, ds.Duplicates)
 	}
@@ -185,9 +183,7 @@ func TestScheduledReport(t *testing.T) {
 			t.Fatalf("malformed report % x: %v %v", bad, code, err)
 		}
 	}
-	s.mu.Lock()
-	got := append([]byte(nil), s.st.device("dev1").Status...)
-	s.mu.Unlock()
+	got := s.device("dev1").Status
 	if !bytes.Equal(got, rep) || !strings.Contains(log.String(), "scheduled report refused") {
 		t.Fatalf("status % x, want % x; log:\n%s", got, rep, log)
 	}

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -357,5 +358,19 @@ func TestServerOnPostgres(t *testing.T) {
 			t.Cleanup(func() { testBackends.Delete(t) })
 			c.fn(t)
 		})
+	}
+}
+
+// A second process (or open) of one embedded store is refused, not
+// blocked: bbolt locks the file.
+func TestBoltLocked(t *testing.T) {
+	p := filepath.Join(t.TempDir(), BoltFile)
+	st, err := OpenBolt(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := OpenBolt(p); !errors.Is(err, ErrStoreLocked) {
+		t.Fatalf("second open: %v, want ErrStoreLocked", err)
 	}
 }

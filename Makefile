@@ -1,5 +1,5 @@
 # mtcagent — build, test and demo. Needs only Go; everything else (qemu-user,
-# libcoap) is installed by the `deps` target with apt-get when missing.
+# libcoap, postgresql) is installed by the `deps` target with apt-get when missing.
 
 GO       ?= go
 # The Go release is the toolchain line of go.mod (a patched one, fetched once

@@ -19,13 +19,19 @@
 // a meaningless path all get the same 4.04 and body. Every SCS access and
 // every notification is appended to the audit log.
 //
-// Files: the Server owns its state directory: state.json (replaced
-// atomically after each change), alarms.log and audit.log (JSON lines,
-// append-only, fsynced). Goroutines: the listeners' accept loops, one per
-// session (go-coap), one per new device session for the challenge, and
-// Run's heartbeat check; Close stops and waits for all of them.
+// Storage: device state, alarms and the audit log go through a Store
+// (store.go): the embedded default, one bbolt file in the state directory
+// (collector.db, with alarms.log and audit.log as JSON lines beside it),
+// or PostgreSQL (store_pg.go, schema migrations in migrations/). Every
+// operation touches one device; accepting a token is one transaction
+// with the device locked. The state directory also holds the pulled
+// measurement logs (mdt/) and the collector's key. Goroutines: the
+// listeners' accept loops, one per session (go-coap), one per new device
+// session for the challenge, and Run's heartbeat check; Close stops and
+// waits for all of them, then closes the store.
 //
 // Errors name the operation and never contain keys. Tests run the real
 // server on loopback with agent/uplink as the device and coap-client-openssl
-// as an SCS; there are no fakes.
+// as an SCS, on both stores (PostgreSQL from internal/pgtest); there are no
+// fakes.
 package collector

@@ -29,7 +29,7 @@ const MDTDir = "mdt"
 const mdtMaxPages = 20000
 
 // MDTPath returns the file holding a device's pulled measurement records.
-func (s *Server) MDTPath(id string) string { return MDTFile(s.st.dir, id) }
+func (s *Server) MDTPath(id string) string { return MDTFile(s.stateDir, id) }
 
 // MDTFile is the file holding device id's pulled measurement records in
 // the collector state directory stateDir.
@@ -105,8 +105,8 @@ func (s *Server) maybePullMDT(d *Device, cc *udpClient.Conn, now bool) {
 	if s.cfg.MDTPull <= 0 {
 		return
 	}
+	ds := s.device(d.ID)
 	s.mu.Lock()
-	ds := s.st.device(d.ID)
 	due := s.mdtBusy[d.ID] == nil && (now || ds.MDTPulledAt.IsZero() || s.now().Sub(ds.MDTPulledAt) >= s.cfg.MDTPull)
 	if due {
 		s.mdtBusy[d.ID] = cc
@@ -134,11 +134,14 @@ func (s *Server) maybePullMDT(d *Device, cc *udpClient.Conn, now bool) {
 // what it stored, so the device may delete it. A crash between storing and
 // saving the cursor stores a page twice at worst; records are never lost.
 func (s *Server) pullMDT(ctx context.Context, d *Device, cc *udpClient.Conn) error {
-	s.mu.Lock()
-	ds := s.st.device(d.ID)
-	ds.MDTPulledAt = s.now()
-	cursor := ds.MDTCursor
-	s.mu.Unlock()
+	var cursor *wire.MDTPos
+	if err := s.update(d.ID, func(ds *DeviceState) error {
+		ds.MDTPulledAt = s.now()
+		cursor = ds.MDTCursor
+		return nil
+	}); err != nil {
+		return err
+	}
 	stored, err := s.pullPages(ctx, d, cc, &cursor)
 	if stored == 0 {
 		return err
@@ -196,11 +199,12 @@ func (s *Server) pullPages(ctx context.Context, d *Device, cc *udpClient.Conn, c
 		if err := s.appendMDT(d.ID, buf.Bytes()); err != nil {
 			return stored, err
 		}
-		s.mu.Lock()
-		ds := s.st.device(d.ID)
-		ds.MDTCursor, ds.MDTRecords = page.Last, ds.MDTRecords+uint64(len(page.Records))
-		s.mu.Unlock()
-		s.save()
+		if err := s.update(d.ID, func(ds *DeviceState) error {
+			ds.MDTCursor, ds.MDTRecords = page.Last, ds.MDTRecords+uint64(len(page.Records))
+			return nil
+		}); err != nil {
+			return stored, err // stored again by the next pull, at worst
+		}
 		*cursor, stored = page.Last, stored+len(page.Records)
 		if !page.More {
 			return stored, nil

@@ -103,9 +103,7 @@ func TestMDTPull(t *testing.T) {
 	if strings.Join(gets, " ") != " after=7.1 after=7.3" || len(acks) != 1 || acks[0] != (wire.MDTPos{Segment: 7, Index: 4}) {
 		t.Fatalf("pages asked %q, acks %v", gets, acks)
 	}
-	s.mu.Lock()
-	cur := *s.st.device("dev1").MDTCursor
-	s.mu.Unlock()
+	cur := *s.device("dev1").MDTCursor
 	if cur != (wire.MDTPos{Segment: 7, Index: 4}) {
 		t.Fatalf("cursor %v", cur)
 	}
@@ -148,9 +146,7 @@ func TestMDTPullRefusesBadPage(t *testing.T) {
 	m.mu.Lock()
 	acks := m.acks
 	m.mu.Unlock()
-	s.mu.Lock()
-	cur := s.st.device("dev1").MDTCursor
-	s.mu.Unlock()
+	cur := s.device("dev1").MDTCursor
 	if n := countRecords(t, s.MDTPath("dev1")); n != 2 || len(acks) != 1 || acks[0] != *cur || *cur != (wire.MDTPos{Segment: 7, Index: 1}) {
 		t.Fatalf("stored %d records, acks %v, cursor %v; want the first page only, acked", n, acks, cur)
 	}

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -43,13 +44,14 @@ func (m *metrics) saved(d time.Duration) {
 // WriteMetrics writes the collector's metrics in the Prometheus text
 // exposition format (version 0.0.4).
 func (s *Server) WriteMetrics(w io.Writer) {
-	s.mu.Lock()
-	sessions, overdue, devices := len(s.sessions), 0, len(s.cfg.Devices)
-	for _, ds := range s.st.Devices {
-		if ds.Overdue {
-			overdue++
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	overdue, err := s.st.CountOverdue(ctx)
+	cancel()
+	if err != nil {
+		s.logf("ERROR counting overdue devices: %v", err)
 	}
+	s.mu.Lock()
+	sessions, devices := len(s.sessions), len(s.cfg.Devices)
 	gates := slices.Clone(s.gates)
 	s.mu.Unlock()
 	pending := 0

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -38,7 +39,9 @@ type observer struct {
 
 func (s *Server) audit(rec AuditRecord) {
 	rec.Time = s.now().UTC()
-	if err := s.st.appendLine(AuditLog, rec); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := s.st.AppendAudit(ctx, rec); err != nil {
 		s.logf("ERROR writing audit log: %v", err)
 	}
 }
@@ -138,19 +141,18 @@ func (s *Server) scsStatus(ctx context.Context, id string, wantJSON bool) (codes
 		cancel()
 		if err == nil && resp.Code() == codes.Content {
 			if b, err := resp.ReadBody(); err == nil {
-				s.mu.Lock()
-				ds := s.st.device(id)
-				ds.Status, ds.StatusAt = b, s.now()
-				s.mu.Unlock()
-				s.save()
+				_ = s.update(id, func(ds *DeviceState) error {
+					ds.Status, ds.StatusAt = b, s.now()
+					return nil
+				})
 			}
 		}
 	}
-	s.mu.Lock()
-	ds := s.st.device(id)
+	ds := s.device(id)
+	online := s.session(id) != nil
 	out := map[string]any{
 		"device":  id,
-		"online":  s.sessions[id] != nil && !ds.Overdue,
+		"online":  online && !ds.Overdue,
 		"overdue": ds.Overdue,
 	}
 	if !ds.LastSeen.IsZero() {
@@ -160,7 +162,6 @@ func (s *Server) scsStatus(ctx context.Context, id string, wantJSON bool) (codes
 	if len(status) > 0 {
 		out["status_at"] = ds.StatusAt.Unix()
 	}
-	s.mu.Unlock()
 	if len(status) > 0 {
 		out["status"] = cbor.RawMessage(status)
 	}
@@ -189,9 +190,7 @@ func (s *Server) scsEvents(w *responsewriter.ResponseWriter[*udpClient.Conn], r 
 		}
 		s.mu.Unlock()
 	}
-	s.mu.Lock()
-	last := s.st.device(id).LastEvent
-	s.mu.Unlock()
+	last := s.device(id).LastEvent
 	if last == nil {
 		return codes.Content, encodeOut(map[string]any{"device": id}, wantJSON)
 	}
@@ -252,20 +251,26 @@ func (s *Server) scsTrigger(ctx context.Context, x *SCS, id string, payload []by
 	if err != nil || req.Seq == 0 || req.Action == "" || len(req.Action) > 64 {
 		return codes.BadRequest, []byte("want {1: seq, 2: action}")
 	}
-	s.mu.Lock()
-	ds := s.st.device(id)
-	if ds.SCSSeq == nil {
-		ds.SCSSeq = map[string]uint64{}
-	}
-	if req.Seq <= ds.SCSSeq[x.Name] {
-		s.mu.Unlock()
+	var t wire.Trigger
+	errReplayed := errors.New("replayed trigger")
+	// The counter is durable before the trigger leaves.
+	switch err := s.update(id, func(ds *DeviceState) error {
+		if ds.SCSSeq == nil {
+			ds.SCSSeq = map[string]uint64{}
+		}
+		if req.Seq <= ds.SCSSeq[x.Name] {
+			return errReplayed
+		}
+		ds.SCSSeq[x.Name] = req.Seq
+		ds.TriggerSeq++
+		t = wire.Trigger{Counter: ds.TriggerSeq, Time: s.now(), Action: req.Action, From: x.Name}
+		return nil
+	}); {
+	case errors.Is(err, errReplayed):
 		return codes.Code(0x89), []byte("replayed trigger (seq not new)") // 4.09 Conflict
+	case err != nil:
+		return codes.InternalServerError, []byte("store unavailable")
 	}
-	ds.SCSSeq[x.Name] = req.Seq
-	ds.TriggerSeq++
-	t := wire.Trigger{Counter: ds.TriggerSeq, Time: s.now(), Action: req.Action, From: x.Name}
-	s.mu.Unlock()
-	s.save() // the counter is durable before the trigger leaves
 	cc := s.session(id)
 	if cc == nil {
 		return codes.ServiceUnavailable, []byte("device not connected")

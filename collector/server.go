@@ -35,8 +35,13 @@ import (
 
 // Options are a Server's surroundings.
 type Options struct {
+	// StateDir holds the pulled measurement logs, the collector's key, and
+	// (with the default store) the embedded store and its logs.
 	StateDir string
-	Log      io.Writer // the human-readable timeline (alarms too); nil: discard
+	// Store is the durable state (see OpenStore); the Server takes it
+	// over and closes it. nil: the embedded store in StateDir.
+	Store Store
+	Log   io.Writer // the human-readable timeline (alarms too); nil: discard
 	// LogJSON writes the timeline as JSON lines ({"time", "level",
 	// "msg"}) for log shippers instead of text.
 	LogJSON bool
@@ -46,17 +51,18 @@ type Options struct {
 // Server is the collector: DTLS listeners for devices and SCSs, the device
 // registry, verification, alarms and durable state.
 type Server struct {
-	cfg     *Config
-	st      *store
-	logw    io.Writer
-	logMu   sync.Mutex
-	logJSON bool
-	limited map[string]*limitedLine // by cause, under logMu
-	metrics *metrics
-	now     func() time.Time
-	started time.Time
+	cfg      *Config
+	st       Store
+	stateDir string
+	logw     io.Writer
+	logMu    sync.Mutex
+	logJSON  bool
+	limited  map[string]*limitedLine // by cause, under logMu
+	metrics  *metrics
+	now      func() time.Time
+	started  time.Time
 
-	mu        sync.Mutex // guards st.Devices, sessions, observers, lsn
+	mu        sync.Mutex // guards sessions, mdtBusy, observers, servers, gates
 	sessions  map[string]*udpClient.Conn
 	mdtBusy   map[string]*udpClient.Conn // devices whose MDT log is being pulled
 	mdtFileMu sync.Mutex                 // orders stores into and tidying of the MDT files
@@ -68,11 +74,24 @@ type Server struct {
 	wg        sync.WaitGroup
 }
 
-// New opens the state directory and returns a Server with no listeners.
+// New opens the store (the embedded one in the state directory unless
+// opt.Store is set), imports a state.json an older collector left there,
+// and returns a Server with no listeners.
 func New(cfg *Config, opt Options) (*Server, error) {
-	st, err := openStore(opt.StateDir)
-	if err != nil {
-		return nil, err
+	st := opt.Store
+	if st == nil {
+		var err error
+		if st, err = OpenStore(context.Background(), "", opt.StateDir); err != nil {
+			return nil, err
+		}
+	}
+	imported := 0
+	if opt.StateDir != "" {
+		var err error
+		if imported, err = importStateJSON(context.Background(), st, opt.StateDir); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	if opt.Log == nil {
 		opt.Log = io.Discard
@@ -80,10 +99,13 @@ func New(cfg *Config, opt Options) (*Server, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	s := &Server{cfg: cfg, st: st, logw: opt.Log, logJSON: opt.LogJSON, now: opt.Now, limited: map[string]*limitedLine{}, metrics: newMetrics(),
+	s := &Server{cfg: cfg, st: st, stateDir: opt.StateDir, logw: opt.Log, logJSON: opt.LogJSON, now: opt.Now, limited: map[string]*limitedLine{}, metrics: newMetrics(),
 		sessions: map[string]*udpClient.Conn{}, mdtBusy: map[string]*udpClient.Conn{},
 		observers: map[string]map[*observer]struct{}{}, done: make(chan struct{})}
 	s.started = s.now()
+	if imported > 0 {
+		s.logf("imported the state of %d device(s) from %s (now %s.imported)", imported, StateFile, StateFile)
+	}
 	// Before any pull appends to them: a power cut may have left a file
 	// ending in part of a record.
 	s.tidyAllMDT()
@@ -319,6 +341,9 @@ func (s *Server) Close() {
 			_ = g.Close()
 		}
 		s.wg.Wait()
+		if err := s.st.Close(); err != nil {
+			s.logf("ERROR closing the store: %v", err)
+		}
 	})
 }
 
@@ -404,26 +429,30 @@ func (s *Server) challenge(ctx context.Context, d *Device, cc *udpClient.Conn) {
 		s.alarm(d.ID, "verify-failed", "binding attestation refused: "+err.Error())
 		return
 	}
-	s.mu.Lock()
-	ds := s.st.device(d.ID)
-	if res.Token.Seq > ds.LastSeq {
-		ds.Consumed = append(ds.Consumed, res.Token.Seq)
+	changed := false
+	if err := s.update(d.ID, func(ds *DeviceState) error {
+		if res.Token.Seq > ds.LastSeq {
+			ds.Consumed = append(ds.Consumed, res.Token.Seq)
+		}
+		ds.LastSeen = s.now()
+		changed = checkBinding(d, ds, res.Token)
+		return nil
+	}); err != nil {
+		return
 	}
-	ds.LastSeen = s.now()
-	s.mu.Unlock()
 	s.logf("device %s: binding attestation verified (nonce, seq %d)", d.ID, res.Token.Seq)
-	s.checkBinding(d, res.Token)
-	s.save()
+	if changed {
+		s.bindingChanged(d.ID)
+	}
 }
 
 // checkBinding compares attested pseudonyms with the expected binding (from
-// the config, or the first one seen).
-func (s *Server) checkBinding(d *Device, t *attest.Token) {
+// the config, or the first one seen), records them, and reports whether
+// they changed.
+func checkBinding(d *Device, ds *DeviceState, t *attest.Token) bool {
 	if len(t.Pseudonyms.IMSI) == 0 {
-		return
+		return false
 	}
-	s.mu.Lock()
-	ds := s.st.device(d.ID)
 	var want *attest.Pseudonyms
 	switch {
 	case d.Binding != nil:
@@ -433,26 +462,53 @@ func (s *Server) checkBinding(d *Device, t *attest.Token) {
 	}
 	changed := want != nil && !want.Equal(t.Pseudonyms)
 	ds.Binding = &[2][]byte{t.Pseudonyms.IMSI, t.Pseudonyms.ICCID}
-	s.mu.Unlock()
-	if changed {
-		s.alarm(d.ID, "binding-changed", "the attested SIM is not the expected one (UICC–device association changed)")
-	}
+	return changed
 }
 
-func (s *Server) save() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *Server) bindingChanged(id string) {
+	s.alarm(id, "binding-changed", "the attested SIM is not the expected one (UICC–device association changed)")
+}
+
+// storeTimeout bounds one store operation.
+const storeTimeout = 10 * time.Second
+
+// update changes a device's state through the store (see
+// Store.UpdateDevice), timing it; a store failure is logged and returned,
+// an error of fn only returned.
+func (s *Server) update(id string, fn func(*DeviceState) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	var fnErr error
 	start := time.Now()
-	if err := s.st.save(); err != nil {
-		s.logf("ERROR saving state: %v", err)
-	}
+	err := s.st.UpdateDevice(ctx, id, func(ds *DeviceState) error {
+		fnErr = fn(ds)
+		return fnErr
+	})
 	s.metrics.saved(time.Since(start))
+	if err != nil && (fnErr == nil || !errors.Is(err, fnErr)) {
+		s.logf("ERROR storing the state of device %s: %v", id, err)
+	}
+	return err
+}
+
+// device reads a device's state; a store failure is logged and gives the
+// zero state.
+func (s *Server) device(id string) DeviceState {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	ds, err := s.st.Device(ctx, id)
+	if err != nil {
+		s.logf("ERROR reading the state of device %s: %v", id, err)
+	}
+	return ds
 }
 
 func (s *Server) alarm(device, kind, detail string) {
 	s.metrics.inc(s.metrics.alarms, kind)
 	a := Alarm{Time: s.now().UTC(), Device: device, Kind: kind, Detail: detail}
-	if err := s.st.appendLine(AlarmLog, a); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := s.st.AppendAlarm(ctx, a); err != nil {
 		s.logf("ERROR writing alarm log: %v", err)
 	}
 	s.logf("ALARM device %s %s: %s", device, kind, detail)
@@ -518,78 +574,101 @@ func (s *Server) acceptReport(d *Device, r *pool.Message) codes.Code {
 		s.logf("device %s: scheduled report refused: not one CBOR item", d.ID)
 		return codes.BadRequest
 	}
-	s.mu.Lock()
-	ds := s.st.device(d.ID)
-	ds.Status, ds.StatusAt, ds.LastSeen = body, s.now(), s.now()
-	s.mu.Unlock()
-	s.save()
+	if err := s.update(d.ID, func(ds *DeviceState) error {
+		ds.Status, ds.StatusAt, ds.LastSeen = body, s.now(), s.now()
+		return nil
+	}); err != nil {
+		return codes.InternalServerError
+	}
 	s.logf("device %s: scheduled status report (%d bytes)", d.ID, len(body))
 	return codes.Changed
 }
 
 // accept verifies one token and applies it: de-duplication, gap and
-// binding alarms, heartbeat bookkeeping, observers, state.
+// binding alarms, heartbeat bookkeeping, observers, state. Verification
+// against the last sequence number and the update that moves it are one
+// store transaction, so two sessions of one device (here or on another
+// instance) never both accept one number, nor lose an update.
 func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
-	s.mu.Lock()
-	ds := s.st.device(d.ID)
-	v := attest.Verifier{Key: d.PublicKey, LastSeq: ds.LastSeq, Kind: kind, MaxAge: s.cfg.MaxAge, Now: s.now,
-		SkipFreshness: ds.LastSeq == 0}
-	res, err := v.Verify(tok)
-	if errors.Is(err, attest.ErrReplay) {
+	var (
+		verr                error
+		t                   *attest.Token
+		now                 time.Time
+		boot, missing       uint64
+		wasOverdue, changed bool
+		sum                 *EventSummary
+	)
+	errRefused := errors.New("token refused")
+	err := s.update(d.ID, func(ds *DeviceState) error {
+		v := attest.Verifier{Key: d.PublicKey, LastSeq: ds.LastSeq, Kind: kind, MaxAge: s.cfg.MaxAge, Now: s.now,
+			SkipFreshness: ds.LastSeq == 0}
+		res, err := v.Verify(tok)
+		if errors.Is(err, attest.ErrReplay) {
+			verr = err
+			ds.Duplicates++
+			return nil
+		}
+		if err != nil {
+			verr = err
+			return errRefused
+		}
+		t = res.Token
+		now = s.now()
+		last := ds.LastSeq
+		boot, missing = ds.BootCount, 0
+		if last > 0 && t.Seq > last+1 {
+			missing = t.Seq - last - 1
+			var keep []uint64
+			for _, c := range ds.Consumed {
+				if c > last && c < t.Seq {
+					missing--
+				} else if c > t.Seq {
+					keep = append(keep, c)
+				}
+			}
+			ds.Consumed = keep
+		}
+		ds.LastSeq = t.Seq
+		ds.Consumed = slices.DeleteFunc(ds.Consumed, func(c uint64) bool { return c <= t.Seq })
+		if t.BootCount > 0 {
+			ds.BootCount = t.BootCount
+		}
+		ds.LastSeen = now
+		ds.Accepted++
+		if kind == attest.KindHeartbeat {
+			ds.LastHeartbeat = now
+		}
+		wasOverdue = ds.Overdue
+		ds.Overdue = false
+		sum = &EventSummary{Device: d.ID, Seq: t.Seq, Kind: kind.String(), Event: t.Event, At: now.UTC(), AtUnix: now.Unix()}
+		if kind == attest.KindEvent {
+			ds.LastEvent = sum
+		}
+		if kind == attest.KindBinding {
+			changed = checkBinding(d, ds, t)
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(verr, attest.ErrReplay) && err == nil:
 		s.metrics.mu.Lock()
 		s.metrics.dups++
 		s.metrics.mu.Unlock()
-		ds.Duplicates++
-		s.mu.Unlock()
-		s.save()
 		return codes.Changed // already have it: the device may drop it from its outbox
-	}
-	if err != nil {
-		s.mu.Unlock()
+	case verr != nil && !errors.Is(verr, attest.ErrReplay):
 		reason := "refused"
-		if errors.Is(err, attest.ErrMalformed) {
+		if errors.Is(verr, attest.ErrMalformed) {
 			reason = "malformed"
 		}
 		s.metrics.inc(s.metrics.failures, reason)
-		s.alarm(d.ID, "verify-failed", fmt.Sprintf("%s refused: %v", kind, err))
-		if errors.Is(err, attest.ErrMalformed) {
+		s.alarm(d.ID, "verify-failed", fmt.Sprintf("%s refused: %v", kind, verr))
+		if errors.Is(verr, attest.ErrMalformed) {
 			return codes.BadRequest
 		}
 		return codes.Forbidden
+	case err != nil:
+		return codes.InternalServerError // not stored: the device keeps it and posts it again
 	}
-	t := res.Token
-	now := s.now()
-	last, boot := ds.LastSeq, ds.BootCount
-	missing := uint64(0)
-	if last > 0 && t.Seq > last+1 {
-		missing = t.Seq - last - 1
-		var keep []uint64
-		for _, c := range ds.Consumed {
-			if c > last && c < t.Seq {
-				missing--
-			} else if c > t.Seq {
-				keep = append(keep, c)
-			}
-		}
-		ds.Consumed = keep
-	}
-	ds.LastSeq = t.Seq
-	ds.Consumed = slices.DeleteFunc(ds.Consumed, func(c uint64) bool { return c <= t.Seq })
-	if t.BootCount > 0 {
-		ds.BootCount = t.BootCount
-	}
-	ds.LastSeen = now
-	ds.Accepted++
-	if kind == attest.KindHeartbeat {
-		ds.LastHeartbeat = now
-	}
-	wasOverdue := ds.Overdue
-	ds.Overdue = false
-	sum := &EventSummary{Device: d.ID, Seq: t.Seq, Kind: kind.String(), Event: t.Event, At: now.UTC(), AtUnix: now.Unix()}
-	if kind == attest.KindEvent {
-		ds.LastEvent = sum
-	}
-	s.mu.Unlock()
 
 	switch {
 	case missing > 0 && t.BootCount > boot && missing < attest.DefaultSeqBlock:
@@ -615,45 +694,55 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 		s.logf("device %s: heartbeat verified (seq %d)", d.ID, t.Seq)
 	case attest.KindBinding:
 		s.logf("device %s: binding attestation verified (seq %d)", d.ID, t.Seq)
-		s.checkBinding(d, t)
+		if changed {
+			s.bindingChanged(d.ID)
+		}
 	}
-	s.save()
 	return codes.Changed
 }
 
 // checkOverdue raises an alarm once per silence longer than a device's
-// heartbeat timeout.
+// heartbeat timeout. The flag is set in a device transaction that checks
+// the silence again, so a heartbeat arriving meanwhile wins.
 func (s *Server) checkOverdue() {
 	now := s.now()
-	type due struct {
-		id      string
-		silence time.Duration
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	watched, err := s.st.Watched(ctx)
+	if err != nil {
+		s.logf("ERROR reading the store for overdue heartbeats: %v", err)
+		return
 	}
-	var alarms []due
-	s.mu.Lock()
-	for id, d := range s.cfg.Devices {
-		ds := s.st.Devices[id]
-		if ds == nil || ds.LastSeen.IsZero() || ds.Overdue {
-			continue
-		}
-		last := ds.LastHeartbeat
+	silence := func(d *Device, lastSeen, lastHeartbeat time.Time) (time.Duration, bool) {
+		last := lastHeartbeat
 		if last.IsZero() {
-			last = ds.LastSeen
+			last = lastSeen
 		}
 		if last.Before(s.started) {
 			last = s.started
 		}
-		if now.Sub(last) > d.HeartbeatTimeout {
-			ds.Overdue = true
-			alarms = append(alarms, due{id, now.Sub(last)})
+		return now.Sub(last), now.Sub(last) > d.HeartbeatTimeout
+	}
+	for _, w := range watched {
+		d := s.cfg.Devices[w.ID]
+		if d == nil {
+			continue
 		}
-	}
-	s.mu.Unlock()
-	for _, a := range alarms {
-		s.alarm(a.id, "heartbeat-overdue", fmt.Sprintf("no heartbeat for %s (loss of connectivity, or messages suppressed)", a.silence.Round(time.Second)))
-	}
-	if len(alarms) > 0 {
-		s.save()
+		if _, over := silence(d, w.LastSeen, w.LastHeartbeat); !over {
+			continue
+		}
+		var raised time.Duration
+		if s.update(w.ID, func(ds *DeviceState) error {
+			if ds.Overdue || ds.LastSeen.IsZero() {
+				return nil
+			}
+			if quiet, over := silence(d, ds.LastSeen, ds.LastHeartbeat); over {
+				ds.Overdue, raised = true, quiet
+			}
+			return nil
+		}) == nil && raised > 0 {
+			s.alarm(w.ID, "heartbeat-overdue", fmt.Sprintf("no heartbeat for %s (loss of connectivity, or messages suppressed)", raised.Round(time.Second)))
+		}
 	}
 }
 

@@ -20,7 +20,7 @@ import (
 func startServer(t *testing.T, cfg *Config, dir string) (*Server, string, string, *syncBuf) {
 	t.Helper()
 	log := &syncBuf{}
-	s, err := New(cfg, Options{StateDir: dir, Log: log})
+	s, err := New(cfg, Options{StateDir: dir, Store: testStore(t, dir), Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,9 +88,7 @@ func TestDeviceTokens(t *testing.T) {
 	dev.iss.SignHeartbeat()
 	hb3, _ := dev.iss.SignHeartbeat()
 	post(wire.PathHeartbeat, hb3)
-	s.mu.Lock()
-	ds := *s.st.Devices["dev1"]
-	s.mu.Unlock()
+	ds := s.device("dev1")
 	if ds.Duplicates != 1 || ds.Accepted != 3 {
 		t.Errorf("accepted %d duplicates %d, want 3 and 1", ds.Accepted, ds.Duplicates)
 	}
@@ -112,7 +110,7 @@ func TestHeartbeatOverdue(t *testing.T) {
 	cfg := parseTestConfig(t, testConfigText(dev))
 	cfg.Devices["dev1"].HeartbeatTimeout = 500 * time.Millisecond
 	dir := t.TempDir()
-	_, addr, _, log := startServer(t, cfg, dir)
+	s, addr, _, log := startServer(t, cfg, dir)
 	c, err := uplink.Dial(context.Background(), dev.uplinkConfig(addr))
 	if err != nil {
 		t.Fatal(err)
@@ -129,9 +127,15 @@ func TestHeartbeatOverdue(t *testing.T) {
 	if n := strings.Count(log.String(), "heartbeat-overdue"); n != 1 {
 		t.Errorf("%d overdue alarms, want 1", n)
 	}
-	b, _ := os.ReadFile(filepath.Join(dir, AlarmLog))
-	if !strings.Contains(string(b), `"kind":"heartbeat-overdue"`) {
-		t.Errorf("alarm log: %s", b)
+	// In the store's alarm log (alarms.log beside the embedded store).
+	as, err := s.st.Alarms(context.Background(), "dev1")
+	if err != nil || len(as) != 1 || as[0].Kind != "heartbeat-overdue" {
+		t.Errorf("alarm log: %+v %v", as, err)
+	}
+	if _, isBolt := s.st.(*boltStore); isBolt {
+		if b, _ := os.ReadFile(filepath.Join(dir, AlarmLog)); !strings.Contains(string(b), `"kind":"heartbeat-overdue"`) {
+			t.Errorf("alarms.log: %s", b)
+		}
 	}
 }
 
@@ -185,9 +189,7 @@ func TestScheduledReport(t *testing.T) {
 			t.Fatalf("malformed report % x: %v %v", bad, code, err)
 		}
 	}
-	s.mu.Lock()
-	got := append([]byte(nil), s.st.device("dev1").Status...)
-	s.mu.Unlock()
+	got := s.device("dev1").Status
 	if !bytes.Equal(got, rep) || !strings.Contains(log.String(), "scheduled report refused") {
 		t.Fatalf("status % x, want % x; log:\n%s", got, rep, log)
 	}

@@ -1,23 +1,16 @@
 package collector
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-	"sync"
 	"time"
 
-	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/wire"
 )
 
 // Files in the state directory.
 const (
-	StateFile = "state.json" // per-device state, replaced atomically
-	AlarmLog  = "alarms.log" // JSON lines, append-only
-	AuditLog  = "audit.log"  // JSON lines, append-only: every SCS access
+	StateFile = "state.json" // an older collector's whole state: imported once, then renamed state.json.imported
+	AlarmLog  = "alarms.log" // JSON lines, append-only (embedded store)
+	AuditLog  = "audit.log"  // JSON lines, append-only: every SCS access (embedded store)
 )
 
 // DeviceState is what the collector remembers of a device across restarts.
@@ -69,62 +62,4 @@ type AuditRecord struct {
 	Class    string    `json:"class,omitempty"`
 	Decision string    `json:"decision"` // granted, denied (not granted), denied (unknown device), bad request
 	Code     string    `json:"code"`
-}
-
-type store struct {
-	dir string
-	mu  sync.Mutex // guards the files; callers hold Server.mu for Devices
-	// Devices is the durable map.
-	Devices map[string]*DeviceState `json:"devices"`
-}
-
-func openStore(dir string) (*store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("collector: state dir: %w", err)
-	}
-	s := &store{dir: dir, Devices: map[string]*DeviceState{}}
-	b, err := os.ReadFile(filepath.Join(dir, StateFile))
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return s, nil
-	case err != nil:
-		return nil, fmt.Errorf("collector: read state: %w", err)
-	}
-	if err := json.Unmarshal(b, s); err != nil {
-		return nil, fmt.Errorf("collector: state file %s corrupt: %w", filepath.Join(dir, StateFile), err)
-	}
-	if s.Devices == nil {
-		s.Devices = map[string]*DeviceState{}
-	}
-	return s, nil
-}
-
-func (s *store) device(id string) *DeviceState {
-	d := s.Devices[id]
-	if d == nil {
-		d = &DeviceState{}
-		s.Devices[id] = d
-	}
-	return d
-}
-
-// save writes the state atomically (temp file, fsync, rename, fsync dir).
-func (s *store) save() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, err := json.MarshalIndent(s, "", " ")
-	if err != nil {
-		return err
-	}
-	return fsutil.WriteFileAtomic(filepath.Join(s.dir, StateFile), b, 0o600)
-}
-
-func (s *store) appendLine(name string, v any) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return fsutil.AppendLine(filepath.Join(s.dir, name), b, 0o600)
 }

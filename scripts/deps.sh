@@ -5,6 +5,8 @@ need=()
 command -v qemu-arm-static >/dev/null 2>&1 || need+=(qemu-user-static)
 command -v coap-client-openssl >/dev/null 2>&1 || need+=(libcoap3-bin)
 command -v xz >/dev/null 2>&1 || need+=(xz-utils)
+# PostgreSQL for the collector store tests (internal/pgtest runs initdb/pg_ctl itself).
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then

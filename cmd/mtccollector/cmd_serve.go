@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -20,7 +23,7 @@ import (
 func init() {
 	app.Register(&cli.Command{
 		Name:    "serve",
-		Args:    "--config FILE --state DIR [--listen udp:HOST:PORT] [--scs-listen udp:HOST:PORT] [--cert-listen udp:HOST:PORT] [--metrics HOST:PORT] [--log-format text|json]",
+		Args:    "--config FILE --state DIR [--store PATH|postgres://...] [--listen udp:HOST:PORT] [--scs-listen udp:HOST:PORT] [--cert-listen udp:HOST:PORT] [--metrics HOST:PORT] [--log-format text|json]",
 		Summary: "run the collector: devices and SCSs over CoAP/DTLS, alarms, audit (see docs/collector.md)",
 		Run:     runServe,
 	})
@@ -46,7 +49,8 @@ func runServe(env *cli.Env, args []string) error {
 	listen := fs.String("listen", "udp:127.0.0.1:5684", "device listener (PSK)")
 	scsListen := fs.String("scs-listen", "udp:127.0.0.1:5685", "SCS listener (PSK)")
 	certListen := fs.String("cert-listen", "", "device listener in certificate mode (optional)")
-	state := fs.String("state", "", "state directory (state, alarm log, audit log)")
+	state := fs.String("state", "", "state directory (measurement logs, the collector's key; with the default store also device state, alarm log, audit log)")
+	storeSpec := fs.String("store", "", "where device state, alarms and audit go: a file (the embedded store; default STATE/"+collector.BoltFile+") or a postgres:// URL")
 	cfgPath := fs.String("config", "", "configuration file (devices, SCSs; see docs/collector.md)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics over HTTP at HOST:PORT/metrics (e.g. 127.0.0.1:9465; off by default)")
 	logFormat := fs.String("log-format", "text", "text, or json (one JSON object a line, for log shippers)")
@@ -79,7 +83,18 @@ func runServe(env *cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := collector.New(cfg, collector.Options{StateDir: *state, Log: env.Stdout, LogJSON: *logFormat == "json"})
+	octx, ocancel := context.WithTimeout(context.Background(), 30*time.Second)
+	st, err := collector.OpenStore(octx, *storeSpec, *state)
+	ocancel()
+	switch {
+	case errors.Is(err, collector.ErrStoreLocked):
+		return cli.WithHint(err, "another mtccollector runs on this store; stop it, or share a PostgreSQL database between instances (--store postgres://...)")
+	case err != nil && collector.IsPostgresURL(*storeSpec):
+		return cli.WithHint(err, "check the URL, that the database exists and that the user may create tables in it (docs/collector.md, Fleet)")
+	case err != nil:
+		return err
+	}
+	srv, err := collector.New(cfg, collector.Options{StateDir: *state, Store: st, Log: env.Stdout, LogJSON: *logFormat == "json"})
 	if err != nil {
 		return err
 	}
@@ -94,6 +109,7 @@ func runServe(env *cli.Env, args []string) error {
 		return err
 	}
 	say("devices on udp:%s, scs on udp:%s, %d device(s), %d scs", da, sa, len(cfg.Devices), len(cfg.SCS))
+	say("store: %s", storeName(*storeSpec, *state))
 	if *certListen != "" {
 		a, err := udpAddr("cert-listen", *certListen)
 		if err != nil {
@@ -145,4 +161,20 @@ func runPin(env *cli.Env, args []string) error {
 	}
 	fmt.Fprintln(env.Stdout, hex.EncodeToString(pin))
 	return nil
+}
+
+// storeName says which store serves, without a password.
+func storeName(spec, state string) string {
+	switch {
+	case spec == "":
+		return "embedded " + filepath.Join(state, collector.BoltFile)
+	case collector.IsPostgresURL(spec):
+		u, err := url.Parse(spec)
+		if err != nil {
+			return "postgresql"
+		}
+		u.User, u.RawQuery = nil, ""
+		return "postgresql " + u.Redacted()
+	}
+	return "embedded " + spec
 }

@@ -1,0 +1,434 @@
+package collector
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/mtcagent/mtcagent/wire"
+)
+
+// migrations are the PostgreSQL schema, one file per version
+// (NNNN_what.sql), applied in order.
+//
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrationLock is the advisory lock key that orders instances migrating
+// one database at once ("mtcmigr").
+const migrationLock = 0x6d74636d69677200
+
+// pgStore keeps the state in PostgreSQL: a row per device, updated in a
+// transaction holding that row's lock (SELECT ... FOR UPDATE), so any
+// number of collector instances may share the database.
+type pgStore struct {
+	pool *pgxpool.Pool
+}
+
+// OpenPostgres connects to the database at url (postgres://...), applies
+// the schema migrations it lacks, and returns the store.
+func OpenPostgres(ctx context.Context, url string) (Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("collector: store URL: %w", redactURL(err, url))
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("collector: connect to %s: %w", safeURL(url), redactURL(err, url))
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("collector: connect to %s: %w", safeURL(url), redactURL(err, url))
+	}
+	if _, err := Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &pgStore{pool: pool}, nil
+}
+
+// safeURL is url without its password, for messages.
+func safeURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "the database"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// redactURL keeps a password in the URL out of an error's text.
+func redactURL(err error, raw string) error {
+	u, perr := url.Parse(raw)
+	if perr != nil {
+		return errors.New("malformed URL")
+	}
+	if p, ok := u.User.Password(); ok && p != "" && strings.Contains(err.Error(), p) {
+		return errors.New(strings.ReplaceAll(err.Error(), p, "xxxxx"))
+	}
+	return err
+}
+
+// Migration is one schema version.
+type Migration struct {
+	Version int
+	Name    string
+	SQL     string
+}
+
+// Migrations returns the embedded schema migrations in order.
+func Migrations() ([]Migration, error) {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var out []Migration
+	for _, n := range names {
+		base := strings.TrimPrefix(n, "migrations/")
+		num, _, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("collector: migration %s: want NNNN_name.sql", base)
+		}
+		b, err := migrations.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Migration{Version: v, Name: strings.TrimSuffix(base, ".sql"), SQL: string(b)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	for i, m := range out {
+		if m.Version != i+1 {
+			return nil, fmt.Errorf("collector: migrations: version %d where %d belongs", m.Version, i+1)
+		}
+	}
+	return out, nil
+}
+
+// Migrate brings the database's schema to the newest version in one
+// transaction (under an advisory lock, so instances starting together
+// take turns) and returns the versions it applied. The schema_version
+// table records each with its time. A database newer than this collector
+// is refused.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
+	ms, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) ([]int, error) { return nil, fmt.Errorf("collector: migrate the database: %w", err) }
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
+		return fail(err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
+		version    integer PRIMARY KEY,
+		name       text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return fail(err)
+	}
+	var have int
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&have); err != nil {
+		return fail(err)
+	}
+	if have > len(ms) {
+		return fail(fmt.Errorf("schema version %d is newer than this collector's %d: upgrade the collector", have, len(ms)))
+	}
+	var applied []int
+	for _, m := range ms[have:] {
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return fail(fmt.Errorf("%s: %w", m.Name, err))
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_version (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+			return fail(err)
+		}
+		applied = append(applied, m.Version)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fail(err)
+	}
+	return applied, nil
+}
+
+const deviceCols = `last_seq, consumed, boot_count, binding_imsi, binding_iccid, last_seen, last_heartbeat,
+	overdue, status, status_at, last_event, trigger_seq, scs_seq, accepted, duplicates,
+	mdt_cursor, mdt_records, mdt_pulled_at`
+
+func scanDevice(row pgx.Row) (DeviceState, error) {
+	var (
+		ds                                               DeviceState
+		consumed                                         []int64
+		imsi, iccid, status                              []byte
+		seen, heartbeat, statusAt, pulledAt              *time.Time
+		lastEvent, scsSeq, cursor                        []byte
+		lastSeq, boot, trigger, accepted, dups, mdtCount int64
+	)
+	err := row.Scan(&lastSeq, &consumed, &boot, &imsi, &iccid, &seen, &heartbeat,
+		&ds.Overdue, &status, &statusAt, &lastEvent, &trigger, &scsSeq, &accepted, &dups,
+		&cursor, &mdtCount, &pulledAt)
+	if err != nil {
+		return ds, err
+	}
+	ds.LastSeq, ds.BootCount, ds.TriggerSeq = uint64(lastSeq), uint64(boot), uint64(trigger)
+	ds.Accepted, ds.Duplicates, ds.MDTRecords = uint64(accepted), uint64(dups), uint64(mdtCount)
+	for _, c := range consumed {
+		ds.Consumed = append(ds.Consumed, uint64(c))
+	}
+	if imsi != nil || iccid != nil {
+		ds.Binding = &[2][]byte{imsi, iccid}
+	}
+	if len(status) > 0 {
+		ds.Status = status
+	}
+	t := func(p *time.Time) time.Time {
+		if p == nil {
+			return time.Time{}
+		}
+		return *p
+	}
+	ds.LastSeen, ds.LastHeartbeat, ds.StatusAt, ds.MDTPulledAt = t(seen), t(heartbeat), t(statusAt), t(pulledAt)
+	if lastEvent != nil {
+		ds.LastEvent = &EventSummary{}
+		if err := json.Unmarshal(lastEvent, ds.LastEvent); err != nil {
+			return ds, fmt.Errorf("last_event: %w", err)
+		}
+	}
+	if len(scsSeq) > 0 && string(scsSeq) != "{}" {
+		if err := json.Unmarshal(scsSeq, &ds.SCSSeq); err != nil {
+			return ds, fmt.Errorf("scs_seq: %w", err)
+		}
+	}
+	if cursor != nil {
+		ds.MDTCursor = &wire.MDTPos{}
+		if err := json.Unmarshal(cursor, ds.MDTCursor); err != nil {
+			return ds, fmt.Errorf("mdt_cursor: %w", err)
+		}
+	}
+	ds.normalize()
+	return ds, nil
+}
+
+// fitInt64 stores a counter in a bigint; counters beyond 2^63 are refused.
+func fitInt64(name string, v uint64) (int64, error) {
+	if v > 1<<63-1 {
+		return 0, fmt.Errorf("%s %d does not fit the database", name, v)
+	}
+	return int64(v), nil
+}
+
+func deviceArgs(id string, ds *DeviceState) ([]any, error) {
+	var errs []error
+	n := func(name string, v uint64) int64 {
+		x, err := fitInt64(name, v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return x
+	}
+	consumed := make([]int64, 0, len(ds.Consumed))
+	for _, c := range ds.Consumed {
+		consumed = append(consumed, n("consumed seq", c))
+	}
+	var imsi, iccid []byte
+	if ds.Binding != nil {
+		imsi, iccid = nonNil(ds.Binding[0]), nonNil(ds.Binding[1])
+	}
+	t := func(v time.Time) any {
+		if v.IsZero() {
+			return nil
+		}
+		return v
+	}
+	js := func(v any, isNil bool) any {
+		if isNil {
+			return nil
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		return string(b)
+	}
+	scsSeq := "{}"
+	if len(ds.SCSSeq) > 0 {
+		scsSeq = js(ds.SCSSeq, false).(string)
+	}
+	var status any
+	if len(ds.Status) > 0 {
+		status = ds.Status
+	}
+	args := []any{id, n("last_seq", ds.LastSeq), consumed, n("boot_count", ds.BootCount), imsi, iccid,
+		t(ds.LastSeen), t(ds.LastHeartbeat), ds.Overdue, status, t(ds.StatusAt),
+		js(ds.LastEvent, ds.LastEvent == nil), n("trigger_seq", ds.TriggerSeq), scsSeq,
+		n("accepted", ds.Accepted), n("duplicates", ds.Duplicates),
+		js(ds.MDTCursor, ds.MDTCursor == nil), n("mdt_records", ds.MDTRecords), t(ds.MDTPulledAt)}
+	return args, errors.Join(errs...)
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+func (s *pgStore) Device(ctx context.Context, id string) (DeviceState, error) {
+	ds, err := scanDevice(s.pool.QueryRow(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return DeviceState{}, nil
+	}
+	if err != nil {
+		return DeviceState{}, fmt.Errorf("collector: store: read device %s: %w", id, err)
+	}
+	return ds, nil
+}
+
+func (s *pgStore) UpdateDevice(ctx context.Context, id string, fn func(*DeviceState) error) error {
+	fail := func(err error) error { return fmt.Errorf("collector: store: update device %s: %w", id, err) }
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback(ctx)
+	sel := `SELECT ` + deviceCols + ` FROM devices WHERE id = $1 FOR UPDATE`
+	ds, err := scanDevice(tx.QueryRow(ctx, sel, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		// First message of this device: create its row, then lock it (a
+		// concurrent first message waits on the insert, then on the lock).
+		if _, err := tx.Exec(ctx, `INSERT INTO devices (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, id); err != nil {
+			return fail(err)
+		}
+		ds, err = scanDevice(tx.QueryRow(ctx, sel, id))
+	}
+	if err != nil {
+		return fail(err)
+	}
+	before := ds.clone()
+	if err := fn(&ds); err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(before, ds.clone()) {
+		args, err := deviceArgs(id, &ds)
+		if err != nil {
+			return fail(err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE devices SET last_seq = $2, consumed = $3, boot_count = $4,
+			binding_imsi = $5, binding_iccid = $6, last_seen = $7, last_heartbeat = $8, overdue = $9,
+			status = $10, status_at = $11, last_event = $12, trigger_seq = $13, scs_seq = $14,
+			accepted = $15, duplicates = $16, mdt_cursor = $17, mdt_records = $18, mdt_pulled_at = $19
+			WHERE id = $1`, args...); err != nil {
+			return fail(err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+func (s *pgStore) Watched(ctx context.Context) ([]Liveness, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, last_seen, last_heartbeat FROM devices WHERE last_seen IS NOT NULL AND NOT overdue`)
+	if err != nil {
+		return nil, fmt.Errorf("collector: store: watched devices: %w", err)
+	}
+	var out []Liveness
+	for rows.Next() {
+		var l Liveness
+		var hb *time.Time
+		if err := rows.Scan(&l.ID, &l.LastSeen, &hb); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("collector: store: watched devices: %w", err)
+		}
+		if hb != nil {
+			l.LastHeartbeat = *hb
+		}
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("collector: store: watched devices: %w", err)
+	}
+	return out, nil
+}
+
+func (s *pgStore) CountOverdue(ctx context.Context) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM devices WHERE overdue`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("collector: store: count overdue: %w", err)
+	}
+	return n, nil
+}
+
+func (s *pgStore) AppendAlarm(ctx context.Context, a Alarm) error {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO alarms (at, device, kind, detail) VALUES ($1, $2, $3, $4)`,
+		a.Time, a.Device, a.Kind, a.Detail); err != nil {
+		return fmt.Errorf("collector: store: append alarm: %w", err)
+	}
+	return nil
+}
+
+func (s *pgStore) AppendAudit(ctx context.Context, r AuditRecord) error {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO audit (at, scs, method, path, device, class, decision, code)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		r.Time, r.SCS, r.Method, r.Path, r.Device, r.Class, r.Decision, r.Code); err != nil {
+		return fmt.Errorf("collector: store: append audit record: %w", err)
+	}
+	return nil
+}
+
+func (s *pgStore) Alarms(ctx context.Context, device string) ([]Alarm, error) {
+	rows, err := s.pool.Query(ctx, `SELECT at, device, kind, detail FROM alarms
+		WHERE $1 = '' OR device = $1 ORDER BY id`, device)
+	if err != nil {
+		return nil, fmt.Errorf("collector: store: read alarms: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Alarm, error) {
+		var a Alarm
+		err := r.Scan(&a.Time, &a.Device, &a.Kind, &a.Detail)
+		a.Time = a.Time.UTC()
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("collector: store: read alarms: %w", err)
+	}
+	return out, nil
+}
+
+func (s *pgStore) Audit(ctx context.Context, scs string) ([]AuditRecord, error) {
+	rows, err := s.pool.Query(ctx, `SELECT at, scs, method, path, device, class, decision, code FROM audit
+		WHERE $1 = '' OR scs = $1 ORDER BY id`, scs)
+	if err != nil {
+		return nil, fmt.Errorf("collector: store: read audit: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (AuditRecord, error) {
+		var a AuditRecord
+		err := r.Scan(&a.Time, &a.SCS, &a.Method, &a.Path, &a.Device, &a.Class, &a.Decision, &a.Code)
+		a.Time = a.Time.UTC()
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("collector: store: read audit: %w", err)
+	}
+	return out, nil
+}
+
+func (s *pgStore) Close() error {
+	s.pool.Close()
+	return nil
+}

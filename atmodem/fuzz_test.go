@@ -235,7 +235,10 @@ func FuzzParseCESQ(f *testing.F) {
 
 func FuzzParseCPIN(f *testing.F) {
 	addLines(f)
-	known := map[string]bool{SIMReady: true, SIMPIN: true, SIMPUK: true, SIMAbsent: true, SIMNotReady: true, SIMLocked: true}
+	known := map[string]bool{SIMReady: true, SIMPIN: true, SIMPUK: true, SIMAbsent: true, SIMNotReady: true}
+	for _, w := range SIMStates() {
+		known[w] = true
+	}
 	f.Fuzz(func(t *testing.T, line string) {
 		st, err := ParseCPIN(line)
 		if err == nil && !known[st] {

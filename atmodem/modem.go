@@ -21,6 +21,7 @@ type Status struct {
 	Cell         *ServingCell // where the dialect gives it
 	Location     *Position    // GNSS fix, when enabled (Modem.GNSS) and fixed
 	Dialect      string
+	Family       string // the dialect's vendor and series (modem.family)
 	Time         time.Time
 	Failed       Reading // the registration and operator reads that failed
 }
@@ -336,7 +337,7 @@ func (m *Modem) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &Status{Modem: info, Dialect: m.Dialect.Name, Registration: map[Domain]*Registration{}, Time: time.Now()}
+	st := &Status{Modem: info, Dialect: m.Dialect.Name, Family: m.Dialect.Family, Registration: map[Domain]*Registration{}, Time: time.Now()}
 	if st.SIM, err = m.ReadSIM(ctx); err != nil {
 		return nil, err
 	}
@@ -368,11 +369,27 @@ func (m *Modem) Status(ctx context.Context) (*Status, error) {
 	} else if errors.Is(err, ErrClosed) {
 		return nil, err
 	}
+	if c := m.Dialect.SignalCommand; c != nil {
+		if lines, err := m.E.Run(ctx, *c); err == nil {
+			if s, err := m.Dialect.ParseSignal(lines); err == nil {
+				fillSignal(&st.Signal, s)
+			}
+		} else if errors.Is(err, ErrClosed) {
+			return nil, err
+		}
+	}
 	if c := m.Dialect.CellCommand; c != nil {
 		if lines, err := m.E.Run(ctx, *c); err == nil {
 			st.Cell, _ = m.Dialect.ParseCell(lines)
 		} else if errors.Is(err, ErrClosed) {
 			return nil, err
+		}
+	}
+	if c := st.Cell; c != nil && c.RAT == "" {
+		// A cell reply that does not name its radio (u-blox +UCGED)
+		// takes it from the EPS registration, when that is known.
+		if r := st.Registration[DomainEPS]; r != nil && r.Registered() && r.AcT != nil {
+			c.RAT = ratOfAcT(*r.AcT)
 		}
 	}
 	if m.GNSS && m.Dialect.GNSS != nil {
@@ -387,6 +404,23 @@ func (m *Modem) Status(ctx context.Context) (*Status, error) {
 		}
 	}
 	return st, nil
+}
+
+// fillSignal copies into dst the values of s that dst lacks: the 27.007
+// readings win over a vendor command's.
+func fillSignal(dst *Signal, s Signal) {
+	if dst.RSSIdBm == nil {
+		dst.RSSIdBm = s.RSSIdBm
+	}
+	if dst.BER == nil {
+		dst.BER = s.BER
+	}
+	if dst.RSRPdBm == nil {
+		dst.RSRPdBm = s.RSRPdBm
+	}
+	if dst.RSRQdB == nil {
+		dst.RSRQdB = s.RSRQdB
+	}
 }
 
 // readOperator reads the operator's name and numeric PLMN. The PLMN is

@@ -218,7 +218,7 @@ func (m *Monitor) urcOptions() []Option {
 		d := d
 		opts = append(opts, WithHandler(d.Command()+":", func(line string) { m.onRegURC(d, line) }))
 	}
-	for _, prefix := range KnownURCs() {
+	for _, prefix := range URCPrefixes() {
 		if _, isReg := DomainOf(prefix + " 0"); isReg {
 			continue
 		}

@@ -641,9 +641,18 @@ func TestDialectFor(t *testing.T) {
 		{"SIMCOM_Ltd", "SIMCOM_SIM7000E", "simcom"},
 		{"QUALCOMM INCORPORATED", "SIM7600G-H", "simcom"},
 		{"", "SIM7080G", "simcom"},
-		{"Telit", "LE910C4-EU", "generic"},
-		{"Sierra Wireless, Incorporated", "MC7455", "generic"},
-		{"u-blox", "SARA-R410M-02B", "generic"},
+		{"Telit", "LE910C4-EU", "telit"},
+		{"Telit", "ME910C1-WW", "telit"},
+		{"Sierra Wireless, Incorporated", "MC7455", "sierra"},
+		{"Sierra Wireless, Incorporated", "EM7565", "sierra"},
+		{"u-blox", "SARA-R410M-02B", "ublox"},
+		{"u-blox", "LARA-R6001D", "ublox"},
+		{"Nordic Semiconductor ASA", "nRF9160-SICA", "nordic"},
+		{"", "nRF9151-LACA", "nordic"},
+		{"Fibocom", "FM150-AE", "fibocom"},
+		{"FIBOCOM", "L850-GL", "fibocom"},
+		{"Huawei Technologies Co., Ltd.", "ME909s-120", "huawei"},
+		{"", "ME909u-521", "huawei"},
 		{"", "", "generic"},
 		{"Generic", "LTE Modem", "generic"},
 	}
@@ -655,6 +664,12 @@ func TestDialectFor(t *testing.T) {
 	for name, d := range Dialects {
 		if d.Name != name {
 			t.Errorf("Dialects[%q].Name = %q", name, d.Name)
+		}
+		if d.Family == "" {
+			t.Errorf("dialect %s has no family", name)
+		}
+		if (d.SignalCommand == nil) != (d.ParseSignal == nil) {
+			t.Errorf("dialect %s: signal command and parser must come together", name)
 		}
 		if (d.CellCommand == nil) != (d.ParseCell == nil) {
 			t.Errorf("dialect %s: cell command and parser must come together", name)

@@ -11,6 +11,7 @@ type StatusJSON struct {
 		Model        *string `json:"model"`
 		Revision     *string `json:"revision"`
 		IMEI         *string `json:"imei"`
+		Family       *string `json:"family"` // extension: the dialect's vendor and series
 	} `json:"modem"`
 	SIM struct {
 		State *string `json:"state"`
@@ -47,6 +48,7 @@ func (s *Status) Revealed() *StatusJSON {
 	j.Modem.Model = nonEmpty(s.Modem.Model)
 	j.Modem.Revision = nonEmpty(s.Modem.Revision)
 	j.Modem.IMEI = nonEmpty(s.Modem.IMEI.Reveal())
+	j.Modem.Family = nonEmpty(s.Family)
 	j.SIM.State = nonEmpty(s.SIM.State)
 	j.SIM.IMSI = nonEmpty(s.SIM.IMSI.Reveal())
 	j.SIM.ICCID = nonEmpty(s.SIM.ICCID.Reveal())

@@ -224,10 +224,12 @@ func Parse(b []byte) (*Scenario, error) {
 }
 
 func (sc *Scenario) check() error {
-	switch sc.Dialect {
-	case "", "generic", "quectel", "simcom":
-	default:
-		return fmt.Errorf("dialect %q: want generic, quectel or simcom", sc.Dialect)
+	known := sc.Dialect == ""
+	for _, d := range Dialects {
+		known = known || d == sc.Dialect
+	}
+	if !known {
+		return fmt.Errorf("dialect %q: want one of %s", sc.Dialect, strings.Join(Dialects, ", "))
 	}
 	for i, st := range sc.Timeline {
 		n := 0
@@ -286,10 +288,10 @@ func (sc *Scenario) defaults() {
 	}
 	m := &sc.Modem
 	if m.Manufacturer == "" {
-		m.Manufacturer = map[string]string{"generic": "Generic", "quectel": "Quectel", "simcom": "SIMCOM INCORPORATED"}[sc.Dialect]
+		m.Manufacturer = defaultIdentity[sc.Dialect][0]
 	}
 	if m.Model == "" {
-		m.Model = map[string]string{"generic": "LTE Modem", "quectel": "EC25", "simcom": "SIMCOM_SIM7600E-H"}[sc.Dialect]
+		m.Model = defaultIdentity[sc.Dialect][1]
 	}
 	if m.Revision == "" {
 		m.Revision = "SIM1.0"

@@ -94,6 +94,7 @@ var SIMCom = &Dialect{
 		"SMS DONE":  URCNone,
 		"+CGEV:":    URCNone,
 		"START":     URCReset,
+		"RDY":       URCReset, // SIM7500/SIM7600 after start-up
 	},
 }
 

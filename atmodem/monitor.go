@@ -229,7 +229,10 @@ func (m *Monitor) urcOptions() []Option {
 }
 
 func (m *Monitor) onRegURC(d Domain, line string) {
-	_, r, err := ParseRegistration(line, false)
+	// Some firmware repeats <n> in its URCs ("+CEREG: 1,2,0001,...",
+	// ModemManager's tests record it), and a query reply that came late
+	// arrives here too: read the line in the form its shape says.
+	_, r, err := ParseRegistration(line, IsRegQueryReply(line))
 	if err != nil {
 		return
 	}

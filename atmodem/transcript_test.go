@@ -54,6 +54,42 @@ var simSessions = []struct {
 		"rssi = -71", "rsrp = -95", "rsrq = -9",
 		"cell = lte idle 001-01 tac=1A2B ci=1A2D101 pci=123 earfcn=1300 band=3 rsrp=-95 rsrq=-9 sinr=15 rssi=-71",
 	}},
+	{"ublox", `{"dialect": "ublox"}`, []string{
+		"dialect = ublox", "family = u-blox SARA-R4/R5, LARA-R6", "manufacturer = u-blox", "model = SARA-R510S", "imei = 350000000000001", "sim = ready", "imsi = 001010000000001", "iccid = 8900100000000000001",
+		"eps = home tac=1A2B ci=1A2D101 act=7", "5gs = none", "plmn = 00101", "operator = Test Network",
+		"rssi = -71", "rsrp = -95", "rsrq = -9",
+		"cell = lte unknown pci=123 earfcn=1300 rsrp=-95 rsrq=-9",
+	}},
+	{"telit", `{"dialect": "telit"}`, []string{
+		"dialect = telit", "family = Telit LE910/ME910", "manufacturer = Telit", "model = LE910C1-EUX", "imei = 350000000000001", "sim = ready", "imsi = 001010000000001", "iccid = 8900100000000000001",
+		"eps = home tac=1A2B ci=1A2D101 act=7", "5gs = none", "plmn = 00101", "operator = Test Network",
+		"rssi = -71", "rsrp = -95", "rsrq = -9",
+		"cell = lte idle 001-01 tac=1A2B ci=1A2D101 earfcn=1300 band=3 rsrp=-95 rsrq=-9 sinr=15 rssi=-71",
+	}},
+	{"sierra", `{"dialect": "sierra"}`, []string{
+		"dialect = sierra", "family = Sierra Wireless EM/MC", "manufacturer = Sierra Wireless, Incorporated", "model = EM7565", "imei = 350000000000001", "sim = ready", "imsi = 001010000000001", "iccid = 8900100000000000001",
+		"eps = home tac=1A2B ci=1A2D101 act=7", "5gs = none", "plmn = 00101", "operator = Test Network",
+		"rssi = -71", "rsrp = -95", "rsrq = -9",
+		"cell = lte idle tac=1A2B ci=1A2D101 earfcn=1300 band=3 rsrp=-95 rsrq=-9 sinr=15 rssi=-71",
+	}},
+	{"nordic", `{"dialect": "nordic"}`, []string{
+		"dialect = nordic", "family = Nordic nRF91", "manufacturer = Nordic Semiconductor ASA", "model = nRF9160-SICA", "imei = 350000000000001", "sim = ready", "imsi = 001010000000001", "iccid = 8900100000000000001",
+		"eps = home tac=1A2B ci=1A2D101 act=7", "5gs = none", "plmn = 00101", "operator = Test Network",
+		"rssi = -71", "rsrp = -95", "rsrq = -9",
+		"cell = cat-m unknown 001-01 tac=1A2B ci=1A2D101 pci=123 earfcn=1300 band=3 rsrp=-95 sinr=15",
+	}},
+	{"fibocom", `{"dialect": "fibocom"}`, []string{
+		"dialect = fibocom", "family = Fibocom", "manufacturer = Fibocom", "model = FM150-AE", "imei = 350000000000001", "sim = ready", "imsi = 001010000000001", "iccid = 8900100000000000001",
+		"eps = home tac=1A2B ci=1A2D101 act=7", "5gs = none", "plmn = 00101", "operator = Test Network",
+		"rssi = -71", "rsrp = -95", "rsrq = -9",
+		"cell = lte unknown 001-01 tac=1A2B ci=1A2D101 pci=123 earfcn=1300 band=3 rsrp=-95 rsrq=-9",
+	}},
+	{"huawei", `{"dialect": "huawei"}`, []string{
+		"dialect = huawei", "family = Huawei ME909", "manufacturer = Huawei Technologies Co., Ltd.", "model = ME909s-120", "imei = 350000000000001", "sim = ready", "imsi = 001010000000001", "iccid = 8900100000000000001",
+		"eps = home tac=1A2B ci=1A2D101 act=7", "5gs = none", "plmn = 00101", "operator = Test Network",
+		"rssi = -71", "rsrp = -95", "rsrq = -9",
+		"cell = lte unknown 001-01 tac=1A2B ci=1A2D101 pci=123 earfcn=1300 rsrp=-95 rsrq=-9 rssi=-71",
+	}},
 	{"generic-nosim", `{"dialect": "generic", "sim": {"state": "absent"}}`, []string{
 		"dialect = generic", "sim = absent", "imsi = none", "iccid = none",
 		"cs = searching", "eps = searching", "5gs = none", "plmn = none", "operator = none", "rssi = none", "rsrp = none",
@@ -371,6 +407,7 @@ func orNone(s string) string {
 func readings(st *atmodem.Status) map[string]string {
 	r := map[string]string{
 		"dialect":      st.Dialect,
+		"family":       orNone(st.Family),
 		"manufacturer": orNone(st.Modem.Manufacturer),
 		"model":        orNone(st.Modem.Model),
 		"revision":     orNone(st.Modem.Revision),

@@ -21,7 +21,8 @@ func firstWith(lines []string, prefix string) (string, bool) {
 	return "", false
 }
 
-// ratOfAcT names the radio of a 27.007 <AcT>.
+// ratOfAcT names the radio of a 27.007 <AcT>; "" where it is ambiguous
+// (8 is EC-GSM-IoT in 27.007, but some LTE-M firmware uses it for LTE-M).
 func ratOfAcT(act int) string {
 	switch act {
 	case 0, 1, 3:
@@ -29,9 +30,7 @@ func ratOfAcT(act int) string {
 	case 2, 4, 5, 6:
 		return "wcdma"
 	case 7:
-		return "lte"
-	case 8:
-		return "cat-m"
+		return "lte" // E-UTRAN, LTE-M included: 27.007 does not tell them apart
 	case 9:
 		return "nb-iot"
 	case 11, 12:
@@ -288,8 +287,12 @@ func ParseXMONITOR(lines []string) (*ServingCell, error) {
 		c.MCC, c.MNC = &mcc, &mnc
 	}
 	c.TAC = u32(hexField(f, 4))
-	if act := inum(f, 5); act != nil {
-		c.RAT = ratOfAcT(*act)
+	// The nRF91 has only LTE-M and NB-IoT: its <AcT> 7 is LTE-M.
+	switch act := inum(f, 5); {
+	case act != nil && *act == 7:
+		c.RAT = "cat-m"
+	case act != nil && *act == 9:
+		c.RAT = "nb-iot"
 	}
 	c.Band = inum(f, 6)
 	c.CellID = hexField(f, 7)

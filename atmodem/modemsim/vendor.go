@@ -149,7 +149,6 @@ func (s *Sim) gstatus() []string {
 		"EMM state:     Registered     \tNormal Service ",
 		"RRC state:     " + rrc + "       ",
 		"IMS reg state: No Srv  \t\t",
-		"",
 		fmt.Sprintf("PCC RxM RSSI:  %d\t\tRSRP (dBm):  %d", *n.RSSIdBm, *n.RSRPdBm),
 		fmt.Sprintf("PCC RxD RSSI:  %d\t\tRSRP (dBm):  %d", *n.RSSIdBm-2, *n.RSRPdBm-2),
 		fmt.Sprintf("Tx Power:      0\t\tTAC:         %04X (%d)", *n.TAC, *n.TAC),

@@ -126,3 +126,71 @@ func TestFamilySIMURCsAreKnown(t *testing.T) {
 		t.Error("nordic ICCID command")
 	}
 }
+
+// Every lock of +CPIN is its own sim.state word end to end: the simulated
+// SIM answers the code, Status reports the word, and only ready reads the
+// identity.
+func TestSIMLockStatesEndToEnd(t *testing.T) {
+	for _, w := range []string{"pin_required", "puk_required", "pin2_required", "puk2_required", "ph_sim_pin_required",
+		"ph_fsim_pin_required", "ph_fsim_puk_required", "ph_net_pin_required", "ph_net_puk_required", "ph_netsub_pin_required",
+		"ph_netsub_puk_required", "ph_sp_pin_required", "ph_sp_puk_required", "ph_corp_pin_required", "ph_corp_puk_required"} {
+		t.Run(w, func(t *testing.T) {
+			_, path := startSim(t, `{"dialect": "telit", "sim": {"state": "`+w+`"}}`)
+			e := openEngine(t, path, nil)
+			m := atmodem.NewModem(e, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := m.Init(ctx); err != nil {
+				t.Fatal(err)
+			}
+			st, err := m.Status(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.SIM.State != w || !st.SIM.IMSI.IsZero() || !atmodem.SIMLocked(w) {
+				t.Fatalf("sim.state %q (imsi read: %v), want %q", st.SIM.State, !st.SIM.IMSI.IsZero(), w)
+			}
+		})
+	}
+	if _, err := modemsim.Parse([]byte(`{"sim": {"state": "ph_xyz_pin_required"}}`)); err == nil {
+		t.Fatal("scenario took an unknown lock word")
+	}
+}
+
+// An eUICC's EID reaches status --json as sim.eid; a plain SIM gives null.
+// A profile switch changes ICCID and IMSI, the EID stays.
+func TestEIDInStatus(t *testing.T) {
+	const eid = "89001012012341234012345678901030"
+	for _, tc := range []struct{ scenario, want string }{
+		{`{"dialect": "quectel", "sim": {"eid": "` + eid + `"}}`, eid},
+		{`{"dialect": "nordic", "sim": {"eid": "` + eid + `"}}`, eid},
+		{`{"dialect": "generic"}`, ""},
+	} {
+		s, path := startSim(t, tc.scenario)
+		e := openEngine(t, path, nil)
+		m := atmodem.NewModem(e, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := m.Init(ctx); err != nil {
+			t.Fatal(err)
+		}
+		st, err := m.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := st.Revealed()
+		if got := optStr(j.SIM.EID); tc.want != "" && got != tc.want || tc.want == "" && j.SIM.EID != nil {
+			t.Errorf("%s: sim.eid of %d characters", tc.scenario, len(got))
+		}
+		if tc.want != "" {
+			s.ReplaceSIM(modemsim.SIMState{IMSI: "001010000000002", ICCID: "8900100000000000002", EID: eid})
+			st2, err := m.Status(ctx)
+			if err != nil || st2.SIM.ICCID.Equal(st.SIM.ICCID) || !st2.SIM.EID.Equal(st.SIM.EID) {
+				t.Errorf("after a profile switch: ICCID changed %v, EID kept %v (%v)", !st2.SIM.ICCID.Equal(st.SIM.ICCID), st2.SIM.EID.Equal(st.SIM.EID), err)
+			}
+			if b, _ := json.Marshal(st); strings.Contains(string(b), eid) {
+				t.Error("Status.MarshalJSON leaks the EID")
+			}
+		}
+		cancel()
+	}
+}

@@ -37,9 +37,13 @@ type ModemInfo struct {
 
 // SIMInfo is the SIM's state and identity.
 type SIMInfo struct {
-	State  string // SIMReady, SIMAbsent, ...; "" unknown
-	IMSI   ident.IMSI
-	ICCID  ident.ICCID
+	State string // SIMReady, SIMAbsent, ...; "" unknown
+	IMSI  ident.IMSI
+	ICCID ident.ICCID
+	// EID is the eUICC's identifier where the card gives it (read once per
+	// ICCID); zero for a plain SIM or a modem without logical channels.
+	// It drives no event and no comparison.
+	EID    ident.EID
 	Failed Reading // the reads that failed (ReadSIMState, ReadIMSI, ReadICCID)
 }
 
@@ -73,6 +77,11 @@ type Modem struct {
 	// position is the most sensitive thing the agent can read.
 	GNSS        bool
 	gnssStarted bool // the last Init turned the receiver on
+	// eid is the EID read for the ICCID eidFor: read once per card
+	// profile, not at every poll.
+	eid    ident.EID
+	eidFor ident.ICCID
+	eidSet bool
 }
 
 // URCsLost reports (and clears) whether a registration query showed the
@@ -139,8 +148,9 @@ func (m *Modem) Init(ctx context.Context) error {
 	return nil
 }
 
-// Forget drops cached identity (after a reset the firmware may differ).
-func (m *Modem) Forget() { m.info = nil }
+// Forget drops cached identity (after a reset the firmware, or the card,
+// may differ).
+func (m *Modem) Forget() { m.info, m.eidSet = nil, false }
 
 func (m *Modem) identity(ctx context.Context) (ModemInfo, error) {
 	if m.info != nil {
@@ -270,7 +280,20 @@ func (m *Modem) ReadSIM(ctx context.Context) (SIMInfo, error) {
 		if errors.Is(err, ErrClosed) || ctx.Err() != nil {
 			return s, err
 		}
+		return s, nil
 	}
+	if !m.eidSet || !m.eidFor.Equal(s.ICCID) {
+		eid, err := m.readEID(ctx)
+		switch {
+		case errors.Is(err, ErrClosed) || ctx.Err() != nil:
+			return s, err
+		case errors.Is(err, ErrTimeout):
+			// Not known: asked again at the next read.
+		default:
+			m.eid, m.eidFor, m.eidSet = eid, s.ICCID, true
+		}
+	}
+	s.EID = m.eid
 	return s, nil
 }
 

@@ -133,3 +133,28 @@ func TestSignalAndOperatorWithoutPrefix(t *testing.T) {
 		t.Fatal("sigString changed")
 	}
 }
+
+func TestEIDFromCGLA(t *testing.T) {
+	const eid = "89001012012341234012345678901030" // fictional, check digits valid
+	r := "BF3E125A10" + eid + "9000"
+	tests := []struct{ line, want string }{
+		{`+CGLA: 46,"` + r + `"`, eid},
+		{`+CGLA: 46,"` + strings.ToLower(r) + `"`, eid},
+		{`+CGLA: 44,"` + r[:len(r)-2] + `"`, ""},                          // cut short
+		{`+CGLA: 46,"BF3E125A10` + eid[:31] + `1` + `9000"`, ""},          // check digits wrong
+		{`+CGLA: 46,"` + strings.Replace(r, "9000", "6A88", 1) + `"`, ""}, // not found
+		{`+CGLA: 47,"` + r + `"`, ""},                                     // length disagrees
+		{`+CCHO: 1`, ""},
+	}
+	for i, tt := range tests {
+		got, err := ParseCGLAEID(tt.line)
+		if got.Reveal() != tt.want || (err != nil) != (tt.want == "") {
+			t.Errorf("case %d: ParseCGLAEID gave %d characters, %v", i, len(got.Reveal()), err)
+		}
+	}
+	for _, l := range []string{"1", "+CCHO: 1", `+CCHO: "1"`} {
+		if n, err := ParseCCHO([]string{l}); err != nil || n != 1 {
+			t.Errorf("ParseCCHO(%q) = %d, %v", l, n, err)
+		}
+	}
+}

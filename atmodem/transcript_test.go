@@ -201,10 +201,12 @@ func corpusFiles(t testing.TB) []string {
 	return files
 }
 
-// fictional prefixes: test PLMN 001-01 IMSIs, made-up IMEIs and ICCIDs
-// (also in swapped BCD).
 var longDigits = regexp.MustCompile(`[0-9]{14,}`)
-var fictional = []string{"00101", "350000", "890010", "980001"}
+
+// fictional prefixes: test PLMN 001-01 IMSIs, made-up IMEIs and ICCIDs
+// (also in swapped BCD), and fictional EIDs 89001..., also as they
+// follow the 5A10 tag in a GET EID response over +CGLA.
+var fictional = []string{"00101", "350000", "890010", "980001", "1089001"}
 
 func TestCorpusHeadersAndIdentifiers(t *testing.T) {
 	for _, path := range corpusFiles(t) {
@@ -415,6 +417,7 @@ func readings(st *atmodem.Status) map[string]string {
 		"sim":          orNone(st.SIM.State),
 		"imsi":         orNone(st.SIM.IMSI.Reveal()),
 		"iccid":        orNone(st.SIM.ICCID.Reveal()),
+		"eid":          orNone(st.SIM.EID.Reveal()),
 		"rssi":         numReading(st.Signal.RSSIdBm),
 		"rsrp":         numReading(st.Signal.RSRPdBm),
 		"rsrq":         numReading(st.Signal.RSRQdB),
@@ -434,7 +437,7 @@ func readings(st *atmodem.Status) map[string]string {
 	return r
 }
 
-var secretKeys = map[string]bool{"imei": true, "imsi": true, "iccid": true}
+var secretKeys = map[string]bool{"imei": true, "imsi": true, "iccid": true, "eid": true}
 
 // checkExpect compares the readings with the transcript's "# expect:"
 // lines; "urc = LINE" lines must have reached a handler, in that order.

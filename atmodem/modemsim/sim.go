@@ -345,8 +345,9 @@ func (s *Sim) respond(cmd string) ([]string, string) {
 		switch s.sim.State {
 		case "ready":
 			return []string{"+CPIN: READY"}, "OK"
-		case "pin":
-			return []string{"+CPIN: SIM PIN"}, "OK"
+		}
+		if code := CPINCode(s.sim.State); code != "" {
+			return []string{"+CPIN: " + code}, "OK"
 		}
 		return nil, errCME10
 	case u == "AT+CIMI":
@@ -377,6 +378,19 @@ func (s *Sim) respond(cmd string) ([]string, string) {
 			return nil, errCME10
 		}
 		return []string{"+ICCID: " + s.sim.ICCID}, "OK"
+	case strings.HasPrefix(u, "AT+CCHO="):
+		if !simReady || s.sim.EID == "" || u != `AT+CCHO="A0000005591010FFFFFFFF8900000100"` {
+			return nil, "+CME ERROR: 4"
+		}
+		return []string{"1"}, "OK"
+	case strings.HasPrefix(u, "AT+CGLA="):
+		if !simReady || s.sim.EID == "" || u != `AT+CGLA=1,24,"80E2910006BF3E035C015A00"` {
+			return nil, "+CME ERROR: 4"
+		}
+		r := "BF3E125A10" + s.sim.EID + "9000"
+		return []string{fmt.Sprintf("+CGLA: %d,\"%s\"", len(r), r)}, "OK"
+	case u == "AT+CCHC=1":
+		return nil, "OK"
 	case u == "AT+CRSM=176,12258,0,0,10":
 		if !simReady {
 			return nil, errCME10

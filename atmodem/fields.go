@@ -59,6 +59,23 @@ func value(line, prefix string) (string, bool) {
 	return strings.TrimSpace(rest), true
 }
 
+// valueOf is value for a reply that may have lost its prefix: the text
+// after "PREFIX:", or the whole line when it carries no "+NAME:"-style
+// prefix of another command (a bare `2,1,"1A2B",...`).
+func valueOf(line, prefix string) (string, bool) {
+	if v, ok := value(line, prefix); ok {
+		return v, true
+	}
+	t := strings.TrimSpace(line)
+	if t == "" || strings.ContainsRune("+#^%$!", rune(t[0])) {
+		return "", false
+	}
+	if i := strings.IndexByte(t, ':'); i > 0 && isCommandName(t[:i]) {
+		return "", false // "CSQ: 20,99" or "ICCID: ..." is not ours
+	}
+	return t, true
+}
+
 func atoiDefault(s string, def int) int {
 	n, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil {
@@ -104,6 +121,23 @@ func (f field) hexOrDec() (uint64, bool) {
 		return 0, false
 	}
 	n, err := strconv.ParseUint(s, base, 64)
+	return n, err == nil
+}
+
+// hex reads a LAC, TAC or cell id of +CxREG: a hex string (27.007),
+// quoted or not, with an optional 0x. Spaces inside it make it no number.
+func (f field) hex() (uint64, bool) {
+	s := strings.TrimSpace(f.s)
+	if f.empty || s == "" {
+		return 0, false
+	}
+	if h, ok := strings.CutPrefix(strings.ToLower(s), "0x"); ok {
+		s = h
+	}
+	if s == "" || len(s) > 16 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 16, 64)
 	return n, err == nil
 }
 

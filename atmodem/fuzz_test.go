@@ -6,6 +6,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -53,6 +54,19 @@ func loadSeeds(tb testing.TB) {
 			seedWires = append(seedWires, wire)
 			var sp lineSplitter
 			sp.feed(wire, func(l string) { set[l] = true }, nil)
+		}
+		// And every reply line of the parser corpus (testdata/cases).
+		cases, _ := filepath.Glob(filepath.Join("testdata", "cases", "*.txt"))
+		for _, p := range cases {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				tb.Fatalf("seeds: %v", err)
+			}
+			for _, l := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(l, "in: "); ok && v != "" {
+					set[v] = true
+				}
+			}
 		}
 		for s := range set {
 			seedLines = append(seedLines, s)
@@ -235,7 +249,10 @@ func FuzzParseCESQ(f *testing.F) {
 
 func FuzzParseCPIN(f *testing.F) {
 	addLines(f)
-	known := map[string]bool{SIMReady: true, SIMPIN: true, SIMPUK: true, SIMAbsent: true, SIMNotReady: true, SIMLocked: true}
+	known := map[string]bool{SIMReady: true, SIMPIN: true, SIMPUK: true, SIMAbsent: true, SIMNotReady: true}
+	for _, w := range SIMStates() {
+		known[w] = true
+	}
 	f.Fuzz(func(t *testing.T, line string) {
 		st, err := ParseCPIN(line)
 		if err == nil && !known[st] {
@@ -441,6 +458,68 @@ func FuzzLineSplitter(f *testing.F) {
 		again, rest3 := split(b.Bytes(), 0)
 		if strings.Join(again, "\n") != strings.Join(whole, "\n") || len(again) != len(whole) || rest3 != "" {
 			t.Fatalf("re-split %q, want %q", again, whole)
+		}
+	})
+}
+
+// FuzzVendorCells runs every dialect's serving-cell parser (issue 13's
+// u-blox, Telit, Sierra, Nordic, Fibocom and Huawei among them) on
+// arbitrary lines: no panic, a known state, sane numbers.
+func FuzzVendorCells(f *testing.F) {
+	addLines(f)
+	f.Fuzz(func(t *testing.T, text string) {
+		lines := strings.Split(text, "\n")
+		for name, d := range Dialects {
+			if d.ParseCell == nil {
+				continue
+			}
+			c, err := d.ParseCell(lines)
+			if err != nil {
+				continue
+			}
+			if c == nil || !cellStates[c.State] {
+				t.Fatalf("%s cell of %q: %s", name, text, cellString(c))
+			}
+			if c.TAC != nil && *c.TAC > 0xffffffff || c.LAC != nil && *c.LAC > 0xffffffff {
+				t.Fatalf("%s area code out of range", name)
+			}
+		}
+		for name, d := range Dialects {
+			if d.ParseSignal == nil {
+				continue
+			}
+			s, err := d.ParseSignal(lines)
+			if err != nil {
+				continue
+			}
+			if s.RSRPdBm != nil && (*s.RSRPdBm < -141 || *s.RSRPdBm > -44) || s.RSSIdBm != nil && (*s.RSSIdBm < -121 || *s.RSSIdBm > -25) {
+				t.Fatalf("%s signal of %q: %s", name, text, sigString(s))
+			}
+		}
+	})
+}
+
+// FuzzParseRegistrationAs reads lines with and without their prefix.
+func FuzzParseRegistrationAs(f *testing.F) {
+	addLines(f)
+	f.Fuzz(func(t *testing.T, line string) {
+		for _, d := range Domains {
+			for _, q := range []bool{false, true} {
+				r, err := ParseRegistrationAs(d, line, q)
+				if err != nil {
+					continue
+				}
+				if r == nil || r.Stat < 0 || r.Stat > 11 || r.State != StatWord(r.Stat) {
+					t.Fatalf("ParseRegistrationAs(%s, %q, %v) = %s", d, line, q, regString(r))
+				}
+				// The same line with its prefix reads the same.
+				if _, ok := DomainOf(line); !ok {
+					r2, err := ParseRegistrationAs(d, d.Command()+": "+line, q)
+					if err != nil || regString(r2) != regString(r) {
+						t.Fatalf("%q with prefix: %s, %v; without: %s", line, regString(r2), err, regString(r))
+					}
+				}
+			}
 		}
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/mtcagent/mtcagent/privacy/ident"
@@ -22,6 +21,7 @@ type Status struct {
 	Cell         *ServingCell // where the dialect gives it
 	Location     *Position    // GNSS fix, when enabled (Modem.GNSS) and fixed
 	Dialect      string
+	Family       string // the dialect's vendor and series (modem.family)
 	Time         time.Time
 	Failed       Reading // the registration and operator reads that failed
 }
@@ -37,9 +37,13 @@ type ModemInfo struct {
 
 // SIMInfo is the SIM's state and identity.
 type SIMInfo struct {
-	State  string // SIMReady, SIMAbsent, ...; "" unknown
-	IMSI   ident.IMSI
-	ICCID  ident.ICCID
+	State string // SIMReady, SIMAbsent, ...; "" unknown
+	IMSI  ident.IMSI
+	ICCID ident.ICCID
+	// EID is the eUICC's identifier where the card gives it (read once per
+	// ICCID); zero for a plain SIM or a modem without logical channels.
+	// It drives no event and no comparison.
+	EID    ident.EID
 	Failed Reading // the reads that failed (ReadSIMState, ReadIMSI, ReadICCID)
 }
 
@@ -73,6 +77,11 @@ type Modem struct {
 	// position is the most sensitive thing the agent can read.
 	GNSS        bool
 	gnssStarted bool // the last Init turned the receiver on
+	// eid is the EID read for the ICCID eidFor: read once per card
+	// profile, not at every poll.
+	eid    ident.EID
+	eidFor ident.ICCID
+	eidSet bool
 }
 
 // URCsLost reports (and clears) whether a registration query showed the
@@ -139,8 +148,9 @@ func (m *Modem) Init(ctx context.Context) error {
 	return nil
 }
 
-// Forget drops cached identity (after a reset the firmware may differ).
-func (m *Modem) Forget() { m.info = nil }
+// Forget drops cached identity (after a reset the firmware, or the card,
+// may differ).
+func (m *Modem) Forget() { m.info, m.eidSet = nil, false }
 
 func (m *Modem) identity(ctx context.Context) (ModemInfo, error) {
 	if m.info != nil {
@@ -189,12 +199,49 @@ func (m *Modem) identity(ctx context.Context) (ModemInfo, error) {
 	return info, nil
 }
 
+// cpinErrors maps the +CME ERROR codes (27.007 §9.2.1) a modem may give
+// to AT+CPIN? instead of a <code> to the same state words.
+var cpinErrors = map[int]string{
+	5: SIMPhSIMPIN, 6: SIMPhFSIMPIN, 7: SIMPhFSIMPUK,
+	CMESIMNotInserted: SIMAbsent, CMESIMPINRequired: SIMPIN, CMESIMPUKRequired: SIMPUK,
+	CMESIMFailure: SIMError, CMESIMBusy: SIMNotReady, CMESIMWrong: SIMError,
+	17: SIMPIN2, 18: SIMPUK2,
+	40: SIMPhNetPIN, 41: SIMPhNetPUK, 42: SIMPhNetSubPIN, 43: SIMPhNetSubPUK,
+	44: SIMPhSPPIN, 45: SIMPhSPPUK, 46: SIMPhCorpPIN, 47: SIMPhCorpPUK,
+}
+
+// query runs a command whose reply lines carry prefix. Some firmware
+// answers without the prefix ("20,99"); the engine then takes the bare
+// line for a URC and the reply comes back empty. Only then the command is
+// sent once more without a prefix, and the lines that carry no other
+// command's prefix are the reply. Only for commands without URCs of the
+// same name (+CSQ, +CESQ, +COPS): without a prefix the engine would hand
+// "+CEREG: 2,1,..." or "+CPIN: READY" to the URC handlers.
+func (m *Modem) query(ctx context.Context, c Cmd) ([]string, error) {
+	lines, err := m.E.Run(ctx, c)
+	if err != nil || len(lines) > 0 || c.Prefix == "" {
+		return lines, err
+	}
+	bare, err := m.E.Run(ctx, Cmd{Line: c.Line, Timeout: c.Timeout})
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, l := range bare {
+		if _, ok := valueOf(l, c.Prefix); ok {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
 // ReadSIM reads the SIM state and, when ready, IMSI and ICCID. What the
 // modem did not answer, refused with a plain ERROR, or answered garbled is
 // unknown (SIMInfo.Failed), never an empty identifier.
 func (m *Modem) ReadSIM(ctx context.Context) (SIMInfo, error) {
 	var s SIMInfo
 	lines, err := m.E.Run(ctx, Cmd{Line: "AT+CPIN?", Prefix: "+CPIN:"})
+	var ce *CMEError
 	switch {
 	case err == nil && len(lines) > 0:
 		var perr error
@@ -202,14 +249,8 @@ func (m *Modem) ReadSIM(ctx context.Context) (SIMInfo, error) {
 			s.State, s.Failed = "", ReadSIM
 			return s, nil
 		}
-	case IsCME(err, CMESIMNotInserted):
-		s.State = SIMAbsent
-		return s, nil
-	case IsCME(err, CMESIMBusy):
-		s.State = SIMNotReady
-		return s, nil
-	case IsCME(err, CMESIMFailure), IsCME(err, CMESIMWrong):
-		s.State = SIMError
+	case errors.As(err, &ce) && cpinErrors[ce.Code] != "":
+		s.State = cpinErrors[ce.Code]
 		return s, nil
 	case err != nil && (errors.Is(err, ErrClosed) || ctx.Err() != nil):
 		s.Failed = ReadSIM
@@ -239,7 +280,20 @@ func (m *Modem) ReadSIM(ctx context.Context) (SIMInfo, error) {
 		if errors.Is(err, ErrClosed) || ctx.Err() != nil {
 			return s, err
 		}
+		return s, nil
 	}
+	if !m.eidSet || !m.eidFor.Equal(s.ICCID) {
+		eid, err := m.readEID(ctx)
+		switch {
+		case errors.Is(err, ErrClosed) || ctx.Err() != nil:
+			return s, err
+		case errors.Is(err, ErrTimeout):
+			// Not known: asked again at the next read.
+		default:
+			m.eid, m.eidFor, m.eidSet = eid, s.ICCID, true
+		}
+	}
+	s.EID = m.eid
 	return s, nil
 }
 
@@ -285,9 +339,12 @@ func (m *Modem) readRegistration(ctx context.Context, d Domain) (r *Registration
 		return nil, errors.Is(err, ErrTimeout) || inited && mode >= 0, nil
 	}
 	for _, l := range lines {
-		if _, r, err := ParseRegistration(l, true); err == nil {
-			_, rest, _ := strings.Cut(l, ":")
-			if n, ok := splitFields(strings.TrimSpace(rest))[0].int(); ok && n == 0 && m.urcMode[d] >= 0 {
+		v, _ := valueOf(l, d.Command()+":")
+		if !isRegQueryValue(v) {
+			continue // a URC that came in without its prefix
+		}
+		if r, err := ParseRegistrationAs(d, l, true); err == nil {
+			if n, ok := splitFields(v)[0].int(); ok && n == 0 && m.urcMode[d] >= 0 {
 				m.urcsLost = true
 			}
 			return r, false, nil
@@ -303,7 +360,7 @@ func (m *Modem) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &Status{Modem: info, Dialect: m.Dialect.Name, Registration: map[Domain]*Registration{}, Time: time.Now()}
+	st := &Status{Modem: info, Dialect: m.Dialect.Name, Family: m.Dialect.Family, Registration: map[Domain]*Registration{}, Time: time.Now()}
 	if st.SIM, err = m.ReadSIM(ctx); err != nil {
 		return nil, err
 	}
@@ -320,12 +377,12 @@ func (m *Modem) Status(ctx context.Context) (*Status, error) {
 	if err := m.readOperator(ctx, st); err != nil {
 		return nil, err
 	}
-	if lines, err := m.E.Run(ctx, Cmd{Line: "AT+CSQ", Prefix: "+CSQ:"}); err == nil && len(lines) > 0 {
+	if lines, err := m.query(ctx, Cmd{Line: "AT+CSQ", Prefix: "+CSQ:"}); err == nil && len(lines) > 0 {
 		st.Signal, _ = ParseCSQ(lines[0])
 	} else if errors.Is(err, ErrClosed) {
 		return nil, err
 	}
-	if lines, err := m.E.Run(ctx, Cmd{Line: "AT+CESQ", Prefix: "+CESQ:"}); err == nil && len(lines) > 0 {
+	if lines, err := m.query(ctx, Cmd{Line: "AT+CESQ", Prefix: "+CESQ:"}); err == nil && len(lines) > 0 {
 		if s, err := ParseCESQ(lines[0]); err == nil {
 			st.Signal.RSRPdBm, st.Signal.RSRQdB = s.RSRPdBm, s.RSRQdB
 			if st.Signal.RSSIdBm == nil {
@@ -335,11 +392,27 @@ func (m *Modem) Status(ctx context.Context) (*Status, error) {
 	} else if errors.Is(err, ErrClosed) {
 		return nil, err
 	}
+	if c := m.Dialect.SignalCommand; c != nil {
+		if lines, err := m.E.Run(ctx, *c); err == nil {
+			if s, err := m.Dialect.ParseSignal(lines); err == nil {
+				fillSignal(&st.Signal, s)
+			}
+		} else if errors.Is(err, ErrClosed) {
+			return nil, err
+		}
+	}
 	if c := m.Dialect.CellCommand; c != nil {
 		if lines, err := m.E.Run(ctx, *c); err == nil {
 			st.Cell, _ = m.Dialect.ParseCell(lines)
 		} else if errors.Is(err, ErrClosed) {
 			return nil, err
+		}
+	}
+	if c := st.Cell; c != nil && c.RAT == "" {
+		// A cell reply that does not name its radio (u-blox +UCGED)
+		// takes it from the EPS registration, when that is known.
+		if r := st.Registration[DomainEPS]; r != nil && r.Registered() && r.AcT != nil {
+			c.RAT = ratOfAcT(*r.AcT)
 		}
 	}
 	if m.GNSS && m.Dialect.GNSS != nil {
@@ -354,6 +427,23 @@ func (m *Modem) Status(ctx context.Context) (*Status, error) {
 		}
 	}
 	return st, nil
+}
+
+// fillSignal copies into dst the values of s that dst lacks: the 27.007
+// readings win over a vendor command's.
+func fillSignal(dst *Signal, s Signal) {
+	if dst.RSSIdBm == nil {
+		dst.RSSIdBm = s.RSSIdBm
+	}
+	if dst.BER == nil {
+		dst.BER = s.BER
+	}
+	if dst.RSRPdBm == nil {
+		dst.RSRPdBm = s.RSRPdBm
+	}
+	if dst.RSRQdB == nil {
+		dst.RSRQdB = s.RSRQdB
+	}
 }
 
 // readOperator reads the operator's name and numeric PLMN. The PLMN is
@@ -375,7 +465,7 @@ func (m *Modem) readOperator(ctx context.Context, st *Status) error {
 			failed()
 			continue
 		}
-		lines, err := m.E.Run(ctx, Cmd{Line: "AT+COPS?", Prefix: "+COPS:"})
+		lines, err := m.query(ctx, Cmd{Line: "AT+COPS?", Prefix: "+COPS:"})
 		if err != nil {
 			if errors.Is(err, ErrClosed) {
 				return err

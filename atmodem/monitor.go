@@ -218,7 +218,7 @@ func (m *Monitor) urcOptions() []Option {
 		d := d
 		opts = append(opts, WithHandler(d.Command()+":", func(line string) { m.onRegURC(d, line) }))
 	}
-	for _, prefix := range KnownURCs() {
+	for _, prefix := range URCPrefixes() {
 		if _, isReg := DomainOf(prefix + " 0"); isReg {
 			continue
 		}
@@ -229,7 +229,10 @@ func (m *Monitor) urcOptions() []Option {
 }
 
 func (m *Monitor) onRegURC(d Domain, line string) {
-	_, r, err := ParseRegistration(line, false)
+	// Some firmware repeats <n> in its URCs ("+CEREG: 1,2,0001,...",
+	// ModemManager's tests record it), and a query reply that came late
+	// arrives here too: read the line in the form its shape says.
+	_, r, err := ParseRegistration(line, IsRegQueryReply(line))
 	if err != nil {
 		return
 	}

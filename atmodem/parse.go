@@ -3,6 +3,7 @@ package atmodem
 import (
 	"encoding/hex"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -109,13 +110,19 @@ func IsRegQueryReply(line string) bool {
 	if !ok {
 		return false
 	}
-	f := splitFields(strings.TrimSpace(rest))
-	if len(f) < 2 || f[0].quoted || f[1].quoted || f[1].empty {
+	return isRegQueryValue(strings.TrimSpace(rest))
+}
+
+// isRegQueryValue is IsRegQueryReply for the text after the prefix.
+func isRegQueryValue(v string) bool {
+	f := splitFields(v)
+	if len(f) < 2 || f[0].quoted || f[1].quoted || f[1].empty || len(f[1].s) > 3 {
 		return false
 	}
-	// <n> is 0..5 and <stat> 0..11; a URC from a modem that prints its
-	// area code unquoted and in decimal ("+CREG: 1,6699,...") has a
-	// number there too, but one beyond the <stat> range.
+	// <n> is 0..5 and <stat> 0..11, one or two digits (three with the
+	// zero padding of "+CREG:002,001", as Iridium prints). A URC whose
+	// area code lost its quotes ("+CREG: 1,0001,0010,0") has a number
+	// there too, but a four-digit one: it is a LAC, not a <stat>.
 	n, ok := f[0].int()
 	if !ok || n < 0 || n > 5 {
 		return false
@@ -131,26 +138,52 @@ func ParseRegistration(line string, query bool) (Domain, *Registration, error) {
 	if !ok {
 		return "", nil, fmt.Errorf("registration: not a +CxREG line")
 	}
-	v, _ := value(line, d.Command()+":")
+	r, err := ParseRegistrationAs(d, line, query)
+	return d, r, err
+}
+
+// ParseRegistrationAs parses one domain's registration line, with its
+// prefix or without it (some firmware answers "AT+CEREG?" with a bare
+// "2,1,..."). Fields (27.007 §7.2, §10.1.20, §10.1.22, §10.1.x):
+//
+//	[<n>,]<stat>[,[<lac|tac>],[<ci>],[<AcT>][,<rac>|<cause_type>,<reject_cause>|<NSSAI>...|<Active-Time>,<Periodic-TAU>...]]
+//
+// Everything after <AcT> (RAC, reject cause, PSM timers, NSSAI, vendor
+// extras) is skipped. <lac>, <tac> and <ci> are hex strings, quoted or not
+// (firmware that drops the quotes keeps the base, as ModemManager reads
+// them too); a 0x prefix is allowed. The one known insertion before
+// <ci> — +CEREG's <rac> of 27.007 v8.6 ("+CEREG: 2,1,1F00,20,79D903,7") —
+// is recognised by its shape. A location field that is there but is no
+// hex number of the right width makes the whole line an error: the reading
+// is unknown, never a location with a hole in it.
+func ParseRegistrationAs(d Domain, line string, query bool) (*Registration, error) {
+	v, ok := valueOf(line, d.Command()+":")
+	if !ok {
+		return nil, fmt.Errorf("registration: not a %s line", d.Command())
+	}
 	f := splitFields(v)
 	if query {
 		if len(f) < 2 {
-			return d, nil, fmt.Errorf("registration: %s reply with %d fields", d.Command(), len(f))
+			return nil, fmt.Errorf("registration: %s reply with %d fields", d.Command(), len(f))
+		}
+		if n, ok := f[0].int(); !ok || n < 0 || n > 5 {
+			return nil, fmt.Errorf("registration: bad <n>")
 		}
 		f = f[1:]
 	}
 	stat, ok := f[0].int()
-	if !ok || stat < 0 || stat > 11 {
-		return d, nil, fmt.Errorf("registration: bad <stat>")
+	if !ok || stat < 0 || stat > 11 || len(f[0].s) > 3 || f[0].quoted {
+		return nil, fmt.Errorf("registration: bad <stat>")
 	}
 	r := &Registration{Stat: stat, State: StatWord(stat)}
-	// A location field that is there but is no area code or cell id
-	// (wrong characters, too wide) makes the line garbled: an error, so
-	// the reading is unknown rather than a location with a hole in it.
+	if d == DomainEPS && len(f) == 5 && isRAC(f[2]) && !isAcT(f[3]) && isAcT(f[4]) {
+		// <stat>,<tac>,<rac>,<ci>,<AcT>: drop the <rac>.
+		f = append(f[:2:2], f[3:]...)
+	}
 	if len(f) > 1 && !f[1].blank() {
-		n, ok := f[1].hexOrDec()
+		n, ok := f[1].hex()
 		if !ok || n > 0xffffff {
-			return d, nil, fmt.Errorf("registration: bad area code of %d characters", len(f[1].s))
+			return nil, fmt.Errorf("registration: bad area code of %d characters", len(f[1].s))
 		}
 		if d == DomainEPS || d == Domain5GS {
 			r.TAC = ptr(uint32(n))
@@ -159,18 +192,34 @@ func ParseRegistration(line string, query bool) (Domain, *Registration, error) {
 		}
 	}
 	if len(f) > 2 && !f[2].blank() {
-		n, ok := f[2].hexOrDec()
+		n, ok := f[2].hex()
 		if !ok || n >= 1<<40 {
-			return d, nil, fmt.Errorf("registration: bad cell id of %d characters", len(f[2].s))
+			return nil, fmt.Errorf("registration: bad cell id of %d characters", len(f[2].s))
 		}
 		r.CellID = ptr(n)
 	}
-	if len(f) > 3 {
-		if n, ok := f[3].int(); ok && n >= 0 && n <= 20 {
-			r.AcT = ptr(n)
-		}
+	if len(f) > 3 && isAcT(f[3]) {
+		n, _ := f[3].int()
+		r.AcT = ptr(n)
 	}
-	return d, r, nil
+	return r, nil
+}
+
+// isAcT reports whether f is a 27.007 <AcT> (0..13, unquoted; 14..20 are
+// reserved for future radios and taken too).
+func isAcT(f field) bool {
+	n, ok := f.int()
+	return ok && !f.quoted && len(f.s) <= 2 && n >= 0 && n <= 20
+}
+
+// isRAC reports whether f can be a routing area code: one byte in hex.
+func isRAC(f field) bool {
+	s := strings.TrimSpace(f.s)
+	if s == "" || len(s) > 2 {
+		return false
+	}
+	_, err := strconv.ParseUint(s, 16, 8)
+	return err == nil
 }
 
 // Operator is the network the modem is on (+COPS).
@@ -180,24 +229,29 @@ type Operator struct {
 	Name *string `json:"name"`
 }
 
-// ParseCOPS parses "+COPS: <mode>[,<format>,<oper>[,<AcT>]]". A numeric
-// operator fills MCC/MNC, an alphanumeric one fills Name. mode alone (no
-// operator) is valid: the modem is not registered.
+// ParseCOPS parses "+COPS: <mode>[,<format>,<oper>[,<AcT>]]" (27.007
+// §7.3), with or without its prefix. <format> 2 (numeric) fills MCC/MNC;
+// 0 (long) and 1 (short alphanumeric) fill Name. <mode> alone, or with an
+// empty <oper>, is valid: the modem is not registered. A <format> other
+// than 0, 1 or 2, or a numeric operator that is no PLMN, is an error.
 func ParseCOPS(line string) (Operator, error) {
-	v, ok := value(line, "+COPS:")
+	v, ok := valueOf(line, "+COPS:")
 	if !ok {
 		return Operator{}, fmt.Errorf("cops: not a +COPS line")
 	}
 	f := splitFields(v)
-	if _, ok := f[0].int(); !ok {
+	if mode, ok := f[0].int(); !ok || mode < 0 || mode > 4 {
 		return Operator{}, fmt.Errorf("cops: bad <mode>")
 	}
 	var op Operator
-	if len(f) < 3 || f[2].s == "" {
+	if len(f) < 3 || f[2].blank() {
 		return op, nil
 	}
-	format, _ := f[1].int()
-	oper := f[2].s
+	format, ok := f[1].int()
+	if !ok || format < 0 || format > 2 {
+		return Operator{}, fmt.Errorf("cops: bad <format>")
+	}
+	oper := strings.TrimSpace(f[2].s)
 	if format == 2 {
 		mcc, mnc, err := SplitPLMN(oper)
 		if err != nil {
@@ -205,6 +259,9 @@ func ParseCOPS(line string) (Operator, error) {
 		}
 		op.MCC, op.MNC = &mcc, &mnc
 	} else {
+		if !validInfo(oper) {
+			return Operator{}, fmt.Errorf("cops: bad operator name of %d characters", len(oper))
+		}
 		op.Name = &oper
 	}
 	return op, nil
@@ -232,7 +289,7 @@ type Signal struct {
 // unknown; 100..191 is -116..-25 dBm (TD-SCDMA RSCP, as Quectel and
 // 27.007 extend it), 199 unknown; ber 0..7, 99 unknown.
 func ParseCSQ(line string) (Signal, error) {
-	v, ok := value(line, "+CSQ:")
+	v, ok := valueOf(line, "+CSQ:")
 	if !ok {
 		return Signal{}, fmt.Errorf("csq: not a +CSQ line")
 	}
@@ -261,7 +318,7 @@ func ParseCSQ(line string) (Signal, error) {
 // RSRQ (0..34: -19.5..-2.5 dB in 0.5 dB steps) and RSRP (0..97:
 // -140..-44 dBm), and RSSI from rxlev (0..63: -110..-48 dBm) when given.
 func ParseCESQ(line string) (Signal, error) {
-	v, ok := value(line, "+CESQ:")
+	v, ok := valueOf(line, "+CESQ:")
 	if !ok {
 		return Signal{}, fmt.Errorf("cesq: not a +CESQ line")
 	}
@@ -285,61 +342,124 @@ func ParseCESQ(line string) (Signal, error) {
 	return s, nil
 }
 
-// SIM states reported in Status.SIM.State.
+// SIM states reported in Status.SIM.State (sim.state in status --json).
+// Only SIMReady is ready: every lock of 27.007 §8.3 (+CPIN) has its own
+// word, so a script can tell a SIM waiting for its PIN from a device
+// locked to one network. docs/atmodem.md lists them.
 const (
-	SIMReady    = "ready"
-	SIMPIN      = "pin_required"
-	SIMPUK      = "puk_required"
-	SIMAbsent   = "absent"
-	SIMNotReady = "not_ready"
-	SIMLocked   = "locked" // another PIN (PH-SIM, network personalisation)
-	SIMError    = "error"
+	SIMReady    = "ready"        // READY
+	SIMPIN      = "pin_required" // SIM PIN
+	SIMPUK      = "puk_required" // SIM PUK
+	SIMPIN2     = "pin2_required"
+	SIMPUK2     = "puk2_required"
+	SIMAbsent   = "absent"    // NOT INSERTED, +CME ERROR: 10
+	SIMNotReady = "not_ready" // NOT READY, +CME ERROR: 14 (busy)
+	SIMError    = "error"     // +CME ERROR: 13 (failure), 15 (wrong)
+	// Personalisation locks (3GPP TS 22.022): the device, not the SIM,
+	// wants a code.
+	SIMPhSIMPIN    = "ph_sim_pin_required"  // PH-SIM PIN: locked to this SIM
+	SIMPhFSIMPIN   = "ph_fsim_pin_required" // PH-FSIM PIN: locked to the first SIM
+	SIMPhFSIMPUK   = "ph_fsim_puk_required"
+	SIMPhNetPIN    = "ph_net_pin_required" // network personalisation
+	SIMPhNetPUK    = "ph_net_puk_required"
+	SIMPhNetSubPIN = "ph_netsub_pin_required" // network subset
+	SIMPhNetSubPUK = "ph_netsub_puk_required"
+	SIMPhSPPIN     = "ph_sp_pin_required" // service provider
+	SIMPhSPPUK     = "ph_sp_puk_required"
+	SIMPhCorpPIN   = "ph_corp_pin_required" // corporate
+	SIMPhCorpPUK   = "ph_corp_puk_required"
 )
 
-// ParseCPIN parses "+CPIN: <code>" into a SIM state word.
+// cpinStates maps every <code> of 27.007 §8.3, and the absent-SIM words
+// firmware prints in +CPIN URCs, to its state word.
+var cpinStates = map[string]string{
+	"READY":         SIMReady,
+	"SIM PIN":       SIMPIN,
+	"SIM PUK":       SIMPUK,
+	"SIM PIN2":      SIMPIN2,
+	"SIM PUK2":      SIMPUK2,
+	"PH-SIM PIN":    SIMPhSIMPIN,
+	"PH-FSIM PIN":   SIMPhFSIMPIN,
+	"PH-FSIM PUK":   SIMPhFSIMPUK,
+	"PH-NET PIN":    SIMPhNetPIN,
+	"PH-NET PUK":    SIMPhNetPUK,
+	"PH-NETSUB PIN": SIMPhNetSubPIN,
+	"PH-NETSUB PUK": SIMPhNetSubPUK,
+	"PH-SP PIN":     SIMPhSPPIN,
+	"PH-SP PUK":     SIMPhSPPUK,
+	"PH-CORP PIN":   SIMPhCorpPIN,
+	"PH-CORP PUK":   SIMPhCorpPUK,
+	"NOT INSERTED":  SIMAbsent, // Quectel, u-blox, Telit URC
+	"NO SIM":        SIMAbsent,
+	"SIM REMOVED":   SIMAbsent, // SIMCom URC
+	"NOT AVAILABLE": SIMAbsent,
+	"NOT READY":     SIMNotReady, // 27.007 URC while the SIM goes or comes
+}
+
+// SIMStates lists every state word ParseCPIN and Modem.ReadSIM give.
+func SIMStates() []string {
+	seen := map[string]bool{SIMError: true}
+	out := []string{SIMError}
+	for _, w := range cpinStates {
+		if !seen[w] {
+			seen[w] = true
+			out = append(out, w)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// SIMLocked reports whether a state word is a lock: a PIN or PUK of the
+// SIM or of the device is wanted.
+func SIMLocked(state string) bool {
+	return strings.HasSuffix(state, "_pin_required") || strings.HasSuffix(state, "_puk_required") ||
+		state == SIMPIN || state == SIMPUK || state == SIMPIN2 || state == SIMPUK2
+}
+
+// ParseCPIN parses "+CPIN: <code>" (or a bare "<code>", as some firmware
+// answers) into a SIM state word. A code that is not one of 27.007's is
+// an error: the state is unknown, not a guessed lock.
 func ParseCPIN(line string) (string, error) {
-	v, ok := value(line, "+CPIN:")
+	v, ok := valueOf(line, "+CPIN:")
 	if !ok {
 		return "", fmt.Errorf("cpin: not a +CPIN line")
 	}
-	switch strings.ToUpper(strings.Trim(v, `" `)) {
-	case "READY":
-		return SIMReady, nil
-	case "SIM PIN2", "SIM PUK2":
-		// PIN2 guards only a few files (FDN); the SIM is otherwise
-		// usable, as ModemManager treats it.
-		return SIMReady, nil
-	case "SIM PIN":
-		return SIMPIN, nil
-	case "SIM PUK":
-		return SIMPUK, nil
-	case "NOT INSERTED", "NO SIM", "SIM REMOVED", "NOT AVAILABLE":
-		return SIMAbsent, nil
-	case "NOT READY":
-		return SIMNotReady, nil
-	case "":
+	code := strings.ToUpper(strings.Join(strings.Fields(strings.Trim(v, `" `)), " "))
+	if code == "" {
 		return "", fmt.Errorf("cpin: empty code")
 	}
-	if code := strings.ToUpper(strings.Trim(v, `" `)); strings.HasPrefix(code, "PH-") && len(code) <= 16 {
-		// PH-SIM PIN, PH-NET PUK, ...: another PIN locks the SIM.
-		return SIMLocked, nil
+	if st, ok := cpinStates[code]; ok {
+		return st, nil
 	}
 	// Anything else is garbled, not a state to believe.
 	return "", fmt.Errorf("cpin: unknown code of %d characters", len(v))
 }
 
 // ParseSerial finds a 14–16 digit IMEI in the reply to AT+CGSN or AT+GSN:
-// a bare number, "+CGSN: <sn>" or a quoted one. Other lines are ignored.
+// a bare number, "+CGSN: <sn>", "#CGSN: <sn>" (Telit), "IMEI: <sn>"
+// (Sierra ATI), quoted or not, and with trailing fields after it (a serial
+// number, "IMEI SV"): only the first field counts. Other lines are ignored.
 func ParseSerial(lines []string) (ident.IMEI, error) {
 	for _, l := range lines {
-		s := l
-		for _, p := range []string{"+CGSN:", "+GSN:", "IMEI:"} {
-			if r, ok := strings.CutPrefix(s, p); ok {
-				s = r
+		s := strings.TrimSpace(l)
+		if i := strings.IndexByte(s, ':'); i >= 0 {
+			name := strings.ToUpper(strings.TrimSpace(s[:i]))
+			switch strings.TrimLeft(name, "+#^%$!") {
+			case "CGSN", "GSN", "IMEI":
+				s = s[i+1:]
+			default:
+				if isCommandName(name) {
+					continue // "SN: ...", another command's line
+				}
 			}
 		}
-		s = strings.Trim(strings.TrimSpace(s), `"`)
-		if imei, err := ident.ParseIMEI(s); err == nil {
+		f := splitFields(s)
+		first := strings.TrimSpace(f[0].s)
+		if i := strings.IndexAny(first, " \t"); i > 0 && !f[0].quoted {
+			first = first[:i] // "350000000000001 SN:..."
+		}
+		if imei, err := ident.ParseIMEI(first); err == nil {
 			return imei, nil
 		}
 	}
@@ -357,20 +477,27 @@ func ParseCIMI(lines []string) (ident.IMSI, error) {
 	return ident.IMSI{}, fmt.Errorf("imsi: %w", ErrNoReading)
 }
 
-// ParseICCIDLines finds the ICCID in the reply to AT+CCID, AT+QCCID,
-// AT+CICCID or AT+ICCID: "+CCID: 89...", "+QCCID: 89...", "+ICCID: 89...",
-// "#CCID: 89..." (Telit), "ICCID: 89..." (Sierra), quoted or bare. An ICCID
-// always starts with 89 (ITU-T E.118); one printed as "98..." is the raw
-// EF_ICCID with swapped nibbles, as some firmware gives it, and is decoded.
+// ParseICCIDLines finds the ICCID in the reply to any of the ICCID
+// commands: "+CCID: 89...", "+QCCID: 89..." (Quectel), "+ICCID: 89..."
+// (SIMCom AT+CICCID, Fibocom), "#CCID: 89..." (Telit), "ICCID: 89..."
+// (Sierra AT!ICCID?), "^ICCID: 98..." (Huawei), "%XICCID: 89..." (Nordic),
+// quoted or bare, F-padded or not. An ICCID starts with 89 (ITU-T E.118);
+// one printed as 20 characters starting "98" is the raw EF_ICCID with
+// swapped nibbles, as some firmware gives it, and is decoded. Hex digits
+// after the first six are kept (some operators use them, ModemManager
+// allows them too).
 func ParseICCIDLines(lines []string) (ident.ICCID, error) {
 	for _, l := range lines {
 		s := l
-		if i := strings.IndexByte(s, ':'); i >= 0 && isCommandName(s[:i]) {
+		if i := strings.IndexByte(s, ':'); i >= 0 && isCommandName(strings.TrimSpace(s[:i])) {
 			s = s[i+1:]
 		}
-		s = strings.Trim(strings.TrimSpace(s), `"`)
-		if strings.HasPrefix(s, "98") && len(s)%2 == 0 {
+		s = strings.ToUpper(strings.TrimSpace(strings.Trim(strings.TrimSpace(s), `"`)))
+		if strings.HasPrefix(s, "98") && len(s) == 20 {
 			s = unswapBCD(s)
+		}
+		if !strings.HasPrefix(s, "89") {
+			continue
 		}
 		if id, err := ident.ParseICCID(s); err == nil {
 			return id, nil
@@ -379,10 +506,10 @@ func ParseICCIDLines(lines []string) (ident.ICCID, error) {
 	return ident.ICCID{}, fmt.Errorf("iccid: %w", ErrNoReading)
 }
 
-// isCommandName reports whether s looks like "+QCCID", "#CCID" or "ICCID":
-// an optional +, # or ! and then letters.
+// isCommandName reports whether s looks like "+QCCID", "#CCID", "^ICCID",
+// "%XICCID" or "ICCID": an optional +, #, !, ^, % or $ and then letters.
 func isCommandName(s string) bool {
-	s = strings.TrimLeft(s, "+#!")
+	s = strings.TrimLeft(s, "+#!^%$")
 	if s == "" {
 		return false
 	}
@@ -407,7 +534,7 @@ func unswapBCD(s string) string {
 // BINARY of EF_ICCID): "+CRSM: 144,0,"98940100002143658709"". The ten
 // bytes are BCD with the nibbles of each byte swapped; F pads.
 func ParseCRSMICCID(line string) (ident.ICCID, error) {
-	v, ok := value(line, "+CRSM:")
+	v, ok := valueOf(line, "+CRSM:")
 	if !ok {
 		return ident.ICCID{}, fmt.Errorf("crsm: not a +CRSM line")
 	}
@@ -427,11 +554,12 @@ func ParseCRSMICCID(line string) (ident.ICCID, error) {
 	var b strings.Builder
 	for _, c := range raw {
 		for _, nib := range []byte{c & 0x0f, c >> 4} {
-			if nib == 0x0f {
-				continue
-			}
 			b.WriteString(strings.ToUpper(strconv.FormatUint(uint64(nib), 16)))
 		}
+	}
+	// F pads the end; ident.ParseICCID strips it and refuses it inside.
+	if !strings.HasPrefix(b.String(), "89") {
+		return ident.ICCID{}, fmt.Errorf("crsm: EF_ICCID does not start with 89")
 	}
 	id, err := ident.ParseICCID(b.String())
 	if err != nil {

@@ -50,7 +50,9 @@ func TestParseRegistration(t *testing.T) {
 		{"creg urc stat only", "+CREG: 1", false, DomainCS, "stat=1/home lac=- tac=- ci=- act=-"},
 		{"creg urc location", `+CREG: 5,"1A2B","01A2D101",2`, false, DomainCS, "stat=5/roaming lac=1A2B tac=- ci=1A2D101 act=2"},
 		{"creg urc lower-case hex", `+CREG: 1,"1a2b","01a2d101",7`, false, DomainCS, "stat=1/home lac=1A2B tac=- ci=1A2D101 act=7"},
-		{"creg unquoted decimal", "+CREG: 2,1,6699,27447553,7", true, DomainCS, "stat=1/home lac=1A2B tac=- ci=1A2D101 act=7"},
+		// Unquoted location fields are hex too (27.007 defines them as
+		// hex strings; ModemManager reads them the same way).
+		{"creg unquoted digits are hex", "+CREG: 2,1,6699,27447553,7", true, DomainCS, "stat=1/home lac=6699 tac=- ci=27447553 act=7"},
 		{"creg unquoted hex letters", "+CREG: 2,1,1A2B,1A2D101,7", true, DomainCS, "stat=1/home lac=1A2B tac=- ci=1A2D101 act=7"},
 		{"creg unquoted zero-padded hex", "+CREG: 2,1,0012,00012345,0", true, DomainCS, "stat=1/home lac=12 tac=- ci=12345 act=0"},
 		{"creg 0x prefix", "+CREG: 2,1,0x1A2B,0x01A2D101,7", true, DomainCS, "stat=1/home lac=1A2B tac=- ci=1A2D101 act=7"},
@@ -150,6 +152,8 @@ func TestIsRegQueryReply(t *testing.T) {
 		{`+CEREG: 4,1,"1A2B","01A2D101",9,,,"00100010","00011110"`, true},
 		{`+C5GREG: 2,1,"00A1B2","A1B2C3D4E",11,1,"01"`, true},
 		{"+CREG: 2,1,6699,27447553,7", true},
+		{"+CREG:002,001,\"18d8\",\"ffff\"", true}, // Iridium pads with zeros
+		{"+CREG: 1,0001,0010,0", false},           // URC, LAC lost its quotes
 		{"+CEREG:2,5", true},
 		// URCs: <stat> first
 		{"+CEREG: 1", false},
@@ -157,7 +161,7 @@ func TestIsRegQueryReply(t *testing.T) {
 		{`+CEREG: 1,"1A2B","01A2D101",7`, false},
 		{`+CEREG: 5,"1A2B","01A2D101",7,0,15`, false},
 		{`+CGREG: 1,"1A2B","01A2D101",2,"01"`, false},
-		// A URC with an unquoted decimal LAC is not a query reply.
+		// A URC with an unquoted LAC is not a query reply.
 		{"+CREG: 1,6699,27447553,7", false},
 		{"+CREG: 1,1A2B,1A2D101,7", false},
 		{`+CEREG: 1,,,7`, false},
@@ -311,12 +315,14 @@ func TestParseCPIN(t *testing.T) {
 		{"+CPIN: ready", SIMReady},
 		{"+CPIN: SIM PIN", SIMPIN},
 		{"+CPIN: SIM PUK", SIMPUK},
-		// PIN2 guards only FDN: the SIM is otherwise usable.
-		{"+CPIN: SIM PIN2", SIMReady},
-		{"+CPIN: SIM PUK2", SIMReady},
-		{"+CPIN: PH-SIM PIN", SIMLocked},
-		{"+CPIN: PH-NET PIN", SIMLocked},
-		{"+CPIN: PH-NETSUB PUK", SIMLocked},
+		// Only READY is ready: PIN2 and the personalisation locks have
+		// their own words.
+		{"+CPIN: SIM PIN2", SIMPIN2},
+		{"+CPIN: SIM PUK2", SIMPUK2},
+		{"+CPIN: PH-SIM PIN", SIMPhSIMPIN},
+		{"+CPIN: PH-NET PIN", SIMPhNetPIN},
+		{"+CPIN: PH-NETSUB PUK", SIMPhNetSubPUK},
+		{"+CPIN: PH-XYZ PIN", "error"},     // not a 27.007 code: unknown
 		{"+CPIN: NOT INSERTED", SIMAbsent}, // Quectel URC
 		{"+CPIN: SIM REMOVED", SIMAbsent},  // SIMCom URC
 		{"+CPIN: NO SIM", SIMAbsent},
@@ -635,9 +641,18 @@ func TestDialectFor(t *testing.T) {
 		{"SIMCOM_Ltd", "SIMCOM_SIM7000E", "simcom"},
 		{"QUALCOMM INCORPORATED", "SIM7600G-H", "simcom"},
 		{"", "SIM7080G", "simcom"},
-		{"Telit", "LE910C4-EU", "generic"},
-		{"Sierra Wireless, Incorporated", "MC7455", "generic"},
-		{"u-blox", "SARA-R410M-02B", "generic"},
+		{"Telit", "LE910C4-EU", "telit"},
+		{"Telit", "ME910C1-WW", "telit"},
+		{"Sierra Wireless, Incorporated", "MC7455", "sierra"},
+		{"Sierra Wireless, Incorporated", "EM7565", "sierra"},
+		{"u-blox", "SARA-R410M-02B", "ublox"},
+		{"u-blox", "LARA-R6001D", "ublox"},
+		{"Nordic Semiconductor ASA", "nRF9160-SICA", "nordic"},
+		{"", "nRF9151-LACA", "nordic"},
+		{"Fibocom", "FM150-AE", "fibocom"},
+		{"FIBOCOM", "L850-GL", "fibocom"},
+		{"Huawei Technologies Co., Ltd.", "ME909s-120", "huawei"},
+		{"", "ME909u-521", "huawei"},
 		{"", "", "generic"},
 		{"Generic", "LTE Modem", "generic"},
 	}
@@ -649,6 +664,12 @@ func TestDialectFor(t *testing.T) {
 	for name, d := range Dialects {
 		if d.Name != name {
 			t.Errorf("Dialects[%q].Name = %q", name, d.Name)
+		}
+		if d.Family == "" {
+			t.Errorf("dialect %s has no family", name)
+		}
+		if (d.SignalCommand == nil) != (d.ParseSignal == nil) {
+			t.Errorf("dialect %s: signal command and parser must come together", name)
 		}
 		if (d.CellCommand == nil) != (d.ParseCell == nil) {
 			t.Errorf("dialect %s: cell command and parser must come together", name)

@@ -170,31 +170,46 @@ func Holders(dev string) []string {
 // DefaultSysfs is where FindPort looks for tty devices.
 var DefaultSysfs = "/sys"
 
-// knownPort is a USB modem whose AT port sits on a known interface.
+// knownPort is a USB modem whose AT port sits on a known interface, or,
+// where the interface number moves between firmware compositions (Huawei),
+// on the interface with a known class/subclass/protocol.
 type knownPort struct {
 	vendor, product string // hex, lower case
-	iface           int
+	iface           int    // bInterfaceNumber, or -1: match class
+	class           string // "ff/02/02": bInterfaceClass/SubClass/Protocol, when iface is -1
 	name            string
 }
 
-// atPorts lists AT command interfaces of common modules (vendor manuals
-// and the Linux option driver's tables). First match wins.
+// atPorts lists AT command interfaces of common modules (vendor manuals,
+// the Linux option driver's tables, and ModemManager's udev port-type
+// rules, which name each vendor's primary AT port). First match wins.
+// Nordic nRF91 modules are UART modems without a USB interface of their
+// own: give their port path (docs/atmodem.md).
 var atPorts = []knownPort{
-	{"2c7c", "0125", 2, "Quectel EC25/EG25"},
-	{"2c7c", "0121", 2, "Quectel EC21"},
-	{"2c7c", "0191", 2, "Quectel EG91"},
-	{"2c7c", "0195", 2, "Quectel EG95"},
-	{"2c7c", "0296", 2, "Quectel BG96"},
-	{"2c7c", "0306", 2, "Quectel EP06/EG06"},
-	{"2c7c", "0800", 2, "Quectel RM5xxQ"},
-	{"1e0e", "9001", 2, "SIMCom SIM7600"},
-	{"1e0e", "9011", 4, "SIMCom SIM7600 (RNDIS)"},
-	{"1199", "9071", 3, "Sierra MC7455"},
-	{"1199", "9091", 3, "Sierra EM7565"},
-	{"1bc7", "1201", 4, "Telit LE910C1"},
-	{"1bc7", "1204", 3, "Telit ME910"},
-	{"1546", "1141", 2, "u-blox SARA-U2/LISA-U2"},
-	{"1546", "1146", 2, "u-blox TOBY-L2"},
+	{"2c7c", "0125", 2, "", "Quectel EC25/EG25"},
+	{"2c7c", "0121", 2, "", "Quectel EC21"},
+	{"2c7c", "0191", 2, "", "Quectel EG91"},
+	{"2c7c", "0195", 2, "", "Quectel EG95"},
+	{"2c7c", "0296", 2, "", "Quectel BG96"},
+	{"2c7c", "0306", 2, "", "Quectel EP06/EG06"},
+	{"2c7c", "0800", 2, "", "Quectel RM5xxQ"},
+	{"1e0e", "9001", 2, "", "SIMCom SIM7600"},
+	{"1e0e", "9011", 4, "", "SIMCom SIM7600 (RNDIS)"},
+	{"1199", "9071", 3, "", "Sierra MC7455/EM7455"},  // MM: MC74XX primary if 03
+	{"1199", "9091", 3, "", "Sierra EM7565"},         // MM: EM7565 primary if 03
+	{"1bc7", "1201", 4, "", "Telit LE910C1"},         // MM: LE910C1 default cfg, if 04
+	{"1bc7", "1101", 1, "", "Telit ME910C1"},         // MM: ME910C1, if 01
+	{"1bc7", "110a", 1, "", "Telit ME910G1/ML865G1"}, // MM: MEx10G1, if 01
+	{"1bc7", "1204", 3, "", "Telit ME910"},
+	{"2cb7", "0104", 1, "", "Fibocom FM150"},              // MM: if 01 AT primary
+	{"2cb7", "01a0", 2, "", "Fibocom NL668"},              // MM: if 02 AT primary
+	{"2cb7", "0007", 2, "", "Fibocom L850-GL"},            // MM: ttyACM0 (if 02) AT
+	{"12d1", "15c1", -1, "ff/02/02", "Huawei ME909s-120"}, // MM: PCUI ff/02/02
+	{"12d1", "15c1", -1, "ff/01/02", "Huawei ME909s-120"},
+	{"12d1", "1573", -1, "ff/01/02", "Huawei ME909u/MU609"},
+	{"1546", "110a", 0, "", "u-blox LARA-R2/TOBY-R2"}, // MM: if 0 primary
+	{"1546", "1141", 2, "", "u-blox SARA-U2/LISA-U2"},
+	{"1546", "1146", 2, "", "u-blox TOBY-L2"},
 }
 
 // FindPort finds the AT port of a known USB modem under sysfs root and
@@ -215,7 +230,10 @@ func FindPort(sysfs string) (string, error) {
 			if len(seen) < 8 {
 				seen = append(seen, fmt.Sprintf("%s=%s:%s/%d", name, vid, pid, iface))
 			}
-			if vid == kp.vendor && pid == kp.product && iface == kp.iface {
+			if vid != kp.vendor || pid != kp.product {
+				continue
+			}
+			if kp.iface >= 0 && iface == kp.iface || kp.iface < 0 && usbClass(t) == kp.class {
 				return byID(filepath.Join("/dev", name)), nil
 			}
 		}
@@ -251,6 +269,30 @@ func usbInfo(tty string) (iface int, vid, pid string, ok bool) {
 		}
 	}
 	return 0, "", "", false
+}
+
+// usbClass reads "ff/02/02" (bInterfaceClass/SubClass/Protocol) of the
+// USB interface above a tty, or "".
+func usbClass(tty string) string {
+	dev, err := filepath.EvalSymlinks(filepath.Join(tty, "device"))
+	if err != nil {
+		return ""
+	}
+	for d := dev; d != "/" && d != "."; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "bInterfaceNumber")); err != nil {
+			continue
+		}
+		var parts []string
+		for _, f := range []string{"bInterfaceClass", "bInterfaceSubClass", "bInterfaceProtocol"} {
+			b, err := os.ReadFile(filepath.Join(d, f))
+			if err != nil {
+				return ""
+			}
+			parts = append(parts, strings.ToLower(strings.TrimSpace(string(b))))
+		}
+		return strings.Join(parts, "/")
+	}
+	return ""
 }
 
 // byID returns the /dev/serial/by-id link for dev, or dev itself.

@@ -109,3 +109,47 @@ func TestFindPort(t *testing.T) {
 		t.Fatalf("no ports: %v", err)
 	}
 }
+
+// fakeSysfsClass is fakeSysfs with interface classes ("ff/02/02").
+func fakeSysfsClass(t *testing.T, ports map[string][4]string) string {
+	t.Helper()
+	simple := map[string][3]string{}
+	for tty, p := range ports {
+		simple[tty] = [3]string{p[0], p[1], p[2]}
+	}
+	root := fakeSysfs(t, simple)
+	for tty, p := range ports {
+		iface := filepath.Join(root, "devices", "usb1", "1-1-"+tty, "1-1:1."+p[2])
+		c := strings.Split(p[3], "/")
+		for i, f := range []string{"bInterfaceClass", "bInterfaceSubClass", "bInterfaceProtocol"} {
+			must(t, os.WriteFile(filepath.Join(iface, f), []byte(c[i]+"\n"), 0o644))
+		}
+	}
+	return root
+}
+
+func TestFindPortFamilies(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ports map[string][4]string
+		want  string
+	}{
+		{"telit ME910C1 if 1", map[string][4]string{"ttyUSB0": {"1bc7", "1101", "0", "ff/ff/ff"}, "ttyUSB1": {"1bc7", "1101", "1", "ff/ff/ff"}}, "/dev/ttyUSB1"},
+		{"telit LE910C1 if 4", map[string][4]string{"ttyUSB2": {"1bc7", "1201", "3", "ff/ff/ff"}, "ttyUSB3": {"1bc7", "1201", "4", "ff/ff/ff"}}, "/dev/ttyUSB3"},
+		{"fibocom FM150 if 1", map[string][4]string{"ttyUSB0": {"2cb7", "0104", "0", "ff/ff/30"}, "ttyUSB1": {"2cb7", "0104", "1", "ff/00/00"}}, "/dev/ttyUSB1"},
+		{"fibocom L850 acm if 2", map[string][4]string{"ttyACM0": {"2cb7", "0007", "2", "02/02/01"}}, "/dev/ttyACM0"},
+		{"sierra EM7565 if 3", map[string][4]string{"ttyUSB1": {"1199", "9091", "2", "ff/ff/ff"}, "ttyUSB2": {"1199", "9091", "3", "ff/ff/ff"}}, "/dev/ttyUSB2"},
+		// Huawei: the PCUI by class, wherever the composition puts it.
+		{"huawei ME909s PCUI by class", map[string][4]string{
+			"ttyUSB0": {"12d1", "15c1", "0", "ff/02/01"}, "ttyUSB1": {"12d1", "15c1", "1", "ff/02/12"},
+			"ttyUSB2": {"12d1", "15c1", "3", "ff/02/02"}}, "/dev/ttyUSB2"},
+		{"u-blox LARA-R2 if 0", map[string][4]string{"ttyACM0": {"1546", "110a", "0", "02/02/01"}, "ttyACM1": {"1546", "110a", "2", "02/02/01"}}, "/dev/ttyACM0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := atmodem.FindPort(fakeSysfsClass(t, tc.ports))
+			if err != nil || got != tc.want {
+				t.Fatalf("FindPort = %q, %v; want %s", got, err, tc.want)
+			}
+		})
+	}
+}

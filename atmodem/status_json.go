@@ -11,11 +11,13 @@ type StatusJSON struct {
 		Model        *string `json:"model"`
 		Revision     *string `json:"revision"`
 		IMEI         *string `json:"imei"`
+		Family       *string `json:"family"` // extension: the dialect's vendor and series
 	} `json:"modem"`
 	SIM struct {
 		State *string `json:"state"`
 		IMSI  *string `json:"imsi"`
 		ICCID *string `json:"iccid"`
+		EID   *string `json:"eid"` // extension: the eUICC's EID, where the card gives it
 	} `json:"sim"`
 	Registration struct {
 		CS  *Registration `json:"cs"`
@@ -47,9 +49,11 @@ func (s *Status) Revealed() *StatusJSON {
 	j.Modem.Model = nonEmpty(s.Modem.Model)
 	j.Modem.Revision = nonEmpty(s.Modem.Revision)
 	j.Modem.IMEI = nonEmpty(s.Modem.IMEI.Reveal())
+	j.Modem.Family = nonEmpty(s.Family)
 	j.SIM.State = nonEmpty(s.SIM.State)
 	j.SIM.IMSI = nonEmpty(s.SIM.IMSI.Reveal())
 	j.SIM.ICCID = nonEmpty(s.SIM.ICCID.Reveal())
+	j.SIM.EID = nonEmpty(s.SIM.EID.Reveal())
 	j.Registration.CS = s.Registration[DomainCS]
 	j.Registration.PS = s.Registration[DomainPS]
 	j.Registration.EPS = s.Registration[DomainEPS]
@@ -69,6 +73,7 @@ func (s *Status) MarshalJSON() ([]byte, error) {
 	j.Modem.IMEI = redactedPtr(s.Modem.IMEI.String(), s.Modem.IMEI.IsZero())
 	j.SIM.IMSI = redactedPtr(s.SIM.IMSI.String(), s.SIM.IMSI.IsZero())
 	j.SIM.ICCID = redactedPtr(s.SIM.ICCID.String(), s.SIM.ICCID.IsZero())
+	j.SIM.EID = redactedPtr(s.SIM.EID.String(), s.SIM.EID.IsZero())
 	return json.Marshal(j)
 }
 

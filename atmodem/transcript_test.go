@@ -54,6 +54,42 @@ var simSessions = []struct {
 		"rssi = -71", "rsrp = -95", "rsrq = -9",
 		"cell = lte idle 001-01 tac=1A2B ci=1A2D101 pci=123 earfcn=1300 band=3 rsrp=-95 rsrq=-9 sinr=15 rssi=-71",
 	}},
+	{"ublox", `{"dialect": "ublox"}`, []string{
+		"dialect = ublox", "family = u-blox SARA-R4/R5, LARA-R6", "manufacturer = u-blox", "model = SARA-R510S", "imei = 350000000000001", "sim = ready", "imsi = 001010000000001", "iccid = 8900100000000000001",
+		"eps = home tac=1A2B ci=1A2D101 act=7", "5gs = none", "plmn = 00101", "operator = Test Network",
+		"rssi = -71", "rsrp = -95", "rsrq = -9",
+		"cell = lte unknown pci=123 earfcn=1300 rsrp=-95 rsrq=-9",
+	}},
+	{"telit", `{"dialect": "telit"}`, []string{
+		"dialect = telit", "family = Telit LE910/ME910", "manufacturer = Telit", "model = LE910C1-EUX", "imei = 350000000000001", "sim = ready", "imsi = 001010000000001", "iccid = 8900100000000000001",
+		"eps = home tac=1A2B ci=1A2D101 act=7", "5gs = none", "plmn = 00101", "operator = Test Network",
+		"rssi = -71", "rsrp = -95", "rsrq = -9",
+		"cell = lte idle 001-01 tac=1A2B ci=1A2D101 earfcn=1300 band=3 rsrp=-95 rsrq=-9 sinr=15 rssi=-71",
+	}},
+	{"sierra", `{"dialect": "sierra"}`, []string{
+		"dialect = sierra", "family = Sierra Wireless EM/MC", "manufacturer = Sierra Wireless, Incorporated", "model = EM7565", "imei = 350000000000001", "sim = ready", "imsi = 001010000000001", "iccid = 8900100000000000001",
+		"eps = home tac=1A2B ci=1A2D101 act=7", "5gs = none", "plmn = 00101", "operator = Test Network",
+		"rssi = -71", "rsrp = -95", "rsrq = -9",
+		"cell = lte idle tac=1A2B ci=1A2D101 earfcn=1300 band=3 rsrp=-95 rsrq=-9 sinr=15 rssi=-71",
+	}},
+	{"nordic", `{"dialect": "nordic"}`, []string{
+		"dialect = nordic", "family = Nordic nRF91", "manufacturer = Nordic Semiconductor ASA", "model = nRF9160-SICA", "imei = 350000000000001", "sim = ready", "imsi = 001010000000001", "iccid = 8900100000000000001",
+		"eps = home tac=1A2B ci=1A2D101 act=7", "5gs = none", "plmn = 00101", "operator = Test Network",
+		"rssi = -71", "rsrp = -95", "rsrq = -9",
+		"cell = cat-m unknown 001-01 tac=1A2B ci=1A2D101 pci=123 earfcn=1300 band=3 rsrp=-95 sinr=15",
+	}},
+	{"fibocom", `{"dialect": "fibocom"}`, []string{
+		"dialect = fibocom", "family = Fibocom", "manufacturer = Fibocom", "model = FM150-AE", "imei = 350000000000001", "sim = ready", "imsi = 001010000000001", "iccid = 8900100000000000001",
+		"eps = home tac=1A2B ci=1A2D101 act=7", "5gs = none", "plmn = 00101", "operator = Test Network",
+		"rssi = -71", "rsrp = -95", "rsrq = -9",
+		"cell = lte unknown 001-01 tac=1A2B ci=1A2D101 pci=123 earfcn=1300 band=3 rsrp=-95 rsrq=-9",
+	}},
+	{"huawei", `{"dialect": "huawei"}`, []string{
+		"dialect = huawei", "family = Huawei ME909", "manufacturer = Huawei Technologies Co., Ltd.", "model = ME909s-120", "imei = 350000000000001", "sim = ready", "imsi = 001010000000001", "iccid = 8900100000000000001",
+		"eps = home tac=1A2B ci=1A2D101 act=7", "5gs = none", "plmn = 00101", "operator = Test Network",
+		"rssi = -71", "rsrp = -95", "rsrq = -9",
+		"cell = lte unknown 001-01 tac=1A2B ci=1A2D101 pci=123 earfcn=1300 rsrp=-95 rsrq=-9 rssi=-71",
+	}},
 	{"generic-nosim", `{"dialect": "generic", "sim": {"state": "absent"}}`, []string{
 		"dialect = generic", "sim = absent", "imsi = none", "iccid = none",
 		"cs = searching", "eps = searching", "5gs = none", "plmn = none", "operator = none", "rssi = none", "rsrp = none",
@@ -165,10 +201,12 @@ func corpusFiles(t testing.TB) []string {
 	return files
 }
 
-// fictional prefixes: test PLMN 001-01 IMSIs, made-up IMEIs and ICCIDs
-// (also in swapped BCD).
 var longDigits = regexp.MustCompile(`[0-9]{14,}`)
-var fictional = []string{"00101", "350000", "890010", "980001"}
+
+// fictional prefixes: test PLMN 001-01 IMSIs, made-up IMEIs and ICCIDs
+// (also in swapped BCD), and fictional EIDs 89001..., also as they
+// follow the 5A10 tag in a GET EID response over +CGLA.
+var fictional = []string{"00101", "350000", "890010", "980001", "1089001"}
 
 func TestCorpusHeadersAndIdentifiers(t *testing.T) {
 	for _, path := range corpusFiles(t) {
@@ -371,6 +409,7 @@ func orNone(s string) string {
 func readings(st *atmodem.Status) map[string]string {
 	r := map[string]string{
 		"dialect":      st.Dialect,
+		"family":       orNone(st.Family),
 		"manufacturer": orNone(st.Modem.Manufacturer),
 		"model":        orNone(st.Modem.Model),
 		"revision":     orNone(st.Modem.Revision),
@@ -378,6 +417,7 @@ func readings(st *atmodem.Status) map[string]string {
 		"sim":          orNone(st.SIM.State),
 		"imsi":         orNone(st.SIM.IMSI.Reveal()),
 		"iccid":        orNone(st.SIM.ICCID.Reveal()),
+		"eid":          orNone(st.SIM.EID.Reveal()),
 		"rssi":         numReading(st.Signal.RSSIdBm),
 		"rsrp":         numReading(st.Signal.RSRPdBm),
 		"rsrq":         numReading(st.Signal.RSRQdB),
@@ -397,7 +437,7 @@ func readings(st *atmodem.Status) map[string]string {
 	return r
 }
 
-var secretKeys = map[string]bool{"imei": true, "imsi": true, "iccid": true}
+var secretKeys = map[string]bool{"imei": true, "imsi": true, "iccid": true, "eid": true}
 
 // checkExpect compares the readings with the transcript's "# expect:"
 // lines; "urc = LINE" lines must have reached a handler, in that order.

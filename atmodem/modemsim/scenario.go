@@ -31,11 +31,16 @@ type ModemState struct {
 	IMEI         string `json:"imei"`
 }
 
-// SIMState is the simulated SIM; State "ready" or "absent" (or "pin").
+// SIMState is the simulated SIM; State "ready", "absent", or a lock: "pin"
+// or any sim.state word of a lock ("puk_required", "pin2_required",
+// "ph_net_pin_required", ...; CPINCode).
 type SIMState struct {
 	State string `json:"state"`
 	IMSI  string `json:"imsi"`
 	ICCID string `json:"iccid"`
+	// EID makes the SIM an eUICC whose ISD-R answers GET EID over a
+	// logical channel (+CCHO/+CGLA/+CCHC).
+	EID string `json:"eid,omitempty"`
 }
 
 // Network is the simulated network view. Pointer fields in a timeline
@@ -263,10 +268,15 @@ func Parse(b []byte) (*Scenario, error) {
 }
 
 func (sc *Scenario) check() error {
-	switch sc.Dialect {
-	case "", "generic", "quectel", "simcom":
-	default:
-		return fmt.Errorf("dialect %q: want generic, quectel or simcom", sc.Dialect)
+	known := sc.Dialect == ""
+	for _, d := range Dialects {
+		known = known || d == sc.Dialect
+	}
+	if !known {
+		return fmt.Errorf("dialect %q: want one of %s", sc.Dialect, strings.Join(Dialects, ", "))
+	}
+	if st := sc.SIM.State; st != "" && st != "ready" && st != "absent" && CPINCode(st) == "" {
+		return fmt.Errorf("sim state %q: want ready, absent, pin or a lock word such as ph_net_pin_required", st)
 	}
 	for i, st := range sc.Timeline {
 		n := 0
@@ -331,10 +341,10 @@ func (sc *Scenario) defaults() {
 	}
 	m := &sc.Modem
 	if m.Manufacturer == "" {
-		m.Manufacturer = map[string]string{"generic": "Generic", "quectel": "Quectel", "simcom": "SIMCOM INCORPORATED"}[sc.Dialect]
+		m.Manufacturer = defaultIdentity[sc.Dialect][0]
 	}
 	if m.Model == "" {
-		m.Model = map[string]string{"generic": "LTE Modem", "quectel": "EC25", "simcom": "SIMCOM_SIM7600E-H"}[sc.Dialect]
+		m.Model = defaultIdentity[sc.Dialect][1]
 	}
 	if m.Revision == "" {
 		m.Revision = "SIM1.0"
@@ -371,3 +381,32 @@ func sp(v string) *string   { return &v }
 func bp(v bool) *bool       { return &v }
 func u32p(v uint32) *uint32 { return &v }
 func u64p(v uint64) *uint64 { return &v }
+
+// CPINCode is the +CPIN <code> (27.007 §8.3) a SIM in state word w
+// answers: "pin" or "pin_required" is "SIM PIN", "ph_net_puk_required" is
+// "PH-NET PUK"; "" for a word that is no lock.
+func CPINCode(w string) string {
+	w = strings.TrimSuffix(w, "_required")
+	switch w {
+	case "pin", "puk", "pin2", "puk2":
+		return "SIM " + strings.ToUpper(w)
+	}
+	rest, ok := strings.CutPrefix(w, "ph_")
+	if !ok {
+		return ""
+	}
+	i := strings.LastIndexByte(rest, '_')
+	if i < 0 {
+		return ""
+	}
+	who, what := rest[:i], rest[i+1:]
+	switch who {
+	case "sim", "fsim", "net", "netsub", "sp", "corp":
+	default:
+		return ""
+	}
+	if what != "pin" && what != "puk" || who == "sim" && what == "puk" {
+		return ""
+	}
+	return "PH-" + strings.ToUpper(who) + " " + strings.ToUpper(what)
+}

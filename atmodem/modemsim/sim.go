@@ -19,28 +19,31 @@ import (
 // dialect, plays a scenario's timeline, and serves one connection at a
 // time (a pty master, a net.Conn, an in-process pipe).
 type Sim struct {
-	mu        sync.Mutex
-	sc        *Scenario
-	sim       SIMState
-	net       Network
-	gnss      *GNSSFix
-	gnssOn    bool
-	echo      bool
-	urcN      map[string]int // +CREG etc. -> <n>
-	copsFmt   int
-	conn      io.ReadWriter
-	connGen   int
-	silent    time.Time // answers held until then
-	held      []string  // commands received while silent
-	partial   time.Time // writes fragmented until then
-	down      time.Time // rebooting: input dropped until then
-	unplugged bool
-	record    io.Writer
-	onUnplug  func(d time.Duration)
-	started   time.Time
-	stop      chan struct{}
-	stopped   bool
-	rnd       *rand.Rand
+	mu      sync.Mutex
+	sc      *Scenario
+	sim     SIMState
+	net     Network
+	gnss    *GNSSFix
+	gnssOn  bool
+	echo    bool
+	urcN    map[string]int // +CREG etc. -> <n>
+	copsFmt int
+	// vendorURCs: the host enabled the dialect's SIM URCs (AT#QSS=1,
+	// AT+USIMSTAT=1, AT%XSIM=1); a reboot clears it.
+	vendorURCs bool
+	conn       io.ReadWriter
+	connGen    int
+	silent     time.Time // answers held until then
+	held       []string  // commands received while silent
+	partial    time.Time // writes fragmented until then
+	down       time.Time // rebooting: input dropped until then
+	unplugged  bool
+	record     io.Writer
+	onUnplug   func(d time.Duration)
+	started    time.Time
+	stop       chan struct{}
+	stopped    bool
+	rnd        *rand.Rand
 	// abort, while an endless answer streams, is closed by the host's
 	// next command line, which ends the stream.
 	abort      chan struct{}
@@ -438,8 +441,9 @@ func (s *Sim) respond(cmd string) ([]string, string) {
 		switch s.sim.State {
 		case "ready":
 			return []string{"+CPIN: READY"}, "OK"
-		case "pin":
-			return []string{"+CPIN: SIM PIN"}, "OK"
+		}
+		if code := CPINCode(s.sim.State); code != "" {
+			return []string{"+CPIN: " + code}, "OK"
 		}
 		return nil, errCME10
 	case u == "AT+CIMI":
@@ -447,11 +451,16 @@ func (s *Sim) respond(cmd string) ([]string, string) {
 			return nil, errCME10
 		}
 		return []string{s.sim.IMSI}, "OK"
+	}
+	if lines, final, ok := s.vendorRespond(u); ok {
+		return lines, final
+	}
+	switch {
 	case u == "AT+CCID" || u == "AT+ICCID":
 		if !simReady {
 			return nil, errCME10
 		}
-		if dialect == "generic" {
+		if dialect == "generic" || isVendorDialect(dialect) {
 			return []string{"+CCID: " + s.sim.ICCID}, "OK"
 		}
 		return []string{s.sim.ICCID}, "OK"
@@ -465,6 +474,19 @@ func (s *Sim) respond(cmd string) ([]string, string) {
 			return nil, errCME10
 		}
 		return []string{"+ICCID: " + s.sim.ICCID}, "OK"
+	case strings.HasPrefix(u, "AT+CCHO="):
+		if !simReady || s.sim.EID == "" || u != `AT+CCHO="A0000005591010FFFFFFFF8900000100"` {
+			return nil, "+CME ERROR: 4"
+		}
+		return []string{"1"}, "OK"
+	case strings.HasPrefix(u, "AT+CGLA="):
+		if !simReady || s.sim.EID == "" || u != `AT+CGLA=1,24,"80E2910006BF3E035C015A00"` {
+			return nil, "+CME ERROR: 4"
+		}
+		r := "BF3E125A10" + s.sim.EID + "9000"
+		return []string{fmt.Sprintf("+CGLA: %d,\"%s\"", len(r), r)}, "OK"
+	case u == "AT+CCHC=1":
+		return nil, "OK"
 	case u == "AT+CRSM=176,12258,0,0,10":
 		if !simReady {
 			return nil, errCME10
@@ -703,6 +725,9 @@ func (s *Sim) RemoveSIM() {
 	case "simcom":
 		s.emitLine("+SIMCARD: NOT AVAILABLE")
 	default:
+		for _, l := range s.simURCs(false) {
+			s.emitLine(l)
+		}
 		s.emitLine("+CPIN: NOT READY")
 	}
 	s.emitRegURCs()
@@ -724,6 +749,9 @@ func (s *Sim) InsertSIM(ns SIMState) {
 		s.emitLine("+CPIN: READY")
 		s.emitLine("+QIND: SMS DONE")
 	default:
+		for _, l := range s.simURCs(true) {
+			s.emitLine(l)
+		}
 		s.emitLine("+CPIN: READY")
 	}
 	s.emitRegURCs()
@@ -783,12 +811,12 @@ func (s *Sim) Fault(kind string, d time.Duration) {
 		s.echo = true
 		s.copsFmt = 0
 		s.gnssOn = false
+		s.vendorURCs = false
 		time.AfterFunc(d, func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
-			switch s.sc.Dialect {
-			case "quectel", "simcom":
-				s.emitLine("RDY")
+			if u := resetURC(s.sc.Dialect); u != "" {
+				s.emitLine(u)
 			}
 			if s.sim.State == "ready" {
 				s.emitLine("+CPIN: READY")

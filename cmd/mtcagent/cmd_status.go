@@ -81,6 +81,9 @@ func printStatus(w io.Writer, j *atmodem.StatusJSON) {
 	fmt.Fprintf(w, "modem     %s %s (%s), dialect %s\n", orDash(j.Modem.Manufacturer), orDash(j.Modem.Model), orDash(j.Modem.Revision), j.Dialect)
 	fmt.Fprintf(w, "imei      %s\n", orDash(j.Modem.IMEI))
 	fmt.Fprintf(w, "sim       %s  imsi %s  iccid %s\n", orDash(j.SIM.State), orDash(j.SIM.IMSI), orDash(j.SIM.ICCID))
+	if j.SIM.EID != nil {
+		fmt.Fprintf(w, "eid       %s\n", *j.SIM.EID)
+	}
 	regs := []struct {
 		name string
 		r    *atmodem.Registration

@@ -59,7 +59,7 @@ func readStatus(ctx context.Context, env *cli.Env, spec string) (*atmodem.Status
 	// Known URCs get (no-op) handlers, so one arriving mid-command is never
 	// taken for a reply line.
 	var opts []atmodem.Option
-	for _, p := range atmodem.KnownURCs() {
+	for _, p := range atmodem.URCPrefixes() {
 		opts = append(opts, atmodem.WithHandler(p, func(string) {}))
 	}
 	e := atmodem.New(port, opts...)

@@ -203,3 +203,46 @@ func TestStatusNothingRead(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusJSONFamilies runs status --json on each new family's example
+// scenario: modem.family is named, and the serving cell carries the
+// fields the family's command gives (docs/atmodem.md, Families).
+func TestStatusJSONFamilies(t *testing.T) {
+	cell := map[string][]string{
+		"ublox":   {"rat", "pci", "earfcn", "rsrp_dbm", "rsrq_db"},
+		"telit":   {"rat", "tac", "cell_id", "earfcn", "band", "rsrp_dbm", "rsrq_db", "sinr_db", "rssi_dbm"},
+		"sierra":  {"rat", "tac", "cell_id", "earfcn", "band", "rsrp_dbm", "rsrq_db", "sinr_db", "rssi_dbm"},
+		"nordic":  {"rat", "mcc", "mnc", "tac", "cell_id", "pci", "earfcn", "band", "rsrp_dbm", "sinr_db"},
+		"fibocom": {"rat", "mcc", "mnc", "tac", "cell_id", "pci", "earfcn", "band", "rsrp_dbm", "rsrq_db"},
+		"huawei":  {"rat", "mcc", "mnc", "tac", "cell_id", "pci", "earfcn", "rsrp_dbm", "rsrq_db", "rssi_dbm"},
+	}
+	for dialect, fields := range cell {
+		t.Run(dialect, func(t *testing.T) {
+			code, out, errs := run(t, "status", "--json", "--modem", "sim:"+filepath.Join("..", "..", "examples", dialect+".json"))
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			var j map[string]any
+			if err := json.Unmarshal([]byte(out), &j); err != nil {
+				t.Fatal(err)
+			}
+			if j["dialect"] != dialect || j["modem"].(map[string]any)["family"] == nil {
+				t.Fatalf("dialect %v, family %v", j["dialect"], j["modem"].(map[string]any)["family"])
+			}
+			for _, k := range []string{"state", "imsi", "iccid"} {
+				if j["sim"].(map[string]any)[k] == nil {
+					t.Errorf("sim.%s is null", k)
+				}
+			}
+			sc, _ := j["serving_cell"].(map[string]any)
+			for _, k := range fields {
+				if sc[k] == nil || sc[k] == "" {
+					t.Errorf("serving_cell.%s is null", k)
+				}
+			}
+			if eps := j["registration"].(map[string]any)["eps"].(map[string]any); eps["tac"].(float64) != 6699 {
+				t.Errorf("registration.eps.tac = %v", eps["tac"])
+			}
+		})
+	}
+}

@@ -42,13 +42,22 @@ func ParseIMSI(s string) (IMSI, error) {
 	return IMSI{s}, nil
 }
 
-// ParseICCID validates s as an ICCID. A trailing padding 'F' is removed.
+// ParseICCID validates s as an ICCID: 18 to 22 characters after the
+// trailing padding 'F's are removed; the first six (major industry
+// identifier, country and issuer) are digits, the rest hex digits, as
+// operators that store letters in the BCD nibbles of the account part
+// (China Mobile among them) issue them; ModemManager accepts the same.
 func ParseICCID(s string) (ICCID, error) {
 	s = strings.TrimRight(strings.ToUpper(strings.TrimSpace(s)), "F")
-	if len(s) >= 18 && len(s) <= 22 && digits(s[:len(s)-1], len(s)-1, len(s)-1) && isHexDigit(s[len(s)-1]) {
-		return ICCID{s}, nil
+	if len(s) < 18 || len(s) > 22 || !digits(s[:6], 6, 6) {
+		return ICCID{}, parseError("iccid", s)
 	}
-	return ICCID{}, parseError("iccid", s)
+	for i := 6; i < len(s); i++ {
+		if !isHexDigit(s[i]) {
+			return ICCID{}, parseError("iccid", s)
+		}
+	}
+	return ICCID{s}, nil
 }
 
 // ParseIMEI validates s as an IMEI (14, 15 or 16 digits).

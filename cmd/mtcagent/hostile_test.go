@@ -70,7 +70,7 @@ func statusPeakRSS(t testing.TB, scenario string) (map[string]any, int64, string
 	if err := json.Unmarshal(out.Bytes(), &j); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out.String())
 	}
-	return j, ru.Maxrss * 1024, errb.String() // Linux: Maxrss in KiB
+	return j, int64(ru.Maxrss) * 1024, errb.String() // Linux: Maxrss in KiB
 }
 
 func TestStatusHostileModem(t *testing.T) {

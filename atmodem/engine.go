@@ -81,23 +81,7 @@ func WithUnknown(fn func(line string)) Option { return func(c *engineConfig) { c
 // KnownURCs are the unsolicited result code prefixes of every dialect and
 // the registration URCs: a one-shot reader that follows no events should
 // still register them, so they are never taken for reply lines.
-func KnownURCs() []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, d := range Domains {
-		seen[d.Command()+":"] = true
-		out = append(out, d.Command()+":")
-	}
-	for _, name := range []string{"generic", "quectel", "simcom"} {
-		for p := range Dialects[name].URCs {
-			if !seen[p] {
-				seen[p] = true
-				out = append(out, p)
-			}
-		}
-	}
-	return out
-}
+func KnownURCs() []string { return URCPrefixes() }
 
 // WithResync sets how long the engine waits for a timed-out command's late
 // reply before probing with "AT", and the quiet time that ends the probe.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/mtcagent/mtcagent/internal/cli"
 
 	"bytes"
@@ -242,6 +244,44 @@ func TestStatusJSONFamilies(t *testing.T) {
 			}
 			if eps := j["registration"].(map[string]any)["eps"].(map[string]any); eps["tac"].(float64) != 6699 {
 				t.Errorf("registration.eps.tac = %v", eps["tac"])
+			}
+		})
+	}
+}
+
+// TestWatchFamilies: `mtcagent watch` on each family's simulator shows a
+// SIM removal, a SIM change and a modem reset as events, from the family's
+// own URCs or, where it has none, from the next reading.
+func TestWatchFamilies(t *testing.T) {
+	for _, dialect := range []string{"generic", "quectel", "simcom", "ublox", "telit", "sierra", "nordic", "fibocom", "huawei"} {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			sc := writeScenario(t, fmt.Sprintf(`{"dialect": %q, "timeline": [
+			  {"at": "%s", "sim": "remove"},
+			  {"at": "%s", "sim": {"imsi": "001010000000002", "iccid": "8900100000000000002"}},
+			  {"at": "%s", "fault": "reboot", "for": "300ms"}]}`, dialect, scaled(300*time.Millisecond), scaled(900*time.Millisecond), scaled(1600*time.Millisecond)))
+			code, out, errs := run(t, "watch", "--json", "--modem", "sim:"+sc, "--for", scaled(3500*time.Millisecond).String(), "--poll", "1s")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errs)
+			}
+			var kinds []string
+			for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+				var ev struct{ Kind string }
+				if json.Unmarshal([]byte(l), &ev) == nil && ev.Kind != "" {
+					kinds = append(kinds, ev.Kind)
+				}
+			}
+			seq := strings.Join(kinds, " ")
+			for _, want := range []string{"sim_removed", "sim_changed", "modem_reset"} {
+				if !strings.Contains(seq, want) {
+					t.Errorf("no %s in %s", want, seq)
+				}
+			}
+			if i, j := strings.Index(seq, "sim_removed"), strings.Index(seq, "sim_changed"); i < 0 || j < i {
+				t.Errorf("events out of order: %s", seq)
+			}
+			if strings.Contains(out, "001010000000002") || strings.Contains(out, "8900100000000000002") {
+				t.Error("watch printed a SIM identity")
 			}
 		})
 	}

@@ -95,7 +95,12 @@ func TestStatusHostileModem(t *testing.T) {
 			// A modem deaf to the abort may still be streaming when the IMEI
 			// is read: unknown (null) is then the right answer, and what
 			// counts is that no line of the stream became a value.
-			if modem["model"] == nil || modem["imei"] == nil && name != "endless-deaf" {
+			// Recovery: the other reads work. Not for the modem deaf to the
+			// abort: while it streams (3 s, against 5 s command timeouts
+			// on a loaded machine) any read may fail, and unknown is then
+			// the right answer; what counts there is that no line of the
+			// stream became a value.
+			if name != "endless-deaf" && (modem["model"] == nil || modem["imei"] == nil) {
 				t.Errorf("the reads after the hostile reply failed: %v", modem)
 			}
 			if imei, _ := modem["imei"].(string); strings.Contains(imei, "EVIL") {

@@ -241,6 +241,11 @@ classes = status
 	post(wire.PathHeartbeat, hb)
 	ev, _ := iss.Sign(attest.KindEvent, attest.EventClaim(attest.SIMChanged.String()))
 	post(wire.PathEvent, ev)
+	// The log line comes through the process's stdout pipe, which the
+	// test reads on its own goroutine: wait for it rather than race it.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.out.String(), "ALARM device d1 binding-changed") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if !strings.Contains(p.out.String(), "ALARM device d1 binding-changed") {
 		t.Errorf("no binding alarm:\n%s", p.out)
 	}

@@ -57,7 +57,7 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 	st, ok := peer(ctx, w.Conn())
 	var x *SCS
 	if ok {
-		x = s.cfg.scsByPSK(string(st.IdentityHint))
+		x = s.scsByPSK(string(st.IdentityHint))
 	}
 	rec := AuditRecord{Method: method, Path: path}
 	if x == nil {
@@ -78,13 +78,12 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 	}
 	rec.Device, rec.Class = id, class
 	wantMethod := map[string]string{ClassStatus: "GET", ClassEvents: "GET", ClassTrigger: "POST"}[class]
-	_, known := s.cfg.Devices[id]
 	switch {
 	case id == "" || wantMethod == "":
 		rec.Decision = "denied (no such resource)"
-	case !known:
+	case s.deviceByID(id) == nil:
 		rec.Decision = "denied (unknown device)"
-	case !x.Granted(id, class):
+	case !s.granted(x.Name, id, class):
 		rec.Decision = "denied (not granted)"
 	case method != wantMethod:
 		rec.Decision = "denied (method)"

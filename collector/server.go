@@ -103,6 +103,10 @@ func New(cfg *Config, opt Options) (*Server, error) {
 		sessions: map[string]*udpClient.Conn{}, mdtBusy: map[string]*udpClient.Conn{},
 		observers: map[string]map[*observer]struct{}{}, done: make(chan struct{})}
 	s.started = s.now()
+	if err := s.importConfig(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if imported > 0 {
 		s.logf("imported the state of %d device(s) from %s (now %s.imported)", imported, StateFile, StateFile)
 	}
@@ -191,7 +195,7 @@ func (s *Server) ListenDevices(addr string) (net.Addr, error) {
 		PSKIdentityHint:       []byte("mtccollector"),
 		ConnectionIDGenerator: piondtls.RandomCIDGenerator(DeviceCIDBytes),
 		PSK: func(id []byte) ([]byte, error) {
-			if d := s.cfg.deviceByPSK(string(id)); d != nil {
+			if d := s.deviceByPSK(string(id)); d != nil {
 				return d.PSK, nil
 			}
 			s.logLimited("unknown-psk", "refused a device handshake: unknown PSK identity")
@@ -219,7 +223,7 @@ func (s *Server) ListenDevicesCert(addr string, cert tls.Certificate) (net.Addr,
 			if err != nil {
 				return err
 			}
-			if s.cfg.deviceByPin(coapx.Pin(c)) == nil {
+			if s.deviceByPin(coapx.Pin(c)) == nil {
 				s.logf("refused a device handshake: unknown device key")
 				return errors.New("unknown device key")
 			}
@@ -236,7 +240,7 @@ func (s *Server) ListenSCS(addr string) (net.Addr, error) {
 		CipherSuites:         []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8, piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256, piondtls.TLS_PSK_WITH_AES_128_CBC_SHA256},
 		PSKIdentityHint:      []byte("mtccollector"),
 		PSK: func(id []byte) ([]byte, error) {
-			if x := s.cfg.scsByPSK(string(id)); x != nil {
+			if x := s.scsByPSK(string(id)); x != nil {
 				return x.PSK, nil
 			}
 			s.logLimited("unknown-scs-psk", "refused an SCS handshake: unknown PSK identity")
@@ -370,9 +374,9 @@ func (s *Server) deviceOf(ctx context.Context, cc *udpClient.Conn) *Device {
 		if err != nil {
 			return nil
 		}
-		return s.cfg.deviceByPin(coapx.Pin(c))
+		return s.deviceByPin(coapx.Pin(c))
 	}
-	return s.cfg.deviceByPSK(string(st.IdentityHint))
+	return s.deviceByPSK(string(st.IdentityHint))
 }
 
 // deviceSession runs for each new device session: it registers the
@@ -713,7 +717,7 @@ func (s *Server) checkOverdue() {
 		s.logf("ERROR reading the store for overdue heartbeats: %v", err)
 		return
 	}
-	silence := func(d *Device, lastSeen, lastHeartbeat time.Time) (time.Duration, bool) {
+	silence := func(timeout time.Duration, lastSeen, lastHeartbeat time.Time) (time.Duration, bool) {
 		last := lastHeartbeat
 		if last.IsZero() {
 			last = lastSeen
@@ -721,14 +725,14 @@ func (s *Server) checkOverdue() {
 		if last.Before(s.started) {
 			last = s.started
 		}
-		return now.Sub(last), now.Sub(last) > d.HeartbeatTimeout
+		return now.Sub(last), now.Sub(last) > timeout
 	}
 	for _, w := range watched {
-		d := s.cfg.Devices[w.ID]
-		if d == nil {
-			continue
+		timeout := w.HeartbeatTimeout
+		if timeout <= 0 {
+			timeout = s.cfg.HeartbeatTimeout
 		}
-		if _, over := silence(d, w.LastSeen, w.LastHeartbeat); !over {
+		if _, over := silence(timeout, w.LastSeen, w.LastHeartbeat); !over {
 			continue
 		}
 		var raised time.Duration
@@ -736,7 +740,7 @@ func (s *Server) checkOverdue() {
 			if ds.Overdue || ds.LastSeen.IsZero() {
 				return nil
 			}
-			if quiet, over := silence(d, ds.LastSeen, ds.LastHeartbeat); over {
+			if quiet, over := silence(timeout, ds.LastSeen, ds.LastHeartbeat); over {
 				ds.Overdue, raised = true, quiet
 			}
 			return nil

@@ -340,3 +340,19 @@ func (s *Server) importConfig() error {
 	s.logf("imported %d device(s) and %d scs from the configuration file into the empty store; manage them with mtccollector device|scs|grant|revoke from now on", nd, ns)
 	return nil
 }
+
+// Registered returns how many devices and SCSs the registry holds (-1
+// when the store cannot say).
+func (s *Server) Registered() (devices, scss int) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	n, err := s.st.CountDevices(ctx)
+	if err != nil {
+		n = -1
+	}
+	xs, err := s.st.ListSCS(ctx)
+	if err != nil {
+		return n, -1
+	}
+	return n, len(xs)
+}

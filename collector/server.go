@@ -69,6 +69,7 @@ type Server struct {
 	observers map[string]map[*observer]struct{}
 	servers   []*dtlsserver.Server
 	gates     []*gatedListener
+	closers   []func() // run by Close (the admin socket)
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -333,7 +334,7 @@ func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		close(s.done)
 		s.mu.Lock()
-		srvs, gates := s.servers, s.gates
+		srvs, gates, closers := s.servers, s.gates, s.closers
 		for _, cc := range s.sessions {
 			_ = cc.Close()
 		}
@@ -343,6 +344,9 @@ func (s *Server) Close() {
 		}
 		for _, g := range gates {
 			_ = g.Close()
+		}
+		for _, c := range closers {
+			c()
 		}
 		s.wg.Wait()
 		if err := s.st.Close(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -50,13 +51,31 @@ func boltDeleteDeviceIndexes(tx *bolt.Tx, d *Device) error {
 	return nil
 }
 
+// AddDevices writes in key order, bucket by bucket (records by id, then
+// the PSK index, then the pin index): bbolt fills pages in order instead
+// of splitting them at random, which makes a bulk add of 100,000 devices
+// several times faster.
 func (s *boltStore) AddDevices(_ context.Context, ds []*Device, replace bool) error {
 	if err := checkUnique(ds); err != nil {
 		return err
 	}
+	byID := slices.Clone(ds)
+	slices.SortFunc(byID, func(a, b *Device) int { return strings.Compare(a.ID, b.ID) })
+	type kv struct{ k, v []byte }
+	var psks, pins []kv
+	for _, d := range byID {
+		if d.PSKIdentity != "" {
+			psks = append(psks, kv{[]byte(d.PSKIdentity), []byte(d.ID)})
+		}
+		if len(d.KeyPin) > 0 {
+			pins = append(pins, kv{pinKey(d.KeyPin, d.ID), []byte(d.ID)})
+		}
+	}
+	slices.SortFunc(psks, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	slices.SortFunc(pins, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
 	return s.db.Update(func(tx *bolt.Tx) error {
-		recs, psk, pins := tx.Bucket(bucketRegDevices), tx.Bucket(bucketRegDevPSK), tx.Bucket(bucketRegDevPin)
-		for _, d := range ds {
+		recs, psk, pin := tx.Bucket(bucketRegDevices), tx.Bucket(bucketRegDevPSK), tx.Bucket(bucketRegDevPin)
+		for _, d := range byID {
 			old, err := boltDevice(tx, d.ID)
 			if err != nil {
 				return err
@@ -69,24 +88,24 @@ func (s *boltStore) AddDevices(_ context.Context, ds []*Device, replace bool) er
 					return err
 				}
 			}
-			if d.PSKIdentity != "" {
-				if v := psk.Get([]byte(d.PSKIdentity)); v != nil && string(v) != d.ID {
-					return &DuplicateError{"device psk identity", d.PSKIdentity}
-				}
-				if err := psk.Put([]byte(d.PSKIdentity), []byte(d.ID)); err != nil {
-					return err
-				}
-			}
-			if len(d.KeyPin) > 0 {
-				if err := pins.Put(pinKey(d.KeyPin, d.ID), []byte(d.ID)); err != nil {
-					return err
-				}
-			}
 			v, err := json.Marshal(recordOf(d))
 			if err != nil {
 				return err
 			}
 			if err := recs.Put([]byte(d.ID), v); err != nil {
+				return err
+			}
+		}
+		for _, e := range psks {
+			if v := psk.Get(e.k); v != nil && !bytes.Equal(v, e.v) {
+				return &DuplicateError{"device psk identity", string(e.k)}
+			}
+			if err := psk.Put(e.k, e.v); err != nil {
+				return err
+			}
+		}
+		for _, e := range pins {
+			if err := pin.Put(e.k, e.v); err != nil {
 				return err
 			}
 		}

@@ -274,7 +274,7 @@ func (s *pgStore) Revoke(ctx context.Context, scs string, devices, classes []str
 		return &NotFoundError{"scs", scs}
 	}
 	if _, err := s.pool.Exec(ctx, `DELETE FROM grants WHERE scs = $1 AND device = ANY($2)
-		AND (cardinality($3::text[]) = 0 OR class = ANY($3))`, scs, devices, classes); err != nil {
+		AND (coalesce(cardinality($3::text[]), 0) = 0 OR class = ANY($3))`, scs, devices, classes); err != nil {
 		return fmt.Errorf("collector: store: revoke: %w", err)
 	}
 	return nil

@@ -16,8 +16,10 @@ import (
 	piondtls "github.com/pion/dtls/v3"
 	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
 
 	"github.com/mtcagent/mtcagent/agent/uplink"
+	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/wire"
 )
 
@@ -111,6 +113,55 @@ func TestProvisionWithoutRestart(t *testing.T) {
 		if code := scsGet(t, scsAddr, "alpha", scsPSK, "/devices/dev1/status"); code != codes.Content {
 			t.Fatalf("granted: %v, want 2.05\n%s", code, log)
 		}
+		// An observation of events ends when its grant is revoked.
+		if err := reg.Grant(ctx, "alpha", []string{"dev1"}, []string{ClassEvents}); err != nil {
+			t.Fatal(err)
+		}
+		dc := &piondtls.Config{PSK: func([]byte) ([]byte, error) { return scsPSK, nil }, PSKIdentityHint: []byte("alpha"),
+			CipherSuites: []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8}}
+		oc, err := coapdtls.Dial(scsAddr, dc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer oc.Close()
+		got := make(chan codes.Code, 16)
+		octx, ocancel := context.WithTimeout(ctx, 10*time.Second)
+		obs, err := oc.Observe(octx, "/devices/dev1/events", func(m *pool.Message) { got <- m.Code() })
+		ocancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer obs.Cancel(ctx)
+		next := func(what string) codes.Code {
+			t.Helper()
+			select {
+			case c := <-got:
+				return c
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no notification: %s\n%s", what, log)
+			}
+			return 0
+		}
+		next("the observation's first answer")
+		event := func() {
+			t.Helper()
+			tok, _ := dev.iss.Sign(attest.KindEvent, attest.EventClaim("cell_changed"))
+			if code, _, err := c.Post(ctx, wire.PathEvent, tok); err != nil || code != uplink.Changed {
+				t.Fatalf("event: %v %v", code, err)
+			}
+		}
+		event()
+		if code := next("an event, granted"); code != codes.Content {
+			t.Fatalf("granted notification: %v", code)
+		}
+		if err := reg.Revoke(ctx, "alpha", []string{"dev1"}, []string{ClassEvents}); err != nil {
+			t.Fatal(err)
+		}
+		event()
+		if code := next("an event, revoked"); code != codes.NotFound {
+			t.Fatalf("notification after the revoke: %v, want 4.04", code)
+		}
+
 		if err := reg.Revoke(ctx, "alpha", []string{"dev1"}, nil); err != nil {
 			t.Fatal(err)
 		}

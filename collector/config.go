@@ -45,7 +45,7 @@ type Device struct {
 	KeyPin           []byte            // SHA-256 of the device's TLS SubjectPublicKeyInfo
 	PublicKey        ed25519.PublicKey // verifies its tokens
 	Binding          *attest.Pseudonyms
-	HeartbeatTimeout time.Duration
+	HeartbeatTimeout time.Duration // 0: the collector's heartbeat_timeout
 }
 
 // SCS is one [scs "NAME"] section: an application server and its grants.
@@ -121,7 +121,9 @@ func ParseConfig(f *config.File) (*Config, error) {
 		if _, dup := c.Devices[s.Label]; dup {
 			return nil, s.Errorf(s.Line, "device %q given twice", s.Label)
 		}
-		d := &Device{ID: s.Label, HeartbeatTimeout: c.HeartbeatTimeout}
+		// HeartbeatTimeout stays 0 unless given: the collector's
+		// heartbeat_timeout, as it is when serve runs, also once imported.
+		d := &Device{ID: s.Label}
 		var err error
 		if d.PSKIdentity, d.PSK, err = pskOf(s, pskIDs, "device "+s.Label); err != nil {
 			return nil, err

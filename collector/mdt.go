@@ -250,11 +250,18 @@ func (s *Server) appendMDT(id string, b []byte) error {
 // (New does it once at start).
 const mdtTidyEvery = time.Hour
 
-// tidyAllMDT applies mdt_keep to the files of all configured devices.
+// tidyAllMDT applies mdt_keep to the files of all registered devices.
 func (s *Server) tidyAllMDT() {
-	for id := range s.cfg.Devices {
-		if err := s.tidyMDT(id); err != nil {
-			s.logf("ERROR device %s: %v", id, err)
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ds, err := s.st.ListDevices(ctx)
+	cancel()
+	if err != nil {
+		s.logf("ERROR listing the devices to tidy their measurement logs: %v", err)
+		return
+	}
+	for _, d := range ds {
+		if err := s.tidyMDT(d.ID); err != nil {
+			s.logf("ERROR device %s: %v", d.ID, err)
 		}
 	}
 }

@@ -50,8 +50,14 @@ func (s *Server) WriteMetrics(w io.Writer) {
 	if err != nil {
 		s.logf("ERROR counting overdue devices: %v", err)
 	}
+	ctx, cancel = context.WithTimeout(context.Background(), storeTimeout)
+	devices, err := s.st.CountDevices(ctx)
+	cancel()
+	if err != nil {
+		s.logf("ERROR counting devices: %v", err)
+	}
 	s.mu.Lock()
-	sessions, devices := len(s.sessions), len(s.cfg.Devices)
+	sessions := len(s.sessions)
 	gates := slices.Clone(s.gates)
 	s.mu.Unlock()
 	pending := 0
@@ -76,7 +82,7 @@ func (s *Server) WriteMetrics(w io.Writer) {
 		}
 	}
 	gauge("mtccollector_device_sessions", "Device DTLS sessions open.", float64(sessions))
-	gauge("mtccollector_devices", "Devices configured.", float64(devices))
+	gauge("mtccollector_devices", "Devices registered.", float64(devices))
 	gauge("mtccollector_overdue_devices", "Devices whose heartbeat is overdue.", float64(overdue))
 	gauge("mtccollector_pending_handshakes", "DTLS handshakes in progress, all listeners.", float64(pending))
 	counter("mtccollector_messages_total", "Signed messages verified, by kind.", "kind", m.messages)

@@ -57,7 +57,7 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 	st, ok := peer(ctx, w.Conn())
 	var x *SCS
 	if ok {
-		x = s.cfg.scsByPSK(string(st.IdentityHint))
+		x = s.scsByPSK(string(st.IdentityHint))
 	}
 	rec := AuditRecord{Method: method, Path: path}
 	if x == nil {
@@ -78,13 +78,12 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 	}
 	rec.Device, rec.Class = id, class
 	wantMethod := map[string]string{ClassStatus: "GET", ClassEvents: "GET", ClassTrigger: "POST"}[class]
-	_, known := s.cfg.Devices[id]
 	switch {
 	case id == "" || wantMethod == "":
 		rec.Decision = "denied (no such resource)"
-	case !known:
+	case s.deviceByID(id) == nil:
 		rec.Decision = "denied (unknown device)"
-	case !x.Granted(id, class):
+	case !s.granted(x.Name, id, class):
 		rec.Decision = "denied (not granted)"
 	case method != wantMethod:
 		rec.Decision = "denied (method)"
@@ -212,6 +211,22 @@ func (s *Server) notify(id string, sum *EventSummary) {
 	}
 	s.mu.Unlock()
 	for _, o := range obs {
+		if !s.granted(o.scs, id, ClassEvents) {
+			// Revoked (or the SCS or the device removed) since the
+			// observation began: end it with the answer any request now
+			// gets (a non-2.xx notification ends an observation, RFC 7641).
+			m := o.cc.AcquireMessage(o.cc.Context())
+			m.SetCode(codes.NotFound)
+			m.SetToken(o.token)
+			m.SetContentFormat(message.TextPlain)
+			m.SetBody(bytes.NewReader(notFoundBody))
+			_ = o.cc.WriteMessage(m)
+			o.cc.ReleaseMessage(m)
+			s.dropObserver(id, o)
+			s.audit(AuditRecord{SCS: o.scs, Method: "NOTIFY", Path: "/devices/" + id + "/events", Device: id, Class: ClassEvents, Decision: "denied (grant revoked)", Code: codeText(codes.NotFound)})
+			s.logf("scs %s: observation of %s ended: not granted any more", o.scs, id)
+			continue
+		}
 		body := encodeSummary(sum, o.json)
 		cf := message.AppCBOR
 		if o.json {

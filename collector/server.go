@@ -69,6 +69,7 @@ type Server struct {
 	observers map[string]map[*observer]struct{}
 	servers   []*dtlsserver.Server
 	gates     []*gatedListener
+	closers   []func() // run by Close (the admin socket)
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -103,6 +104,10 @@ func New(cfg *Config, opt Options) (*Server, error) {
 		sessions: map[string]*udpClient.Conn{}, mdtBusy: map[string]*udpClient.Conn{},
 		observers: map[string]map[*observer]struct{}{}, done: make(chan struct{})}
 	s.started = s.now()
+	if err := s.importConfig(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if imported > 0 {
 		s.logf("imported the state of %d device(s) from %s (now %s.imported)", imported, StateFile, StateFile)
 	}
@@ -191,7 +196,7 @@ func (s *Server) ListenDevices(addr string) (net.Addr, error) {
 		PSKIdentityHint:       []byte("mtccollector"),
 		ConnectionIDGenerator: piondtls.RandomCIDGenerator(DeviceCIDBytes),
 		PSK: func(id []byte) ([]byte, error) {
-			if d := s.cfg.deviceByPSK(string(id)); d != nil {
+			if d := s.deviceByPSK(string(id)); d != nil {
 				return d.PSK, nil
 			}
 			s.logLimited("unknown-psk", "refused a device handshake: unknown PSK identity")
@@ -219,7 +224,7 @@ func (s *Server) ListenDevicesCert(addr string, cert tls.Certificate) (net.Addr,
 			if err != nil {
 				return err
 			}
-			if s.cfg.deviceByPin(coapx.Pin(c)) == nil {
+			if s.deviceByPin(coapx.Pin(c)) == nil {
 				s.logf("refused a device handshake: unknown device key")
 				return errors.New("unknown device key")
 			}
@@ -236,7 +241,7 @@ func (s *Server) ListenSCS(addr string) (net.Addr, error) {
 		CipherSuites:         []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8, piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256, piondtls.TLS_PSK_WITH_AES_128_CBC_SHA256},
 		PSKIdentityHint:      []byte("mtccollector"),
 		PSK: func(id []byte) ([]byte, error) {
-			if x := s.cfg.scsByPSK(string(id)); x != nil {
+			if x := s.scsByPSK(string(id)); x != nil {
 				return x.PSK, nil
 			}
 			s.logLimited("unknown-scs-psk", "refused an SCS handshake: unknown PSK identity")
@@ -329,7 +334,7 @@ func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		close(s.done)
 		s.mu.Lock()
-		srvs, gates := s.servers, s.gates
+		srvs, gates, closers := s.servers, s.gates, s.closers
 		for _, cc := range s.sessions {
 			_ = cc.Close()
 		}
@@ -339,6 +344,9 @@ func (s *Server) Close() {
 		}
 		for _, g := range gates {
 			_ = g.Close()
+		}
+		for _, c := range closers {
+			c()
 		}
 		s.wg.Wait()
 		if err := s.st.Close(); err != nil {
@@ -370,9 +378,9 @@ func (s *Server) deviceOf(ctx context.Context, cc *udpClient.Conn) *Device {
 		if err != nil {
 			return nil
 		}
-		return s.cfg.deviceByPin(coapx.Pin(c))
+		return s.deviceByPin(coapx.Pin(c))
 	}
-	return s.cfg.deviceByPSK(string(st.IdentityHint))
+	return s.deviceByPSK(string(st.IdentityHint))
 }
 
 // deviceSession runs for each new device session: it registers the
@@ -713,7 +721,7 @@ func (s *Server) checkOverdue() {
 		s.logf("ERROR reading the store for overdue heartbeats: %v", err)
 		return
 	}
-	silence := func(d *Device, lastSeen, lastHeartbeat time.Time) (time.Duration, bool) {
+	silence := func(timeout time.Duration, lastSeen, lastHeartbeat time.Time) (time.Duration, bool) {
 		last := lastHeartbeat
 		if last.IsZero() {
 			last = lastSeen
@@ -721,14 +729,14 @@ func (s *Server) checkOverdue() {
 		if last.Before(s.started) {
 			last = s.started
 		}
-		return now.Sub(last), now.Sub(last) > d.HeartbeatTimeout
+		return now.Sub(last), now.Sub(last) > timeout
 	}
 	for _, w := range watched {
-		d := s.cfg.Devices[w.ID]
-		if d == nil {
-			continue
+		timeout := w.HeartbeatTimeout
+		if timeout <= 0 {
+			timeout = s.cfg.HeartbeatTimeout
 		}
-		if _, over := silence(d, w.LastSeen, w.LastHeartbeat); !over {
+		if _, over := silence(timeout, w.LastSeen, w.LastHeartbeat); !over {
 			continue
 		}
 		var raised time.Duration
@@ -736,7 +744,7 @@ func (s *Server) checkOverdue() {
 			if ds.Overdue || ds.LastSeen.IsZero() {
 				return nil
 			}
-			if quiet, over := silence(d, ds.LastSeen, ds.LastHeartbeat); over {
+			if quiet, over := silence(timeout, ds.LastSeen, ds.LastHeartbeat); over {
 				ds.Overdue, raised = true, quiet
 			}
 			return nil

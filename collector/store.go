@@ -31,8 +31,9 @@ type Store interface {
 	// If fn returns an error nothing is stored and UpdateDevice returns
 	// that error. fn runs once; it must not call the Store.
 	UpdateDevice(ctx context.Context, id string, fn func(*DeviceState) error) error
-	// Watched returns the devices heard from (LastSeen set) and not
-	// flagged overdue: the candidates of the heartbeat-overdue check.
+	// Watched returns the registered devices heard from (LastSeen set)
+	// and not flagged overdue: the candidates of the heartbeat-overdue
+	// check.
 	Watched(ctx context.Context) ([]Liveness, error)
 	// CountOverdue returns the number of devices flagged overdue.
 	CountOverdue(ctx context.Context) (int, error)
@@ -45,6 +46,7 @@ type Store interface {
 	Alarms(ctx context.Context, device string) ([]Alarm, error)
 	Audit(ctx context.Context, scs string) ([]AuditRecord, error)
 	Close() error
+	Registry
 }
 
 // Liveness is what the heartbeat-overdue check needs of a device.
@@ -52,6 +54,8 @@ type Liveness struct {
 	ID            string
 	LastSeen      time.Time
 	LastHeartbeat time.Time
+	// HeartbeatTimeout is the device's own (0: the collector's).
+	HeartbeatTimeout time.Duration
 }
 
 // BoltFile is the embedded store's file in the state directory, the

@@ -53,8 +53,12 @@ func OpenBolt(path string) (Store, error) {
 		return nil, fmt.Errorf("collector: open store %s: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketDevices)
-		return err
+		for _, b := range append([][]byte{bucketDevices}, registryBuckets...) {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
 	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("collector: open store %s: %w", path, err)
@@ -116,10 +120,27 @@ func (s *boltStore) scan(fn func(id string, ds *DeviceState)) error {
 
 func (s *boltStore) Watched(context.Context) ([]Liveness, error) {
 	var out []Liveness
-	err := s.scan(func(id string, ds *DeviceState) {
-		if !ds.LastSeen.IsZero() && !ds.Overdue {
-			out = append(out, Liveness{ID: id, LastSeen: ds.LastSeen, LastHeartbeat: ds.LastHeartbeat})
-		}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		reg := tx.Bucket(bucketRegDevices)
+		return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
+			var ds DeviceState
+			if err := json.Unmarshal(v, &ds); err != nil {
+				return fmt.Errorf("collector: store: device %s: corrupt record: %w", k, err)
+			}
+			if ds.LastSeen.IsZero() || ds.Overdue {
+				return nil
+			}
+			rv := reg.Get(k)
+			if rv == nil {
+				return nil // not registered (any more)
+			}
+			var r deviceRecord
+			if err := json.Unmarshal(rv, &r); err != nil {
+				return fmt.Errorf("collector: store: registry: device %s: corrupt record: %w", k, err)
+			}
+			out = append(out, Liveness{ID: string(k), LastSeen: ds.LastSeen, LastHeartbeat: ds.LastHeartbeat, HeartbeatTimeout: r.HeartbeatTimeout})
+			return nil
+		})
 	})
 	return out, err
 }

@@ -344,7 +344,8 @@ func (s *pgStore) UpdateDevice(ctx context.Context, id string, fn func(*DeviceSt
 }
 
 func (s *pgStore) Watched(ctx context.Context) ([]Liveness, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, last_seen, last_heartbeat FROM devices WHERE last_seen IS NOT NULL AND NOT overdue`)
+	rows, err := s.pool.Query(ctx, `SELECT d.id, d.last_seen, d.last_heartbeat, r.heartbeat_timeout_ms
+		FROM devices d JOIN registry_devices r ON r.id = d.id WHERE d.last_seen IS NOT NULL AND NOT d.overdue`)
 	if err != nil {
 		return nil, fmt.Errorf("collector: store: watched devices: %w", err)
 	}
@@ -352,13 +353,15 @@ func (s *pgStore) Watched(ctx context.Context) ([]Liveness, error) {
 	for rows.Next() {
 		var l Liveness
 		var hb *time.Time
-		if err := rows.Scan(&l.ID, &l.LastSeen, &hb); err != nil {
+		var hbMS int64
+		if err := rows.Scan(&l.ID, &l.LastSeen, &hb, &hbMS); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("collector: store: watched devices: %w", err)
 		}
 		if hb != nil {
 			l.LastHeartbeat = *hb
 		}
+		l.HeartbeatTimeout = time.Duration(hbMS) * time.Millisecond
 		out = append(out, l)
 	}
 	if err := rows.Err(); err != nil {

@@ -154,6 +154,14 @@ func TestStore(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// Only registered devices are watched ("unregistered" is heard
+		// from but not in the registry).
+		if err := st.UpdateDevice(ctx, "unregistered", func(p *DeviceState) error { p.LastSeen = now; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.AddDevices(ctx, []*Device{regDevice(t, "heard", ""), regDevice(t, "silent", ""), regDevice(t, "never", "")}, false); err != nil {
+			t.Fatal(err)
+		}
 		w, err := st.Watched(ctx)
 		if err != nil {
 			t.Fatal(err)

@@ -18,12 +18,13 @@ import (
 
 	"github.com/mtcagent/mtcagent/collector"
 	"github.com/mtcagent/mtcagent/internal/cli"
+	"github.com/mtcagent/mtcagent/internal/config"
 )
 
 func init() {
 	app.Register(&cli.Command{
 		Name:    "serve",
-		Args:    "--config FILE --state DIR [--store PATH|postgres://...] [--listen udp:HOST:PORT] [--scs-listen udp:HOST:PORT] [--cert-listen udp:HOST:PORT] [--metrics HOST:PORT] [--log-format text|json]",
+		Args:    "--state DIR [--config FILE] [--store PATH|postgres://...] [--listen udp:HOST:PORT] [--scs-listen udp:HOST:PORT] [--cert-listen udp:HOST:PORT] [--metrics HOST:PORT] [--log-format text|json]",
 		Summary: "run the collector: devices and SCSs over CoAP/DTLS, alarms, audit (see docs/collector.md)",
 		Run:     runServe,
 	})
@@ -51,14 +52,14 @@ func runServe(env *cli.Env, args []string) error {
 	certListen := fs.String("cert-listen", "", "device listener in certificate mode (optional)")
 	state := fs.String("state", "", "state directory (measurement logs, the collector's key; with the default store also device state, alarm log, audit log)")
 	storeSpec := fs.String("store", "", "where device state, alarms and audit go: a file (the embedded store; default STATE/"+collector.BoltFile+") or a postgres:// URL")
-	cfgPath := fs.String("config", "", "configuration file (devices, SCSs; see docs/collector.md)")
+	cfgPath := fs.String("config", "", "configuration file ([collector] settings; its [device] and [scs] sections are imported into an empty store; see docs/collector.md)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics over HTTP at HOST:PORT/metrics (e.g. 127.0.0.1:9465; off by default)")
 	logFormat := fs.String("log-format", "text", "text, or json (one JSON object a line, for log shippers)")
 	if _, err := cli.ParseInterleaved(fs, args, 0); err != nil {
 		return err
 	}
-	if *state == "" || *cfgPath == "" {
-		return cli.Usagef("serve: --state and --config are required")
+	if *state == "" {
+		return cli.Usagef("serve: --state is required")
 	}
 	if *logFormat != "text" && *logFormat != "json" {
 		return cli.Usagef("serve: --log-format %q: want text or json", *logFormat)
@@ -71,7 +72,10 @@ func runServe(env *cli.Env, args []string) error {
 		}
 		fmt.Fprintf(env.Stdout, "mtccollector: "+format+"\n", a...)
 	}
-	cfg, err := collector.LoadConfig(*cfgPath)
+	cfg, err := collector.ParseConfig(&config.File{})
+	if *cfgPath != "" {
+		cfg, err = collector.LoadConfig(*cfgPath)
+	}
 	if err != nil {
 		return &cli.UsageError{Msg: err.Error(), Hint: "format: see docs/collector.md"}
 	}
@@ -108,7 +112,12 @@ func runServe(env *cli.Env, args []string) error {
 		srv.Close()
 		return err
 	}
-	say("devices on udp:%s, scs on udp:%s, %d device(s), %d scs", da, sa, len(cfg.Devices), len(cfg.SCS))
+	if err := srv.ServeAdmin(filepath.Join(*state, collector.AdminSocket)); err != nil {
+		// Not fatal: the registry commands still reach a PostgreSQL store.
+		say("ERROR %v: mtccollector device|scs|grant|revoke cannot reach this serve's embedded store while it runs", err)
+	}
+	nd, ns := srv.Registered()
+	say("devices on udp:%s, scs on udp:%s, %d device(s), %d scs", da, sa, nd, ns)
 	say("store: %s", storeName(*storeSpec, *state))
 	if *certListen != "" {
 		a, err := udpAddr("cert-listen", *certListen)

@@ -16,7 +16,7 @@ func TestServeUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"serve"}, "--state and --config are required"},
+		{[]string{"serve"}, "--state is required"},
 		{[]string{"serve", "--state", dir, "--config", bad}, "bad.conf:"},
 		{[]string{"serve", "--state", dir, "--config", bad, "--listen", "nowhere"}, "bad.conf:"},
 		{[]string{"serve", "extra"}, "unexpected argument"},

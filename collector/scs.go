@@ -101,18 +101,24 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 	rec.Decision = "granted"
 	var code codes.Code
 	var body []byte
+	var maxAge uint32
+	queued := false
 	switch class {
 	case ClassStatus:
-		code, body = s.scsStatus(ctx, id, wantJSON)
+		code, body, queued, maxAge = s.scsStatus(ctx, x, id, wantJSON)
 	case ClassEvents:
 		code, body = s.scsEvents(w, r, x, id, wantJSON)
 	case ClassTrigger:
 		payload, _ := r.ReadBody()
 		cf, _ := r.Options().ContentFormat()
-		code, body = s.scsTrigger(ctx, x, id, payload, cf == message.AppJSON)
-		if code != codes.Changed {
+		code, body, maxAge = s.scsTrigger(ctx, x, id, payload, cf == message.AppJSON, wantJSON)
+		queued = code == codes.Created
+		if code != codes.Changed && !queued {
 			rec.Decision = "granted (refused: " + string(body) + ")"
 		}
+	}
+	if queued {
+		rec.Decision = "granted (queued until the device's next message)"
 	}
 	rec.Code = codeText(code)
 	s.audit(rec)
@@ -125,6 +131,11 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 		cf = message.TextPlain
 	}
 	_ = w.SetResponse(code, cf, bytes.NewReader(body))
+	if maxAge > 0 && w.Message() != nil {
+		// Fresh until the device is next expected (for a queued answer),
+		// or when to retry (a full queue, RFC 7252 5.9.3.4).
+		w.Message().SetOptionUint32(message.MaxAge, maxAge)
+	}
 	if class == ClassEvents && w.Message() != nil {
 		if obs, err := r.Options().Observe(); err == nil && obs == 0 && code == codes.Content {
 			w.Message().SetObserve(1)
@@ -133,23 +144,33 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 }
 
 // scsStatus returns the device's status: fresh from the device when it is
-// connected, else the last one it gave.
-func (s *Server) scsStatus(ctx context.Context, id string, wantJSON bool) (codes.Code, []byte) {
-	if cc := s.session(id); cc != nil {
+// reachable now, else the last one it gave, with the read queued for the
+// window after its next message (queue mode) and the time it is next
+// expected; maxAge is the seconds until then.
+func (s *Server) scsStatus(ctx context.Context, x *SCS, id string, wantJSON bool) (code codes.Code, body []byte, queued bool, maxAge uint32) {
+	cc, online := s.reachable(id)
+	fresh := false
+	if online {
 		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		resp, err := cc.Get(sctx, wire.PathStatus)
 		cancel()
 		if err == nil && resp.Code() == codes.Content {
 			if b, err := resp.ReadBody(); err == nil {
-				_ = s.update(id, func(ds *DeviceState) error {
+				fresh = s.update(id, func(ds *DeviceState) error {
 					ds.Status, ds.StatusAt = b, s.now()
 					return nil
-				})
+				}) == nil
 			}
+		}
+		online = err == nil
+	}
+	if !fresh {
+		if err := s.enqueue(id, queuedRequest{class: ClassStatus, scs: x.Name, at: s.now()}); err == nil {
+			queued = true
+			s.logf("device %s: status read for %s queued until the device's next message", id, x.Name)
 		}
 	}
 	ds := s.device(id)
-	online := s.session(id) != nil
 	out := map[string]any{
 		"device":  id,
 		"online":  online && !ds.Overdue,
@@ -165,7 +186,10 @@ func (s *Server) scsStatus(ctx context.Context, id string, wantJSON bool) (codes
 	if len(status) > 0 {
 		out["status"] = cbor.RawMessage(status)
 	}
-	return codes.Content, encodeOut(out, wantJSON)
+	if queued {
+		maxAge = s.queuedAnswer(id, ds, out)
+	}
+	return codes.Content, encodeOut(out, wantJSON), queued, maxAge
 }
 
 func (s *Server) scsEvents(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message, x *SCS, id string, wantJSON bool) (codes.Code, []byte) {
@@ -236,8 +260,11 @@ func (s *Server) notify(id string, sum *EventSummary) {
 
 // scsTrigger forwards a trigger to the device. The SCS's payload is CBOR
 // {1: seq, 2: action} (or JSON {"seq":..,"action":..}); seq must grow per
-// SCS and device, so a replayed request is refused with 4.09.
-func (s *Server) scsTrigger(ctx context.Context, x *SCS, id string, payload []byte, isJSON bool) (codes.Code, []byte) {
+// SCS and device, so a replayed request is refused with 4.09. A device not
+// reachable now gets the trigger in the window after its next message:
+// the SCS is answered 2.01 with {queued, next_expected} (maxAge the
+// seconds until then), or 5.03 when the queue is full.
+func (s *Server) scsTrigger(ctx context.Context, x *SCS, id string, payload []byte, isJSON, wantJSON bool) (codes.Code, []byte, uint32) {
 	var req struct {
 		Seq    uint64 `cbor:"1,keyasint" json:"seq"`
 		Action string `cbor:"2,keyasint" json:"action"`
@@ -249,11 +276,18 @@ func (s *Server) scsTrigger(ctx context.Context, x *SCS, id string, payload []by
 		err = cbor.Unmarshal(payload, &req)
 	}
 	if err != nil || req.Seq == 0 || req.Action == "" || len(req.Action) > 64 {
-		return codes.BadRequest, []byte("want {1: seq, 2: action}")
+		return codes.BadRequest, []byte("want {1: seq, 2: action}"), 0
 	}
-	var t wire.Trigger
+	cc, online := s.reachable(id)
+	full := func() (codes.Code, []byte, uint32) {
+		out := map[string]any{}
+		retry := s.queuedAnswer(id, s.device(id), out)
+		return codes.ServiceUnavailable, []byte(fmt.Sprintf("device not reachable now and its queue is full (%d requests); retry after it is next expected", s.Queued(id))), retry
+	}
+	if !online && !s.queueRoom(id) {
+		return full()
+	}
 	errReplayed := errors.New("replayed trigger")
-	// The counter is durable before the trigger leaves.
 	switch err := s.update(id, func(ds *DeviceState) error {
 		if ds.SCSSeq == nil {
 			ds.SCSSeq = map[string]uint64{}
@@ -262,38 +296,36 @@ func (s *Server) scsTrigger(ctx context.Context, x *SCS, id string, payload []by
 			return errReplayed
 		}
 		ds.SCSSeq[x.Name] = req.Seq
-		ds.TriggerSeq++
-		t = wire.Trigger{Counter: ds.TriggerSeq, Time: s.now(), Action: req.Action, From: x.Name}
 		return nil
 	}); {
 	case errors.Is(err, errReplayed):
-		return codes.Code(0x89), []byte("replayed trigger (seq not new)") // 4.09 Conflict
+		return codes.Code(0x89), []byte("replayed trigger (seq not new)"), 0 // 4.09 Conflict
 	case err != nil:
-		return codes.InternalServerError, []byte("store unavailable")
+		return codes.InternalServerError, []byte("store unavailable"), 0
 	}
-	cc := s.session(id)
-	if cc == nil {
-		return codes.ServiceUnavailable, []byte("device not connected")
+	if !online {
+		if err := s.enqueue(id, queuedRequest{class: ClassTrigger, scs: x.Name, action: req.Action, at: s.now()}); err != nil {
+			return full()
+		}
+		s.logf("device %s: trigger (%s) from %s queued until the device's next message", id, req.Action, x.Name)
+		out := map[string]any{"device": id}
+		maxAge := s.queuedAnswer(id, s.device(id), out)
+		return codes.Created, encodeOut(out, wantJSON), maxAge
 	}
-	b, err := wire.EncodeTrigger(t)
-	if err != nil {
-		return codes.BadRequest, []byte("bad trigger")
+	code, why, err := s.sendTrigger(ctx, cc, id, x.Name, req.Action)
+	switch {
+	case errors.Is(err, errStore):
+		return codes.InternalServerError, []byte("store unavailable"), 0
+	case err != nil:
+		return codes.GatewayTimeout, []byte("device did not answer"), 0
+	case code == codes.Changed:
+		return codes.Changed, nil, 0
 	}
-	tctx, cancel := context.WithTimeout(ctx, 4*time.Second)
-	defer cancel()
-	resp, err := cc.Post(tctx, wire.PathTrigger, message.AppCBOR, bytes.NewReader(b))
-	if err != nil {
-		return codes.GatewayTimeout, []byte("device did not answer")
-	}
-	s.logf("device %s: trigger %d (%s) from %s answered %v", id, t.Counter, t.Action, x.Name, resp.Code())
-	if resp.Code() == codes.Changed {
-		return codes.Changed, nil
-	}
-	msg := fmt.Sprintf("device refused the trigger (%v)", resp.Code())
-	if why, err := resp.ReadBody(); err == nil && len(why) > 0 && len(why) <= 256 && utf8.Valid(why) {
+	msg := fmt.Sprintf("device refused the trigger (%v)", code)
+	if len(why) > 0 && len(why) <= 256 && utf8.Valid(why) {
 		msg += ": " + string(why) // the device's reason, e.g. an action it does not implement
 	}
-	return codes.BadGateway, []byte(msg)
+	return codes.BadGateway, []byte(msg), 0
 }
 
 func encodeSummary(e *EventSummary, wantJSON bool) []byte {

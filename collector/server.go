@@ -62,8 +62,9 @@ type Server struct {
 	now      func() time.Time
 	started  time.Time
 
-	mu        sync.Mutex // guards sessions, mdtBusy, observers, servers, gates
+	mu        sync.Mutex // guards sessions, mdtBusy, observers, servers, gates, queue
 	sessions  map[string]*udpClient.Conn
+	queue     requestQueue               // queue mode: requests for devices not reachable now
 	mdtBusy   map[string]*udpClient.Conn // devices whose MDT log is being pulled
 	mdtFileMu sync.Mutex                 // orders stores into and tidying of the MDT files
 	observers map[string]map[*observer]struct{}
@@ -246,12 +247,19 @@ func (s *Server) ListenSCS(addr string) (net.Addr, error) {
 	return s.listen(addr, dc, s.serveSCS, false)
 }
 
+// scsSessionIdle: an SCS session with no inbound traffic is dropped after
+// this (SCSs are servers: no NAT, no radio; they reconnect cheaply).
+const scsSessionIdle = 60 * time.Second
+
 func (s *Server) listen(addr string, dc *piondtls.Config, h udpClient.HandlerFunc, device bool) (net.Addr, error) {
 	l, err := coapnet.NewDTLSListener("udp", addr, dc)
 	if err != nil {
 		return nil, fmt.Errorf("collector: listen %s: %w", addr, err)
 	}
 	idle := s.cfg.SessionIdle
+	if !device {
+		idle = scsSessionIdle
+	}
 	opts := []dtlsserver.Option{
 		options.WithHandlerFunc(h),
 		options.WithInactivityMonitor(idle, func(cc *udpClient.Conn) { _ = cc.Close() }),
@@ -401,6 +409,7 @@ func (s *Server) deviceSession(cc *udpClient.Conn) {
 	})
 	s.logf("device %s: session up (%s)", d.ID, cc.RemoteAddr())
 	s.challenge(ctx, d, cc)
+	s.deliverQueued(d, cc)
 	s.maybePullMDT(d, cc, true)
 }
 
@@ -532,6 +541,7 @@ func (s *Server) serveDevice(w *responsewriter.ResponseWriter[*udpClient.Conn], 
 	_, path := coapx.RequestLine(r)
 	if path == wire.PathReport {
 		_ = w.SetResponse(s.acceptReport(d, r), message.TextPlain, nil)
+		s.deliverQueued(d, w.Conn())
 		return
 	}
 	var kind attest.Kind
@@ -553,6 +563,9 @@ func (s *Server) serveDevice(w *responsewriter.ResponseWriter[*udpClient.Conn], 
 	}
 	code := s.accept(d, kind, body)
 	_ = w.SetResponse(code, message.TextPlain, nil)
+	// The window after the device's message: what was queued for it goes
+	// now, while its NAT mapping is open.
+	s.deliverQueued(d, w.Conn())
 	if code == codes.Changed && kind == attest.KindHeartbeat {
 		s.maybePullMDT(d, w.Conn(), false)
 	}
@@ -691,6 +704,7 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 		}
 		s.notify(d.ID, sum)
 	case attest.KindHeartbeat:
+		s.heardHeartbeat(d.ID, now)
 		s.logf("device %s: heartbeat verified (seq %d)", d.ID, t.Seq)
 	case attest.KindBinding:
 		s.logf("device %s: binding attestation verified (seq %d)", d.ID, t.Seq)

@@ -101,6 +101,21 @@ func (s *Server) enqueue(id string, r queuedRequest) error {
 	return nil
 }
 
+// queueFor queues r for a device that was not reachable when asked. Should
+// a message of the device have come in meanwhile (its window opened after
+// it was checked), what is queued goes now rather than at the next one.
+func (s *Server) queueFor(id string, r queuedRequest) error {
+	if err := s.enqueue(id, r); err != nil {
+		return err
+	}
+	if d := s.cfg.Devices[id]; d != nil {
+		if cc, ok := s.reachable(id); ok {
+			s.deliverQueued(d, cc)
+		}
+	}
+	return nil
+}
+
 // requeue puts requests back at the front of the device's queue (the
 // window closed before they went). They were counted already, so the
 // bounds may be passed by the requests queued meanwhile.

@@ -176,6 +176,11 @@ func TestQueuedTrigger(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("an unreachable device got %d triggers", n)
 	}
+	var m strings.Builder
+	s.WriteMetrics(&m)
+	if !strings.Contains(m.String(), "\nmtccollector_queued_requests 2\n") {
+		t.Errorf("metrics do not show the 2 queued triggers:\n%s", m.String())
+	}
 
 	ev, _ := dev.iss.SignHeartbeat()
 	if code, _, err := c.Post(context.Background(), wire.PathHeartbeat, ev); err != nil || code != uplink.Changed {

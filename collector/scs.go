@@ -149,23 +149,27 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 // expected; maxAge is the seconds until then.
 func (s *Server) scsStatus(ctx context.Context, x *SCS, id string, wantJSON bool) (code codes.Code, body []byte, queued bool, maxAge uint32) {
 	cc, online := s.reachable(id)
-	fresh := false
+	tried := online
 	if online {
 		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		resp, err := cc.Get(sctx, wire.PathStatus)
 		cancel()
 		if err == nil && resp.Code() == codes.Content {
 			if b, err := resp.ReadBody(); err == nil {
-				fresh = s.update(id, func(ds *DeviceState) error {
+				_ = s.update(id, func(ds *DeviceState) error {
 					ds.Status, ds.StatusAt = b, s.now()
 					return nil
-				}) == nil
+				})
 			}
 		}
 		online = err == nil
 	}
-	if !fresh {
-		if err := s.enqueue(id, queuedRequest{class: ClassStatus, scs: x.Name, at: s.now()}); err == nil {
+	if !online { // not reachable, or it did not answer now (an answer other than 2.05 is not retried)
+		queue := s.queueFor
+		if tried {
+			queue = s.enqueue // reachable, yet unanswered: wait for its next message
+		}
+		if err := queue(id, queuedRequest{class: ClassStatus, scs: x.Name, at: s.now()}); err == nil {
 			queued = true
 			s.logf("device %s: status read for %s queued until the device's next message", id, x.Name)
 		}
@@ -304,7 +308,7 @@ func (s *Server) scsTrigger(ctx context.Context, x *SCS, id string, payload []by
 		return codes.InternalServerError, []byte("store unavailable"), 0
 	}
 	if !online {
-		if err := s.enqueue(id, queuedRequest{class: ClassTrigger, scs: x.Name, action: req.Action, at: s.now()}); err != nil {
+		if err := s.queueFor(id, queuedRequest{class: ClassTrigger, scs: x.Name, action: req.Action, at: s.now()}); err != nil {
 			return full()
 		}
 		s.logf("device %s: trigger (%s) from %s queued until the device's next message", id, req.Action, x.Name)

@@ -253,6 +253,7 @@ func (s *Server) deliver(d *Device, cc *udpClient.Conn, r queuedRequest) error {
 			return nil
 		})
 		s.logf("device %s: queued status read answered after %s (%d bytes)", d.ID, waited, len(b))
+		s.notifyStatus(d.ID)
 	case ClassTrigger:
 		rec := AuditRecord{SCS: r.scs, Method: "DELIVER", Path: "/devices/" + d.ID + "/trigger", Device: d.ID, Class: ClassTrigger}
 		code, why, err := s.sendTrigger(ctx, cc, d.ID, r.scs, r.action)

@@ -15,6 +15,7 @@ import (
 	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/mtcagent/mtcagent/agent/uplink"
@@ -111,8 +112,23 @@ func TestQueuedStatusRead(t *testing.T) {
 	if a.maxAge == 0 {
 		t.Errorf("queued answer without Max-Age (seconds until the device is next expected)")
 	}
-	// A second SCS read joins the queued one.
-	scsDo(t, scs, "GET", "/devices/dev1/status", nil)
+	// A second SCS read, observing, joins the queued one.
+	notes := make(chan map[string]any, 8)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	obs, err := scs.Observe(ctx, "/devices/dev1/status", func(m *pool.Message) {
+		b, _ := m.ReadBody()
+		var v map[string]any
+		json.Unmarshal(b, &v)
+		notes <- v
+	}, message.Option{ID: message.Accept, Value: []byte{byte(message.AppJSON)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obs.Cancel(context.Background())
+	if first := <-notes; first["queued"] != true {
+		t.Fatalf("observe registration: %v, want the queued answer", first)
+	}
 	if n := s.Queued("dev1"); n != 1 {
 		t.Fatalf("%d requests queued, want 1 (reads coalesce)", n)
 	}
@@ -135,6 +151,16 @@ func TestQueuedStatusRead(t *testing.T) {
 	waitFor(t, 5*time.Second, "the delivery logged", func() bool { return strings.Contains(log.String(), "device dev1: queued status read answered") })
 	if n := s.Queued("dev1"); n != 0 {
 		t.Errorf("%d requests still queued", n)
+	}
+	// The observer has its answer: the status the device gave.
+	select {
+	case v := <-notes:
+		st, _ := v["status"].(map[string]any)
+		if v["queued"] != nil || st == nil || st["read"] != float64(1) || v["online"] != true {
+			t.Errorf("notification after the queued read: %v, want the fresh status, online", v)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification to the observer after the queued read was answered")
 	}
 
 	// The window closed again: the SCS gets the status the device gave

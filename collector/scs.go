@@ -105,6 +105,7 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 	queued := false
 	switch class {
 	case ClassStatus:
+		s.observe(w, r, x, ClassStatus, id, wantJSON)
 		code, body, queued, maxAge = s.scsStatus(ctx, x, id, wantJSON)
 	case ClassEvents:
 		code, body = s.scsEvents(w, r, x, id, wantJSON)
@@ -136,7 +137,7 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 		// or when to retry (a full queue, RFC 7252 5.9.3.4).
 		w.Message().SetOptionUint32(message.MaxAge, maxAge)
 	}
-	if class == ClassEvents && w.Message() != nil {
+	if (class == ClassEvents || class == ClassStatus) && w.Message() != nil {
 		if obs, err := r.Options().Observe(); err == nil && obs == 0 && code == codes.Content {
 			w.Message().SetObserve(1)
 		}
@@ -174,6 +175,15 @@ func (s *Server) scsStatus(ctx context.Context, x *SCS, id string, wantJSON bool
 			s.logf("device %s: status read for %s queued until the device's next message", id, x.Name)
 		}
 	}
+	out, ds := s.statusOut(id, online)
+	if queued {
+		maxAge = s.queuedAnswer(id, ds, out)
+	}
+	return codes.Content, encodeOut(out, wantJSON), queued, maxAge
+}
+
+// statusOut is the status answer's body: what is known of the device.
+func (s *Server) statusOut(id string, online bool) (map[string]any, DeviceState) {
 	ds := s.device(id)
 	out := map[string]any{
 		"device":  id,
@@ -183,41 +193,15 @@ func (s *Server) scsStatus(ctx context.Context, x *SCS, id string, wantJSON bool
 	if !ds.LastSeen.IsZero() {
 		out["last_seen"] = ds.LastSeen.Unix()
 	}
-	status := ds.Status
-	if len(status) > 0 {
+	if len(ds.Status) > 0 {
 		out["status_at"] = ds.StatusAt.Unix()
+		out["status"] = cbor.RawMessage(ds.Status)
 	}
-	if len(status) > 0 {
-		out["status"] = cbor.RawMessage(status)
-	}
-	if queued {
-		maxAge = s.queuedAnswer(id, ds, out)
-	}
-	return codes.Content, encodeOut(out, wantJSON), queued, maxAge
+	return out, ds
 }
 
 func (s *Server) scsEvents(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message, x *SCS, id string, wantJSON bool) (codes.Code, []byte) {
-	obs, err := r.Options().Observe()
-	switch {
-	case err == nil && obs == 0:
-		o := &observer{cc: w.Conn(), token: append(message.Token(nil), r.Token()...), scs: x.Name, json: wantJSON}
-		o.seq.Store(1)
-		s.mu.Lock()
-		if s.observers[id] == nil {
-			s.observers[id] = map[*observer]struct{}{}
-		}
-		s.observers[id][o] = struct{}{}
-		s.mu.Unlock()
-		w.Conn().AddOnClose(func() { s.dropObserver(id, o) })
-	case err == nil && obs == 1:
-		s.mu.Lock()
-		for o := range s.observers[id] {
-			if o.cc == w.Conn() && bytes.Equal(o.token, r.Token()) {
-				delete(s.observers[id], o)
-			}
-		}
-		s.mu.Unlock()
-	}
+	s.observe(w, r, x, ClassEvents, id, wantJSON)
 	last := s.device(id).LastEvent
 	if last == nil {
 		return codes.Content, encodeOut(map[string]any{"device": id}, wantJSON)
@@ -225,22 +209,78 @@ func (s *Server) scsEvents(w *responsewriter.ResponseWriter[*udpClient.Conn], r 
 	return codes.Content, encodeSummary(last, wantJSON)
 }
 
-func (s *Server) dropObserver(id string, o *observer) {
+// observersOf is the observers of a class (ClassEvents or ClassStatus),
+// by device; under s.mu.
+func (s *Server) observersOf(class string) map[string]map[*observer]struct{} {
+	if class == ClassStatus {
+		return s.statusObs
+	}
+	return s.observers
+}
+
+// observe registers (Observe 0) or deregisters (Observe 1) the SCS as an
+// observer of the device's class.
+func (s *Server) observe(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message, x *SCS, class, id string, wantJSON bool) {
+	obs, err := r.Options().Observe()
+	switch {
+	case err == nil && obs == 0:
+		o := &observer{cc: w.Conn(), token: append(message.Token(nil), r.Token()...), scs: x.Name, json: wantJSON}
+		o.seq.Store(1)
+		s.mu.Lock()
+		m := s.observersOf(class)
+		if m[id] == nil {
+			m[id] = map[*observer]struct{}{}
+		}
+		m[id][o] = struct{}{}
+		s.mu.Unlock()
+		w.Conn().AddOnClose(func() { s.dropObserver(class, id, o) })
+	case err == nil && obs == 1:
+		s.mu.Lock()
+		for o := range s.observersOf(class)[id] {
+			if o.cc == w.Conn() && bytes.Equal(o.token, r.Token()) {
+				delete(s.observersOf(class)[id], o)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *Server) dropObserver(class, id string, o *observer) {
 	s.mu.Lock()
-	delete(s.observers[id], o)
+	delete(s.observersOf(class)[id], o)
 	s.mu.Unlock()
 }
 
 // notify sends an event to the device's observers, one block each.
 func (s *Server) notify(id string, sum *EventSummary) {
+	s.notifyObservers(ClassEvents, id, func(json bool) []byte { return encodeSummary(sum, json) })
+}
+
+// notifyStatus sends the device's status to the observers of its status:
+// when a queued read was answered, or a scheduled report came in.
+func (s *Server) notifyStatus(id string) {
+	s.mu.Lock()
+	n := len(s.statusObs[id])
+	s.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	_, online := s.reachable(id)
+	out, _ := s.statusOut(id, online)
+	s.notifyObservers(ClassStatus, id, func(json bool) []byte { return encodeOut(out, json) })
+}
+
+// notifyObservers sends one notification (one block) to each observer of
+// the device's class, and audits it.
+func (s *Server) notifyObservers(class, id string, body func(json bool) []byte) {
 	s.mu.Lock()
 	var obs []*observer
-	for o := range s.observers[id] {
+	for o := range s.observersOf(class)[id] {
 		obs = append(obs, o)
 	}
 	s.mu.Unlock()
 	for _, o := range obs {
-		body := encodeSummary(sum, o.json)
+		b := body(o.json)
 		cf := message.AppCBOR
 		if o.json {
 			cf = message.AppJSON
@@ -250,15 +290,15 @@ func (s *Server) notify(id string, sum *EventSummary) {
 		m.SetToken(o.token)
 		m.SetObserve(o.seq.Add(1))
 		m.SetContentFormat(cf)
-		m.SetBody(bytes.NewReader(body))
+		m.SetBody(bytes.NewReader(b))
 		err := o.cc.WriteMessage(m)
 		o.cc.ReleaseMessage(m)
 		code := codeText(codes.Content)
 		if err != nil {
-			s.dropObserver(id, o)
+			s.dropObserver(class, id, o)
 			code = "send failed"
 		}
-		s.audit(AuditRecord{SCS: o.scs, Method: "NOTIFY", Path: "/devices/" + id + "/events", Device: id, Class: ClassEvents, Decision: "granted", Code: code})
+		s.audit(AuditRecord{SCS: o.scs, Method: "NOTIFY", Path: "/devices/" + id + "/" + class, Device: id, Class: class, Decision: "granted", Code: code})
 	}
 }
 

@@ -64,10 +64,11 @@ type Server struct {
 
 	mu        sync.Mutex // guards sessions, mdtBusy, observers, servers, gates, queue
 	sessions  map[string]*udpClient.Conn
-	queue     requestQueue               // queue mode: requests for devices not reachable now
-	mdtBusy   map[string]*udpClient.Conn // devices whose MDT log is being pulled
-	mdtFileMu sync.Mutex                 // orders stores into and tidying of the MDT files
-	observers map[string]map[*observer]struct{}
+	queue     requestQueue                      // queue mode: requests for devices not reachable now
+	mdtBusy   map[string]*udpClient.Conn        // devices whose MDT log is being pulled
+	mdtFileMu sync.Mutex                        // orders stores into and tidying of the MDT files
+	observers map[string]map[*observer]struct{} // of events, by device
+	statusObs map[string]map[*observer]struct{} // of status, by device
 	servers   []*dtlsserver.Server
 	gates     []*gatedListener
 	done      chan struct{}
@@ -102,7 +103,7 @@ func New(cfg *Config, opt Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, st: st, stateDir: opt.StateDir, logw: opt.Log, logJSON: opt.LogJSON, now: opt.Now, limited: map[string]*limitedLine{}, metrics: newMetrics(),
 		sessions: map[string]*udpClient.Conn{}, mdtBusy: map[string]*udpClient.Conn{},
-		observers: map[string]map[*observer]struct{}{}, done: make(chan struct{})}
+		observers: map[string]map[*observer]struct{}{}, statusObs: map[string]map[*observer]struct{}{}, done: make(chan struct{})}
 	s.started = s.now()
 	if imported > 0 {
 		s.logf("imported the state of %d device(s) from %s (now %s.imported)", imported, StateFile, StateFile)
@@ -594,6 +595,7 @@ func (s *Server) acceptReport(d *Device, r *pool.Message) codes.Code {
 		return codes.InternalServerError
 	}
 	s.logf("device %s: scheduled status report (%d bytes)", d.ID, len(body))
+	s.notifyStatus(d.ID)
 	return codes.Changed
 }
 

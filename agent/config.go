@@ -65,14 +65,14 @@ type Config struct {
 //	psk_identity = device-0001
 //	psk_file = /etc/mtcagent/psk   # hex, 0600
 //	# or: server_pin = <hex SHA-256 of the collector's public key> (certificate mode)
-//	keepalive = 15s             # or off
+//	keepalive = off             # default; or e.g. 25s, just under the carrier NAT's UDP timeout
 type UplinkSettings struct {
 	Addr, Name  string
 	PSKIdentity string
 	PSK         []byte // from psk
 	PSKFile     string // read when the uplink starts
 	ServerPin   []byte
-	Keepalive   time.Duration // 0: the default; <0: off
+	Keepalive   time.Duration // 0: the default (off, uplink.DefaultKeepalive); <0: off
 	Line        int           // of the section header
 }
 

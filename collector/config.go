@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,15 +27,43 @@ const (
 // pulled, unless mdt_keep says otherwise.
 const DefaultMDTKeep = 30 * 24 * time.Hour
 
+// Queue mode defaults (see Config).
+const (
+	// DefaultNATWindow is how long after a device's last datagram the
+	// collector takes it to be reachable: under the UDP mapping timeout of
+	// common carrier NATs (30 s and up).
+	DefaultNATWindow = 30 * time.Second
+	// MinSessionIdle is the least session_idle defaults to: an hour and a
+	// half, so a device heartbeating every 15 minutes (the agent's
+	// default), or up to about hourly, keeps its session even with the
+	// default heartbeat_timeout.
+	MinSessionIdle = 90 * time.Minute
+	// DefaultQueuePerDevice and DefaultQueueTotal bound the requests
+	// queued for devices that are not reachable now.
+	DefaultQueuePerDevice = 8
+	DefaultQueueTotal     = 10000
+)
+
 // Config is the collector's configuration file, parsed.
 type Config struct {
 	HeartbeatTimeout time.Duration // a device is overdue after this without a heartbeat
-	SessionIdle      time.Duration // a device session with no inbound traffic is dropped after this
-	MaxAge           time.Duration // oldest token accepted (outbox delivery after an outage)
-	MDTPull          time.Duration // pull devices' measurement logs this often; 0: never
-	MDTKeep          time.Duration // drop pulled measurement records older than this; 0: keep them all
-	Devices          map[string]*Device
-	SCS              map[string]*SCS
+	// SessionIdle: a device session with no inbound traffic is dropped
+	// after this. Default: 3 times the longest heartbeat_timeout (of the
+	// [collector] section or any device), at least MinSessionIdle, so a
+	// silent device keeps its session from one heartbeat to the next.
+	SessionIdle time.Duration
+	// NATWindow: a device is reachable (the collector's requests go to it
+	// at once) for this long after its last datagram; after that they are
+	// queued until its next message (queue mode). Default DefaultNATWindow.
+	NATWindow time.Duration
+	// QueuePerDevice and QueueTotal bound the queued requests.
+	QueuePerDevice, QueueTotal int
+
+	MaxAge  time.Duration // oldest token accepted (outbox delivery after an outage)
+	MDTPull time.Duration // pull devices' measurement logs this often; 0: never
+	MDTKeep time.Duration // drop pulled measurement records older than this; 0: keep them all
+	Devices map[string]*Device
+	SCS     map[string]*SCS
 }
 
 // Device is one [device "ID"] section.
@@ -76,7 +105,9 @@ func LoadConfig(path string) (*Config, error) {
 func ParseConfig(f *config.File) (*Config, error) {
 	c := &Config{
 		HeartbeatTimeout: 90 * time.Second,
-		SessionIdle:      60 * time.Second,
+		NATWindow:        DefaultNATWindow,
+		QueuePerDevice:   DefaultQueuePerDevice,
+		QueueTotal:       DefaultQueueTotal,
 		MaxAge:           30 * 24 * time.Hour,
 		MDTPull:          time.Hour,
 		MDTKeep:          DefaultMDTKeep,
@@ -91,12 +122,21 @@ func ParseConfig(f *config.File) (*Config, error) {
 		}
 	}
 	if s := f.Section("collector"); s != nil {
-		if err := s.Unknown("heartbeat_timeout", "session_idle", "max_age", "mdt_pull", "mdt_keep"); err != nil {
+		if err := s.Unknown("heartbeat_timeout", "session_idle", "max_age", "mdt_pull", "mdt_keep", "nat_window", "queue_per_device", "queue_total"); err != nil {
 			return nil, err
 		}
-		for key, dst := range map[string]*time.Duration{"heartbeat_timeout": &c.HeartbeatTimeout, "session_idle": &c.SessionIdle, "max_age": &c.MaxAge} {
+		for key, dst := range map[string]*time.Duration{"heartbeat_timeout": &c.HeartbeatTimeout, "session_idle": &c.SessionIdle, "max_age": &c.MaxAge, "nat_window": &c.NATWindow} {
 			if err := duration(s, key, dst); err != nil {
 				return nil, err
+			}
+		}
+		for key, dst := range map[string]*int{"queue_per_device": &c.QueuePerDevice, "queue_total": &c.QueueTotal} {
+			if e, ok := s.Get(key); ok {
+				n, err := strconv.Atoi(e.Value)
+				if err != nil || n < 0 {
+					return nil, s.Errorf(e.Line, "%s: want a count, 0 or more (not %q)", key, e.Value)
+				}
+				*dst = n
 			}
 		}
 		if e, ok := s.Get("mdt_pull"); ok && e.Value == "off" {
@@ -203,7 +243,23 @@ func ParseConfig(f *config.File) (*Config, error) {
 		}
 		c.SCS[x.Name] = x
 	}
+	if c.SessionIdle == 0 {
+		c.SessionIdle = DefaultSessionIdle(c)
+	}
 	return c, nil
+}
+
+// DefaultSessionIdle is session_idle when the file does not set it: 3
+// times the longest heartbeat timeout, at least MinSessionIdle. Each open
+// session costs the collector memory (a DTLS connection and a CoAP
+// connection), so a fleet whose devices heartbeat often may set it lower,
+// down to a little over the heartbeat interval.
+func DefaultSessionIdle(c *Config) time.Duration {
+	longest := c.HeartbeatTimeout
+	for _, d := range c.Devices {
+		longest = max(longest, d.HeartbeatTimeout)
+	}
+	return max(3*longest, MinSessionIdle)
 }
 
 func pskOf(s *config.Section, seen map[string]string, who string) (string, []byte, error) {

@@ -39,6 +39,7 @@ type testDevice struct {
 	guard    *uplink.TriggerGuard
 	triggers []wire.Trigger
 	peers    []string
+	reads    int                // GET /status served
 	mdt      uplink.HandlerFunc // serves /mdt and /mdt/ack when set
 }
 
@@ -83,7 +84,11 @@ func (d *testDevice) ServeUplink(_ context.Context, r *uplink.Request) (uplink.C
 		}
 		return uplink.Content, tok
 	case r.Method == "GET" && r.Path == wire.PathStatus:
-		b, _ := cbor.Marshal(map[string]any{"sim": "ready", "registration": "home"})
+		d.mu.Lock()
+		d.reads++
+		n := d.reads
+		d.mu.Unlock()
+		b, _ := cbor.Marshal(map[string]any{"sim": "ready", "registration": "home", "read": n})
 		return uplink.Content, b
 	case (r.Path == wire.PathMDT || r.Path == wire.PathMDTAck) && d.mdt != nil:
 		return d.mdt(context.Background(), r)

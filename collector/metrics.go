@@ -57,7 +57,7 @@ func (s *Server) WriteMetrics(w io.Writer) {
 		s.logf("ERROR counting devices: %v", err)
 	}
 	s.mu.Lock()
-	sessions := len(s.sessions)
+	sessions, queued := len(s.sessions), s.queue.n
 	gates := slices.Clone(s.gates)
 	s.mu.Unlock()
 	pending := 0
@@ -84,6 +84,7 @@ func (s *Server) WriteMetrics(w io.Writer) {
 	gauge("mtccollector_device_sessions", "Device DTLS sessions open.", float64(sessions))
 	gauge("mtccollector_devices", "Devices registered.", float64(devices))
 	gauge("mtccollector_overdue_devices", "Devices whose heartbeat is overdue.", float64(overdue))
+	gauge("mtccollector_queued_requests", "Requests queued for devices not reachable now (queue mode).", float64(queued))
 	gauge("mtccollector_pending_handshakes", "DTLS handshakes in progress, all listeners.", float64(pending))
 	counter("mtccollector_messages_total", "Signed messages verified, by kind.", "kind", m.messages)
 	fmt.Fprintf(w, "# HELP mtccollector_duplicates_total Tokens received again (already stored).\n# TYPE mtccollector_duplicates_total counter\nmtccollector_duplicates_total %d\n", m.dups)

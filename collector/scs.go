@@ -100,18 +100,25 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 	rec.Decision = "granted"
 	var code codes.Code
 	var body []byte
+	var maxAge uint32
+	queued := false
 	switch class {
 	case ClassStatus:
-		code, body = s.scsStatus(ctx, id, wantJSON)
+		s.observe(w, r, x, ClassStatus, id, wantJSON)
+		code, body, queued, maxAge = s.scsStatus(ctx, x, id, wantJSON)
 	case ClassEvents:
 		code, body = s.scsEvents(w, r, x, id, wantJSON)
 	case ClassTrigger:
 		payload, _ := r.ReadBody()
 		cf, _ := r.Options().ContentFormat()
-		code, body = s.scsTrigger(ctx, x, id, payload, cf == message.AppJSON)
-		if code != codes.Changed {
+		code, body, maxAge = s.scsTrigger(ctx, x, id, payload, cf == message.AppJSON, wantJSON)
+		queued = code == codes.Created
+		if code != codes.Changed && !queued {
 			rec.Decision = "granted (refused: " + string(body) + ")"
 		}
+	}
+	if queued {
+		rec.Decision = "granted (queued until the device's next message)"
 	}
 	rec.Code = codeText(code)
 	s.audit(rec)
@@ -124,7 +131,12 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 		cf = message.TextPlain
 	}
 	_ = w.SetResponse(code, cf, bytes.NewReader(body))
-	if class == ClassEvents && w.Message() != nil {
+	if maxAge > 0 && w.Message() != nil {
+		// Fresh until the device is next expected (for a queued answer),
+		// or when to retry (a full queue, RFC 7252 5.9.3.4).
+		w.Message().SetOptionUint32(message.MaxAge, maxAge)
+	}
+	if (class == ClassEvents || class == ClassStatus) && w.Message() != nil {
 		if obs, err := r.Options().Observe(); err == nil && obs == 0 && code == codes.Content {
 			w.Message().SetObserve(1)
 		}
@@ -132,9 +144,13 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 }
 
 // scsStatus returns the device's status: fresh from the device when it is
-// connected, else the last one it gave.
-func (s *Server) scsStatus(ctx context.Context, id string, wantJSON bool) (codes.Code, []byte) {
-	if cc := s.session(id); cc != nil {
+// reachable now, else the last one it gave, with the read queued for the
+// window after its next message (queue mode) and the time it is next
+// expected; maxAge is the seconds until then.
+func (s *Server) scsStatus(ctx context.Context, x *SCS, id string, wantJSON bool) (code codes.Code, body []byte, queued bool, maxAge uint32) {
+	cc, online := s.reachable(id)
+	tried := online
+	if online {
 		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		resp, err := cc.Get(sctx, wire.PathStatus)
 		cancel()
@@ -146,9 +162,28 @@ func (s *Server) scsStatus(ctx context.Context, id string, wantJSON bool) (codes
 				})
 			}
 		}
+		online = err == nil
 	}
+	if !online { // not reachable, or it did not answer now (an answer other than 2.05 is not retried)
+		queue := s.queueFor
+		if tried {
+			queue = s.enqueue // reachable, yet unanswered: wait for its next message
+		}
+		if err := queue(id, queuedRequest{class: ClassStatus, scs: x.Name, at: s.now()}); err == nil {
+			queued = true
+			s.logf("device %s: status read for %s queued until the device's next message", id, x.Name)
+		}
+	}
+	out, ds := s.statusOut(id, online)
+	if queued {
+		maxAge = s.queuedAnswer(id, ds, out)
+	}
+	return codes.Content, encodeOut(out, wantJSON), queued, maxAge
+}
+
+// statusOut is the status answer's body: what is known of the device.
+func (s *Server) statusOut(id string, online bool) (map[string]any, DeviceState) {
 	ds := s.device(id)
-	online := s.session(id) != nil
 	out := map[string]any{
 		"device":  id,
 		"online":  online && !ds.Overdue,
@@ -157,38 +192,15 @@ func (s *Server) scsStatus(ctx context.Context, id string, wantJSON bool) (codes
 	if !ds.LastSeen.IsZero() {
 		out["last_seen"] = ds.LastSeen.Unix()
 	}
-	status := ds.Status
-	if len(status) > 0 {
+	if len(ds.Status) > 0 {
 		out["status_at"] = ds.StatusAt.Unix()
+		out["status"] = cbor.RawMessage(ds.Status)
 	}
-	if len(status) > 0 {
-		out["status"] = cbor.RawMessage(status)
-	}
-	return codes.Content, encodeOut(out, wantJSON)
+	return out, ds
 }
 
 func (s *Server) scsEvents(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message, x *SCS, id string, wantJSON bool) (codes.Code, []byte) {
-	obs, err := r.Options().Observe()
-	switch {
-	case err == nil && obs == 0:
-		o := &observer{cc: w.Conn(), token: append(message.Token(nil), r.Token()...), scs: x.Name, json: wantJSON}
-		o.seq.Store(1)
-		s.mu.Lock()
-		if s.observers[id] == nil {
-			s.observers[id] = map[*observer]struct{}{}
-		}
-		s.observers[id][o] = struct{}{}
-		s.mu.Unlock()
-		w.Conn().AddOnClose(func() { s.dropObserver(id, o) })
-	case err == nil && obs == 1:
-		s.mu.Lock()
-		for o := range s.observers[id] {
-			if o.cc == w.Conn() && bytes.Equal(o.token, r.Token()) {
-				delete(s.observers[id], o)
-			}
-		}
-		s.mu.Unlock()
-	}
+	s.observe(w, r, x, ClassEvents, id, wantJSON)
 	last := s.device(id).LastEvent
 	if last == nil {
 		return codes.Content, encodeOut(map[string]any{"device": id}, wantJSON)
@@ -196,22 +208,78 @@ func (s *Server) scsEvents(w *responsewriter.ResponseWriter[*udpClient.Conn], r 
 	return codes.Content, encodeSummary(last, wantJSON)
 }
 
-func (s *Server) dropObserver(id string, o *observer) {
+// observersOf is the observers of a class (ClassEvents or ClassStatus),
+// by device; under s.mu.
+func (s *Server) observersOf(class string) map[string]map[*observer]struct{} {
+	if class == ClassStatus {
+		return s.statusObs
+	}
+	return s.observers
+}
+
+// observe registers (Observe 0) or deregisters (Observe 1) the SCS as an
+// observer of the device's class.
+func (s *Server) observe(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message, x *SCS, class, id string, wantJSON bool) {
+	obs, err := r.Options().Observe()
+	switch {
+	case err == nil && obs == 0:
+		o := &observer{cc: w.Conn(), token: append(message.Token(nil), r.Token()...), scs: x.Name, json: wantJSON}
+		o.seq.Store(1)
+		s.mu.Lock()
+		m := s.observersOf(class)
+		if m[id] == nil {
+			m[id] = map[*observer]struct{}{}
+		}
+		m[id][o] = struct{}{}
+		s.mu.Unlock()
+		w.Conn().AddOnClose(func() { s.dropObserver(class, id, o) })
+	case err == nil && obs == 1:
+		s.mu.Lock()
+		for o := range s.observersOf(class)[id] {
+			if o.cc == w.Conn() && bytes.Equal(o.token, r.Token()) {
+				delete(s.observersOf(class)[id], o)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *Server) dropObserver(class, id string, o *observer) {
 	s.mu.Lock()
-	delete(s.observers[id], o)
+	delete(s.observersOf(class)[id], o)
 	s.mu.Unlock()
 }
 
 // notify sends an event to the device's observers, one block each.
 func (s *Server) notify(id string, sum *EventSummary) {
+	s.notifyObservers(ClassEvents, id, func(json bool) []byte { return encodeSummary(sum, json) })
+}
+
+// notifyStatus sends the device's status to the observers of its status:
+// when a queued read was answered, or a scheduled report came in.
+func (s *Server) notifyStatus(id string) {
+	s.mu.Lock()
+	n := len(s.statusObs[id])
+	s.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	_, online := s.reachable(id)
+	out, _ := s.statusOut(id, online)
+	s.notifyObservers(ClassStatus, id, func(json bool) []byte { return encodeOut(out, json) })
+}
+
+// notifyObservers sends one notification (one block) to each observer of
+// the device's class, and audits it.
+func (s *Server) notifyObservers(class, id string, body func(json bool) []byte) {
 	s.mu.Lock()
 	var obs []*observer
-	for o := range s.observers[id] {
+	for o := range s.observersOf(class)[id] {
 		obs = append(obs, o)
 	}
 	s.mu.Unlock()
 	for _, o := range obs {
-		if !s.granted(o.scs, id, ClassEvents) {
+		if !s.granted(o.scs, id, class) {
 			// Revoked (or the SCS or the device removed) since the
 			// observation began: end it with the answer any request now
 			// gets (a non-2.xx notification ends an observation, RFC 7641).
@@ -222,12 +290,12 @@ func (s *Server) notify(id string, sum *EventSummary) {
 			m.SetBody(bytes.NewReader(notFoundBody))
 			_ = o.cc.WriteMessage(m)
 			o.cc.ReleaseMessage(m)
-			s.dropObserver(id, o)
-			s.audit(AuditRecord{SCS: o.scs, Method: "NOTIFY", Path: "/devices/" + id + "/events", Device: id, Class: ClassEvents, Decision: "denied (grant revoked)", Code: codeText(codes.NotFound)})
+			s.dropObserver(class, id, o)
+			s.audit(AuditRecord{SCS: o.scs, Method: "NOTIFY", Path: "/devices/" + id + "/" + class, Device: id, Class: class, Decision: "denied (grant revoked)", Code: codeText(codes.NotFound)})
 			s.logf("scs %s: observation of %s ended: not granted any more", o.scs, id)
 			continue
 		}
-		body := encodeSummary(sum, o.json)
+		b := body(o.json)
 		cf := message.AppCBOR
 		if o.json {
 			cf = message.AppJSON
@@ -237,22 +305,25 @@ func (s *Server) notify(id string, sum *EventSummary) {
 		m.SetToken(o.token)
 		m.SetObserve(o.seq.Add(1))
 		m.SetContentFormat(cf)
-		m.SetBody(bytes.NewReader(body))
+		m.SetBody(bytes.NewReader(b))
 		err := o.cc.WriteMessage(m)
 		o.cc.ReleaseMessage(m)
 		code := codeText(codes.Content)
 		if err != nil {
-			s.dropObserver(id, o)
+			s.dropObserver(class, id, o)
 			code = "send failed"
 		}
-		s.audit(AuditRecord{SCS: o.scs, Method: "NOTIFY", Path: "/devices/" + id + "/events", Device: id, Class: ClassEvents, Decision: "granted", Code: code})
+		s.audit(AuditRecord{SCS: o.scs, Method: "NOTIFY", Path: "/devices/" + id + "/" + class, Device: id, Class: class, Decision: "granted", Code: code})
 	}
 }
 
 // scsTrigger forwards a trigger to the device. The SCS's payload is CBOR
 // {1: seq, 2: action} (or JSON {"seq":..,"action":..}); seq must grow per
-// SCS and device, so a replayed request is refused with 4.09.
-func (s *Server) scsTrigger(ctx context.Context, x *SCS, id string, payload []byte, isJSON bool) (codes.Code, []byte) {
+// SCS and device, so a replayed request is refused with 4.09. A device not
+// reachable now gets the trigger in the window after its next message:
+// the SCS is answered 2.01 with {queued, next_expected} (maxAge the
+// seconds until then), or 5.03 when the queue is full.
+func (s *Server) scsTrigger(ctx context.Context, x *SCS, id string, payload []byte, isJSON, wantJSON bool) (codes.Code, []byte, uint32) {
 	var req struct {
 		Seq    uint64 `cbor:"1,keyasint" json:"seq"`
 		Action string `cbor:"2,keyasint" json:"action"`
@@ -264,11 +335,18 @@ func (s *Server) scsTrigger(ctx context.Context, x *SCS, id string, payload []by
 		err = cbor.Unmarshal(payload, &req)
 	}
 	if err != nil || req.Seq == 0 || req.Action == "" || len(req.Action) > 64 {
-		return codes.BadRequest, []byte("want {1: seq, 2: action}")
+		return codes.BadRequest, []byte("want {1: seq, 2: action}"), 0
 	}
-	var t wire.Trigger
+	cc, online := s.reachable(id)
+	full := func() (codes.Code, []byte, uint32) {
+		out := map[string]any{}
+		retry := s.queuedAnswer(id, s.device(id), out)
+		return codes.ServiceUnavailable, []byte(fmt.Sprintf("device not reachable now and its queue is full (%d requests); retry after it is next expected", s.Queued(id))), retry
+	}
+	if !online && !s.queueRoom(id) {
+		return full()
+	}
 	errReplayed := errors.New("replayed trigger")
-	// The counter is durable before the trigger leaves.
 	switch err := s.update(id, func(ds *DeviceState) error {
 		if ds.SCSSeq == nil {
 			ds.SCSSeq = map[string]uint64{}
@@ -277,38 +355,36 @@ func (s *Server) scsTrigger(ctx context.Context, x *SCS, id string, payload []by
 			return errReplayed
 		}
 		ds.SCSSeq[x.Name] = req.Seq
-		ds.TriggerSeq++
-		t = wire.Trigger{Counter: ds.TriggerSeq, Time: s.now(), Action: req.Action, From: x.Name}
 		return nil
 	}); {
 	case errors.Is(err, errReplayed):
-		return codes.Code(0x89), []byte("replayed trigger (seq not new)") // 4.09 Conflict
+		return codes.Code(0x89), []byte("replayed trigger (seq not new)"), 0 // 4.09 Conflict
 	case err != nil:
-		return codes.InternalServerError, []byte("store unavailable")
+		return codes.InternalServerError, []byte("store unavailable"), 0
 	}
-	cc := s.session(id)
-	if cc == nil {
-		return codes.ServiceUnavailable, []byte("device not connected")
+	if !online {
+		if err := s.queueFor(id, queuedRequest{class: ClassTrigger, scs: x.Name, action: req.Action, at: s.now()}); err != nil {
+			return full()
+		}
+		s.logf("device %s: trigger (%s) from %s queued until the device's next message", id, req.Action, x.Name)
+		out := map[string]any{"device": id}
+		maxAge := s.queuedAnswer(id, s.device(id), out)
+		return codes.Created, encodeOut(out, wantJSON), maxAge
 	}
-	b, err := wire.EncodeTrigger(t)
-	if err != nil {
-		return codes.BadRequest, []byte("bad trigger")
+	code, why, err := s.sendTrigger(ctx, cc, id, x.Name, req.Action)
+	switch {
+	case errors.Is(err, errStore):
+		return codes.InternalServerError, []byte("store unavailable"), 0
+	case err != nil:
+		return codes.GatewayTimeout, []byte("device did not answer"), 0
+	case code == codes.Changed:
+		return codes.Changed, nil, 0
 	}
-	tctx, cancel := context.WithTimeout(ctx, 4*time.Second)
-	defer cancel()
-	resp, err := cc.Post(tctx, wire.PathTrigger, message.AppCBOR, bytes.NewReader(b))
-	if err != nil {
-		return codes.GatewayTimeout, []byte("device did not answer")
-	}
-	s.logf("device %s: trigger %d (%s) from %s answered %v", id, t.Counter, t.Action, x.Name, resp.Code())
-	if resp.Code() == codes.Changed {
-		return codes.Changed, nil
-	}
-	msg := fmt.Sprintf("device refused the trigger (%v)", resp.Code())
-	if why, err := resp.ReadBody(); err == nil && len(why) > 0 && len(why) <= 256 && utf8.Valid(why) {
+	msg := fmt.Sprintf("device refused the trigger (%v)", code)
+	if len(why) > 0 && len(why) <= 256 && utf8.Valid(why) {
 		msg += ": " + string(why) // the device's reason, e.g. an action it does not implement
 	}
-	return codes.BadGateway, []byte(msg)
+	return codes.BadGateway, []byte(msg), 0
 }
 
 func encodeSummary(e *EventSummary, wantJSON bool) []byte {

@@ -62,11 +62,13 @@ type Server struct {
 	now      func() time.Time
 	started  time.Time
 
-	mu        sync.Mutex // guards sessions, mdtBusy, observers, servers, gates
+	mu        sync.Mutex // guards sessions, mdtBusy, observers, servers, gates, queue
 	sessions  map[string]*udpClient.Conn
-	mdtBusy   map[string]*udpClient.Conn // devices whose MDT log is being pulled
-	mdtFileMu sync.Mutex                 // orders stores into and tidying of the MDT files
-	observers map[string]map[*observer]struct{}
+	queue     requestQueue                      // queue mode: requests for devices not reachable now
+	mdtBusy   map[string]*udpClient.Conn        // devices whose MDT log is being pulled
+	mdtFileMu sync.Mutex                        // orders stores into and tidying of the MDT files
+	observers map[string]map[*observer]struct{} // of events, by device
+	statusObs map[string]map[*observer]struct{} // of status, by device
 	servers   []*dtlsserver.Server
 	gates     []*gatedListener
 	closers   []func() // run by Close (the admin socket)
@@ -102,7 +104,7 @@ func New(cfg *Config, opt Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, st: st, stateDir: opt.StateDir, logw: opt.Log, logJSON: opt.LogJSON, now: opt.Now, limited: map[string]*limitedLine{}, metrics: newMetrics(),
 		sessions: map[string]*udpClient.Conn{}, mdtBusy: map[string]*udpClient.Conn{},
-		observers: map[string]map[*observer]struct{}{}, done: make(chan struct{})}
+		observers: map[string]map[*observer]struct{}{}, statusObs: map[string]map[*observer]struct{}{}, done: make(chan struct{})}
 	s.started = s.now()
 	if err := s.importConfig(); err != nil {
 		st.Close()
@@ -251,12 +253,19 @@ func (s *Server) ListenSCS(addr string) (net.Addr, error) {
 	return s.listen(addr, dc, s.serveSCS, false)
 }
 
+// scsSessionIdle: an SCS session with no inbound traffic is dropped after
+// this (SCSs are servers: no NAT, no radio; they reconnect cheaply).
+const scsSessionIdle = 60 * time.Second
+
 func (s *Server) listen(addr string, dc *piondtls.Config, h udpClient.HandlerFunc, device bool) (net.Addr, error) {
 	l, err := coapnet.NewDTLSListener("udp", addr, dc)
 	if err != nil {
 		return nil, fmt.Errorf("collector: listen %s: %w", addr, err)
 	}
 	idle := s.cfg.SessionIdle
+	if !device {
+		idle = scsSessionIdle
+	}
 	opts := []dtlsserver.Option{
 		options.WithHandlerFunc(h),
 		options.WithInactivityMonitor(idle, func(cc *udpClient.Conn) { _ = cc.Close() }),
@@ -409,6 +418,7 @@ func (s *Server) deviceSession(cc *udpClient.Conn) {
 	})
 	s.logf("device %s: session up (%s)", d.ID, cc.RemoteAddr())
 	s.challenge(ctx, d, cc)
+	s.deliverQueued(d, cc)
 	s.maybePullMDT(d, cc, true)
 }
 
@@ -540,6 +550,7 @@ func (s *Server) serveDevice(w *responsewriter.ResponseWriter[*udpClient.Conn], 
 	_, path := coapx.RequestLine(r)
 	if path == wire.PathReport {
 		_ = w.SetResponse(s.acceptReport(d, r), message.TextPlain, nil)
+		s.deliverQueued(d, w.Conn())
 		return
 	}
 	var kind attest.Kind
@@ -561,6 +572,9 @@ func (s *Server) serveDevice(w *responsewriter.ResponseWriter[*udpClient.Conn], 
 	}
 	code := s.accept(d, kind, body)
 	_ = w.SetResponse(code, message.TextPlain, nil)
+	// The window after the device's message: what was queued for it goes
+	// now, while its NAT mapping is open.
+	s.deliverQueued(d, w.Conn())
 	if code == codes.Changed && kind == attest.KindHeartbeat {
 		s.maybePullMDT(d, w.Conn(), false)
 	}
@@ -589,6 +603,7 @@ func (s *Server) acceptReport(d *Device, r *pool.Message) codes.Code {
 		return codes.InternalServerError
 	}
 	s.logf("device %s: scheduled status report (%d bytes)", d.ID, len(body))
+	s.notifyStatus(d.ID)
 	return codes.Changed
 }
 
@@ -699,6 +714,7 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 		}
 		s.notify(d.ID, sum)
 	case attest.KindHeartbeat:
+		s.heardHeartbeat(d.ID, now)
 		s.logf("device %s: heartbeat verified (seq %d)", d.ID, t.Seq)
 	case attest.KindBinding:
 		s.logf("device %s: binding attestation verified (seq %d)", d.ID, t.Seq)

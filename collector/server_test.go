@@ -151,6 +151,9 @@ func TestConfigErrors(t *testing.T) {
 		{"[collector]\nheartbeat_timeout = soon\n", "duration"},
 		{"[collector]\nmdt_keep = never\n", "mdt_keep: want a positive duration"},
 		{"[device \"a\"]\nbinding = 00\npublic_key = " + dev.pemf + "\n", "binding"},
+		{"[collector]\nnat_window = 0s\n", "nat_window: want a positive duration"},
+		{"[collector]\nqueue_per_device = many\n", "queue_per_device: want a count"},
+		{"[collector]\nqueue_total = -1\n", "queue_total: want a count"},
 	} {
 		f, err := config.Parse("c.conf", tc.text)
 		if err == nil {
@@ -159,6 +162,31 @@ func TestConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "c.conf:") {
 			t.Errorf("%q: %v, want %q with file:line", tc.text, err, tc.want)
 		}
+	}
+}
+
+// session_idle defaults to 3 x the longest heartbeat timeout, at least
+// MinSessionIdle; queue mode's settings have their defaults.
+func TestConfigQueueMode(t *testing.T) {
+	dev := newTestDevice(t, "dev1")
+	long := "[device \"a\"]\npsk_identity = a\npsk = " + devPSKHex + "\npublic_key = " + dev.pemf + "\nheartbeat_timeout = 2h\n"
+	for text, want := range map[string]time.Duration{
+		"":                                      MinSessionIdle,
+		"[collector]\nheartbeat_timeout = 1h\n": 3 * time.Hour,
+		long:                                    6 * time.Hour,
+		"[collector]\nsession_idle = 10m\n" + long: 10 * time.Minute,
+	} {
+		if got := parseTestConfig(t, text).SessionIdle; got != want {
+			t.Errorf("%q: session_idle %v, want %v", text, got, want)
+		}
+	}
+	c := parseTestConfig(t, "")
+	if c.NATWindow != DefaultNATWindow || c.QueuePerDevice != DefaultQueuePerDevice || c.QueueTotal != DefaultQueueTotal {
+		t.Errorf("defaults: nat_window %v, queue_per_device %d, queue_total %d", c.NATWindow, c.QueuePerDevice, c.QueueTotal)
+	}
+	c = parseTestConfig(t, "[collector]\nnat_window = 25s\nqueue_per_device = 2\nqueue_total = 0\n")
+	if c.NATWindow != 25*time.Second || c.QueuePerDevice != 2 || c.QueueTotal != 0 {
+		t.Errorf("set: nat_window %v, queue_per_device %d, queue_total %d", c.NATWindow, c.QueuePerDevice, c.QueueTotal)
 	}
 }
 

@@ -19,7 +19,7 @@ func TestSCSTriggerRefusalCarriesReason(t *testing.T) {
 	scs := s.cfg.SCS["alpha"]
 	trigger := func(seq int, action string) (codes.Code, string) {
 		b, _ := cbor.Marshal(map[int]any{1: seq, 2: action})
-		code, body := s.scsTrigger(context.Background(), scs, "dev1", b, false)
+		code, body, _ := s.scsTrigger(context.Background(), scs, "dev1", b, false, false)
 		return code, string(body)
 	}
 	if code, body := trigger(1, "mdt_consent"); code != codes.BadGateway || !strings.Contains(body, `unknown trigger action "mdt_consent"`) {

@@ -54,13 +54,15 @@ func (e *DialError) Unwrap() error { return e.Err }
 
 // Defaults.
 const (
-	// DefaultKeepalive is how long the session may be idle before the client
-	// pings. It is below go-coap's default 16 s server inactivity timeout, so
-	// the client also keeps a stock go-coap server's session alive; our
-	// collector allows 3 keep-alive periods (see docs/uplink.md). On carrier
-	// networks a longer interval (e.g. 25 s, under typical NAT UDP timeouts)
-	// with a collector configured to match saves radio time.
-	DefaultKeepalive = 15 * time.Second
+	// DefaultKeepalive is off: the device sends nothing that carries
+	// nothing. With DTLS Connection IDs the collector keeps a silent
+	// device's session across NAT rebinding, and queues its own requests
+	// until the device's next message (queue mode, docs/collector.md), so
+	// no ping is needed to keep a mapping open. An operator who wants the
+	// device reachable at any moment sets Keepalive from the carrier NAT's
+	// UDP timeout (e.g. 25 s under a 30 s timeout): one ping per idle
+	// interval, at the exact idle deadline.
+	DefaultKeepalive time.Duration = 0
 	// DefaultTimeout bounds the handshake and each request.
 	DefaultTimeout = 10 * time.Second
 )
@@ -79,7 +81,7 @@ type Config struct {
 	ServerPin   []byte           // SHA-256 of the server's SubjectPublicKeyInfo (see Pin)
 
 	Handler   Handler       // serves the server's requests; nil answers 4.04 to all
-	Keepalive time.Duration // idle time before a ping; 0: DefaultKeepalive; <0: none
+	Keepalive time.Duration // idle time before a ping (size it from the NAT's UDP timeout); 0: DefaultKeepalive (off); <0: none
 	Timeout   time.Duration // handshake and per-request bound; 0: DefaultTimeout
 
 	// WrapConn, if set, wraps the UDP socket (connected to Addr) before DTLS
@@ -125,11 +127,13 @@ type Client struct {
 func (c *Client) touch() { c.last.Store(time.Now().UnixNano()) }
 
 // keepalive pings when the session has been idle for Keepalive, and closes
-// it when two pings in a row go unanswered. (go-coap's own keep-alive is
-// driven by a 4 s periodic check and pings every 4 s or so whatever the
-// interval; this one sends one small record per idle interval.)
+// it when two pings in a row go unanswered. A timer is set at the exact
+// idle deadline (last exchange plus Keepalive) and moved on by every
+// exchange, so an idle session sends one small record per interval and a
+// busy one none. (go-coap's own keep-alive is driven by a 4 s periodic
+// check and pings every 4 s or so whatever the interval.)
 func (c *Client) keepalive() {
-	t := time.NewTicker(c.cfg.Keepalive / 2)
+	t := time.NewTimer(c.cfg.Keepalive)
 	defer t.Stop()
 	fails := 0
 	for {
@@ -138,7 +142,8 @@ func (c *Client) keepalive() {
 			return
 		case <-t.C:
 		}
-		if time.Since(time.Unix(0, c.last.Load())) < c.cfg.Keepalive {
+		if left := time.Until(time.Unix(0, c.last.Load()).Add(c.cfg.Keepalive)); left > 0 {
+			t.Reset(left) // an exchange since: the deadline moved
 			continue
 		}
 		ctx, cancel := context.WithTimeout(c.cc.Context(), c.cfg.Timeout)
@@ -147,12 +152,14 @@ func (c *Client) keepalive() {
 		if err == nil {
 			fails = 0
 			c.touch()
+			t.Reset(c.cfg.Keepalive)
 			continue
 		}
 		if fails++; fails >= 2 {
 			_ = c.cc.Close()
 			return
 		}
+		t.Reset(0) // unanswered: try once more now
 	}
 }
 

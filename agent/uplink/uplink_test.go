@@ -350,3 +350,63 @@ func (l *syncLog) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// stampConn notes when each datagram is sent.
+type stampConn struct {
+	net.Conn
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (c *stampConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	c.at = append(c.at, time.Now())
+	c.mu.Unlock()
+	return c.Conn.Write(b)
+}
+
+// TestKeepaliveAtIdleDeadline: an idle session pings once per Keepalive,
+// at the idle deadline (the old ticker of Keepalive/2 pinged every 1.5
+// Keepalive); with no Keepalive (the default) an idle session sends
+// nothing at all.
+func TestKeepaliveAtIdleDeadline(t *testing.T) {
+	dev := newDevice(t)
+	addr, _ := startCollector(t, dev, t.TempDir(), nil)
+	const k = 400 * time.Millisecond
+	for _, ka := range []time.Duration{k, 0} {
+		cfg := pskConfig(addr)
+		cfg.Keepalive = ka
+		sc := &stampConn{}
+		cfg.WrapConn = func(c net.Conn) net.Conn { sc.Conn = c; return sc }
+		c, err := uplink.Dial(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond) // the collector's attestation request (answered 4.04)
+		sc.mu.Lock()
+		from := len(sc.at)
+		sc.mu.Unlock()
+		time.Sleep(8 * k)
+		c.Close()
+		sc.mu.Lock()
+		pings := append([]time.Time(nil), sc.at[from:]...)
+		sc.mu.Unlock()
+		if len(pings) > 0 {
+			pings = pings[:len(pings)-1] // the close_notify
+		}
+		if ka == 0 {
+			if len(pings) != 0 {
+				t.Errorf("no keepalive: %d datagrams sent while idle, want none", len(pings))
+			}
+			continue
+		}
+		if len(pings) < 6 {
+			t.Fatalf("keepalive %s: %d pings in %s idle, want about 8", ka, len(pings), 8*k)
+		}
+		for i := 1; i < len(pings); i++ {
+			if gap := pings[i].Sub(pings[i-1]); gap < k-20*time.Millisecond || gap > k+150*time.Millisecond {
+				t.Errorf("keepalive %s: ping %d came %s after the one before, want just over %s", ka, i, gap, k)
+			}
+		}
+	}
+}

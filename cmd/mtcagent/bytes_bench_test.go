@@ -65,9 +65,10 @@ func (m *wireMeter) wire() int64 { return m.bytes.Load() + ipUDPHeader*m.pkts.Lo
 // datagram: a session start, a heartbeat, a cell change, an outage, an
 // SCS status read and a keepalive ping. From them it reports bytes per
 // hour idle at heartbeat intervals of 5, 15 and 60 minutes with the
-// default 15 s keepalive, and a month of the reference day: 96
-// heartbeats, 10 cell changes, 1 outage, 1 SCS read, 1 session start and
-// the keepalives of the rest of the day (docs/uplink.md, "Bytes").
+// default keepalive (off), and a month of the reference day: 96
+// heartbeats, 10 cell changes, 1 outage, 1 SCS read and 1 session start;
+// and both again with the 25 s keepalive an operator may set for
+// immediate reachability (docs/uplink.md, "Bytes").
 func BenchmarkBytes(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		benchBytesOnce(b)
@@ -236,26 +237,44 @@ classes = status
 		b.Fatal("no keepalive ping in 12 s at a 2 s keepalive")
 	}
 	perPing := float64(pm.wire()-pb0) / pings
-	// The interval, scaled to the default keepalive (the checks run on a
-	// ticker of half the keepalive, so the interval is 1 to 1.5 times it).
-	pingEvery := window.Seconds() / pings / k.Seconds() * uplink.DefaultKeepalive.Seconds()
+	// The interval between pings over the keepalive (the timer is set at
+	// the idle deadline, so a little over 1: the ping's round trip).
+	pingRatio := window.Seconds() / pings / k.Seconds()
 
 	b.Logf("device link to %s: agent session %d IP bytes in %d datagrams, ping session %d in %d", addr, m.wire(), m.pkts.Load(), pm.wire(), pm.pkts.Load())
 	perCell, perOutage, perSCS := less(cells, 3), less(outage, 1), less(scs, 1)
 	perStart := less(start, 1)
-	idleHour := func(hb time.Duration) float64 { return 3600/hb.Seconds()*perHB + 3600/pingEvery*perPing }
-	day := 96*perHB + 10*perCell + perOutage + perSCS + perStart + 86400/pingEvery*perPing
+	// pingsPer is the keepalive pings in a span of idle time at keepalive
+	// ka (none when it is off, the default).
+	pingsPer := func(span, ka time.Duration) float64 {
+		if ka <= 0 {
+			return 0
+		}
+		return span.Seconds() / (pingRatio * ka.Seconds())
+	}
+	idleHour := func(hb, ka time.Duration) float64 {
+		return 3600/hb.Seconds()*perHB + pingsPer(time.Hour, ka)*perPing
+	}
+	// The reference day. With no keepalive the session is kept from one
+	// heartbeat to the next (the collector's session_idle, Connection IDs
+	// across NAT rebinding), so the day has one session start.
+	day := func(ka time.Duration) float64 {
+		return 96*perHB + 10*perCell + perOutage + perSCS + perStart + pingsPer(24*time.Hour, ka)*perPing
+	}
+	const operatorKeepalive = 25 * time.Second // the documented setting for immediate reachability
 	b.ReportMetric(perStart, "B/session-start")
 	b.ReportMetric(perHB, "B/heartbeat")
 	b.ReportMetric(perCell, "B/cell-change")
 	b.ReportMetric(perOutage, "B/outage")
 	b.ReportMetric(perSCS, "B/scs-read")
 	b.ReportMetric(perPing, "B/keepalive")
-	b.ReportMetric(pingEvery, "s/keepalive")
-	b.ReportMetric(idleHour(5*time.Minute), "B/h-idle-hb5m")
-	b.ReportMetric(idleHour(15*time.Minute), "B/h-idle-hb15m")
-	b.ReportMetric(idleHour(time.Hour), "B/h-idle-hb60m")
-	b.ReportMetric(30*day/1e6, "MB/reference-month")
+	b.ReportMetric(pingRatio, "keepalive-interval/setting")
+	b.ReportMetric(idleHour(5*time.Minute, uplink.DefaultKeepalive), "B/h-idle-hb5m")
+	b.ReportMetric(idleHour(15*time.Minute, uplink.DefaultKeepalive), "B/h-idle-hb15m")
+	b.ReportMetric(idleHour(time.Hour, uplink.DefaultKeepalive), "B/h-idle-hb60m")
+	b.ReportMetric(30*day(uplink.DefaultKeepalive)/1e6, "MB/reference-month")
+	b.ReportMetric(idleHour(15*time.Minute, operatorKeepalive), "B/h-idle-hb15m-keepalive25s")
+	b.ReportMetric(30*day(operatorKeepalive)/1e6, "MB/reference-month-keepalive25s")
 }
 
 // countVerifiedHeartbeats counts the heartbeats the collector verified.

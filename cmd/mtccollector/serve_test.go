@@ -36,7 +36,7 @@ const (
 
 // buildCollector builds this command into a temporary directory (for the
 // target GOARCH, so under qemu-user it runs emulated via testexec).
-func buildCollector(t *testing.T) string {
+func buildCollector(t testing.TB) string {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -73,7 +73,7 @@ var addrRE = regexp.MustCompile(`devices on udp:(\S+), scs on udp:(\S+),`)
 
 // startServe runs "mtccollector serve" and returns the process and its
 // device and SCS addresses.
-func startServe(t *testing.T, bin, conf, state, listen string, extra ...string) (*proc, string, string) {
+func startServe(t testing.TB, bin, conf, state, listen string, extra ...string) (*proc, string, string) {
 	t.Helper()
 	cmd := testexec.Command(bin, append([]string{"serve", "--config", conf, "--state", state, "--listen", "udp:" + listen, "--scs-listen", "udp:127.0.0.1:0"}, extra...)...)
 	stdout, err := cmd.StdoutPipe()
@@ -116,7 +116,7 @@ func (p *proc) stop(t *testing.T) {
 	}
 }
 
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

@@ -108,7 +108,7 @@ func (s *Server) queueFor(id string, r queuedRequest) error {
 	if err := s.enqueue(id, r); err != nil {
 		return err
 	}
-	if d := s.cfg.Devices[id]; d != nil {
+	if d := s.deviceByID(id); d != nil {
 		if cc, ok := s.reachable(id); ok {
 			s.deliverQueued(d, cc)
 		}
@@ -307,7 +307,7 @@ func (s *Server) sendTrigger(ctx context.Context, cc *udpClient.Conn, id, scs, a
 // it is overdue). maxAge is the seconds until then (0: unknown).
 func (s *Server) queuedAnswer(id string, ds DeviceState, out map[string]any) (maxAge uint32) {
 	out["queued"] = true
-	if d := s.cfg.Devices[id]; d != nil {
+	if d := s.deviceByID(id); d != nil {
 		if t := s.nextExpected(d, ds); !t.IsZero() {
 			out["next_expected"] = t.Unix()
 			return uint32(max(1, t.Sub(s.now())/time.Second))

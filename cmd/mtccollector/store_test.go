@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mtcagent/mtcagent/agent/uplink"
 	"github.com/mtcagent/mtcagent/collector"
@@ -18,9 +19,10 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func TestServeOnPostgres(t *testing.T) {
 	url := pgtest.URL(t)
 	o := startOneDevice(t, "--store", url)
-	if !strings.Contains(o.p.out.String(), "store: postgresql postgres:///") {
-		t.Fatalf("no store line:\n%s", o.p.out)
-	}
+	// The line may still be on its way through the stdout pipe.
+	waitUntil(t, 10*time.Second, "the store line", func() bool {
+		return strings.Contains(o.p.out.String(), "store: postgresql postgres:///")
+	})
 	c, err := uplink.Dial(context.Background(), o.uplink)
 	if err != nil {
 		t.Fatal(err)

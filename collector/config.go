@@ -104,7 +104,10 @@ func LoadConfig(path string) (*Config, error) {
 // relative to the file's directory.
 func ParseConfig(f *config.File) (*Config, error) {
 	c := &Config{
-		HeartbeatTimeout: 90 * time.Second,
+		// Two missed heartbeats of the agent's default 15 min, and 5 min
+		// of slack: the defaults of both sides agree (90 s, the old
+		// default, flagged every default agent as overdue).
+		HeartbeatTimeout: 35 * time.Minute,
 		NATWindow:        DefaultNATWindow,
 		QueuePerDevice:   DefaultQueuePerDevice,
 		QueueTotal:       DefaultQueueTotal,

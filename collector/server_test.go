@@ -171,7 +171,8 @@ func TestConfigQueueMode(t *testing.T) {
 	dev := newTestDevice(t, "dev1")
 	long := "[device \"a\"]\npsk_identity = a\npsk = " + devPSKHex + "\npublic_key = " + dev.pemf + "\nheartbeat_timeout = 2h\n"
 	for text, want := range map[string]time.Duration{
-		"":                                      MinSessionIdle,
+		"":                                      3 * 35 * time.Minute, // the default heartbeat_timeout
+		"[collector]\nheartbeat_timeout = 1m\n": MinSessionIdle,
 		"[collector]\nheartbeat_timeout = 1h\n": 3 * time.Hour,
 		long:                                    6 * time.Hour,
 		"[collector]\nsession_idle = 10m\n" + long: 10 * time.Minute,

@@ -6,8 +6,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,9 +17,7 @@ import (
 	coapdtls "github.com/plgd-dev/go-coap/v3/dtls"
 
 	"github.com/mtcagent/mtcagent/agent"
-	"github.com/mtcagent/mtcagent/agent/outbox"
 	"github.com/mtcagent/mtcagent/agent/uplink"
-	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
 	"github.com/mtcagent/mtcagent/collector"
 	"github.com/mtcagent/mtcagent/internal/config"
@@ -104,54 +100,21 @@ classes = status
 	if e.cfg, err = collector.ParseConfig(f); err != nil {
 		b.Fatal(err)
 	}
+	// A new store, so the file's [scs] is imported (a store that has a
+	// registry does not read the file's devices and SCSs again).
+	e.colState = b.TempDir()
 	e.startCollector(addr)
 	scsAddr, err := e.srv.ListenSCS("127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 
-	sc, _ := modemsim.Parse([]byte(`{"dialect": "quectel"}`))
-	sim := modemsim.New(sc)
-	p, err := modemsim.ServePTY(sim, b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
-	cfg, err := agent.LoadConfig(e.conf)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.StateDir, cfg.Heartbeat = e.state, 4*time.Second
-	cfg.CellBurst = -1
-	ob, err := outbox.Open(filepath.Join(e.state, "outbox"), outbox.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ob.Close()
-	q := agent.DurableQueue{O: ob}
-	a, err := agent.New(cfg, agent.Deps{Open: func(context.Context) (io.ReadWriteCloser, error) { return atmodem.OpenSerial(p.Path()) }, Outbox: q})
-	if err != nil {
-		b.Fatal(err)
-	}
-	up, err := agent.ParseUplink(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
 	m := &wireMeter{}
-	up.WrapConn = func(c net.Conn) net.Conn { m.Conn = c; return m }
-	h, err := linkHandler(cfg, a)
-	if err != nil {
-		b.Fatal(err)
-	}
-	up.Handler = h
-	link := &agent.LinkSender{Config: *up, Log: slog.New(slog.DiscardHandler)}
-	defer link.Close()
-	d := &agent.Deliverer{Q: q, S: link, Online: a.Online}
-	a.SetWake(d.Wake)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go d.Run(ctx)
-	go a.Run(ctx)
+	ip := startInProcess(b, e, func(c *agent.Config) { c.Heartbeat, c.CellBurst = 4*time.Second, -1 },
+		func(c net.Conn) net.Conn { m.Conn = c; return m }, true, nil)
+	defer ip.stop()
+	sim, link := ip.sim, ip.up
+	up := &link.Config
 
 	heartbeats := func() int { return e.countVerifiedHeartbeats() }
 	type phase struct {
@@ -215,8 +178,7 @@ classes = status
 	// A keepalive ping, and how often one goes at a keepalive of K: the
 	// agent stopped (the collector keeps one session per device), a
 	// session of its own, idle, with K = 2 s.
-	cancel()
-	link.Close()
+	ip.stop()
 	time.Sleep(200 * time.Millisecond)
 	const k = 2 * time.Second
 	pm := &wireMeter{}

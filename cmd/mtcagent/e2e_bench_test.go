@@ -3,10 +3,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,8 +13,6 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/agent"
-	"github.com/mtcagent/mtcagent/agent/outbox"
-	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
 )
 
@@ -26,41 +21,10 @@ import (
 // CoAP/DTLS on loopback, with the durable outbox in between.
 func BenchmarkURCToCollector(b *testing.B) {
 	e := newE2E(b)
-	sc, _ := modemsim.Parse([]byte(`{"dialect": "quectel"}`))
-	sim := modemsim.New(sc)
-	p, err := modemsim.ServePTY(sim, b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
-	cfg, err := agent.LoadConfig(e.conf)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.StateDir = e.state
-	cfg.CellBurst = -1 // a cell change per iteration: no storm limit
-	ob, err := outbox.Open(filepath.Join(e.state, "outbox"), outbox.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ob.Close()
-	q := agent.DurableQueue{O: ob}
-	a, err := agent.New(cfg, agent.Deps{Open: func(context.Context) (io.ReadWriteCloser, error) { return atmodem.OpenSerial(p.Path()) }, Outbox: q})
-	if err != nil {
-		b.Fatal(err)
-	}
-	up, err := agent.ParseUplink(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	link := &agent.LinkSender{Config: *up, Log: slog.New(slog.DiscardHandler)}
-	defer link.Close()
-	d := &agent.Deliverer{Q: q, S: link, Online: a.Online}
-	a.SetWake(d.Wake)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go d.Run(ctx)
-	go a.Run(ctx)
+	// A cell change per iteration: no storm limit.
+	ip := startInProcess(b, e, func(c *agent.Config) { c.CellBurst = -1 }, nil, false, nil)
+	defer ip.stop()
+	sim := ip.sim
 	e.waitEvent("sim_bound", 20*time.Second)
 	var lat []time.Duration
 	cell := uint64(0x200000)

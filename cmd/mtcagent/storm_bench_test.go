@@ -3,16 +3,10 @@
 package main
 
 import (
-	"context"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/mtcagent/mtcagent/agent"
-	"github.com/mtcagent/mtcagent/agent/outbox"
-	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
 )
 
@@ -47,41 +41,9 @@ func BenchmarkCellStorm(b *testing.B) {
 func cellStormOnce(b *testing.B) (cells, delivered, qms, ms float64) {
 	b.StopTimer()
 	e := newE2E(b)
-	sc, _ := modemsim.Parse([]byte(`{"dialect": "quectel"}`))
-	sim := modemsim.New(sc)
-	p, err := modemsim.ServePTY(sim, b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
-	cfg, err := agent.LoadConfig(e.conf)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg.StateDir = e.state
-	cfg.Heartbeat = 0
-	ob, err := outbox.Open(filepath.Join(e.state, "outbox"), outbox.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ob.Close()
-	q := agent.DurableQueue{O: ob}
-	a, err := agent.New(cfg, agent.Deps{Open: func(context.Context) (io.ReadWriteCloser, error) { return atmodem.OpenSerial(p.Path()) }, Outbox: q})
-	if err != nil {
-		b.Fatal(err)
-	}
-	up, err := agent.ParseUplink(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	link := &agent.LinkSender{Config: *up, Log: slog.New(slog.DiscardHandler)}
-	defer link.Close()
-	d := &agent.Deliverer{Q: q, S: link, Online: a.Online, RejoinSpread: -1}
-	a.SetWake(d.Wake)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go d.Run(ctx)
-	go a.Run(ctx)
+	ip := startInProcess(b, e, func(c *agent.Config) { c.Heartbeat = 0 }, nil, false, func(d *agent.Deliverer) { d.RejoinSpread = -1 })
+	defer ip.stop()
+	sim, a, sc, ob := ip.sim, ip.a, ip.sc, ip.ob
 	e.waitEvent("sim_bound", 20*time.Second)
 	b.StartTimer()
 	sim.Flap(modemsim.Flap{Cells: []uint64{0x1A2D102, 0x1A2D103}, Times: 10000})

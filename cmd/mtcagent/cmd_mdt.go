@@ -18,21 +18,23 @@ import (
 )
 
 func init() {
+	sub := func(name, args, summary string) *cli.Command {
+		return &cli.Command{Name: name, Args: args + " [--state-dir DIR] [--config FILE]", Summary: summary,
+			Run: func(env *cli.Env, a []string) error { return runMDT(env, name, a) }}
+	}
 	app.Register(&cli.Command{
 		Name:    "mdt",
-		Args:    "consent|optout|clear|status|show|export [--state-dir DIR] [--config FILE] [--json] [--yes]",
-		Summary: "the radio measurement log: consent, opt out for good, clear, status, show, export",
-		Run:     runMDT,
+		Summary: "the radio measurement log",
+		Subs: []*cli.Command{
+			sub("consent", "[--yes] [--json]", "show the notice and consent to logging"),
+			sub("optout", "[--yes] [--json]", "stop logging for good and erase the log"),
+			sub("clear", "[--yes] [--json]", "erase the log (crypto-erase)"),
+			sub("status", "[--json]", "consent, size, oldest and newest record"),
+			sub("show", "[--json]", "the stored records, decrypted"),
+			sub("export", "--out FILE [--format jsonl|cbor] [--json]", "write the records to a file, decrypted"),
+		},
 	})
 }
-
-const mdtUsage = `usage: mtcagent mdt consent [--yes] [--json]   show the notice and consent to logging
-       mtcagent mdt optout  [--yes] [--json]   stop logging for good and erase the log
-       mtcagent mdt clear   [--yes] [--json]   erase the log (crypto-erase)
-       mtcagent mdt status  [--json]           consent, size, oldest and newest record
-       mtcagent mdt show    [--json]           the stored records, decrypted
-       mtcagent mdt export  --out FILE [--format jsonl|cbor]
-  all take [--state-dir DIR] [--config FILE]`
 
 // mdtDefaultConfig is where the device's configuration lives; a missing
 // file there means the defaults.
@@ -61,19 +63,8 @@ var openMDT = func(stateDir string, opts mdtlog.Options) (mdtService, error) {
 	return s, nil
 }
 
-func runMDT(env *cli.Env, args []string) error {
-	if len(args) == 0 {
-		return cli.WithHint(cli.Usagef("mdt: no subcommand given"), mdtUsage)
-	}
-	sub := args[0]
-	switch sub {
-	case "-h", "--help", "-help", "help":
-		fmt.Fprintln(env.Stdout, mdtUsage)
-		return nil
-	case "consent", "optout", "clear", "status", "show", "export":
-	default:
-		return cli.WithHint(cli.Usagef("mdt: unknown subcommand %q", sub), mdtUsage)
-	}
+// runMDT runs the mdt subcommand sub.
+func runMDT(env *cli.Env, sub string, args []string) error {
 	fl := app.NewFlags(env, "mdt "+sub)
 	stateDir := stateDirFlag(fl, env)
 	defConf := env.Getenv("MTCAGENT_CONFIG")
@@ -91,7 +82,7 @@ func runMDT(env *cli.Env, args []string) error {
 		out = fl.String("out", "", "file to write (required; written to a temporary file, then renamed)")
 		format = fl.String("format", mdtlog.FormatJSONL, "jsonl (JSON lines) or cbor (CBOR sequence)")
 	}
-	if err := cli.ParseFlags(fl, args[1:], 0); err != nil {
+	if err := cli.ParseFlags(fl, args, 0); err != nil {
 		return err
 	}
 	if sub == "export" {
@@ -152,12 +143,6 @@ func confirm(env *cli.Env, question string) bool {
 	return a == "yes" || a == "y"
 }
 
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 func fmtTime(t time.Time) any {
 	if t.IsZero() {
 		return nil
@@ -178,7 +163,7 @@ func mdtConsent(env *cli.Env, svc mdtService, cfg mdtlog.Config, yes, asJSON boo
 		return fmt.Errorf("mdt consent: %w", err)
 	}
 	if asJSON {
-		return printJSON(env.Stdout, map[string]any{"consent": c.State.String(), "time": fmtTime(c.Time)})
+		return cli.WriteJSON(env.Stdout, map[string]any{"consent": c.State.String(), "time": fmtTime(c.Time)})
 	}
 	fmt.Fprintf(env.Stdout, "Consent recorded at %s. MDT logging is on.\n", c.Time.UTC().Format(time.DateTime+" MST"))
 	fmt.Fprintln(env.Stdout, "Change your mind at any time: 'mtcagent mdt clear' or 'mtcagent mdt optout'.")
@@ -214,7 +199,7 @@ func mdtErase(env *cli.Env, svc mdtService, sub string, yes, asJSON bool) error 
 		if sub == "optout" {
 			v["consent"] = mdtlog.OptedOut.String()
 		}
-		return printJSON(env.Stdout, v)
+		return cli.WriteJSON(env.Stdout, v)
 	}
 	if sub == "optout" {
 		fmt.Fprintln(env.Stdout, "Opted out. MDT logging is off for good; only 'mtcagent mdt consent' on this device turns it back on.")
@@ -239,7 +224,7 @@ func mdtStatus(env *cli.Env, svc mdtService, cfg mdtlog.Config, stateDir string,
 		return fmt.Errorf("mdt status: %w", err)
 	}
 	if asJSON {
-		return printJSON(env.Stdout, map[string]any{
+		return cli.WriteJSON(env.Stdout, map[string]any{
 			"consent":          st.Consent.String(),
 			"consent_time":     fmtTime(st.ConsentTime),
 			"consent_damaged":  st.ConsentDamaged,
@@ -390,7 +375,7 @@ func mdtExport(env *cli.Env, svc mdtService, out, format string, asJSON bool) er
 	ok = true
 	warnFailed(env, rep)
 	if asJSON {
-		return printJSON(env.Stdout, map[string]any{"out": out, "format": format, "records": rep.Records, "failed": rep.Failed})
+		return cli.WriteJSON(env.Stdout, map[string]any{"out": out, "format": format, "records": rep.Records, "failed": rep.Failed})
 	}
 	fmt.Fprintf(env.Stdout, "Exported %d records to %s (%s). The file is not encrypted: keep it private.\n", rep.Records, out, format)
 	return nil

@@ -21,9 +21,13 @@ import (
 func init() {
 	app.Register(&cli.Command{
 		Name:    "report",
-		Args:    "preview --recipient NAME [--count N] [--json] [--config FILE] [--state-dir DIR] [--modem SPEC | --snapshot FILE]",
-		Summary: "show exactly what a recipient would receive now, after masking",
-		Run:     runReport,
+		Summary: "the reports recipients receive",
+		Subs: []*cli.Command{{
+			Name:    "preview",
+			Args:    "--recipient NAME [--count N] [--json] [--config FILE] [--state-dir DIR] [--modem SPEC | --snapshot FILE]",
+			Summary: "show exactly what a recipient would receive now, after masking",
+			Run:     runReportPreview,
+		}},
 	})
 }
 
@@ -35,20 +39,7 @@ const defaultConfigPath = "/etc/mtcagent/mtcagent.conf"
 // Without it, preview omits the identity class and says so.
 var previewIdentity func(ctx context.Context, env *cli.Env, stateDir string, s privacy.Snapshot) (privacy.IdentitySource, error)
 
-const reportUsage = "usage: mtcagent report preview --recipient NAME [--count N] [--json] [--config FILE] [--state-dir DIR] [--modem SPEC | --snapshot FILE]"
-
-func runReport(env *cli.Env, args []string) error {
-	if len(args) == 0 || args[0] != "preview" {
-		sub := ""
-		if len(args) > 0 {
-			sub = args[0]
-		}
-		if sub == "-h" || sub == "--help" || sub == "-help" {
-			fmt.Fprintln(env.Stderr, reportUsage)
-			return nil
-		}
-		return cli.WithHint(cli.Usagef("report: unknown subcommand %q", sub), reportUsage)
-	}
+func runReportPreview(env *cli.Env, args []string) error {
 	fl := app.NewFlags(env, "report preview")
 	recipient := fl.String("recipient", "", "recipient name, as in [recipient \"NAME\"] of the config (required)")
 	count := fl.Int("count", 1, "number of successive reports, one per schedule slot (1..96)")
@@ -61,11 +52,11 @@ func runReport(env *cli.Env, args []string) error {
 	stateDir := stateDirFlag(fl, env)
 	modemSpec := modemFlag(fl, env)
 	snapPath := fl.String("snapshot", "", "read the device state from this JSON file instead of the modem (needed for a location)")
-	if err := cli.ParseFlags(fl, args[1:], 0); err != nil {
+	if err := cli.ParseFlags(fl, args, 0); err != nil {
 		return err
 	}
 	if *recipient == "" {
-		return cli.WithHint(cli.Usagef("report preview: --recipient is required"), reportUsage)
+		return cli.WithHint(cli.Usagef("report preview: --recipient is required"), "run 'mtcagent report preview --help' for its flags")
 	}
 	if *count < 1 || *count > 96 {
 		return cli.Usagef("report preview: --count %d outside 1..96", *count)
@@ -173,7 +164,7 @@ func previewUnknown(env *cli.Env, pol *privacy.Policy, name string, asJSON bool)
 		if names == nil {
 			names = []string{}
 		}
-		return writeJSON(env, map[string]any{"recipient": name, "known": false, "reports": []any{}, "known_recipients": names})
+		return cli.WriteJSON(env.Stdout, map[string]any{"recipient": name, "known": false, "reports": []any{}, "known_recipients": names})
 	}
 	fmt.Fprintf(env.Stdout, "Recipient %q is not in the policy: it receives nothing (default deny).\n", name)
 	if len(names) > 0 {
@@ -182,12 +173,6 @@ func previewUnknown(env *cli.Env, pol *privacy.Policy, name string, asJSON bool)
 		fmt.Fprintln(env.Stdout, "The policy names no recipients: nothing leaves the device.")
 	}
 	return nil
-}
-
-func writeJSON(env *cli.Env, v any) error {
-	enc := json.NewEncoder(env.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func writePreviewJSON(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []previewReport, note string) error {
@@ -211,7 +196,7 @@ func writePreviewJSON(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, 
 	if note != "" {
 		out["note"] = note
 	}
-	return writeJSON(env, out)
+	return cli.WriteJSON(env.Stdout, out)
 }
 
 func writePreviewText(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []previewReport, note string) {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"context"
-	"encoding/json"
 	"fmt"
 	"github.com/mtcagent/mtcagent/agent"
 	"github.com/mtcagent/mtcagent/internal/cli"
@@ -62,9 +61,7 @@ func runStatus(env *cli.Env, args []string) error {
 		j = st.Revealed() // the owner's own view: identifiers in clear
 	}
 	if *asJSON {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(j)
+		return cli.WriteJSON(env.Stdout, j)
 	}
 	printStatus(env.Stdout, j)
 	return nil

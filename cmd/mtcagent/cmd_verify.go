@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -70,7 +69,7 @@ func runVerify(env *cli.Env, args []string) error {
 	res, err := v.Verify(tok)
 	if err != nil {
 		if *asJSON {
-			attWriteJSON(env.Stdout, map[string]any{"valid": false, "reason": err.Error()})
+			cli.WriteJSON(env.Stdout, map[string]any{"valid": false, "reason": err.Error()})
 		}
 		if errors.Is(err, attest.ErrMalformed) {
 			return &cli.UsageError{Msg: err.Error(), Hint: "a token is a COSE_Sign1 as written by 'mtcagent attest' (raw CBOR, hex or base64)"}
@@ -86,7 +85,7 @@ func runVerify(env *cli.Env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		return attWriteJSON(env.Stdout, verifyJSON(res))
+		return cli.WriteJSON(env.Stdout, verifyJSON(res))
 	}
 	printVerified(env.Stdout, res)
 	return nil
@@ -108,12 +107,6 @@ func attDecodeToken(raw []byte) []byte {
 		}
 	}
 	return raw
-}
-
-func attWriteJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func attHexOrNil(b []byte) any {

@@ -138,7 +138,7 @@ classes = status
 	}
 	m := &wireMeter{}
 	up.WrapConn = func(c net.Conn) net.Conn { m.Conn = c; return m }
-	h, err := linkHandler(cfg, a)
+	h, err := agent.NewLinkHandler(cfg, a)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mtcagent/mtcagent/agent/control"
 	"github.com/mtcagent/mtcagent/internal/cli"
 	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/mdtlog"
@@ -53,9 +54,14 @@ type mdtService interface {
 	Close() error
 }
 
-// openMDT opens the log for a command. It is a variable so that the daemon
-// client (issue 6) can route through the control socket first.
-var openMDT = func(stateDir string, opts mdtlog.Options) (mdtService, error) {
+// openMDT opens the log for a command. While the daemon runs it owns the
+// log (and its lock): the command then goes through its control socket, so
+// `mdt clear` and `mdt optout` work at any time.
+func openMDT(stateDir string, opts mdtlog.Options) (mdtService, error) {
+	r := (&control.Client{StateDir: stateDir}).MDT()
+	if _, err := r.Status(); err == nil {
+		return r, nil
+	}
 	s, err := mdtlog.Open(stateDir, opts)
 	if err != nil {
 		return nil, err

@@ -15,7 +15,6 @@ import (
 
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/privacy"
-	"github.com/mtcagent/mtcagent/privacy/ident"
 )
 
 func init() {
@@ -33,11 +32,6 @@ func init() {
 
 // defaultConfigPath is where the agent's configuration lives on a device.
 const defaultConfigPath = "/etc/mtcagent/mtcagent.conf"
-
-// previewIdentity, when set (by the file that wires attest in), yields the
-// pseudonyms and SUCI a recipient granted identity disclosure receives.
-// Without it, preview omits the identity class and says so.
-var previewIdentity func(ctx context.Context, env *cli.Env, stateDir string, s privacy.Snapshot) (privacy.IdentitySource, error)
 
 func runReportPreview(env *cli.Env, args []string) error {
 	fl := app.NewFlags(env, "report preview")
@@ -99,17 +93,12 @@ func runReportPreview(env *cli.Env, args []string) error {
 	if snap.Time.IsZero() {
 		snap.Time = time.Now()
 	}
-	identityNote := ""
 	if grants.Identity > privacy.LevelNone && snap.Identity == nil {
-		if previewIdentity != nil {
-			src, err := previewIdentity(ctx, env, *stateDir, snap)
-			if err != nil {
-				return cli.WithHint(fmt.Errorf("report preview: identity: %w", err), "the device secret and SUCI key are in the agent's state directory: run as the agent's user, or pass --state-dir")
-			}
-			snap.Identity = src
-		} else {
-			identityNote = "identity disclosure is granted but this build cannot derive pseudonyms or the SUCI: omitted below"
+		src, err := agent.OpenIdentity(*stateDir, snap)
+		if err != nil {
+			return cli.WithHint(fmt.Errorf("report preview: identity: %w", err), "the device secret and SUCI key are in the agent's state directory: run as the agent's user, or pass --state-dir")
 		}
+		snap.Identity = src
 	}
 
 	var reps []previewReport
@@ -131,9 +120,9 @@ func runReportPreview(env *cli.Env, args []string) error {
 		reps = append(reps, previewReport{Slot: r.Time(), Size: len(wire), CBOR: hex.EncodeToString(wire), Report: js, carries: r.CarriesString()})
 	}
 	if *asJSON {
-		return writePreviewJSON(env, pol, rec, grants, reps, identityNote)
+		return writePreviewJSON(env, pol, rec, grants, reps)
 	}
-	writePreviewText(env, pol, rec, grants, reps, identityNote)
+	writePreviewText(env, pol, rec, grants, reps)
 	return nil
 }
 
@@ -175,7 +164,7 @@ func previewUnknown(env *cli.Env, pol *privacy.Policy, name string, asJSON bool)
 	return nil
 }
 
-func writePreviewJSON(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []previewReport, note string) error {
+func writePreviewJSON(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []previewReport) error {
 	grants := map[string]string{}
 	for _, c := range privacy.Classes() {
 		grants[c.String()] = g.Precision(c)
@@ -193,13 +182,10 @@ func writePreviewJSON(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, 
 	if pol.Schedule > 0 {
 		out["schedule"] = shortDuration(pol.Schedule)
 	}
-	if note != "" {
-		out["note"] = note
-	}
 	return cli.WriteJSON(env.Stdout, out)
 }
 
-func writePreviewText(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []previewReport, note string) {
+func writePreviewText(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []previewReport) {
 	w := env.Stdout
 	fmt.Fprintf(w, "Recipient %q (authenticates as %s)\n", rec.Name, rec.Identity)
 	fmt.Fprintf(w, "  granted:      %s\n", g.String())
@@ -216,9 +202,6 @@ func writePreviewText(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, 
 		pad = fmt.Sprintf("on (every report is %d bytes)", reps[0].Size)
 	}
 	fmt.Fprintf(w, "  padding:      %s\n", pad)
-	if note != "" {
-		fmt.Fprintf(w, "  note:         %s\n", note)
-	}
 	for i, r := range reps {
 		fmt.Fprintf(w, "\nReport %d of %d, slot %s, %d bytes of CBOR:\n", i+1, len(reps), r.Slot.Format(time.RFC3339), r.Size)
 		var m map[string]json.RawMessage
@@ -269,82 +252,16 @@ func shortDuration(d time.Duration) string {
 	return s
 }
 
-// snapshotFile is the JSON form of a device state read by --snapshot: what
-// the agent would feed the policy. Identifiers are optional and used only
-// to derive pseudonyms; they never appear in a report.
-type snapshotFile struct {
-	Time     *time.Time `json:"time"`
-	Status   string     `json:"status"`
-	Location *struct {
-		Lat       float64 `json:"lat"`
-		Lon       float64 `json:"lon"`
-		AccuracyM float64 `json:"accuracy_m"`
-	} `json:"location"`
-	Cell *struct {
-		MCC    string  `json:"mcc"`
-		MNC    string  `json:"mnc"`
-		TAC    *uint32 `json:"tac"`
-		LAC    *uint32 `json:"lac"`
-		CellID *uint64 `json:"cell_id"`
-	} `json:"cell"`
-	Radio *struct {
-		RSRP *float64 `json:"rsrp_dbm"`
-		RSRQ *float64 `json:"rsrq_db"`
-		SINR *float64 `json:"sinr_db"`
-		RSSI *float64 `json:"rssi_dbm"`
-	} `json:"radio"`
-	IMSI  string `json:"imsi"`
-	ICCID string `json:"iccid"`
-	IMEI  string `json:"imei"`
-}
-
+// readSnapshotFile reads --snapshot FILE (agent.ParseSnapshot); a file
+// that does not parse is bad input.
 func readSnapshotFile(path string) (privacy.Snapshot, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return privacy.Snapshot{}, fmt.Errorf("read snapshot: %w", err)
 	}
-	var f snapshotFile
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return privacy.Snapshot{}, cli.Usagef("read snapshot %s: %v", path, err)
-	}
-	var s privacy.Snapshot
-	if f.Time != nil {
-		s.Time = *f.Time
-	}
-	if f.Status == "" {
-		f.Status = "unknown"
-	}
-	st, ok := privacy.ParseStatus(f.Status)
-	if !ok {
-		return s, cli.Usagef("read snapshot %s: status %q: want unknown, offline, online, idle or connected", path, f.Status)
-	}
-	s.Status = st
-	if l := f.Location; l != nil {
-		s.Location = &privacy.Location{Lat: l.Lat, Lon: l.Lon, AccuracyM: l.AccuracyM}
-	}
-	if c := f.Cell; c != nil {
-		s.Cell = &privacy.Cell{MCC: c.MCC, MNC: c.MNC, TAC: c.TAC, LAC: c.LAC, CellID: c.CellID}
-	}
-	if r := f.Radio; r != nil {
-		s.Radio = &privacy.Radio{RSRPdBm: r.RSRP, RSRQdB: r.RSRQ, SINRdB: r.SINR, RSSIdBm: r.RSSI}
-	}
-	// Parse errors never repeat the value.
-	if f.IMSI != "" {
-		if s.IMSI, err = ident.ParseIMSI(f.IMSI); err != nil {
-			return s, cli.Usagef("read snapshot %s: %v", path, err)
-		}
-	}
-	if f.ICCID != "" {
-		if s.ICCID, err = ident.ParseICCID(f.ICCID); err != nil {
-			return s, cli.Usagef("read snapshot %s: %v", path, err)
-		}
-	}
-	if f.IMEI != "" {
-		if s.IMEI, err = ident.ParseIMEI(f.IMEI); err != nil {
-			return s, cli.Usagef("read snapshot %s: %v", path, err)
-		}
+	s, err := agent.ParseSnapshot(b)
+	if err != nil {
+		return s, cli.Usagef("read snapshot %s: %v", path, err)
 	}
 	return s, nil
 }

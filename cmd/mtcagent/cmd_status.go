@@ -7,7 +7,7 @@ import (
 
 	"context"
 	"fmt"
-	"github.com/mtcagent/mtcagent/agent"
+	"github.com/mtcagent/mtcagent/agent/control"
 	"github.com/mtcagent/mtcagent/internal/cli"
 	"io"
 	"strings"
@@ -39,13 +39,12 @@ func runStatus(env *cli.Env, args []string) error {
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "modem" })
 	if !explicit && env.Getenv("MTCAGENT_MODEM") == "" {
-		var dj atmodem.StatusJSON
 		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
-		err := agent.Call(dctx, *stateDir, "status", nil, &dj)
+		dj, err := (&control.Client{StateDir: *stateDir}).Status(dctx)
 		dcancel()
 		if err == nil {
-			j = &dj
-		} else if !errors.Is(err, agent.ErrNotRunning) {
+			j = dj
+		} else if !errors.Is(err, control.ErrNotRunning) {
 			return fmt.Errorf("running agent: %w", err)
 		}
 	}

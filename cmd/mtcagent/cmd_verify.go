@@ -2,14 +2,12 @@ package main
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mtcagent/mtcagent/attest"
@@ -65,7 +63,7 @@ func runVerify(env *cli.Env, args []string) error {
 	if err != nil {
 		return &cli.UsageError{Msg: fmt.Sprintf("verify: read token: %v", err)}
 	}
-	tok := attDecodeToken(raw)
+	tok := attest.DecodeTokenText(raw)
 	res, err := v.Verify(tok)
 	if err != nil {
 		if *asJSON {
@@ -85,74 +83,10 @@ func runVerify(env *cli.Env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, verifyJSON(res))
+		return cli.WriteJSON(env.Stdout, res.JSON())
 	}
 	printVerified(env.Stdout, res)
 	return nil
-}
-
-// attDecodeToken accepts a token as raw CBOR, hex or base64 (std or url),
-// since tokens travel through text channels too.
-func attDecodeToken(raw []byte) []byte {
-	if len(raw) > 0 && raw[0] == 0xd2 {
-		return raw
-	}
-	s := strings.Join(strings.Fields(string(raw)), "")
-	if b, err := hex.DecodeString(s); err == nil {
-		return b
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
-			return b
-		}
-	}
-	return raw
-}
-
-func attHexOrNil(b []byte) any {
-	if b == nil {
-		return nil
-	}
-	return hex.EncodeToString(b)
-}
-
-func attStrOrNil(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-func verifyJSON(res *attest.Result) map[string]any {
-	t := res.Token
-	var iat any
-	if !t.IssuedAt.IsZero() {
-		iat = t.IssuedAt.Format(time.RFC3339)
-	}
-	unknown := make([]int64, len(t.Unknown))
-	copy(unknown, t.Unknown)
-	return map[string]any{
-		"valid":     true,
-		"freshness": res.Freshness,
-		"claims": map[string]any{
-			"kind":                 t.Kind.String(),
-			"seq":                  t.Seq,
-			"clock_synced":         t.ClockSynced,
-			"iat":                  iat,
-			"bootcount":            t.BootCount,
-			"nonce":                attHexOrNil(t.Nonce),
-			"ueid":                 attHexOrNil(t.UEID),
-			"hwmodel":              attStrOrNil(t.HWModel),
-			"swversion":            attStrOrNil(t.SWVersion),
-			"imsi_pseudonym":       attHexOrNil(t.Pseudonyms.IMSI),
-			"iccid_pseudonym":      attHexOrNil(t.Pseudonyms.ICCID),
-			"old_imsi_pseudonym":   attHexOrNil(t.Old.IMSI),
-			"old_iccid_pseudonym":  attHexOrNil(t.Old.ICCID),
-			"suci":                 attStrOrNil(t.SUCI),
-			"event":                attStrOrNil(t.Event),
-			"unknown_claim_labels": unknown,
-		},
-	}
 }
 
 func printVerified(w io.Writer, res *attest.Result) {

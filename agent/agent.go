@@ -63,6 +63,7 @@ type Agent struct {
 	seq     *attest.Counter
 	policy  *attest.BindingPolicy
 	deriver *attest.Deriver // the one deriver of pseudonyms and UEIDs
+	signer  crypto.Signer   // the device key
 	mon     *atmodem.Monitor
 	events  chan atmodem.Event // cell and registration events
 	urgent  chan atmodem.Event // SIM, port and reset events: never behind a storm
@@ -163,7 +164,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, deps: deps, log: deps.Log, issuer: is, seq: seq, policy: pol, deriver: d, counts: map[string]int{}}
+	a := &Agent{cfg: cfg, deps: deps, log: deps.Log, issuer: is, seq: seq, policy: pol, deriver: d, signer: key, counts: map[string]int{}}
 	a.pub, _ = key.Public().(ed25519.PublicKey)
 	a.storm.burst = cfg.CellBurst
 	if a.storm.burst == 0 {

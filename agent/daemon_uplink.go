@@ -18,7 +18,7 @@ import (
 // outbox to it (Run starts it); without the section the agent only queues.
 func (d *Daemon) openUplink(queue DurableQueue) error {
 	cfg, a, log := d.cfg, d.Agent, d.log
-	up, err := ParseUplink(cfg)
+	up, err := parseUplink(cfg, a.signer) // the agent's own key: a certificate of the key that signs
 	if errors.Is(err, fsutil.ErrUnprotected) {
 		return &StateError{err} // a PSK file or the key: a state problem, exit 1
 	}

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -349,36 +347,19 @@ func mdtShow(env *cli.Env, svc mdtService, asJSON bool) error {
 }
 
 func mdtExport(env *cli.Env, svc mdtService, out, format string, asJSON bool) error {
-	dir := filepath.Dir(out)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(out)+".tmp*")
-	if err != nil {
+	// The export is decrypted personal data: readable by the owner only.
+	var rep mdtlog.ScanReport
+	var exportErr error
+	err := fsutil.WriteAtomic(out, 0o600, func(w io.Writer) error {
+		rep, exportErr = svc.Export(w, format)
+		return exportErr
+	})
+	switch {
+	case exportErr != nil:
+		return fmt.Errorf("mdt export: %w", exportErr)
+	case err != nil:
 		return cli.WithHint(fmt.Errorf("mdt export: %w", err), "the directory of --out must exist and be writable")
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	// The export is decrypted personal data: readable by the owner only.
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("mdt export: %w", err)
-	}
-	rep, err := svc.Export(tmp, format)
-	if err != nil {
-		return fmt.Errorf("mdt export: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("mdt export: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("mdt export: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		return fmt.Errorf("mdt export: %w", err)
-	}
-	ok = true
 	warnFailed(env, rep)
 	if asJSON {
 		return cli.WriteJSON(env.Stdout, map[string]any{"out": out, "format": format, "records": rep.Records, "failed": rep.Failed})

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"github.com/mtcagent/mtcagent/agent"
@@ -101,37 +100,15 @@ func runReportPreview(env *cli.Env, args []string) error {
 		snap.Identity = src
 	}
 
-	var reps []previewReport
-	for i := 0; i < *count; i++ {
-		s := snap
-		s.Time = snap.Time.Add(time.Duration(i) * pol.Slot())
-		r, err := pol.View(*recipient, s)
-		if err != nil {
-			return err
-		}
-		wire, err := r.Encode()
-		if err != nil {
-			return err
-		}
-		js, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		reps = append(reps, previewReport{Slot: r.Time(), Size: len(wire), CBOR: hex.EncodeToString(wire), Report: js, carries: r.CarriesString()})
+	reps, err := pol.Previews(*recipient, snap, *count)
+	if err != nil {
+		return err
 	}
 	if *asJSON {
 		return writePreviewJSON(env, pol, rec, grants, reps)
 	}
 	writePreviewText(env, pol, rec, grants, reps)
 	return nil
-}
-
-type previewReport struct {
-	Slot    time.Time       `json:"slot"`
-	Size    int             `json:"size"`
-	CBOR    string          `json:"cbor"`
-	Report  json.RawMessage `json:"report"`
-	carries string
 }
 
 // loadPolicy reads the configuration file, checked whole as every
@@ -164,7 +141,7 @@ func previewUnknown(env *cli.Env, pol *privacy.Policy, name string, asJSON bool)
 	return nil
 }
 
-func writePreviewJSON(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []previewReport) error {
+func writePreviewJSON(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []privacy.Preview) error {
 	grants := map[string]string{}
 	for _, c := range privacy.Classes() {
 		grants[c.String()] = g.Precision(c)
@@ -185,7 +162,7 @@ func writePreviewJSON(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, 
 	return cli.WriteJSON(env.Stdout, out)
 }
 
-func writePreviewText(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []previewReport) {
+func writePreviewText(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []privacy.Preview) {
 	w := env.Stdout
 	fmt.Fprintf(w, "Recipient %q (authenticates as %s)\n", rec.Name, rec.Identity)
 	fmt.Fprintf(w, "  granted:      %s\n", g.String())
@@ -208,7 +185,7 @@ func writePreviewText(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, 
 		if json.Unmarshal(r.Report, &m) != nil {
 			continue
 		}
-		fmt.Fprintf(w, "  %-10s %s\n", "carries", r.carries)
+		fmt.Fprintf(w, "  %-10s %s\n", "carries", r.Carries)
 		keys := make([]string, 0, len(m))
 		for k := range m {
 			if k != "carries" && k != "v" && k != "t" {

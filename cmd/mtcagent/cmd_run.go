@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -68,22 +67,11 @@ func runRun(env *cli.Env, args []string) error {
 func runAgent(env *cli.Env, cfg agent.Config, log *slog.Logger) error {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	spec := cfg.Modem
-	open := func(context.Context) (io.ReadWriteCloser, error) {
-		p, _, err := openModem(spec)
-		return p, err
+	open, stop, err := modemOpener(cfg.Modem)
+	if err != nil {
+		return err
 	}
-	if file, ok := cutSim(spec); ok {
-		if simOpener == nil {
-			return errors.New("this build has no simulator (built with mtc_omit_sim)")
-		}
-		path, stop, err := simOpener(file)
-		if err != nil {
-			return &cli.UsageError{Msg: err.Error()}
-		}
-		defer stop()
-		spec = path
-	}
+	defer stop()
 	d, err := agent.Open(cfg, agent.DaemonDeps{Open: open, Log: log, Version: version})
 	var ce *agent.ConfigError
 	var se *agent.StateError

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/mtcagent/mtcagent/attest"
@@ -85,68 +83,6 @@ func runVerify(env *cli.Env, args []string) error {
 	if *asJSON {
 		return cli.WriteJSON(env.Stdout, res.JSON())
 	}
-	printVerified(env.Stdout, res)
+	res.WriteText(env.Stdout)
 	return nil
-}
-
-func printVerified(w io.Writer, res *attest.Result) {
-	t := res.Token
-	fmt.Fprintf(w, "verified: %s token, sequence %d\n", t.Kind, t.Seq)
-	fmt.Fprintf(w, "freshness: %s\n", res.Freshness)
-	line := func(name, val string) {
-		if val != "" {
-			fmt.Fprintf(w, "  %-20s %s\n", name, val)
-		}
-	}
-	if !t.IssuedAt.IsZero() {
-		note := "clock synchronised"
-		if !t.ClockSynced {
-			note = "clock NOT synchronised: not trusted"
-		}
-		line("iat", t.IssuedAt.Format(time.RFC3339)+" ("+note+")")
-	} else if !t.ClockSynced {
-		line("iat", "- (clock NOT synchronised)")
-	}
-	if t.BootCount > 0 {
-		line("bootcount", strconv.FormatUint(t.BootCount, 10))
-	}
-	line("nonce", hex.EncodeToString(t.Nonce))
-	if len(t.UEID) > 0 {
-		kind := "other"
-		switch t.UEID[0] {
-		case attest.UEIDTypeRAND:
-			kind = "RAND, per recipient"
-		case attest.UEIDTypeIMEI:
-			kind = "IMEI"
-		}
-		line("ueid", hex.EncodeToString(t.UEID)+" ("+kind+")")
-	}
-	line("hwmodel", attPrintable(t.HWModel))
-	line("swversion", attPrintable(t.SWVersion))
-	line("event", attPrintable(t.Event))
-	line("imsi pseudonym", hex.EncodeToString(t.Pseudonyms.IMSI))
-	line("iccid pseudonym", hex.EncodeToString(t.Pseudonyms.ICCID))
-	line("old imsi pseudonym", hex.EncodeToString(t.Old.IMSI))
-	line("old iccid pseudonym", hex.EncodeToString(t.Old.ICCID))
-	line("suci", attPrintable(t.SUCI))
-	if t.Kind == attest.KindBinding && len(t.Pseudonyms.IMSI) == 0 {
-		line("sim", "none (no SIM pseudonyms in the token)")
-	}
-	if len(t.Unknown) > 0 {
-		line("unknown claims", fmt.Sprint(t.Unknown))
-	}
-}
-
-// attPrintable keeps control characters from a signed but hostile token off
-// the operator's terminal.
-func attPrintable(s string) string {
-	var b bytes.Buffer
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			fmt.Fprintf(&b, "\\x%02x", r)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

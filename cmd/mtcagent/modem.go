@@ -49,6 +49,27 @@ func openModem(spec string) (io.ReadWriteCloser, func(), error) {
 	return p, func() {}, nil
 }
 
+// modemOpener is the opener of spec for a long-running command (run,
+// watch): a sim: spec starts its simulator once, so an unplug fault is a
+// real unplug of that pty, not a new simulator; stop ends it.
+func modemOpener(spec string) (open atmodem.Opener, stop func(), err error) {
+	stop = func() {}
+	if file, ok := strings.CutPrefix(spec, "sim:"); ok {
+		if simOpener == nil {
+			return nil, nil, errors.New("this build has no simulator (built with mtc_omit_sim)")
+		}
+		path, s, err := simOpener(file)
+		if err != nil {
+			return nil, nil, &cli.UsageError{Msg: err.Error()}
+		}
+		spec, stop = path, s
+	}
+	return func(context.Context) (io.ReadWriteCloser, error) {
+		p, _, err := openModem(spec)
+		return p, err
+	}, stop, nil
+}
+
 // readStatus takes one full reading of the modem named by spec.
 func readStatus(ctx context.Context, env *cli.Env, spec string) (*atmodem.Status, error) {
 	port, stop, err := openModem(spec)

@@ -70,7 +70,7 @@ func runWatch(env *cli.Env, args []string) error {
 		Open: open,
 		Poll: *poll,
 		OnEvent: func(ev atmodem.Event) {
-			printEv(string(ev.Kind), eventJSON(ev), ev.String())
+			printEv(string(ev.Kind), ev.JSON(), ev.String())
 		},
 	})
 	done := make(chan struct{})
@@ -89,21 +89,4 @@ func runWatch(env *cli.Env, args []string) error {
 	}
 	<-done
 	return nil
-}
-
-// eventJSON is an event for scripts. SIM identities are not printed: only
-// whether they changed.
-func eventJSON(ev atmodem.Event) map[string]any {
-	m := map[string]any{"kind": ev.Kind, "time": ev.Time.UTC().Format(time.RFC3339Nano), "source": ev.Source}
-	if ev.Domain != "" {
-		m["domain"] = ev.Domain
-		m["old"], m["new"] = ev.OldReg, ev.NewReg
-	}
-	if ev.NewPLMN != "" {
-		m["old_plmn"], m["new_plmn"] = ev.OldPLMN, ev.NewPLMN
-	}
-	if ev.Err != nil {
-		m["error"] = ev.Err.Error()
-	}
-	return m
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -77,24 +76,11 @@ func readStatus(ctx context.Context, env *cli.Env, spec string) (*atmodem.Status
 		return nil, err
 	}
 	defer stop()
-	// Known URCs get (no-op) handlers, so one arriving mid-command is never
-	// taken for a reply line.
-	var opts []atmodem.Option
-	for _, p := range atmodem.URCPrefixes() {
-		opts = append(opts, atmodem.WithHandler(p, func(string) {}))
+	st, err := atmodem.ReadOnce(ctx, port)
+	if errors.Is(err, atmodem.ErrNoAnswer) {
+		return nil, cli.WithHint(err, "is this the modem's AT port? Quectel and SIMCom modules have several; try --modem auto or another /dev/ttyUSBn")
 	}
-	e := atmodem.New(port, opts...)
-	defer func() {
-		e.Close()
-		port.Close()
-		e.Wait()
-	}()
-	m := atmodem.NewModem(e, nil)
-	if err := m.Init(ctx); err != nil {
-		return nil, cli.WithHint(fmt.Errorf("modem does not answer: %w", err),
-			"is this the modem's AT port? Quectel and SIMCom modules have several; try --modem auto or another /dev/ttyUSBn")
-	}
-	return m.Status(ctx)
+	return st, err
 }
 
 // modemTimeout bounds one-shot commands that read the modem.

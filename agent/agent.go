@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
@@ -35,6 +36,9 @@ type Deps struct {
 	Outbox Outbox
 	Log    *slog.Logger
 	Clock  attest.Clock // wall time and whether it is synchronised
+	// Signer is the device key (a TPM, a secure element, ...); nil means
+	// the file key in the state directory, created on first use.
+	Signer crypto.Signer
 	// Every returns a ticker channel and its stop function (time.Ticker
 	// by default); tests inject their own.
 	Every func(d time.Duration) (<-chan time.Time, func())
@@ -58,6 +62,8 @@ type Agent struct {
 	issuer  *attest.Issuer
 	seq     *attest.Counter
 	policy  *attest.BindingPolicy
+	deriver *attest.Deriver // the one deriver of pseudonyms and UEIDs
+	signer  crypto.Signer   // the device key
 	mon     *atmodem.Monitor
 	events  chan atmodem.Event // cell and registration events
 	urgent  chan atmodem.Event // SIM, port and reset events: never behind a storm
@@ -127,12 +133,16 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if err := fsutil.CheckPrivateDir(cfg.StateDir); err != nil {
 		return nil, err
 	}
-	key, created, err := attest.LoadOrCreateDeviceKey(cfg.StateDir)
-	if err != nil {
-		return nil, err
-	}
-	if created {
-		deps.Log.Info("device key created", "dir", cfg.StateDir)
+	key := deps.Signer
+	if key == nil {
+		k, created, err := attest.LoadOrCreateDeviceKey(cfg.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		if created {
+			deps.Log.Info("device key created", "dir", cfg.StateDir)
+		}
+		key = k
 	}
 	d, err := attest.LoadOrCreateDeriver(cfg.StateDir)
 	if err != nil {
@@ -154,7 +164,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, deps: deps, log: deps.Log, issuer: is, seq: seq, policy: pol, counts: map[string]int{}}
+	a := &Agent{cfg: cfg, deps: deps, log: deps.Log, issuer: is, seq: seq, policy: pol, deriver: d, signer: key, counts: map[string]int{}}
 	a.pub, _ = key.Public().(ed25519.PublicKey)
 	a.storm.burst = cfg.CellBurst
 	if a.storm.burst == 0 {

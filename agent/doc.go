@@ -4,12 +4,20 @@
 // monitoring events and heartbeats, keeps them in an outbox until the
 // uplink delivers them, and answers the local control socket.
 //
-// Goroutines: Run owns them all (monitor, event loop, heartbeat, control
-// socket) and returns after they have ended. Time comes from an injected
-// attest.Clock (wall time plus "is it synchronised"), tickers from an
-// injected function, logs go to an injected *slog.Logger, so tests are
-// exact. Errors from Run are fatal configuration or state problems (exit
-// status 1); everything the modem or the network does is an event.
+// Assembly: Open builds the whole daemon once (state directory, outbox,
+// measurement log, keys and counters, uplink and deliverer) and Daemon.Run
+// serves it with the control socket (package agent/control); cmd/mtcagent
+// keeps only flags, output and hints. The device key is a crypto.Signer
+// (Deps.Signer, DaemonDeps.Signer); the file key is the default.
+//
+// Goroutines: Agent.Run owns the monitor, event loop, heartbeat, storage
+// retry and measurement-log goroutines; Daemon.Run adds the deliverer and
+// the control socket; each returns after all of its goroutines have ended.
+// Time comes from an injected attest.Clock (wall time plus "is it
+// synchronised"), tickers from an injected function, logs go to an
+// injected *slog.Logger, so tests are exact. Errors from Open and Run are
+// fatal configuration (ConfigError) or state (StateError) problems;
+// everything the modem or the network does is an event.
 //
 // Fakes: MemOutbox keeps messages in memory; the modem is the simulator.
 package agent

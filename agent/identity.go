@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/privacy"
 	"github.com/mtcagent/mtcagent/privacy/ident"
 )
 
@@ -54,4 +55,14 @@ func (id Identity) SUCI() (string, error) {
 		return "", err
 	}
 	return s.String(), nil
+}
+
+// OpenIdentity is the identity source of the SIM in s with the deriver of
+// stateDir: what the daemon would disclose (report preview shows it).
+func OpenIdentity(stateDir string, s privacy.Snapshot) (Identity, error) {
+	d, err := attest.LoadOrCreateDeriver(stateDir)
+	if err != nil {
+		return Identity{}, err
+	}
+	return Identity{D: d, IMSI: s.IMSI, ICCID: s.ICCID, StateDir: stateDir}, nil
 }

@@ -4,6 +4,7 @@ package agent
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -30,7 +31,11 @@ import (
 // checked it: see UplinkSettings): reads the PSK file and, in certificate
 // mode, makes the device certificate from the attestation key. Nil
 // without the section (the agent then only queues).
-func ParseUplink(cfg Config) (*uplink.Config, error) {
+func ParseUplink(cfg Config) (*uplink.Config, error) { return parseUplink(cfg, nil) }
+
+// parseUplink is ParseUplink with the device key; nil means the file key
+// of the state directory.
+func parseUplink(cfg Config, key crypto.Signer) (*uplink.Config, error) {
 	u := cfg.Uplink
 	if u == nil {
 		return nil, nil
@@ -49,11 +54,12 @@ func ParseUplink(cfg Config) (*uplink.Config, error) {
 			return nil, fmt.Errorf("[uplink] psk_file: %w", err)
 		}
 	}
-	stateDir := cfg.StateDir
 	if len(c.ServerPin) > 0 {
-		key, _, err := attest.LoadOrCreateDeviceKey(stateDir)
-		if err != nil {
-			return nil, err
+		var err error
+		if key == nil {
+			if key, _, err = attest.LoadOrCreateDeviceKey(cfg.StateDir); err != nil {
+				return nil, err
+			}
 		}
 		if c.Certificate, err = coapx.SelfSigned(key, "mtcagent"); err != nil {
 			return nil, err

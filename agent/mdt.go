@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mtcagent/mtcagent/agent/control"
 	"time"
 
 	"github.com/mtcagent/mtcagent/atmodem"
@@ -116,39 +117,9 @@ func MDTRecord(st *atmodem.Status, clock interface{ Now() (time.Time, bool) }) (
 	return mdtlog.Record{Time: now.UTC(), ClockSynced: synced, Serving: c}, true
 }
 
-// MDTScan is mdtlog.ScanReport over the control socket (errors as text).
-type MDTScan struct {
-	mdtlog.ScanReport
-	Errors []string `json:"errors,omitempty"`
-}
-
-func toScan(r mdtlog.ScanReport) MDTScan {
-	s := MDTScan{ScanReport: r}
-	for _, e := range r.Errors {
-		s.Errors = append(s.Errors, e.Error())
-	}
-	s.ScanReport.Errors = nil
-	return s
-}
-
-// FromScan turns the wire form back into a ScanReport.
-func FromScan(s MDTScan) mdtlog.ScanReport {
-	r := s.ScanReport
-	for _, e := range s.Errors {
-		r.Errors = append(r.Errors, errors.New(e))
-	}
-	return r
-}
-
-// MDTStatus is mdtlog.Status over the control socket.
-type MDTStatus struct {
-	mdtlog.Status
-	Scan MDTScan `json:"scan"`
-}
-
 // handleMDT serves the mdt commands of the owner (the control socket is
 // local and owner-only: these are local requests).
-func (a *Agent) handleMDT(req Request) (any, error) {
+func (a *Agent) handleMDT(req control.Request) (any, error) {
 	m := a.deps.MDT
 	if m == nil {
 		return nil, errors.New("the measurement log is not enabled in this agent")
@@ -158,7 +129,7 @@ func (a *Agent) handleMDT(req Request) (any, error) {
 		synced = true
 	}
 	switch req.Cmd {
-	case "mdt.consent":
+	case control.CmdMDTConsent:
 		var r mdtlog.ConsentRequest
 		if len(req.Args) > 0 {
 			if err := json.Unmarshal(req.Args, &r); err != nil {
@@ -167,19 +138,19 @@ func (a *Agent) handleMDT(req Request) (any, error) {
 		}
 		r.ClockSynced = synced
 		return m.Store.Consent(r)
-	case "mdt.optout":
+	case control.CmdMDTOptOut:
 		return m.Store.OptOut(synced)
-	case "mdt.clear":
+	case control.CmdMDTClear:
 		return m.Store.Clear()
-	case "mdt.status":
+	case control.CmdMDTStatus:
 		st, err := m.Store.Status()
 		if err != nil {
 			return nil, err
 		}
-		out := MDTStatus{Status: st, Scan: toScan(st.ScanReport)}
+		out := control.MDTStatus{Status: st, Scan: control.ToScan(st.ScanReport)}
 		out.Status.ScanReport.Errors = nil
 		return out, nil
-	case "mdt.export":
+	case control.CmdMDTExport:
 		var format string
 		if err := json.Unmarshal(req.Args, &format); err != nil {
 			return nil, fmt.Errorf("mdt.export: want a format")
@@ -189,20 +160,14 @@ func (a *Agent) handleMDT(req Request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return struct {
-			Data []byte  `json:"data"`
-			Scan MDTScan `json:"scan"`
-		}{buf.Bytes(), toScan(rep)}, nil
-	case "mdt.records":
+		return control.MDTExport{Data: buf.Bytes(), Scan: control.ToScan(rep)}, nil
+	case control.CmdMDTRecords:
 		var es []mdtlog.Entry
 		rep, err := m.Store.Records(func(e mdtlog.Entry) error { es = append(es, e); return nil })
 		if err != nil {
 			return nil, err
 		}
-		return struct {
-			Entries []mdtlog.Entry `json:"entries"`
-			Scan    MDTScan        `json:"scan"`
-		}{es, toScan(rep)}, nil
+		return control.MDTRecords{Entries: es, Scan: control.ToScan(rep)}, nil
 	}
 	return nil, fmt.Errorf("unknown control command %q", req.Cmd)
 }

@@ -1,8 +1,14 @@
 package agent
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/privacy"
+	"github.com/mtcagent/mtcagent/privacy/ident"
 )
 
 // SnapshotFromStatus turns one modem reading into the policy's input. The
@@ -79,4 +85,84 @@ func intToFloat(p *int) *float64 {
 	}
 	f := float64(*p)
 	return &f
+}
+
+// snapshotFile is the JSON form of a device state (mtcagent report preview
+// --snapshot): what the agent would feed the policy. Identifiers are
+// optional and used only to derive pseudonyms; they never appear in a
+// report.
+type snapshotFile struct {
+	Time     *time.Time `json:"time"`
+	Status   string     `json:"status"`
+	Location *struct {
+		Lat       float64 `json:"lat"`
+		Lon       float64 `json:"lon"`
+		AccuracyM float64 `json:"accuracy_m"`
+	} `json:"location"`
+	Cell *struct {
+		MCC    string  `json:"mcc"`
+		MNC    string  `json:"mnc"`
+		TAC    *uint32 `json:"tac"`
+		LAC    *uint32 `json:"lac"`
+		CellID *uint64 `json:"cell_id"`
+	} `json:"cell"`
+	Radio *struct {
+		RSRP *float64 `json:"rsrp_dbm"`
+		RSRQ *float64 `json:"rsrq_db"`
+		SINR *float64 `json:"sinr_db"`
+		RSSI *float64 `json:"rssi_dbm"`
+	} `json:"radio"`
+	IMSI  string `json:"imsi"`
+	ICCID string `json:"iccid"`
+	IMEI  string `json:"imei"`
+}
+
+// ParseSnapshot reads a device state from its JSON form (docs/privacy.md:
+// time, status, location, cell, radio, and optional imsi, iccid, imei).
+// Unknown fields are refused; errors never repeat an identifier's value.
+func ParseSnapshot(b []byte) (privacy.Snapshot, error) {
+	var f snapshotFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return privacy.Snapshot{}, err
+	}
+	var s privacy.Snapshot
+	if f.Time != nil {
+		s.Time = *f.Time
+	}
+	if f.Status == "" {
+		f.Status = "unknown"
+	}
+	st, ok := privacy.ParseStatus(f.Status)
+	if !ok {
+		return s, fmt.Errorf("status %q: want unknown, offline, online, idle or connected", f.Status)
+	}
+	s.Status = st
+	if l := f.Location; l != nil {
+		s.Location = &privacy.Location{Lat: l.Lat, Lon: l.Lon, AccuracyM: l.AccuracyM}
+	}
+	if c := f.Cell; c != nil {
+		s.Cell = &privacy.Cell{MCC: c.MCC, MNC: c.MNC, TAC: c.TAC, LAC: c.LAC, CellID: c.CellID}
+	}
+	if r := f.Radio; r != nil {
+		s.Radio = &privacy.Radio{RSRPdBm: r.RSRP, RSRQdB: r.RSRQ, SINRdB: r.SINR, RSSIdBm: r.RSSI}
+	}
+	var err error
+	if f.IMSI != "" {
+		if s.IMSI, err = ident.ParseIMSI(f.IMSI); err != nil {
+			return s, err
+		}
+	}
+	if f.ICCID != "" {
+		if s.ICCID, err = ident.ParseICCID(f.ICCID); err != nil {
+			return s, err
+		}
+	}
+	if f.IMEI != "" {
+		if s.IMEI, err = ident.ParseIMEI(f.IMEI); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
 }

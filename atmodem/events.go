@@ -157,3 +157,20 @@ func diffSIM(old, nw SIMInfo, last *SIMInfo, source string, now time.Time) []Eve
 	}
 	return evs
 }
+
+// JSON is the event for scripts (mtcagent watch --json). SIM identities
+// are not in it: only whether they changed.
+func (e Event) JSON() map[string]any {
+	m := map[string]any{"kind": e.Kind, "time": e.Time.UTC().Format(time.RFC3339Nano), "source": e.Source}
+	if e.Domain != "" {
+		m["domain"] = e.Domain
+		m["old"], m["new"] = e.OldReg, e.NewReg
+	}
+	if e.NewPLMN != "" {
+		m["old_plmn"], m["new_plmn"] = e.OldPLMN, e.NewPLMN
+	}
+	if e.Err != nil {
+		m["error"] = e.Err.Error()
+	}
+	return m
+}

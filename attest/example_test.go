@@ -37,3 +37,13 @@ func ExampleDeriver_Pseudonyms() {
 	fmt.Println(len(a.IMSI), a.Equal(d.Pseudonyms("operator", imsi, iccid)), a.Equal(b))
 	// Output: 16 true false
 }
+
+func ExampleDecodeTokenText() {
+	for _, s := range []string{"d28443a10127", "0oRDoQEn", "not a token"} {
+		fmt.Printf("%x\n", attest.DecodeTokenText([]byte(s)))
+	}
+	// Output:
+	// d28443a10127
+	// d28443a10127
+	// 6e6f74206120746f6b656e
+}

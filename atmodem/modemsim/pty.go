@@ -1,6 +1,7 @@
 package modemsim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -174,5 +175,55 @@ func ServeListener(s *Sim, l net.Listener) error {
 		}
 		s.Serve(c)
 		c.Close()
+	}
+}
+
+// StartPTY loads the scenario file and serves it on a pty in a fresh
+// temporary directory (mtcagent --modem sim:FILE). It returns the pty's
+// path and stop, which closes the pty and removes the directory.
+func StartPTY(file string) (path string, stop func(), err error) {
+	sc, err := Load(file)
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp("", "mtcsim-")
+	if err != nil {
+		return "", nil, err
+	}
+	s := New(sc)
+	p, err := ServePTY(s, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	s.Start()
+	return p.Path(), func() { p.Close(); os.RemoveAll(dir) }, nil
+}
+
+// ServeUntil serves s to each connection accepted on l until ctx ends: a
+// new connection takes over (as a replugged cable would), for a QEMU serial
+// chardev or `mtcagent run --modem tcp:HOST:PORT`. It closes l, and returns
+// nil once ctx has ended and every connection is closed.
+func ServeUntil(ctx context.Context, s *Sim, l net.Listener) error {
+	stopL := context.AfterFunc(ctx, func() { l.Close() })
+	defer stopL()
+	var conns sync.WaitGroup
+	defer conns.Wait()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		conns.Add(1)
+		go func() {
+			defer conns.Done()
+			defer c.Close()
+			stop := context.AfterFunc(ctx, func() { c.Close() })
+			defer stop()
+			s.Serve(c)
+		}()
 	}
 }

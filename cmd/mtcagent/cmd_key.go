@@ -13,23 +13,20 @@ import (
 func init() {
 	app.Register(&cli.Command{
 		Name:    "key",
-		Args:    "public [--state-dir DIR]",
-		Summary: "print the device's public key (PEM SubjectPublicKeyInfo); creates the key on first use",
-		Run:     runKey,
+		Summary: "the device key",
+		Subs: []*cli.Command{{
+			Name:    "public",
+			Args:    "[--state-dir DIR]",
+			Summary: "print the device's public key (PEM SubjectPublicKeyInfo); creates the key on first use",
+			Run:     runKeyPublic,
+		}},
 	})
 }
 
-func runKey(env *cli.Env, args []string) error {
-	if len(args) == 0 || args[0] != "public" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
-			fmt.Fprintln(env.Stderr, "usage: mtcagent key public [--state-dir DIR]")
-			return nil
-		}
-		return &cli.UsageError{Msg: "key: want a subcommand", Hint: "usage: mtcagent key public [--state-dir DIR]"}
-	}
+func runKeyPublic(env *cli.Env, args []string) error {
 	fs := app.NewFlags(env, "key public")
 	stateDir := stateDirFlag(fs, env)
-	if err := cli.ParseFlags(fs, args[1:], 0); err != nil {
+	if err := cli.ParseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	key, created, err := loadDeviceKey(*stateDir)

@@ -6,33 +6,34 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/mtcagent/mtcagent/agent/control"
 	"github.com/mtcagent/mtcagent/internal/cli"
 	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/mdtlog"
 )
 
 func init() {
+	sub := func(name, args, summary string) *cli.Command {
+		return &cli.Command{Name: name, Args: args + " [--state-dir DIR] [--config FILE]", Summary: summary,
+			Run: func(env *cli.Env, a []string) error { return runMDT(env, name, a) }}
+	}
 	app.Register(&cli.Command{
 		Name:    "mdt",
-		Args:    "consent|optout|clear|status|show|export [--state-dir DIR] [--config FILE] [--json] [--yes]",
-		Summary: "the radio measurement log: consent, opt out for good, clear, status, show, export",
-		Run:     runMDT,
+		Summary: "the radio measurement log",
+		Subs: []*cli.Command{
+			sub("consent", "[--yes] [--json]", "show the notice and consent to logging"),
+			sub("optout", "[--yes] [--json]", "stop logging for good and erase the log"),
+			sub("clear", "[--yes] [--json]", "erase the log (crypto-erase)"),
+			sub("status", "[--json]", "consent, size, oldest and newest record"),
+			sub("show", "[--json]", "the stored records, decrypted"),
+			sub("export", "--out FILE [--format jsonl|cbor] [--json]", "write the records to a file, decrypted"),
+		},
 	})
 }
-
-const mdtUsage = `usage: mtcagent mdt consent [--yes] [--json]   show the notice and consent to logging
-       mtcagent mdt optout  [--yes] [--json]   stop logging for good and erase the log
-       mtcagent mdt clear   [--yes] [--json]   erase the log (crypto-erase)
-       mtcagent mdt status  [--json]           consent, size, oldest and newest record
-       mtcagent mdt show    [--json]           the stored records, decrypted
-       mtcagent mdt export  --out FILE [--format jsonl|cbor]
-  all take [--state-dir DIR] [--config FILE]`
 
 // mdtDefaultConfig is where the device's configuration lives; a missing
 // file there means the defaults.
@@ -51,9 +52,14 @@ type mdtService interface {
 	Close() error
 }
 
-// openMDT opens the log for a command. It is a variable so that the daemon
-// client (issue 6) can route through the control socket first.
-var openMDT = func(stateDir string, opts mdtlog.Options) (mdtService, error) {
+// openMDT opens the log for a command. While the daemon runs it owns the
+// log (and its lock): the command then goes through its control socket, so
+// `mdt clear` and `mdt optout` work at any time.
+func openMDT(stateDir string, opts mdtlog.Options) (mdtService, error) {
+	r := (&control.Client{StateDir: stateDir}).MDT()
+	if _, err := r.Status(); err == nil {
+		return r, nil
+	}
 	s, err := mdtlog.Open(stateDir, opts)
 	if err != nil {
 		return nil, err
@@ -61,19 +67,8 @@ var openMDT = func(stateDir string, opts mdtlog.Options) (mdtService, error) {
 	return s, nil
 }
 
-func runMDT(env *cli.Env, args []string) error {
-	if len(args) == 0 {
-		return cli.WithHint(cli.Usagef("mdt: no subcommand given"), mdtUsage)
-	}
-	sub := args[0]
-	switch sub {
-	case "-h", "--help", "-help", "help":
-		fmt.Fprintln(env.Stdout, mdtUsage)
-		return nil
-	case "consent", "optout", "clear", "status", "show", "export":
-	default:
-		return cli.WithHint(cli.Usagef("mdt: unknown subcommand %q", sub), mdtUsage)
-	}
+// runMDT runs the mdt subcommand sub.
+func runMDT(env *cli.Env, sub string, args []string) error {
 	fl := app.NewFlags(env, "mdt "+sub)
 	stateDir := stateDirFlag(fl, env)
 	defConf := env.Getenv("MTCAGENT_CONFIG")
@@ -91,7 +86,7 @@ func runMDT(env *cli.Env, args []string) error {
 		out = fl.String("out", "", "file to write (required; written to a temporary file, then renamed)")
 		format = fl.String("format", mdtlog.FormatJSONL, "jsonl (JSON lines) or cbor (CBOR sequence)")
 	}
-	if err := cli.ParseFlags(fl, args[1:], 0); err != nil {
+	if err := cli.ParseFlags(fl, args, 0); err != nil {
 		return err
 	}
 	if sub == "export" {
@@ -152,12 +147,6 @@ func confirm(env *cli.Env, question string) bool {
 	return a == "yes" || a == "y"
 }
 
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
 func fmtTime(t time.Time) any {
 	if t.IsZero() {
 		return nil
@@ -178,7 +167,7 @@ func mdtConsent(env *cli.Env, svc mdtService, cfg mdtlog.Config, yes, asJSON boo
 		return fmt.Errorf("mdt consent: %w", err)
 	}
 	if asJSON {
-		return printJSON(env.Stdout, map[string]any{"consent": c.State.String(), "time": fmtTime(c.Time)})
+		return cli.WriteJSON(env.Stdout, map[string]any{"consent": c.State.String(), "time": fmtTime(c.Time)})
 	}
 	fmt.Fprintf(env.Stdout, "Consent recorded at %s. MDT logging is on.\n", c.Time.UTC().Format(time.DateTime+" MST"))
 	fmt.Fprintln(env.Stdout, "Change your mind at any time: 'mtcagent mdt clear' or 'mtcagent mdt optout'.")
@@ -214,7 +203,7 @@ func mdtErase(env *cli.Env, svc mdtService, sub string, yes, asJSON bool) error 
 		if sub == "optout" {
 			v["consent"] = mdtlog.OptedOut.String()
 		}
-		return printJSON(env.Stdout, v)
+		return cli.WriteJSON(env.Stdout, v)
 	}
 	if sub == "optout" {
 		fmt.Fprintln(env.Stdout, "Opted out. MDT logging is off for good; only 'mtcagent mdt consent' on this device turns it back on.")
@@ -239,7 +228,7 @@ func mdtStatus(env *cli.Env, svc mdtService, cfg mdtlog.Config, stateDir string,
 		return fmt.Errorf("mdt status: %w", err)
 	}
 	if asJSON {
-		return printJSON(env.Stdout, map[string]any{
+		return cli.WriteJSON(env.Stdout, map[string]any{
 			"consent":          st.Consent.String(),
 			"consent_time":     fmtTime(st.ConsentTime),
 			"consent_damaged":  st.ConsentDamaged,
@@ -358,39 +347,22 @@ func mdtShow(env *cli.Env, svc mdtService, asJSON bool) error {
 }
 
 func mdtExport(env *cli.Env, svc mdtService, out, format string, asJSON bool) error {
-	dir := filepath.Dir(out)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(out)+".tmp*")
-	if err != nil {
+	// The export is decrypted personal data: readable by the owner only.
+	var rep mdtlog.ScanReport
+	var exportErr error
+	err := fsutil.WriteAtomic(out, 0o600, func(w io.Writer) error {
+		rep, exportErr = svc.Export(w, format)
+		return exportErr
+	})
+	switch {
+	case exportErr != nil:
+		return fmt.Errorf("mdt export: %w", exportErr)
+	case err != nil:
 		return cli.WithHint(fmt.Errorf("mdt export: %w", err), "the directory of --out must exist and be writable")
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	// The export is decrypted personal data: readable by the owner only.
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("mdt export: %w", err)
-	}
-	rep, err := svc.Export(tmp, format)
-	if err != nil {
-		return fmt.Errorf("mdt export: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("mdt export: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("mdt export: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		return fmt.Errorf("mdt export: %w", err)
-	}
-	ok = true
 	warnFailed(env, rep)
 	if asJSON {
-		return printJSON(env.Stdout, map[string]any{"out": out, "format": format, "records": rep.Records, "failed": rep.Failed})
+		return cli.WriteJSON(env.Stdout, map[string]any{"out": out, "format": format, "records": rep.Records, "failed": rep.Failed})
 	}
 	fmt.Fprintf(env.Stdout, "Exported %d records to %s (%s). The file is not encrypted: keep it private.\n", rep.Records, out, format)
 	return nil

@@ -220,7 +220,7 @@ func TestMDTUsage(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"mdt"}, 2, "no subcommand"},
+		{[]string{"mdt"}, 2, "mdt: want a subcommand (consent, optout, clear, status, show, export)"},
 		{[]string{"mdt", "erase"}, 2, `unknown subcommand "erase"`},
 		{[]string{"mdt", "export", "--state-dir", dir, "--config", conf}, 2, "--out is required"},
 		{[]string{"mdt", "export", "--out", "x", "--format", "xml", "--state-dir", dir, "--config", conf}, 2, `--format "xml"`},

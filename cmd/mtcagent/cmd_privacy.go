@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"text/tabwriter"
@@ -14,29 +13,22 @@ import (
 func init() {
 	app.Register(&cli.Command{
 		Name:    "privacy",
-		Args:    "audit [--json] [--recipient NAME] [--state-dir DIR]",
-		Summary: "show what was disclosed to whom, when and at what precision",
-		Run:     runPrivacy,
+		Summary: "what the agent disclosed",
+		Subs: []*cli.Command{{
+			Name:    "audit",
+			Args:    "[--json] [--recipient NAME] [--state-dir DIR]",
+			Summary: "show what was disclosed to whom, when and at what precision",
+			Run:     runPrivacyAudit,
+		}},
 	})
 }
 
-func runPrivacy(env *cli.Env, args []string) error {
-	if len(args) == 0 || args[0] != "audit" {
-		sub := ""
-		if len(args) > 0 {
-			sub = args[0]
-		}
-		if sub == "-h" || sub == "--help" || sub == "-help" {
-			fmt.Fprintln(env.Stderr, "usage: mtcagent privacy audit [--json] [--recipient NAME] [--state-dir DIR]")
-			return nil
-		}
-		return cli.WithHint(cli.Usagef("privacy: unknown subcommand %q", sub), "usage: mtcagent privacy audit [--json] [--recipient NAME] [--state-dir DIR]")
-	}
+func runPrivacyAudit(env *cli.Env, args []string) error {
 	fs := app.NewFlags(env, "privacy audit")
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	only := fs.String("recipient", "", "show only disclosures to this recipient")
 	stateDir := stateDirFlag(fs, env)
-	if err := cli.ParseFlags(fs, args[1:], 0); err != nil {
+	if err := cli.ParseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	entries, skipped, err := privacy.ReadAudit(*stateDir)
@@ -62,9 +54,7 @@ func runPrivacy(env *cli.Env, args []string) error {
 			Entries []privacy.AuditEntry `json:"entries"`
 			Skipped int                  `json:"skipped"`
 		}{path, entries, skipped}
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return cli.WriteJSON(env.Stdout, out)
 	}
 	if len(entries) == 0 {
 		fmt.Fprintf(env.Stdout, "No disclosures recorded in %s.\n", path)

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"github.com/mtcagent/mtcagent/agent"
@@ -15,40 +14,25 @@ import (
 
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/privacy"
-	"github.com/mtcagent/mtcagent/privacy/ident"
 )
 
 func init() {
 	app.Register(&cli.Command{
 		Name:    "report",
-		Args:    "preview --recipient NAME [--count N] [--json] [--config FILE] [--state-dir DIR] [--modem SPEC | --snapshot FILE]",
-		Summary: "show exactly what a recipient would receive now, after masking",
-		Run:     runReport,
+		Summary: "the reports recipients receive",
+		Subs: []*cli.Command{{
+			Name:    "preview",
+			Args:    "--recipient NAME [--count N] [--json] [--config FILE] [--state-dir DIR] [--modem SPEC | --snapshot FILE]",
+			Summary: "show exactly what a recipient would receive now, after masking",
+			Run:     runReportPreview,
+		}},
 	})
 }
 
 // defaultConfigPath is where the agent's configuration lives on a device.
 const defaultConfigPath = "/etc/mtcagent/mtcagent.conf"
 
-// previewIdentity, when set (by the file that wires attest in), yields the
-// pseudonyms and SUCI a recipient granted identity disclosure receives.
-// Without it, preview omits the identity class and says so.
-var previewIdentity func(ctx context.Context, env *cli.Env, stateDir string, s privacy.Snapshot) (privacy.IdentitySource, error)
-
-const reportUsage = "usage: mtcagent report preview --recipient NAME [--count N] [--json] [--config FILE] [--state-dir DIR] [--modem SPEC | --snapshot FILE]"
-
-func runReport(env *cli.Env, args []string) error {
-	if len(args) == 0 || args[0] != "preview" {
-		sub := ""
-		if len(args) > 0 {
-			sub = args[0]
-		}
-		if sub == "-h" || sub == "--help" || sub == "-help" {
-			fmt.Fprintln(env.Stderr, reportUsage)
-			return nil
-		}
-		return cli.WithHint(cli.Usagef("report: unknown subcommand %q", sub), reportUsage)
-	}
+func runReportPreview(env *cli.Env, args []string) error {
 	fl := app.NewFlags(env, "report preview")
 	recipient := fl.String("recipient", "", "recipient name, as in [recipient \"NAME\"] of the config (required)")
 	count := fl.Int("count", 1, "number of successive reports, one per schedule slot (1..96)")
@@ -61,11 +45,11 @@ func runReport(env *cli.Env, args []string) error {
 	stateDir := stateDirFlag(fl, env)
 	modemSpec := modemFlag(fl, env)
 	snapPath := fl.String("snapshot", "", "read the device state from this JSON file instead of the modem (needed for a location)")
-	if err := cli.ParseFlags(fl, args[1:], 0); err != nil {
+	if err := cli.ParseFlags(fl, args, 0); err != nil {
 		return err
 	}
 	if *recipient == "" {
-		return cli.WithHint(cli.Usagef("report preview: --recipient is required"), reportUsage)
+		return cli.WithHint(cli.Usagef("report preview: --recipient is required"), "run 'mtcagent report preview --help' for its flags")
 	}
 	if *count < 1 || *count > 96 {
 		return cli.Usagef("report preview: --count %d outside 1..96", *count)
@@ -108,50 +92,23 @@ func runReport(env *cli.Env, args []string) error {
 	if snap.Time.IsZero() {
 		snap.Time = time.Now()
 	}
-	identityNote := ""
 	if grants.Identity > privacy.LevelNone && snap.Identity == nil {
-		if previewIdentity != nil {
-			src, err := previewIdentity(ctx, env, *stateDir, snap)
-			if err != nil {
-				return cli.WithHint(fmt.Errorf("report preview: identity: %w", err), "the device secret and SUCI key are in the agent's state directory: run as the agent's user, or pass --state-dir")
-			}
-			snap.Identity = src
-		} else {
-			identityNote = "identity disclosure is granted but this build cannot derive pseudonyms or the SUCI: omitted below"
+		src, err := agent.OpenIdentity(*stateDir, snap)
+		if err != nil {
+			return cli.WithHint(fmt.Errorf("report preview: identity: %w", err), "the device secret and SUCI key are in the agent's state directory: run as the agent's user, or pass --state-dir")
 		}
+		snap.Identity = src
 	}
 
-	var reps []previewReport
-	for i := 0; i < *count; i++ {
-		s := snap
-		s.Time = snap.Time.Add(time.Duration(i) * pol.Slot())
-		r, err := pol.View(*recipient, s)
-		if err != nil {
-			return err
-		}
-		wire, err := r.Encode()
-		if err != nil {
-			return err
-		}
-		js, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		reps = append(reps, previewReport{Slot: r.Time(), Size: len(wire), CBOR: hex.EncodeToString(wire), Report: js, carries: r.CarriesString()})
+	reps, err := pol.Previews(*recipient, snap, *count)
+	if err != nil {
+		return err
 	}
 	if *asJSON {
-		return writePreviewJSON(env, pol, rec, grants, reps, identityNote)
+		return writePreviewJSON(env, pol, rec, grants, reps)
 	}
-	writePreviewText(env, pol, rec, grants, reps, identityNote)
+	writePreviewText(env, pol, rec, grants, reps)
 	return nil
-}
-
-type previewReport struct {
-	Slot    time.Time       `json:"slot"`
-	Size    int             `json:"size"`
-	CBOR    string          `json:"cbor"`
-	Report  json.RawMessage `json:"report"`
-	carries string
 }
 
 // loadPolicy reads the configuration file, checked whole as every
@@ -173,7 +130,7 @@ func previewUnknown(env *cli.Env, pol *privacy.Policy, name string, asJSON bool)
 		if names == nil {
 			names = []string{}
 		}
-		return writeJSON(env, map[string]any{"recipient": name, "known": false, "reports": []any{}, "known_recipients": names})
+		return cli.WriteJSON(env.Stdout, map[string]any{"recipient": name, "known": false, "reports": []any{}, "known_recipients": names})
 	}
 	fmt.Fprintf(env.Stdout, "Recipient %q is not in the policy: it receives nothing (default deny).\n", name)
 	if len(names) > 0 {
@@ -184,13 +141,7 @@ func previewUnknown(env *cli.Env, pol *privacy.Policy, name string, asJSON bool)
 	return nil
 }
 
-func writeJSON(env *cli.Env, v any) error {
-	enc := json.NewEncoder(env.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func writePreviewJSON(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []previewReport, note string) error {
+func writePreviewJSON(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []privacy.Preview) error {
 	grants := map[string]string{}
 	for _, c := range privacy.Classes() {
 		grants[c.String()] = g.Precision(c)
@@ -208,13 +159,10 @@ func writePreviewJSON(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, 
 	if pol.Schedule > 0 {
 		out["schedule"] = shortDuration(pol.Schedule)
 	}
-	if note != "" {
-		out["note"] = note
-	}
-	return writeJSON(env, out)
+	return cli.WriteJSON(env.Stdout, out)
 }
 
-func writePreviewText(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []previewReport, note string) {
+func writePreviewText(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, g privacy.Grants, reps []privacy.Preview) {
 	w := env.Stdout
 	fmt.Fprintf(w, "Recipient %q (authenticates as %s)\n", rec.Name, rec.Identity)
 	fmt.Fprintf(w, "  granted:      %s\n", g.String())
@@ -231,16 +179,13 @@ func writePreviewText(env *cli.Env, pol *privacy.Policy, rec privacy.Recipient, 
 		pad = fmt.Sprintf("on (every report is %d bytes)", reps[0].Size)
 	}
 	fmt.Fprintf(w, "  padding:      %s\n", pad)
-	if note != "" {
-		fmt.Fprintf(w, "  note:         %s\n", note)
-	}
 	for i, r := range reps {
 		fmt.Fprintf(w, "\nReport %d of %d, slot %s, %d bytes of CBOR:\n", i+1, len(reps), r.Slot.Format(time.RFC3339), r.Size)
 		var m map[string]json.RawMessage
 		if json.Unmarshal(r.Report, &m) != nil {
 			continue
 		}
-		fmt.Fprintf(w, "  %-10s %s\n", "carries", r.carries)
+		fmt.Fprintf(w, "  %-10s %s\n", "carries", r.Carries)
 		keys := make([]string, 0, len(m))
 		for k := range m {
 			if k != "carries" && k != "v" && k != "t" {
@@ -284,82 +229,16 @@ func shortDuration(d time.Duration) string {
 	return s
 }
 
-// snapshotFile is the JSON form of a device state read by --snapshot: what
-// the agent would feed the policy. Identifiers are optional and used only
-// to derive pseudonyms; they never appear in a report.
-type snapshotFile struct {
-	Time     *time.Time `json:"time"`
-	Status   string     `json:"status"`
-	Location *struct {
-		Lat       float64 `json:"lat"`
-		Lon       float64 `json:"lon"`
-		AccuracyM float64 `json:"accuracy_m"`
-	} `json:"location"`
-	Cell *struct {
-		MCC    string  `json:"mcc"`
-		MNC    string  `json:"mnc"`
-		TAC    *uint32 `json:"tac"`
-		LAC    *uint32 `json:"lac"`
-		CellID *uint64 `json:"cell_id"`
-	} `json:"cell"`
-	Radio *struct {
-		RSRP *float64 `json:"rsrp_dbm"`
-		RSRQ *float64 `json:"rsrq_db"`
-		SINR *float64 `json:"sinr_db"`
-		RSSI *float64 `json:"rssi_dbm"`
-	} `json:"radio"`
-	IMSI  string `json:"imsi"`
-	ICCID string `json:"iccid"`
-	IMEI  string `json:"imei"`
-}
-
+// readSnapshotFile reads --snapshot FILE (agent.ParseSnapshot); a file
+// that does not parse is bad input.
 func readSnapshotFile(path string) (privacy.Snapshot, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return privacy.Snapshot{}, fmt.Errorf("read snapshot: %w", err)
 	}
-	var f snapshotFile
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return privacy.Snapshot{}, cli.Usagef("read snapshot %s: %v", path, err)
-	}
-	var s privacy.Snapshot
-	if f.Time != nil {
-		s.Time = *f.Time
-	}
-	if f.Status == "" {
-		f.Status = "unknown"
-	}
-	st, ok := privacy.ParseStatus(f.Status)
-	if !ok {
-		return s, cli.Usagef("read snapshot %s: status %q: want unknown, offline, online, idle or connected", path, f.Status)
-	}
-	s.Status = st
-	if l := f.Location; l != nil {
-		s.Location = &privacy.Location{Lat: l.Lat, Lon: l.Lon, AccuracyM: l.AccuracyM}
-	}
-	if c := f.Cell; c != nil {
-		s.Cell = &privacy.Cell{MCC: c.MCC, MNC: c.MNC, TAC: c.TAC, LAC: c.LAC, CellID: c.CellID}
-	}
-	if r := f.Radio; r != nil {
-		s.Radio = &privacy.Radio{RSRPdBm: r.RSRP, RSRQdB: r.RSRQ, SINRdB: r.SINR, RSSIdBm: r.RSSI}
-	}
-	// Parse errors never repeat the value.
-	if f.IMSI != "" {
-		if s.IMSI, err = ident.ParseIMSI(f.IMSI); err != nil {
-			return s, cli.Usagef("read snapshot %s: %v", path, err)
-		}
-	}
-	if f.ICCID != "" {
-		if s.ICCID, err = ident.ParseICCID(f.ICCID); err != nil {
-			return s, cli.Usagef("read snapshot %s: %v", path, err)
-		}
-	}
-	if f.IMEI != "" {
-		if s.IMEI, err = ident.ParseIMEI(f.IMEI); err != nil {
-			return s, cli.Usagef("read snapshot %s: %v", path, err)
-		}
+	s, err := agent.ParseSnapshot(b)
+	if err != nil {
+		return s, cli.Usagef("read snapshot %s: %v", path, err)
 	}
 	return s, nil
 }

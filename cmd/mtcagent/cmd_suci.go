@@ -54,7 +54,7 @@ func runSUCI(env *cli.Env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		return attWriteJSON(env.Stdout, map[string]any{
+		return cli.WriteJSON(env.Stdout, map[string]any{
 			"suci": s.String(), "supi_type": 0, "mcc": s.MCC, "mnc": s.MNC,
 			"routing_indicator": s.RoutingIndicator, "profile": s.Scheme.String(),
 			"protection_scheme_id": int(s.Scheme), "hn_key_id": s.KeyID,

@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bytes"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mtcagent/mtcagent/attest"
@@ -66,11 +61,11 @@ func runVerify(env *cli.Env, args []string) error {
 	if err != nil {
 		return &cli.UsageError{Msg: fmt.Sprintf("verify: read token: %v", err)}
 	}
-	tok := attDecodeToken(raw)
+	tok := attest.DecodeTokenText(raw)
 	res, err := v.Verify(tok)
 	if err != nil {
 		if *asJSON {
-			attWriteJSON(env.Stdout, map[string]any{"valid": false, "reason": err.Error()})
+			cli.WriteJSON(env.Stdout, map[string]any{"valid": false, "reason": err.Error()})
 		}
 		if errors.Is(err, attest.ErrMalformed) {
 			return &cli.UsageError{Msg: err.Error(), Hint: "a token is a COSE_Sign1 as written by 'mtcagent attest' (raw CBOR, hex or base64)"}
@@ -86,140 +81,8 @@ func runVerify(env *cli.Env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		return attWriteJSON(env.Stdout, verifyJSON(res))
+		return cli.WriteJSON(env.Stdout, res.JSON())
 	}
-	printVerified(env.Stdout, res)
+	res.WriteText(env.Stdout)
 	return nil
-}
-
-// attDecodeToken accepts a token as raw CBOR, hex or base64 (std or url),
-// since tokens travel through text channels too.
-func attDecodeToken(raw []byte) []byte {
-	if len(raw) > 0 && raw[0] == 0xd2 {
-		return raw
-	}
-	s := strings.Join(strings.Fields(string(raw)), "")
-	if b, err := hex.DecodeString(s); err == nil {
-		return b
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
-			return b
-		}
-	}
-	return raw
-}
-
-func attWriteJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func attHexOrNil(b []byte) any {
-	if b == nil {
-		return nil
-	}
-	return hex.EncodeToString(b)
-}
-
-func attStrOrNil(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-func verifyJSON(res *attest.Result) map[string]any {
-	t := res.Token
-	var iat any
-	if !t.IssuedAt.IsZero() {
-		iat = t.IssuedAt.Format(time.RFC3339)
-	}
-	unknown := make([]int64, len(t.Unknown))
-	copy(unknown, t.Unknown)
-	return map[string]any{
-		"valid":     true,
-		"freshness": res.Freshness,
-		"claims": map[string]any{
-			"kind":                 t.Kind.String(),
-			"seq":                  t.Seq,
-			"clock_synced":         t.ClockSynced,
-			"iat":                  iat,
-			"bootcount":            t.BootCount,
-			"nonce":                attHexOrNil(t.Nonce),
-			"ueid":                 attHexOrNil(t.UEID),
-			"hwmodel":              attStrOrNil(t.HWModel),
-			"swversion":            attStrOrNil(t.SWVersion),
-			"imsi_pseudonym":       attHexOrNil(t.Pseudonyms.IMSI),
-			"iccid_pseudonym":      attHexOrNil(t.Pseudonyms.ICCID),
-			"old_imsi_pseudonym":   attHexOrNil(t.Old.IMSI),
-			"old_iccid_pseudonym":  attHexOrNil(t.Old.ICCID),
-			"suci":                 attStrOrNil(t.SUCI),
-			"event":                attStrOrNil(t.Event),
-			"unknown_claim_labels": unknown,
-		},
-	}
-}
-
-func printVerified(w io.Writer, res *attest.Result) {
-	t := res.Token
-	fmt.Fprintf(w, "verified: %s token, sequence %d\n", t.Kind, t.Seq)
-	fmt.Fprintf(w, "freshness: %s\n", res.Freshness)
-	line := func(name, val string) {
-		if val != "" {
-			fmt.Fprintf(w, "  %-20s %s\n", name, val)
-		}
-	}
-	if !t.IssuedAt.IsZero() {
-		note := "clock synchronised"
-		if !t.ClockSynced {
-			note = "clock NOT synchronised: not trusted"
-		}
-		line("iat", t.IssuedAt.Format(time.RFC3339)+" ("+note+")")
-	} else if !t.ClockSynced {
-		line("iat", "- (clock NOT synchronised)")
-	}
-	if t.BootCount > 0 {
-		line("bootcount", strconv.FormatUint(t.BootCount, 10))
-	}
-	line("nonce", hex.EncodeToString(t.Nonce))
-	if len(t.UEID) > 0 {
-		kind := "other"
-		switch t.UEID[0] {
-		case attest.UEIDTypeRAND:
-			kind = "RAND, per recipient"
-		case attest.UEIDTypeIMEI:
-			kind = "IMEI"
-		}
-		line("ueid", hex.EncodeToString(t.UEID)+" ("+kind+")")
-	}
-	line("hwmodel", attPrintable(t.HWModel))
-	line("swversion", attPrintable(t.SWVersion))
-	line("event", attPrintable(t.Event))
-	line("imsi pseudonym", hex.EncodeToString(t.Pseudonyms.IMSI))
-	line("iccid pseudonym", hex.EncodeToString(t.Pseudonyms.ICCID))
-	line("old imsi pseudonym", hex.EncodeToString(t.Old.IMSI))
-	line("old iccid pseudonym", hex.EncodeToString(t.Old.ICCID))
-	line("suci", attPrintable(t.SUCI))
-	if t.Kind == attest.KindBinding && len(t.Pseudonyms.IMSI) == 0 {
-		line("sim", "none (no SIM pseudonyms in the token)")
-	}
-	if len(t.Unknown) > 0 {
-		line("unknown claims", fmt.Sprint(t.Unknown))
-	}
-}
-
-// attPrintable keeps control characters from a signed but hostile token off
-// the operator's terminal.
-func attPrintable(s string) string {
-	var b bytes.Buffer
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			fmt.Fprintf(&b, "\\x%02x", r)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -43,39 +43,18 @@ func runWatch(env *cli.Env, args []string) error {
 		ctx, c2 = context.WithTimeout(ctx, *dur)
 		defer c2()
 	}
-	// sim: starts its simulator once, so an unplug fault is a real
-	// unplug of that pty, not a new simulator.
-	spec := *modem
-	var stop func()
-	open := func(context.Context) (io.ReadWriteCloser, error) {
-		p, s, err := openModem(spec)
+	if !strings.HasPrefix(*modem, "sim:") {
+		p, _, err := openModem(*modem)
 		if err != nil {
-			return nil, err
+			return err // fail fast on a wrong spec; later losses are events
 		}
-		stop = s
-		return p, nil
-	}
-	if file, ok := cutSim(spec); ok {
-		if simOpener == nil {
-			return fmt.Errorf("this build has no simulator (built with mtc_omit_sim)")
-		}
-		path, s, err := simOpener(file)
-		if err != nil {
-			return &cli.UsageError{Msg: err.Error()}
-		}
-		stop = s
-		open = func(context.Context) (io.ReadWriteCloser, error) { return atmodem.OpenSerial(path) }
-	} else if p, s, err := openModem(spec); err != nil {
-		return err // fail fast on a wrong spec; later losses are events
-	} else {
 		p.Close()
-		s()
 	}
-	defer func() {
-		if stop != nil {
-			stop()
-		}
-	}()
+	open, stop, err := modemOpener(*modem)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	start := time.Now()
 	var mu sync.Mutex
 	printEv := func(kind string, ev any, text string) {
@@ -91,7 +70,7 @@ func runWatch(env *cli.Env, args []string) error {
 		Open: open,
 		Poll: *poll,
 		OnEvent: func(ev atmodem.Event) {
-			printEv(string(ev.Kind), eventJSON(ev), ev.String())
+			printEv(string(ev.Kind), ev.JSON(), ev.String())
 		},
 	})
 	done := make(chan struct{})
@@ -110,28 +89,4 @@ func runWatch(env *cli.Env, args []string) error {
 	}
 	<-done
 	return nil
-}
-
-func cutSim(spec string) (string, bool) {
-	if len(spec) > 4 && spec[:4] == "sim:" {
-		return spec[4:], true
-	}
-	return "", false
-}
-
-// eventJSON is an event for scripts. SIM identities are not printed: only
-// whether they changed.
-func eventJSON(ev atmodem.Event) map[string]any {
-	m := map[string]any{"kind": ev.Kind, "time": ev.Time.UTC().Format(time.RFC3339Nano), "source": ev.Source}
-	if ev.Domain != "" {
-		m["domain"] = ev.Domain
-		m["old"], m["new"] = ev.OldReg, ev.NewReg
-	}
-	if ev.NewPLMN != "" {
-		m["old_plmn"], m["new_plmn"] = ev.OldPLMN, ev.NewPLMN
-	}
-	if ev.Err != nil {
-		m["error"] = ev.Err.Error()
-	}
-	return m
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/agent"
+	"github.com/mtcagent/mtcagent/agent/control"
 	"github.com/mtcagent/mtcagent/internal/testexec"
 	"github.com/mtcagent/mtcagent/mdtlog"
 )
@@ -56,7 +57,7 @@ func (d *daemon) alive() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	var st map[string]any
-	return agent.Call(ctx, d.state, "status", nil, &st) == nil
+	return control.Call(ctx, d.state, "status", nil, &st) == nil
 }
 
 // startDaemon runs `mtcagent run` as a real process on the simulator.
@@ -81,7 +82,7 @@ func startDaemon(t testing.TB, state, scenario, conf string, extra ...string) *d
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		var st map[string]any
-		err := agent.Call(ctx, state, "status", nil, &st)
+		err := control.Call(ctx, state, "status", nil, &st)
 		cancel()
 		if err == nil {
 			return d
@@ -167,7 +168,7 @@ func TestMDTAgainstDaemon(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var c mdtlog.Consent
-	err := agent.Call(ctx, state, "mdt.consent", mdtlog.ConsentRequest{Remote: true}, &c)
+	err := control.Call(ctx, state, "mdt.consent", mdtlog.ConsentRequest{Remote: true}, &c)
 	if err == nil && c.State == mdtlog.Consented {
 		t.Fatal("remote consent turned logging back on after opt-out")
 	}
@@ -187,14 +188,14 @@ func (d *daemon) startedAndDrained(t testing.TB) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	var evs []agent.EventRecord
-	if err := agent.Call(ctx, d.state, "events", nil, &evs); err != nil {
+	if err := control.Call(ctx, d.state, "events", nil, &evs); err != nil {
 		return false
 	}
 	if !slices.ContainsFunc(evs, func(r agent.EventRecord) bool { return r.Type == "agent_started" }) {
 		return false
 	}
-	var ob agent.OutboxState
-	if err := agent.Call(ctx, d.state, "outbox", nil, &ob); err != nil {
+	var ob control.OutboxState
+	if err := control.Call(ctx, d.state, "outbox", nil, &ob); err != nil {
 		t.Fatalf("outbox request: %v", err)
 	}
 	return ob.Pending == 0

@@ -65,7 +65,7 @@ func startInProcess(tb testing.TB, e *e2e, tune func(*agent.Config), wrap func(n
 	}
 	up.WrapConn = wrap
 	if withHandler {
-		h, err := linkHandler(cfg, a)
+		h, err := agent.NewLinkHandler(cfg, a)
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -49,6 +48,27 @@ func openModem(spec string) (io.ReadWriteCloser, func(), error) {
 	return p, func() {}, nil
 }
 
+// modemOpener is the opener of spec for a long-running command (run,
+// watch): a sim: spec starts its simulator once, so an unplug fault is a
+// real unplug of that pty, not a new simulator; stop ends it.
+func modemOpener(spec string) (open atmodem.Opener, stop func(), err error) {
+	stop = func() {}
+	if file, ok := strings.CutPrefix(spec, "sim:"); ok {
+		if simOpener == nil {
+			return nil, nil, errors.New("this build has no simulator (built with mtc_omit_sim)")
+		}
+		path, s, err := simOpener(file)
+		if err != nil {
+			return nil, nil, &cli.UsageError{Msg: err.Error()}
+		}
+		spec, stop = path, s
+	}
+	return func(context.Context) (io.ReadWriteCloser, error) {
+		p, _, err := openModem(spec)
+		return p, err
+	}, stop, nil
+}
+
 // readStatus takes one full reading of the modem named by spec.
 func readStatus(ctx context.Context, env *cli.Env, spec string) (*atmodem.Status, error) {
 	port, stop, err := openModem(spec)
@@ -56,24 +76,11 @@ func readStatus(ctx context.Context, env *cli.Env, spec string) (*atmodem.Status
 		return nil, err
 	}
 	defer stop()
-	// Known URCs get (no-op) handlers, so one arriving mid-command is never
-	// taken for a reply line.
-	var opts []atmodem.Option
-	for _, p := range atmodem.URCPrefixes() {
-		opts = append(opts, atmodem.WithHandler(p, func(string) {}))
+	st, err := atmodem.ReadOnce(ctx, port)
+	if errors.Is(err, atmodem.ErrNoAnswer) {
+		return nil, cli.WithHint(err, "is this the modem's AT port? Quectel and SIMCom modules have several; try --modem auto or another /dev/ttyUSBn")
 	}
-	e := atmodem.New(port, opts...)
-	defer func() {
-		e.Close()
-		port.Close()
-		e.Wait()
-	}()
-	m := atmodem.NewModem(e, nil)
-	if err := m.Init(ctx); err != nil {
-		return nil, cli.WithHint(fmt.Errorf("modem does not answer: %w", err),
-			"is this the modem's AT port? Quectel and SIMCom modules have several; try --modem auto or another /dev/ttyUSBn")
-	}
-	return m.Status(ctx)
+	return st, err
 }
 
 // modemTimeout bounds one-shot commands that read the modem.

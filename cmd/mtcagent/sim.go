@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
@@ -17,33 +16,13 @@ import (
 )
 
 func init() {
-	simOpener = startSim
+	simOpener = modemsim.StartPTY
 	app.Register(&cli.Command{
 		Name:    "sim",
 		Args:    "--scenario FILE",
 		Summary: "run the modem simulator on a pseudo-terminal and print its device path",
 		Run:     runSim,
 	})
-}
-
-// startSim serves a scenario on a pty in a fresh temporary directory.
-func startSim(file string) (string, func(), error) {
-	sc, err := modemsim.Load(file)
-	if err != nil {
-		return "", nil, err
-	}
-	dir, err := os.MkdirTemp("", "mtcsim-")
-	if err != nil {
-		return "", nil, err
-	}
-	s := modemsim.New(sc)
-	p, err := modemsim.ServePTY(s, dir)
-	if err != nil {
-		os.RemoveAll(dir)
-		return "", nil, err
-	}
-	s.Start()
-	return p.Path(), func() { p.Close(); os.RemoveAll(dir) }, nil
 }
 
 func runSim(env *cli.Env, args []string) error {
@@ -63,7 +42,7 @@ func runSim(env *cli.Env, args []string) error {
 	if *listen != "" {
 		return listenSim(ctx, env, *scenario, *listen)
 	}
-	path, stop, err := startSim(*scenario)
+	path, stop, err := modemsim.StartPTY(*scenario)
 	if err != nil {
 		return &cli.UsageError{Msg: err.Error()}
 	}
@@ -100,24 +79,5 @@ func listenSim(ctx context.Context, env *cli.Env, file, addr string) error {
 	if f, ok := env.Stdout.(*os.File); ok {
 		f.Sync()
 	}
-	go func() { <-ctx.Done(); ln.Close() }()
-	var conns sync.WaitGroup
-	defer conns.Wait()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		conns.Add(1)
-		go func() {
-			defer conns.Done()
-			defer c.Close()
-			stop := context.AfterFunc(ctx, func() { c.Close() })
-			defer stop()
-			s.Serve(c)
-		}()
-	}
+	return modemsim.ServeUntil(ctx, s, ln)
 }

@@ -7,11 +7,15 @@
 //	1  runtime failure
 //	2  bad usage or bad input
 //
-// Errors go to stderr as "NAME: error: ..." followed by "NAME: hint: ..."
-// lines.
+// Help (NAME help, NAME CMD --help, NAME CMD SUB --help) goes to stdout with
+// status 0. An error is printed once, to stderr, as "NAME: error: ..."
+// followed by "NAME: hint: ..." lines, with no usage dump; a bad flag's hint
+// points at the command's --help. Subcommands are Command.Subs, dispatched
+// here; commands do not parse their own subcommand names.
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -99,10 +103,20 @@ func WithHint(err error, hint string) error {
 	return &hintError{err: err, hint: hint}
 }
 
-// Main runs one invocation and returns the exit status.
+// Main runs one invocation and returns the exit status. Help (help,
+// --help, -h, at any level) goes to stdout with status 0; an error is
+// printed once to stderr, with its hints, and nothing else.
 func (a *App) Main(env *Env, args []string) int {
-	err := a.dispatch(env, args)
-	if err == nil || errors.Is(err, flag.ErrHelp) {
+	path, c, err := a.dispatch(env, args)
+	var hr *helpRequest
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &hr):
+		a.printHelp(env.Stdout, path, c, hr.fs)
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		a.printHelp(env.Stdout, path, c, nil)
 		return 0
 	}
 	fmt.Fprintf(env.Stderr, "%s: error: %s\n", a.Name, err)
@@ -133,37 +147,48 @@ func (a *App) version() string {
 	return *a.Version
 }
 
-func (a *App) dispatch(env *Env, args []string) error {
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "--help", "-help":
+		return true
+	}
+	return false
+}
+
+// dispatch finds the command args name and runs it; it returns the
+// command's path ("mdt status") and the command for help.
+func (a *App) dispatch(env *Env, args []string) (string, *Command, error) {
 	helpHint := fmt.Sprintf("run '%s help' for the list of commands", a.Name)
 	if len(args) == 0 {
-		a.PrintUsage(env.Stderr)
-		return &UsageError{Msg: "no command given", Hint: helpHint}
+		return "", nil, &UsageError{Msg: "no command given", Hint: helpHint}
 	}
-	switch args[0] {
-	case "help", "-h", "--help", "-help":
+	switch {
+	case isHelp(args[0]):
 		a.PrintUsage(env.Stdout)
-		return nil
-	case "version", "--version", "-version":
+		return "", nil, nil
+	case args[0] == "version" || args[0] == "--version" || args[0] == "-version":
 		fmt.Fprintf(env.Stdout, "%s %s\n", a.Name, a.version())
-		return nil
+		return "", nil, nil
 	}
 	c, ok := a.commands[args[0]]
 	if !ok {
-		return &UsageError{Msg: fmt.Sprintf("unknown command %q", args[0]), Hint: helpHint}
+		return "", nil, &UsageError{Msg: fmt.Sprintf("unknown command %q", args[0]), Hint: helpHint}
 	}
 	path := c.Name
 	args = args[1:]
 	for len(c.Subs) > 0 {
-		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-			if len(args) > 0 {
-				a.printSubs(env.Stdout, path, c)
-				return nil
-			}
+		subHint := fmt.Sprintf("run '%s %s --help' for its subcommands", a.Name, path)
+		if len(args) > 0 && isHelp(args[0]) {
+			a.printHelp(env.Stdout, path, c, nil)
+			return path, c, nil
+		}
+		if len(args) == 0 {
 			var names []string
 			for _, s := range c.Subs {
 				names = append(names, s.Name)
 			}
-			return &UsageError{Msg: fmt.Sprintf("%s: want a subcommand (%s)", path, strings.Join(names, ", "))}
+			return path, c, &UsageError{Msg: fmt.Sprintf("%s: want a subcommand (%s)", path, strings.Join(names, ", ")), Hint: subHint}
 		}
 		var next *Command
 		for _, s := range c.Subs {
@@ -172,11 +197,53 @@ func (a *App) dispatch(env *Env, args []string) error {
 			}
 		}
 		if next == nil {
-			return &UsageError{Msg: fmt.Sprintf("%s: unknown subcommand %q", path, args[0]), Hint: helpHint}
+			return path, c, &UsageError{Msg: fmt.Sprintf("%s: unknown subcommand %q", path, args[0]), Hint: subHint}
 		}
 		c, path, args = next, path+" "+next.Name, args[1:]
 	}
-	return c.Run(env, args)
+	return path, c, c.Run(env, args)
+}
+
+// printHelp prints a command's help: its synopsis and summary, then its
+// subcommands or its flags.
+func (a *App) printHelp(w io.Writer, path string, c *Command, fs *flag.FlagSet) {
+	if c == nil {
+		a.PrintUsage(w)
+		return
+	}
+	if len(c.Subs) > 0 {
+		fmt.Fprintf(w, "%s %s: %s\n\nUsage:\n", a.Name, path, c.Summary)
+		a.printSubs(w, path, c)
+		fmt.Fprintf(w, "\nRun '%s %s SUBCOMMAND --help' for its flags.\n", a.Name, path)
+		return
+	}
+	fmt.Fprintf(w, "Usage: %s %s %s\n\n%s\n", a.Name, path, c.Args, c.Summary)
+	if fs != nil {
+		fmt.Fprintf(w, "\nFlags:\n")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+}
+
+// Walk calls fn for every command and subcommand, groups before their
+// subcommands, in the order of help.
+func (a *App) Walk(fn func(path string, c *Command)) {
+	names := make([]string, 0, len(a.commands))
+	for n := range a.commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var walk func(path string, c *Command)
+	walk = func(path string, c *Command) {
+		fn(path, c)
+		for _, s := range c.Subs {
+			walk(path+" "+s.Name, s)
+		}
+	}
+	for _, n := range names {
+		walk(n, a.commands[n])
+	}
 }
 
 func (a *App) printSubs(w io.Writer, path string, c *Command) {
@@ -208,25 +275,40 @@ func (a *App) PrintUsage(w io.Writer) {
 	fmt.Fprintf(w, "  %s version\n\nRun '%s COMMAND --help' for a command's flags.\n", a.Name, a.Name)
 }
 
-// NewFlags returns a flag set for a command whose errors and help go to
-// env.Stderr.
+// NewFlags returns a flag set for a command. It prints nothing itself:
+// ParseFlags turns a bad flag into one UsageError and --help into help on
+// stdout (App.Main prints either).
 func (a *App) NewFlags(env *Env, command string) *flag.FlagSet {
 	fs := flag.NewFlagSet(a.Name+" "+command, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	return fs
+}
+
+// helpRequest is --help or -h among a command's flags: App.Main prints the
+// command's help with these flags to stdout and exits 0.
+type helpRequest struct{ fs *flag.FlagSet }
+
+func (*helpRequest) Error() string        { return "help requested" }
+func (*helpRequest) Is(target error) bool { return target == flag.ErrHelp }
+
+// flagError is a parse error of fs as a usage error pointing at the
+// command's help.
+func flagError(fs *flag.FlagSet, err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return &helpRequest{fs: fs}
+	}
+	return &UsageError{Msg: err.Error(), Hint: fmt.Sprintf("run '%s --help' for its flags", fs.Name())}
 }
 
 // ParseFlags parses args, flags before positional arguments, and refuses
 // more than maxArgs positional arguments; they are then fs.Args().
 func ParseFlags(fs *flag.FlagSet, args []string, maxArgs int) error {
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return &UsageError{Msg: err.Error()}
+		return flagError(fs, err)
 	}
 	if fs.NArg() > maxArgs {
-		return Usagef("unexpected argument %q", fs.Arg(maxArgs))
+		return flagError(fs, fmt.Errorf("unexpected argument %q", fs.Arg(maxArgs)))
 	}
 	return nil
 }
@@ -237,10 +319,7 @@ func ParseInterleaved(fs *flag.FlagSet, args []string, maxArgs int) ([]string, e
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, &UsageError{Msg: err.Error()}
+			return nil, flagError(fs, err)
 		}
 		if fs.NArg() == 0 {
 			break
@@ -249,7 +328,15 @@ func ParseInterleaved(fs *flag.FlagSet, args []string, maxArgs int) ([]string, e
 		args = fs.Args()[1:]
 	}
 	if len(pos) > maxArgs {
-		return nil, Usagef("unexpected argument %q", pos[maxArgs])
+		return nil, flagError(fs, fmt.Errorf("unexpected argument %q", pos[maxArgs]))
 	}
 	return pos, nil
+}
+
+// WriteJSON writes v to w as indented JSON: the --json output of every
+// command.
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

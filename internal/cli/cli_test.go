@@ -45,13 +45,16 @@ func TestAppMain(t *testing.T) {
 		{[]string{"version"}, 0, "prog 1.2.3\n", ""},
 		{[]string{"nope"}, 2, "", `prog: error: unknown command "nope"`},
 		{[]string{"ok", "-n", "3"}, 0, "", ""},
-		{[]string{"ok", "-h"}, 0, "", "Usage of prog ok"},
-		{[]string{"ok", "-x"}, 2, "", "prog: error: flag provided but not defined: -x"},
+		{[]string{"ok", "-h"}, 0, "Usage: prog ok", ""},
+		{[]string{"ok", "--help"}, 0, "-n int", ""},
+		{[]string{"ok", "-x"}, 2, "", "prog: error: flag provided but not defined: -x\nprog: hint: run 'prog ok --help' for its flags\n"},
 		{[]string{"ok", "a", "b"}, 2, "", `prog: error: unexpected argument "b"`},
 		{[]string{"ok", "-n", "-1"}, 2, "", "prog: error: -n -1 is negative\nprog: hint: give a count\n"},
 		{[]string{"fail"}, 1, "", "prog: error: disk full\nprog: hint: free some space\nprog: hint: then retry\n"},
-		{[]string{"grp"}, 2, "", "prog: error: grp: want a subcommand (sub)"},
+		{[]string{"grp"}, 2, "", "prog: error: grp: want a subcommand (sub)\nprog: hint: run 'prog grp --help'"},
 		{[]string{"grp", "help"}, 0, "prog grp sub", ""},
+		{[]string{"grp", "--help"}, 0, "prog grp sub", ""},
+		{[]string{"grp", "sub", "--help"}, 0, "Usage: prog grp sub", ""},
 		{[]string{"grp", "x"}, 2, "", `grp: unknown subcommand "x"`},
 		{[]string{"grp", "sub", "a", "b"}, 0, "", ""},
 		{[]string{"grp", "sub", "a", "b", "c"}, 2, "", `unexpected argument "c"`},
@@ -72,4 +75,32 @@ func TestRegisterTwicePanics(t *testing.T) {
 	}()
 	a := testApp()
 	a.Register(&Command{Name: "ok"})
+}
+
+// TestErrorPrintedOnce: a bad flag is one error line and one hint, with no
+// usage text, and help never goes to stderr.
+func TestErrorPrintedOnce(t *testing.T) {
+	for _, args := range [][]string{{"ok", "-x"}, {"grp", "sub", "--bogus"}, {"ok", "a", "b"}} {
+		var out, errOut bytes.Buffer
+		code := testApp().Main(&Env{Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }}, args)
+		lines := strings.Split(strings.TrimSuffix(errOut.String(), "\n"), "\n")
+		if code != 2 || out.Len() != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], "prog: error: ") || !strings.HasPrefix(lines[1], "prog: hint: ") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out.String(), errOut.String())
+		}
+	}
+	for _, args := range [][]string{{"help"}, {"ok", "-h"}, {"grp", "--help"}, {"grp", "sub", "-help"}} {
+		var out, errOut bytes.Buffer
+		code := testApp().Main(&Env{Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }}, args)
+		if code != 0 || out.Len() == 0 || errOut.Len() != 0 {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out.String(), errOut.String())
+		}
+	}
+}
+
+func TestWalkVisitsEverySubcommand(t *testing.T) {
+	var got []string
+	testApp().Walk(func(path string, _ *Command) { got = append(got, path) })
+	if strings.Join(got, ",") != "fail,grp,grp sub,ok" {
+		t.Fatalf("Walk: %q", got)
+	}
 }

@@ -1,41 +1,37 @@
 //go:build !mtc_omit_coap
 
-package main
+package agent
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"time"
 
-	"github.com/mtcagent/mtcagent/agent"
 	"github.com/mtcagent/mtcagent/agent/uplink"
-	"github.com/mtcagent/mtcagent/attest"
-	"github.com/mtcagent/mtcagent/internal/cli"
 	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/mdtlog"
 	"github.com/mtcagent/mtcagent/privacy"
 )
 
-// startUplink dials the [uplink] server and delivers the outbox to it
-// until ctx ends; without the section the agent only queues.
-func startUplink(ctx context.Context, cfg agent.Config, a *agent.Agent, queue agent.DurableQueue, log *slog.Logger) (stop func(), err error) {
-	up, err := agent.ParseUplink(cfg)
+// openUplink prepares the [uplink] server's link and the deliverer of the
+// outbox to it (Run starts it); without the section the agent only queues.
+func (d *Daemon) openUplink(queue DurableQueue) error {
+	cfg, a, log := d.cfg, d.Agent, d.log
+	up, err := parseUplink(cfg, a.signer) // the agent's own key: a certificate of the key that signs
 	if errors.Is(err, fsutil.ErrUnprotected) {
-		return nil, stateHint(err, cfg.StateDir) // a PSK file or the key: a state problem, exit 1
+		return &StateError{err} // a PSK file or the key: a state problem, exit 1
 	}
 	if err != nil {
-		return nil, &cli.UsageError{Msg: fmt.Sprintf("config: %v", err)}
+		return &ConfigError{err}
 	}
 	if up == nil {
 		log.Info("no [uplink] configured: events are signed and kept in the outbox only")
-		return func() {}, nil
+		return nil
 	}
-	h, err := linkHandler(cfg, a)
+	h, err := NewLinkHandler(cfg, a)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if _, granted := h.Policy.Recipient(up.Name); !granted {
 		log.Warn("the uplink server has no [recipient] section: it gets signed events and heartbeats, but no status, location or identity (default deny)",
@@ -53,26 +49,28 @@ func startUplink(ctx context.Context, cfg agent.Config, a *agent.Agent, queue ag
 			return &mdtlog.Location{Lat: l.Lat, Lon: l.Lon, AccuracyM: l.AccuracyM}
 		}
 	}
-	link := &agent.LinkSender{Config: *up, Log: log}
-	d := &agent.Deliverer{Q: queue, S: link, Log: log, BackoffMin: time.Second, BackoffMax: time.Minute, Online: a.Online}
+	link := &LinkSender{Config: *up, Log: log}
+	d.closeLink = link.Close
+	dl := &Deliverer{Q: queue, S: link, Log: log, BackoffMin: time.Second, BackoffMax: time.Minute, Online: a.Online}
 	if slot := h.Policy.Schedule; slot > 0 {
 		// [privacy] schedule: send only at slot starts, each with the
 		// status report for the uplink's recipient (docs/privacy.md).
-		d.Slot = slot
-		d.SlotReport = func() []byte { return h.ScheduledReport(up.Name) }
+		dl.Slot = slot
+		dl.SlotReport = func() []byte { return h.ScheduledReport(up.Name) }
 		log.Info("sending on a fixed schedule", "slot", slot)
 	}
-	a.SetWake(d.Wake)
-	go d.Run(ctx)
-	return link.Close, nil
+	a.SetWake(dl.Wake)
+	d.deliver = dl
+	return nil
 }
 
-// linkHandler builds what serves the collector's requests: the privacy
-// policy (default deny), its audit, the trigger replay guard.
-func linkHandler(cfg agent.Config, a *agent.Agent) (*agent.LinkHandler, error) {
+// NewLinkHandler builds what serves the collector's requests for a: the
+// privacy policy of cfg (default deny), its audit, the trigger replay
+// guard, and the agent's own deriver.
+func NewLinkHandler(cfg Config, a *Agent) (*LinkHandler, error) {
 	pol, err := privacy.ParsePolicy(cfg.File)
 	if err != nil {
-		return nil, &cli.UsageError{Msg: fmt.Sprintf("config: %v", err)}
+		return nil, &ConfigError{err}
 	}
 	secret, err := privacy.LoadSecret(cfg.StateDir)
 	if err != nil {
@@ -85,9 +83,5 @@ func linkHandler(cfg agent.Config, a *agent.Agent) (*agent.LinkHandler, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := attest.LoadOrCreateDeriver(cfg.StateDir)
-	if err != nil {
-		return nil, err
-	}
-	return &agent.LinkHandler{A: a, Policy: pol, Audit: privacy.OpenAudit(cfg.StateDir, pol.AuditMax), Guard: guard, Deriver: d}, nil
+	return &LinkHandler{A: a, Policy: pol, Audit: privacy.OpenAudit(cfg.StateDir, pol.AuditMax), Guard: guard, Deriver: a.deriver}, nil
 }

@@ -52,6 +52,12 @@ func (d *Daemon) openUplink(queue DurableQueue) error {
 	link := &LinkSender{Config: *up, Log: log}
 	d.closeLink = link.Close
 	dl := &Deliverer{Q: queue, S: link, Log: log, BackoffMin: time.Second, BackoffMax: time.Minute, Online: a.Online}
+	if hb := cfg.Heartbeat; hb > 0 && hb < 8*dl.BackoffMin {
+		// The spread after an outage stays well inside a heartbeat
+		// interval, so it never makes the collector see a heartbeat as
+		// overdue (a fleet's spread matters at minutes-long heartbeats).
+		dl.RejoinSpread = hb / 2
+	}
 	if slot := h.Policy.Schedule; slot > 0 {
 		// [privacy] schedule: send only at slot starts, each with the
 		// status report for the uplink's recipient (docs/privacy.md).

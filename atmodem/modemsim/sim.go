@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mtcagent/mtcagent/atmodem/transcript"
@@ -42,7 +43,8 @@ type Sim struct {
 	onUnplug   func(d time.Duration)
 	started    time.Time
 	stop       chan struct{}
-	stopped    bool
+	stopped    atomic.Bool // set once by Stop; read without mu
+	stopOnce   sync.Once
 	rnd        *rand.Rand
 	// abort, while an endless answer streams, is closed by the host's
 	// next command line, which ends the stream.
@@ -143,13 +145,15 @@ func (s *Sim) Serve(rw io.ReadWriter) error {
 }
 
 // Stop ends the timeline.
+//
+// It takes no lock: a writer blocked on a full pty holds s.mu, and the
+// PTY's Close, which unblocks it, calls Stop (taking s.mu here deadlocked
+// under load).
 func (s *Sim) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.stopped {
-		s.stopped = true
+	s.stopOnce.Do(func() {
+		s.stopped.Store(true)
 		close(s.stop)
-	}
+	})
 }
 
 // Start plays the scenario's timeline from now, in a goroutine.
@@ -376,7 +380,7 @@ func (s *Sim) hostile(r Response) {
 			default:
 			}
 			s.mu.Lock()
-			if gen != s.connGen || s.conn == nil || s.stopped {
+			if gen != s.connGen || s.conn == nil || s.stopped.Load() {
 				s.mu.Unlock()
 				return
 			}

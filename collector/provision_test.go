@@ -131,7 +131,7 @@ func TestProvisionWithoutRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer obs.Cancel(ctx)
+		_ = obs // ended by closing the SCS connection: go-coap v3.6.0's Observation.Cancel races its own receive loop (a -race report in CI)
 		next := func(what string) codes.Code {
 			t.Helper()
 			select {

@@ -125,7 +125,7 @@ func TestQueuedStatusRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer obs.Cancel(context.Background())
+	_ = obs // ended by closing the SCS connection: go-coap v3.6.0's Observation.Cancel races its own receive loop (a -race report in CI)
 	if first := <-notes; first["queued"] != true {
 		t.Fatalf("observe registration: %v, want the queued answer", first)
 	}

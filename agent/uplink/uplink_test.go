@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -387,26 +388,38 @@ func TestKeepaliveAtIdleDeadline(t *testing.T) {
 		from := len(sc.at)
 		sc.mu.Unlock()
 		time.Sleep(8 * k)
+		closing := time.Now()
 		c.Close()
 		sc.mu.Lock()
-		pings := append([]time.Time(nil), sc.at[from:]...)
-		sc.mu.Unlock()
-		if len(pings) > 0 {
-			pings = pings[:len(pings)-1] // the close_notify
+		var pings []time.Time
+		for _, at := range sc.at[from:] {
+			if at.Before(closing) { // what Close writes (close_notify, under QEMU sometimes more) is not a ping
+				pings = append(pings, at)
+			}
 		}
+		sc.mu.Unlock()
 		if ka == 0 {
 			if len(pings) != 0 {
 				t.Errorf("no keepalive: %d datagrams sent while idle, want none", len(pings))
 			}
 			continue
 		}
-		if len(pings) < 6 {
+		if len(pings) < 5 {
 			t.Fatalf("keepalive %s: %d pings in %s idle, want about 8", ka, len(pings), 8*k)
 		}
+		// Never early; on time by the median (one late wake-up on a loaded
+		// or emulated machine is not the old ticker's 1.5 Keepalive).
+		gaps := make([]time.Duration, 0, len(pings)-1)
 		for i := 1; i < len(pings); i++ {
-			if gap := pings[i].Sub(pings[i-1]); gap < k-20*time.Millisecond || gap > k+150*time.Millisecond {
-				t.Errorf("keepalive %s: ping %d came %s after the one before, want just over %s", ka, i, gap, k)
+			gap := pings[i].Sub(pings[i-1])
+			if gap < k-20*time.Millisecond {
+				t.Errorf("keepalive %s: ping %d came %s after the one before, want no less than %s", ka, i, gap, k)
 			}
+			gaps = append(gaps, gap)
+		}
+		slices.Sort(gaps)
+		if med := gaps[len(gaps)/2]; med > k+100*time.Millisecond {
+			t.Errorf("keepalive %s: median gap between pings %s, want just over %s (gaps %v)", ka, med, k, gaps)
 		}
 	}
 }

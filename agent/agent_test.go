@@ -12,6 +12,7 @@ import (
 
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
+	"github.com/mtcagent/mtcagent/atmodem/serialport"
 	"github.com/mtcagent/mtcagent/attest"
 )
 
@@ -48,7 +49,7 @@ func start(t *testing.T, scenario string, cfg Config) *harness {
 	}
 	out := &MemOutbox{}
 	a, err := New(cfg, Deps{
-		Open:          func(context.Context) (io.ReadWriteCloser, error) { return atmodem.OpenSerial(p.Path()) },
+		Open:          func(context.Context) (io.ReadWriteCloser, error) { return serialport.OpenDevice(p.Path()) },
 		Outbox:        out,
 		EngineOptions: []atmodem.Option{atmodem.WithTimeout(slow(300 * time.Millisecond))},
 	})
@@ -149,7 +150,7 @@ func TestHeartbeats(t *testing.T) {
 	cfg.StateDir = t.TempDir()
 	out := &MemOutbox{}
 	a, err := New(cfg, Deps{
-		Open:   func(context.Context) (io.ReadWriteCloser, error) { return atmodem.OpenSerial(p.Path()) },
+		Open:   func(context.Context) (io.ReadWriteCloser, error) { return serialport.OpenDevice(p.Path()) },
 		Outbox: out,
 		Every:  func(time.Duration) (<-chan time.Time, func()) { return tick, func() {} },
 	})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
+	"github.com/mtcagent/mtcagent/atmodem/serialport"
 	"github.com/mtcagent/mtcagent/internal/config"
 	"github.com/mtcagent/mtcagent/privacy"
 )
@@ -74,7 +75,7 @@ func TestSessionLeaksNoIdentifier(t *testing.T) {
 	out := &MemOutbox{}
 	tick := make(chan time.Time, 1)
 	a, err := New(cfg, Deps{
-		Open:          func(context.Context) (io.ReadWriteCloser, error) { return atmodem.OpenSerial(p.Path()) },
+		Open:          func(context.Context) (io.ReadWriteCloser, error) { return serialport.OpenDevice(p.Path()) },
 		Outbox:        out,
 		Log:           log,
 		Every:         func(time.Duration) (<-chan time.Time, func()) { return tick, func() {} },

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
+	"github.com/mtcagent/mtcagent/atmodem/serialport"
 )
 
 // BenchmarkCommandsPTY: round trips of AT+CSQ to the simulator over a
@@ -21,7 +22,7 @@ func BenchmarkCommandsPTY(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	port, err := atmodem.OpenSerial(p.Path())
+	port, err := serialport.OpenDevice(p.Path())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func BenchmarkURCToEvent(b *testing.B) {
 	defer p.Close()
 	events := make(chan time.Time, 16)
 	mon := atmodem.NewMonitor(atmodem.MonitorConfig{
-		Open: func(ctx context.Context) (io.ReadWriteCloser, error) { return atmodem.OpenSerial(p.Path()) },
+		Open: func(ctx context.Context) (io.ReadWriteCloser, error) { return serialport.OpenDevice(p.Path()) },
 		Poll: time.Hour,
 		Log:  testLog(),
 		OnEvent: func(ev atmodem.Event) {

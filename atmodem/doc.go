@@ -20,8 +20,11 @@
 //   - Modem knows the dialect and reads a whole Status; Monitor keeps a
 //     Modem alive across resets and unplugs and turns URCs and polled
 //     changes into Events.
-//   - Open resolves a --modem spec (device path, auto, tcp:HOST:PORT) to an
-//     io.ReadWriteCloser and locks serial ports against other users.
+//
+// Opening the port is not this package's: atmodem/serialport resolves a
+// --modem spec (device path, auto, tcp:HOST:PORT) to an io.ReadWriteCloser
+// and locks serial ports against other users, so that everything here runs
+// over any io.ReadWriter and links no serial driver.
 //
 // Errors: sentinels ErrTimeout and ErrClosed for what callers branch on;
 // CommandError wraps every command failure and names the command (never its

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
+	"github.com/mtcagent/mtcagent/atmodem/serialport"
 )
 
 // Over a real pty: the receiver is started at Init only when asked for, a
@@ -75,7 +76,7 @@ func TestMonitorStopsGNSS(t *testing.T) {
 	}
 	t.Run("someone else's", func(t *testing.T) {
 		s, path := startSim(t, `{"dialect": "quectel"}`)
-		port, err := atmodem.OpenSerial(path)
+		port, err := serialport.OpenDevice(path)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
+	"github.com/mtcagent/mtcagent/atmodem/serialport"
 	"github.com/mtcagent/mtcagent/atmodem/transcript"
 )
 
@@ -47,7 +48,7 @@ func startSim(t *testing.T, scenario string) (*modemsim.Sim, string) {
 // openEngine opens path as the agent does and starts an engine on it.
 func openEngine(t *testing.T, path string, wrap func(io.ReadWriter) io.ReadWriter, opts ...atmodem.Option) *atmodem.Engine {
 	t.Helper()
-	port, err := atmodem.OpenSerial(path)
+	port, err := serialport.OpenDevice(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +322,7 @@ func runMonitorWith(t *testing.T, path string, edit func(*atmodem.MonitorConfig)
 	h := &monitorHarness{events: make(chan atmodem.Event, 256), done: make(chan struct{})}
 	cfg := atmodem.MonitorConfig{
 		Open: func(ctx context.Context) (io.ReadWriteCloser, error) {
-			return atmodem.OpenSerial(path)
+			return serialport.OpenDevice(path)
 		},
 		Poll:          slow(300 * time.Millisecond),
 		BackoffMin:    50 * time.Millisecond,

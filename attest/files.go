@@ -49,62 +49,6 @@ func readPrivateFile(path string) ([]byte, error) {
 	return fsutil.ReadPrivateFile(path, 1<<16)
 }
 
-// createFileExclusive writes a new file that must not exist yet: two
-// processes racing to create a key end up with one key, not two.
-func createFileExclusive(path string, data []byte, perm fs.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".new*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	defer os.Remove(name)
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(name, path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return err // another process won the race
-		}
-		// No hard links here (vfat, some overlays): create in place.
-		return createInPlace(path, data, perm)
-	}
-	return fsutil.SyncDir(dir)
-}
-
-func createInPlace(path string, data []byte, perm fs.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return fsutil.SyncDir(filepath.Dir(path))
-}
-
 // loadOrCreate returns the content of a private file, creating it with gen
 // on first use.
 func loadOrCreate(dir, name string, gen func() ([]byte, error)) ([]byte, bool, error) {
@@ -123,7 +67,7 @@ func loadOrCreate(dir, name string, gen func() ([]byte, error)) ([]byte, bool, e
 	if err != nil {
 		return nil, false, err
 	}
-	if err := createFileExclusive(path, data, 0o600); err != nil {
+	if err := fsutil.CreateExclusive(path, data, 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			b, err := readPrivateFile(path)
 			return b, false, err

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -195,23 +194,8 @@ func createSecret(path string) error {
 		return fmt.Errorf("privacy: create secret: %w", err)
 	}
 	defer clear(b)
-	f, err := os.CreateTemp(filepath.Dir(path), ".privacy.secret-*") // mode 0600
-	if err != nil {
-		return fmt.Errorf("privacy: create secret: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		// Link fails if another process created the secret first; keep theirs.
-		err = os.Link(tmp, path)
-	}
-	os.Remove(tmp)
+	// Another process may create the secret first; keep theirs.
+	err := fsutil.CreateExclusive(path, b, 0o600)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return err

@@ -13,8 +13,8 @@ import (
 
 	"github.com/mtcagent/mtcagent/agent"
 	"github.com/mtcagent/mtcagent/agent/outbox"
-	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
+	"github.com/mtcagent/mtcagent/atmodem/serialport"
 )
 
 // inproc is the agent assembled in the test process as the daemon does
@@ -55,7 +55,7 @@ func startInProcess(tb testing.TB, e *e2e, tune func(*agent.Config), wrap func(n
 		tb.Fatal(err)
 	}
 	q := agent.DurableQueue{O: ob}
-	a, err := agent.New(cfg, agent.Deps{Open: func(context.Context) (io.ReadWriteCloser, error) { return atmodem.OpenSerial(p.Path()) }, Outbox: q})
+	a, err := agent.New(cfg, agent.Deps{Open: func(context.Context) (io.ReadWriteCloser, error) { return serialport.OpenDevice(p.Path()) }, Outbox: q})
 	if err != nil {
 		tb.Fatal(err)
 	}

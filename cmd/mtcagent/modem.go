@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/atmodem/serialport"
 	"github.com/mtcagent/mtcagent/internal/cli"
 )
 
@@ -27,16 +28,16 @@ func openModem(spec string) (io.ReadWriteCloser, func(), error) {
 		if err != nil {
 			return nil, nil, &cli.UsageError{Msg: err.Error()}
 		}
-		p, err := atmodem.OpenSerial(path)
+		p, err := serialport.OpenDevice(path)
 		if err != nil {
 			stop()
 			return nil, nil, err
 		}
 		return p, stop, nil
 	}
-	p, err := atmodem.Open(spec)
+	p, err := serialport.Open(spec)
 	if err != nil {
-		var pe *atmodem.PortError
+		var pe *serialport.Error
 		if errors.As(err, &pe) && pe.Hint() != "" {
 			return nil, nil, cli.WithHint(err, pe.Hint())
 		}

@@ -1,7 +1,8 @@
 // Package fsutil holds the few file operations whose crash behaviour the
 // agent's durable state depends on: replacing a file atomically, making a
 // directory's entries durable, appending a line to a log, flushing a
-// file's data, and locking a directory against a second process; and the
+// file's data, creating a file exclusively (one winner of a race), and
+// locking a directory against a second process; and the
 // one check of private files and directories (CheckPrivateDir,
 // ReadPrivateFile: owner and mode) that every secret of the agent is read
 // through.

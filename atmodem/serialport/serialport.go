@@ -1,4 +1,12 @@
-package atmodem
+// Package serialport opens the modem's AT port for the engine: a spec
+// (a device path, "auto", "tcp:HOST:PORT") resolved to an
+// io.ReadWriteCloser, the serial line set up, the port locked against a
+// second user (TIOCEXCL and an flock, which also stop root), the
+// processes holding a busy port named, and the AT interface of a known
+// USB modem found in sysfs. Only the commands and the daemon's assembly
+// import it: the engine and the modem layer above it work over any
+// io.ReadWriter.
+package serialport
 
 import (
 	"errors"
@@ -16,30 +24,30 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrPortBusy: another process has the port open.
-var ErrPortBusy = errors.New("port in use by another process")
+// ErrBusy: another process has the port open.
+var ErrBusy = errors.New("port in use by another process")
 
-// PortError explains why a port could not be opened, with a hint for the
+// Error explains why a port could not be opened, with a hint for the
 // operator.
-type PortError struct {
+type Error struct {
 	Path    string
 	Holders []string // "ModemManager (pid 612)"
 	Err     error
 }
 
-func (e *PortError) Error() string {
+func (e *Error) Error() string {
 	if len(e.Holders) > 0 {
 		return fmt.Sprintf("open %s: %v: held by %s", e.Path, e.Err, strings.Join(e.Holders, ", "))
 	}
 	return fmt.Sprintf("open %s: %v", e.Path, e.Err)
 }
 
-func (e *PortError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 // Hint says how to free the port.
-func (e *PortError) Hint() string {
+func (e *Error) Hint() string {
 	switch {
-	case errors.Is(e.Err, ErrPortBusy):
+	case errors.Is(e.Err, ErrBusy):
 		for _, h := range e.Holders {
 			if strings.HasPrefix(h, "ModemManager") {
 				return "ModemManager is using this port: stop it (systemctl stop ModemManager), or keep it off this port with a udev rule setting ENV{ID_MM_PORT_IGNORE}=\"1\" (see docs/install-pi.md), or use another of the modem's AT ports"
@@ -65,11 +73,11 @@ type Port struct {
 func Open(spec string) (*Port, error) {
 	switch {
 	case spec == "auto":
-		path, err := FindPort(DefaultSysfs)
+		path, err := FindAT(DefaultSysfs)
 		if err != nil {
 			return nil, err
 		}
-		return OpenSerial(path)
+		return OpenDevice(path)
 	case strings.HasPrefix(spec, "tcp:"):
 		addr := strings.TrimPrefix(spec, "tcp:")
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -78,39 +86,39 @@ func Open(spec string) (*Port, error) {
 		}
 		return &Port{ReadWriteCloser: c, Path: spec}, nil
 	case strings.HasPrefix(spec, "/"), strings.HasPrefix(spec, "."):
-		return OpenSerial(spec)
+		return OpenDevice(spec)
 	}
 	return nil, fmt.Errorf("modem spec %q: want a device path, auto, tcp:HOST:PORT or sim:FILE", spec)
 }
 
-// OpenSerial opens a serial device for the engine: 115200 8N1, no read
+// OpenDevice opens a serial device for the engine: 115200 8N1, no read
 // timeout (a read timeout makes Read return (0, nil), which the engine
 // tolerates but need not), and an exclusive lock. go.bug.st/serial's
 // TIOCEXCL does not stop root, so the agent also takes an flock and looks
 // for other processes holding the device, and refuses to share it.
-func OpenSerial(path string) (*Port, error) {
+func OpenDevice(path string) (*Port, error) {
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
-		return nil, &PortError{Path: path, Err: err}
+		return nil, &Error{Path: path, Err: err}
 	}
 	if holders := Holders(real); len(holders) > 0 {
-		return nil, &PortError{Path: path, Holders: holders, Err: ErrPortBusy}
+		return nil, &Error{Path: path, Holders: holders, Err: ErrBusy}
 	}
 	p, err := serial.Open(real, &serial.Mode{BaudRate: 115200, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit})
 	if err != nil {
 		var pe *serial.PortError
 		if errors.As(err, &pe) && pe.Code() == serial.PortBusy {
-			return nil, &PortError{Path: path, Holders: Holders(real), Err: ErrPortBusy}
+			return nil, &Error{Path: path, Holders: Holders(real), Err: ErrBusy}
 		}
 		if _, serr := os.Stat(real); serr != nil {
-			return nil, &PortError{Path: path, Err: serr}
+			return nil, &Error{Path: path, Err: serr}
 		}
 		if f, oerr := os.OpenFile(real, os.O_RDWR, 0); oerr != nil {
-			return nil, &PortError{Path: path, Err: oerr}
+			return nil, &Error{Path: path, Err: oerr}
 		} else {
 			f.Close()
 		}
-		return nil, &PortError{Path: path, Err: err}
+		return nil, &Error{Path: path, Err: err}
 	}
 	// An advisory lock on a separate descriptor keeps a second mtcagent
 	// off the port, root or not.
@@ -119,7 +127,7 @@ func OpenSerial(path string) (*Port, error) {
 		if ferr := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); ferr != nil {
 			lock.Close()
 			p.Close()
-			return nil, &PortError{Path: path, Holders: Holders(real), Err: ErrPortBusy}
+			return nil, &Error{Path: path, Holders: Holders(real), Err: ErrBusy}
 		}
 	}
 	return &Port{ReadWriteCloser: &lockedPort{Port: p, lock: lock}, Path: path}, nil
@@ -167,7 +175,7 @@ func Holders(dev string) []string {
 	return out
 }
 
-// DefaultSysfs is where FindPort looks for tty devices.
+// DefaultSysfs is where FindAT looks for tty devices.
 var DefaultSysfs = "/sys"
 
 // knownPort is a USB modem whose AT port sits on a known interface, or,
@@ -212,9 +220,9 @@ var atPorts = []knownPort{
 	{"1546", "1146", 2, "", "u-blox TOBY-L2"},
 }
 
-// FindPort finds the AT port of a known USB modem under sysfs root and
+// FindAT finds the AT port of a known USB modem under sysfs root and
 // returns its /dev/serial/by-id name when there is one.
-func FindPort(sysfs string) (string, error) {
+func FindAT(sysfs string) (string, error) {
 	ttys, _ := filepath.Glob(filepath.Join(sysfs, "class", "tty", "tty*"))
 	var seen []string
 	for _, kp := range atPorts {

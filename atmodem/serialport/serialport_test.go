@@ -1,4 +1,4 @@
-package atmodem_test
+package serialport_test
 
 import (
 	"errors"
@@ -9,19 +9,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/atmodem/modemsim"
+	"github.com/mtcagent/mtcagent/atmodem/serialport"
 )
 
 func TestSecondOpenRefused(t *testing.T) {
 	_, path := startSim(t, `{}`)
-	p, err := atmodem.OpenSerial(path)
+	p, err := serialport.OpenDevice(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	_, err = atmodem.OpenSerial(path)
-	if !errors.Is(err, atmodem.ErrPortBusy) {
-		t.Fatalf("second open: want ErrPortBusy, got %v", err)
+	_, err = serialport.OpenDevice(path)
+	if !errors.Is(err, serialport.ErrBusy) {
+		t.Fatalf("second open: want ErrBusy, got %v", err)
 	}
 }
 
@@ -41,13 +42,13 @@ func TestHolderNamed(t *testing.T) {
 	f.Close()
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	deadline := time.Now().Add(5 * time.Second)
-	for len(atmodem.Holders(real)) == 0 && time.Now().Before(deadline) {
+	for len(serialport.Holders(real)) == 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	_, err = atmodem.OpenSerial(path)
-	var pe *atmodem.PortError
-	if !errors.As(err, &pe) || !errors.Is(err, atmodem.ErrPortBusy) {
-		t.Fatalf("want PortError busy, got %v", err)
+	_, err = serialport.OpenDevice(path)
+	var pe *serialport.Error
+	if !errors.As(err, &pe) || !errors.Is(err, serialport.ErrBusy) {
+		t.Fatalf("want Error busy, got %v", err)
 	}
 	if !strings.Contains(err.Error(), "sleep (pid ") {
 		t.Fatalf("holder not named: %v", err)
@@ -92,20 +93,20 @@ func TestFindPort(t *testing.T) {
 		"ttyUSB2": {"2c7c", "0125", "2"}, "ttyUSB3": {"2c7c", "0125", "3"},
 		"ttyACM0": {"1234", "5678", "0"},
 	})
-	got, err := atmodem.FindPort(root)
+	got, err := serialport.FindAT(root)
 	if err != nil || got != "/dev/ttyUSB2" {
-		t.Fatalf("FindPort = %q, %v", got, err)
+		t.Fatalf("FindAT = %q, %v", got, err)
 	}
 	// SIMCom SIM7600: interface 2 as well; Sierra: interface 3.
 	root = fakeSysfs(t, map[string][3]string{"ttyUSB4": {"1199", "9071", "3"}, "ttyUSB5": {"1199", "9071", "2"}})
-	if got, err := atmodem.FindPort(root); err != nil || got != "/dev/ttyUSB4" {
+	if got, err := serialport.FindAT(root); err != nil || got != "/dev/ttyUSB4" {
 		t.Fatalf("Sierra: %q, %v", got, err)
 	}
 	root = fakeSysfs(t, map[string][3]string{"ttyUSB0": {"1234", "5678", "0"}})
-	if _, err := atmodem.FindPort(root); err == nil || !strings.Contains(err.Error(), "ttyUSB0=1234:5678/0") {
+	if _, err := serialport.FindAT(root); err == nil || !strings.Contains(err.Error(), "ttyUSB0=1234:5678/0") {
 		t.Fatalf("unknown modem: %v", err)
 	}
-	if _, err := atmodem.FindPort(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no USB serial ports") {
+	if _, err := serialport.FindAT(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no USB serial ports") {
 		t.Fatalf("no ports: %v", err)
 	}
 }
@@ -146,10 +147,27 @@ func TestFindPortFamilies(t *testing.T) {
 		{"u-blox LARA-R2 if 0", map[string][4]string{"ttyACM0": {"1546", "110a", "0", "02/02/01"}, "ttyACM1": {"1546", "110a", "2", "02/02/01"}}, "/dev/ttyACM0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := atmodem.FindPort(fakeSysfsClass(t, tc.ports))
+			got, err := serialport.FindAT(fakeSysfsClass(t, tc.ports))
 			if err != nil || got != tc.want {
-				t.Fatalf("FindPort = %q, %v; want %s", got, err, tc.want)
+				t.Fatalf("FindAT = %q, %v; want %s", got, err, tc.want)
 			}
 		})
 	}
+}
+
+// startSim serves scenario JSON on a real pty and returns the sim and the
+// port path.
+func startSim(t *testing.T, scenario string) (*modemsim.Sim, string) {
+	t.Helper()
+	sc, err := modemsim.Parse([]byte(scenario))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := modemsim.New(sc)
+	p, err := modemsim.ServePTY(s, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return s, p.Path()
 }

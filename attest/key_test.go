@@ -88,4 +88,3 @@ func TestDeviceSecretPermissions(t *testing.T) {
 		t.Fatalf("lax secret accepted: %v", err)
 	}
 }
-

@@ -83,13 +83,10 @@ test-native:
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -tags mtc_omit_coap ./agent ./cmd/mtcagent
 
+# Two targets at a time (QEMU_JOBS): emulated tests mostly wait on
+# real-time timelines, so side by side they take little longer than one.
 test-qemu: deps
-	@set -e; for t in $(QEMU_TARGETS); do \
-		arch=$${t%%:*}; rest=$${t#*:}; envv=$${rest%%:*}; emu=$${rest#*:}; \
-		echo "== go test under $$emu (GOARCH=$$arch $$envv)"; \
-		env CGO_ENABLED=0 GOARCH=$$arch $$envv MTC_TEST_EXEC=$$emu \
-			$(GO) test -short -count=1 -exec $$emu ./... ; \
-	done
+	@GO=$(GO) bash scripts/test-qemu.sh $(QEMU_TARGETS)
 
 fuzz:
 	@bash scripts/fuzz-all.sh $(FUZZTIME)

@@ -85,6 +85,7 @@ func TestFailedSIMReadIsNoChange(t *testing.T) {
 		{"cpin garbled", "simcom", "AT+CPIN?", modemsim.Response{Lines: []string{"+CPIN: RE\x01DY"}, Final: "OK", Times: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each case has its own simulator and pty
 			s, path := startSim(t, `{"dialect": "`+tc.dialect+`"}`)
 			h := runMonitor(t, path)
 			h.settle(t, 1)
@@ -180,6 +181,7 @@ func TestFailedNetworkReadIsNoChange(t *testing.T) {
 		{"cops one-off other plmn", "AT+COPS?", modemsim.Response{Lines: []string{`+COPS: 0,2,"00102",7`}, Final: "OK", Times: 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each case has its own simulator and pty
 			s, path := startSim(t, `{"dialect": "generic"}`)
 			h := runMonitor(t, path)
 			h.settle(t, 1)

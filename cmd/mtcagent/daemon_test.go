@@ -115,6 +115,7 @@ func (d *daemon) stop(t testing.TB) {
 }
 
 func TestMDTAgainstDaemon(t *testing.T) {
+	t.Parallel() // real time, mostly waiting on the scenario's timeline: beside the others
 	state := t.TempDir()
 	sc := writeScenario(t, `{"dialect": "quectel"}`)
 	conf := filepath.Join(t.TempDir(), "a.conf")

@@ -20,6 +20,7 @@ import (
 // in the agent's disclosure audit, and the agent never resends what was
 // confirmed.
 func TestMDTUploadToCollector(t *testing.T) {
+	t.Parallel() // real time, mostly waiting on the scenario's timeline: beside the others
 	e := newE2E(t)
 	addr := e.addr
 	e.stopCollector()
@@ -91,6 +92,7 @@ func readMDTFile(t *testing.T, state, device string) []mdtlog.Record {
 // sends the collector its masked status at each slot start, audited, and
 // events leave only at slot starts too.
 func TestScheduledReportsToCollector(t *testing.T) {
+	t.Parallel() // real time, mostly waiting on the scenario's timeline: beside the others
 	e := newE2E(t)
 	conf, err := os.ReadFile(e.conf)
 	if err != nil {

@@ -174,6 +174,7 @@ func (e *e2e) checkOrder() {
 // SIM swap and a cell change; afterwards every event arrives, in order,
 // without duplicates.
 func TestCollectorDownThenBack(t *testing.T) {
+	t.Parallel() // real time, mostly waiting on the scenario's timeline: beside the others
 	e := newE2E(t)
 	down := 30 * time.Second
 	if testing.Short() || testexec.Emulated() {
@@ -258,6 +259,7 @@ func TestDaemonKilledRepeatedly(t *testing.T) {
 // TestModemFaultsDuringRun: the modem reboots and is unplugged while the
 // daemon runs; it recovers, and a cell change afterwards still arrives.
 func TestModemFaultsDuringRun(t *testing.T) {
+	t.Parallel() // real time, mostly waiting on the scenario's timeline: beside the others
 	e := newE2E(t)
 	u := scaled(time.Second)
 	sc := writeScenario(t, fmt.Sprintf(`{"dialect": "quectel", "timeline": [

@@ -74,6 +74,7 @@ func statusPeakRSS(t testing.TB, scenario string) (map[string]any, int64, string
 }
 
 func TestStatusHostileModem(t *testing.T) {
+	t.Parallel() // real time, mostly waiting on the scenario's timeline: beside the others
 	bound := int64(32 << 20)
 	if raceEnabled {
 		bound *= 4 // the race detector's shadow memory; 32 MiB is checked without -race
@@ -149,6 +150,7 @@ func daemonPeakRSS(t testing.TB, scenario string, d time.Duration) (int64, strin
 // registration query without end, every second, and stays bounded (32 MiB
 // without -race) and responsive.
 func TestDaemonHostileModem(t *testing.T) {
+	t.Parallel() // real time, mostly waiting on the scenario's timeline: beside the others
 	bound := int64(32 << 20)
 	if raceEnabled {
 		bound *= 4

@@ -161,6 +161,7 @@ func TestBadScenarioIsUsageError(t *testing.T) {
 }
 
 func TestWatchSIMSwap(t *testing.T) {
+	t.Parallel() // real time, mostly waiting on the scenario's timeline: beside the others
 	sc := writeScenario(t, `{"dialect": "quectel", "timeline": [
 	  {"at": "300ms", "sim": "remove"},
 	  {"at": "600ms", "sim": {"imsi": "001010000000002", "iccid": "8900100000000000002"}}]}`)

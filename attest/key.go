@@ -4,7 +4,7 @@ import (
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/x509"
+	"bytes"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -13,6 +13,21 @@ import (
 
 // ErrBadKey is wrapped when a key file does not hold what it should.
 var ErrBadKey = errors.New("bad key")
+
+// The DER of Ed25519 keys (RFC 8410, OID 1.3.101.112) is fixed but for the
+// 32 key bytes at its end: a PKCS#8 v1 PrivateKeyInfo holding the seed as
+// an OCTET STRING in an OCTET STRING, and a SubjectPublicKeyInfo holding
+// the public key as a BIT STRING. These are the forms crypto/x509 and
+// OpenSSL write; reading and writing them here keeps crypto/x509 (and with
+// it RSA, ECDSA and every NIST curve) out of the small router build.
+var (
+	pkcs8Ed25519 = []byte{0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20}
+	spkiEd25519  = []byte{0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00}
+)
+
+func marshalPKCS8(k ed25519.PrivateKey) []byte {
+	return append(append([]byte(nil), pkcs8Ed25519...), k.Seed()...)
+}
 
 // LoadOrCreateDeviceKey returns the device's Ed25519 key from
 // <stateDir>/device.key, generating it (0600, directory 0700) on first use.
@@ -24,11 +39,7 @@ func LoadOrCreateDeviceKey(stateDir string) (key crypto.Signer, created bool, er
 		if err != nil {
 			return nil, err
 		}
-		der, err := x509.MarshalPKCS8PrivateKey(priv)
-		if err != nil {
-			return nil, err
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: marshalPKCS8(priv)}), nil
 	})
 	if err != nil {
 		return nil, false, err
@@ -46,15 +57,11 @@ func ParseDeviceKeyPEM(b []byte) (crypto.Signer, error) {
 	if blk == nil || blk.Type != "PRIVATE KEY" {
 		return nil, fmt.Errorf("%w: want a PEM \"PRIVATE KEY\" block", ErrBadKey)
 	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%w: not PKCS#8", ErrBadKey)
+	seed, ok := bytes.CutPrefix(blk.Bytes, pkcs8Ed25519)
+	if !ok || len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("%w: not an Ed25519 PKCS#8 key (RFC 8410)", ErrBadKey)
 	}
-	ek, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%w: not an Ed25519 key", ErrBadKey)
-	}
-	return ek, nil
+	return ed25519.NewKeyFromSeed(seed), nil
 }
 
 // MarshalPublicKeyPEM encodes an Ed25519 public key as a PEM
@@ -63,10 +70,7 @@ func MarshalPublicKeyPEM(pub crypto.PublicKey) ([]byte, error) {
 	if _, ok := pub.(ed25519.PublicKey); !ok {
 		return nil, fmt.Errorf("%w: device keys are Ed25519", ErrBadKey)
 	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return nil, err
-	}
+	der := append(append([]byte(nil), spkiEd25519...), pub.(ed25519.PublicKey)...)
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
 }
 
@@ -77,13 +81,9 @@ func ParsePublicKeyPEM(b []byte) (ed25519.PublicKey, error) {
 	if blk == nil || blk.Type != "PUBLIC KEY" {
 		return nil, fmt.Errorf("%w: want a PEM \"PUBLIC KEY\" block", ErrBadKey)
 	}
-	k, err := x509.ParsePKIXPublicKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%w: not a SubjectPublicKeyInfo", ErrBadKey)
+	k, ok := bytes.CutPrefix(blk.Bytes, spkiEd25519)
+	if !ok || len(k) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("%w: not an Ed25519 SubjectPublicKeyInfo (RFC 8410)", ErrBadKey)
 	}
-	ek, ok := k.(ed25519.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("%w: not an Ed25519 public key", ErrBadKey)
-	}
-	return ek, nil
+	return ed25519.PublicKey(bytes.Clone(k)), nil
 }

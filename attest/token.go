@@ -134,7 +134,7 @@ type Issuer struct {
 // NewIssuer returns an Issuer signing with key (an Ed25519 crypto.Signer:
 // a file key, or one kept in a secure element or TPM).
 func NewIssuer(key crypto.Signer, seq Sequencer, clock Clock, bootCount uint64) (*Issuer, error) {
-	s, err := cose.NewSigner(cose.AlgorithmEdDSA, key)
+	s, err := newEdDSASigner(key)
 	if err != nil {
 		return nil, fmt.Errorf("attest: signer: %w", err)
 	}

@@ -200,7 +200,7 @@ func (v *Verifier) check(token []byte) (*Token, error) {
 	if err != nil || !bytes.Equal(again, token) {
 		return nil, verr(ErrMalformed, "not in canonical encoding")
 	}
-	ver, err := cose.NewVerifier(cose.AlgorithmEdDSA, v.Key)
+	ver, err := newEdDSAVerifier(v.Key)
 	if err != nil {
 		return nil, verr(ErrSignature, "bad verification key")
 	}

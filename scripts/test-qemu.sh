@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite under qemu-user, one run per target CPU, QEMU_JOBS
-# (default 2) targets at a time. Emulated tests spend most of their time
-# waiting on real-time timelines, not on the CPU, so two targets side by
-# side take little longer than one. Each target's output is kept apart and
+# (default 2) targets at a time, each with -parallel 4 (QEMU_TEST_FLAGS).
+# Emulated tests spend most of their time waiting on real-time timelines,
+# not on the CPU, so two targets side by side take little longer than one. Each target's output is kept apart and
 # printed whole when it ends; the script fails if any target failed.
 #
 # usage: test-qemu.sh ARCH:ENV:EMULATOR ...   (ENV is VAR=value or VAR=)
@@ -17,7 +17,7 @@ run() { # arch env emulator log
 	{
 		echo "== go test under $emu (GOARCH=$arch $envv)"
 		env CGO_ENABLED=0 GOARCH="$arch" $envv MTC_TEST_EXEC="$emu" \
-			"$go" test -short -count=1 -exec "$emu" ${PKGS:-./...} 2>&1
+			"$go" test -short -count=1 ${QEMU_TEST_FLAGS--parallel 4} -exec "$emu" ${PKGS:-./...} 2>&1
 	} >"$log"
 }
 

@@ -162,10 +162,14 @@ func TestBadScenarioIsUsageError(t *testing.T) {
 
 func TestWatchSIMSwap(t *testing.T) {
 	t.Parallel() // real time, mostly waiting on the scenario's timeline: beside the others
-	sc := writeScenario(t, `{"dialect": "quectel", "timeline": [
-	  {"at": "300ms", "sim": "remove"},
-	  {"at": "600ms", "sim": {"imsi": "001010000000002", "iccid": "8900100000000000002"}}]}`)
-	code, out, errs := run(t, "watch", "--modem", "sim:"+sc, "--for", scaled(2*time.Second).String(), "--poll", "1s")
+	// The timeline runs from the simulator's start: the swap comes well
+	// after the first full reading, however slow the machine (a loaded
+	// qemu-mipsel took 0.8 s to read the modem once).
+	u := scaled(400 * time.Millisecond)
+	sc := writeScenario(t, fmt.Sprintf(`{"dialect": "quectel", "timeline": [
+	  {"at": "%s", "sim": "remove"},
+	  {"at": "%s", "sim": {"imsi": "001010000000002", "iccid": "8900100000000000002"}}]}`, 3*u, 5*u))
+	code, out, errs := run(t, "watch", "--modem", "sim:"+sc, "--for", (10 * u).String(), "--poll", "1s")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}

@@ -163,6 +163,15 @@ func (q *HistoryQuery) Check() error {
 	return nil
 }
 
+// prepare checks the query and puts its times at the stores' resolution.
+func (q *HistoryQuery) prepare() error {
+	if err := q.Check(); err != nil {
+		return err
+	}
+	q.Since, q.Until = histTime(q.Since), histTime(q.Until)
+	return nil
+}
+
 // The cursor is "h" and the last n in base 36: opaque to readers, and
 // not mistaken for a time or a count.
 func historyCursor(n uint64) string { return "h" + strconv.FormatUint(n, 36) }

@@ -94,7 +94,7 @@ func appendHistoryBolt(tx *bolt.Tx, device string, h *HistoryBatch) error {
 }
 
 func (s *boltStore) History(_ context.Context, device string, q HistoryQuery) (HistoryPage, error) {
-	if err := q.Check(); err != nil {
+	if err := q.prepare(); err != nil {
 		return HistoryPage{}, err
 	}
 	scan := newHistoryScan(&q)

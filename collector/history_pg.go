@@ -65,7 +65,7 @@ func appendHistoryPG(ctx context.Context, tx pgx.Tx, device string, h *HistoryBa
 }
 
 func (s *pgStore) History(ctx context.Context, device string, q HistoryQuery) (HistoryPage, error) {
-	if err := q.Check(); err != nil {
+	if err := q.prepare(); err != nil {
 		return HistoryPage{}, err
 	}
 	fail := func(err error) (HistoryPage, error) {

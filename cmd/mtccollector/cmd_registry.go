@@ -45,7 +45,7 @@ func init() {
 		},
 	})
 	app.Register(&cli.Command{
-		Name: "grant", Args: "--scs NAME --device ID[,ID...] --classes status,events,trigger " + storeArgs,
+		Name: "grant", Args: "--scs NAME --device ID[,ID...] --classes status,events,trigger,history " + storeArgs,
 		Summary: "let an SCS use classes on devices (effective on its next request)", Run: runGrant,
 	})
 	app.Register(&cli.Command{

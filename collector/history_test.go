@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mtcagent/mtcagent/internal/config"
 )
@@ -333,5 +336,44 @@ func TestHistoryConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "c.conf:2") {
 			t.Errorf("%q: %v, want an error at c.conf:2", bad, err)
 		}
+	}
+}
+
+// TestMigrateTolerant: the runner applies every migration a database
+// lacks, also one below a version applied (branches merged in either
+// order), and refuses a database holding a version it does not know.
+func TestMigrateTolerant(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, pgURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	ms, err := Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []int
+	for _, m := range ms {
+		all = append(all, m.Version)
+	}
+	if got, err := Migrate(ctx, pool); err != nil || !slices.Equal(got, all) {
+		t.Fatalf("first migration: %v %v, want %v", got, err, all)
+	}
+	if got, err := Migrate(ctx, pool); err != nil || len(got) != 0 {
+		t.Fatalf("second migration: %v %v, want none", got, err)
+	}
+	// As if 0003 came after a later one was applied.
+	if _, err := pool.Exec(ctx, `DROP TABLE history, history_heads; DELETE FROM schema_version WHERE version = 3`); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Migrate(ctx, pool); err != nil || !slices.Equal(got, []int{3}) {
+		t.Fatalf("missing 3: %v %v, want [3]", got, err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO schema_version (version, name) VALUES (9999, '9999_future')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Migrate(ctx, pool); err == nil || !strings.Contains(err.Error(), "schema version 9999 is newer") {
+		t.Fatalf("future version: %v", err)
 	}
 }

@@ -114,6 +114,9 @@ func (b *HistoryBatch) empty() bool { return b == nil || (len(b.records) == 0 &&
 // alarmRecord is the history record of an alarm.
 func alarmRecord(a Alarm) *HistoryBatch {
 	b := &HistoryBatch{}
+	if a.Device == "" {
+		return b // not a device's: no history to put it in
+	}
 	b.Add(HistoryAlarm, 0, time.Time{}, a.Time, map[string]any{"type": a.Kind, "text": a.Detail})
 	return b
 }
@@ -272,9 +275,4 @@ func (s *Server) pruneHistory(now time.Time) map[string]int {
 		}
 	}
 	return removed
-}
-
-// History reads a page of a device's history from the server's store.
-func (s *Server) History(ctx context.Context, device string, q HistoryQuery) (HistoryPage, error) {
-	return s.st.History(ctx, device, q)
 }

@@ -34,9 +34,25 @@ func appendHistoryPG(ctx context.Context, tx pgx.Tx, device string, h *HistoryBa
 	if err != nil {
 		return err
 	}
-	var lastN int64
-	if err := tx.QueryRow(ctx, `INSERT INTO history_heads AS h
-		(device, last_n, hb_count, hb_first_seq, hb_first_at, hb_last_seq, hb_last_at)
+	// One statement: the head's update numbers the records (last_n -
+	// len + i for the i-th) and the rows go in with it.
+	kinds := make([]string, len(h.records))
+	seqs := make([]int64, len(h.records))
+	signed := make([]*time.Time, len(h.records))
+	ats := make([]time.Time, len(h.records))
+	details := make([]string, len(h.records))
+	for i, r := range h.records {
+		if seqs[i], err = fitInt64("seq", r.Seq); err != nil {
+			return err
+		}
+		kinds[i], ats[i], details[i] = r.Kind, r.At, string(r.Detail)
+		if !r.SignedAt.IsZero() {
+			signed[i] = &h.records[i].SignedAt
+		}
+	}
+	if _, err := tx.Exec(ctx, `WITH head AS (
+		INSERT INTO history_heads AS h
+			(device, last_n, hb_count, hb_first_seq, hb_first_at, hb_last_seq, hb_last_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (device) DO UPDATE SET
 			last_n       = h.last_n + EXCLUDED.last_n,
@@ -45,21 +61,14 @@ func appendHistoryPG(ctx context.Context, tx pgx.Tx, device string, h *HistoryBa
 			hb_first_at  = CASE WHEN h.hb_count = 0 THEN EXCLUDED.hb_first_at ELSE h.hb_first_at END,
 			hb_last_seq  = CASE WHEN EXCLUDED.hb_count > 0 THEN EXCLUDED.hb_last_seq ELSE h.hb_last_seq END,
 			hb_last_at   = CASE WHEN EXCLUDED.hb_count > 0 THEN EXCLUDED.hb_last_at ELSE h.hb_last_at END
-		RETURNING last_n`,
-		device, len(h.records), int64(b.Count), first, opt(b.FirstAt), last, opt(b.LastAt)).Scan(&lastN); err != nil {
-		return fmt.Errorf("history head: %w", err)
-	}
-	n := lastN - int64(len(h.records))
-	for _, r := range h.records {
-		n++
-		seq, err := fitInt64("seq", r.Seq)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO history (device, n, kind, seq, signed_at, at, detail)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, device, n, r.Kind, seq, opt(r.SignedAt), r.At, string(r.Detail)); err != nil {
-			return fmt.Errorf("history record: %w", err)
-		}
+		RETURNING last_n)
+	INSERT INTO history (device, n, kind, seq, signed_at, at, detail)
+	SELECT $1, head.last_n - $2 + r.i, r.kind, r.seq, r.signed_at, r.at, r.detail::jsonb
+	FROM head, unnest($8::text[], $9::bigint[], $10::timestamptz[], $11::timestamptz[], $12::text[])
+		WITH ORDINALITY AS r(kind, seq, signed_at, at, detail, i)`,
+		device, int64(len(h.records)), int64(b.Count), first, opt(b.FirstAt), last, opt(b.LastAt),
+		kinds, seqs, signed, ats, details); err != nil {
+		return fmt.Errorf("history: %w", err)
 	}
 	return nil
 }

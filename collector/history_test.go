@@ -377,3 +377,39 @@ func TestMigrateTolerant(t *testing.T) {
 		t.Fatalf("future version: %v", err)
 	}
 }
+
+// TestHistoryPrunedByServe: a running server prunes by itself, from its
+// first pass: what is older than its kind's retention goes, the rest
+// stays.
+func TestHistoryPrunedByServe(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		testBackends.Store(t, b)
+		t.Cleanup(func() { testBackends.Delete(t) })
+		dir := t.TempDir()
+		st := testStore(t, dir)
+		now := time.Now()
+		if err := st.RecordDevice(context.Background(), "dev1", func(_ *DeviceState, h *HistoryBatch) error {
+			h.Add(HistoryEvent, 1, time.Time{}, now.Add(-2*time.Hour), nil)
+			h.Add(HistoryEvent, 2, time.Time{}, now.Add(-time.Minute), nil)
+			h.Add(HistoryAlarm, 0, time.Time{}, now.Add(-2*time.Hour), nil)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		cfg := parseTestConfig(t, "[collector]\nhistory_keep = 1h\nhistory_keep_alarm = forever\n")
+		log := &syncBuf{}
+		s, err := New(cfg, Options{StateDir: dir, Store: st, Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { s.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		waitFor(t, 15*time.Second, "the first pruning pass", func() bool { return strings.Contains(log.String(), "history: removed 1 event record(s)") })
+		p, err := st.History(context.Background(), "dev1", HistoryQuery{})
+		if err != nil || len(p.Records) != 2 || p.Records[0].Kind != HistoryEvent || p.Records[0].Seq != 2 || p.Records[1].Kind != HistoryAlarm {
+			t.Fatalf("left: %+v %v", p.Records, err)
+		}
+	})
+}

@@ -32,7 +32,7 @@ func (s *Server) ServeAdmin(path string) error {
 		return fmt.Errorf("collector: admin socket: %w", err)
 	}
 	rs := rpc.NewServer()
-	if err := rs.RegisterName("Admin", &adminRPC{r: s.st}); err != nil {
+	if err := rs.RegisterName("Admin", &adminRPC{r: s.st, h: s.st}); err != nil {
 		l.Close()
 		return err
 	}
@@ -92,6 +92,7 @@ type AdminArgs struct {
 	Classes []string
 	Class   string
 	Scs     string
+	History *HistoryQuery
 }
 
 // AdminReply is its answer; Err keeps the error's kind across the socket.
@@ -101,6 +102,7 @@ type AdminReply struct {
 	Grants  []Grant
 	N       int
 	OK      bool
+	Page    *HistoryPage
 	Err     *AdminError
 }
 
@@ -134,7 +136,16 @@ func (e *AdminError) err() error {
 	return errors.New(e.Msg)
 }
 
-type adminRPC struct{ r Registry }
+type adminRPC struct {
+	r Registry
+	h HistoryReader
+}
+
+// HistoryReader reads a device's history: a Store, or a running serve
+// through its admin socket (AdminClient).
+type HistoryReader interface {
+	History(ctx context.Context, device string, q HistoryQuery) (HistoryPage, error)
+}
 
 // Do runs one operation.
 func (a *adminRPC) Do(in *AdminArgs, out *AdminReply) error {
@@ -186,6 +197,15 @@ func (a *adminRPC) Do(in *AdminArgs, out *AdminReply) error {
 		out.OK, err = a.r.Granted(ctx, in.Scs, in.Key, in.Class)
 	case "Grants":
 		out.Grants, err = a.r.Grants(ctx, in.Scs)
+	case "History":
+		if in.History == nil {
+			err = errors.New("history: no query")
+			break
+		}
+		var p HistoryPage
+		if p, err = a.h.History(ctx, in.Key, *in.History); err == nil {
+			out.Page = &p
+		}
 	default:
 		err = fmt.Errorf("unknown operation %q", in.Op)
 	}
@@ -329,4 +349,20 @@ func (a *AdminClient) Grants(ctx context.Context, scs string) ([]Grant, error) {
 	return out.Grants, nil
 }
 
-var _ Registry = (*AdminClient)(nil)
+// History reads a page of a device's history from the running serve.
+func (a *AdminClient) History(ctx context.Context, device string, q HistoryQuery) (HistoryPage, error) {
+	out, err := a.do(ctx, &AdminArgs{Op: "History", Key: device, History: &q})
+	if err != nil {
+		return HistoryPage{}, err
+	}
+	if out.Page == nil {
+		return HistoryPage{}, errors.New("collector: admin socket: no history page in the answer")
+	}
+	return *out.Page, nil
+}
+
+var (
+	_ Registry      = (*AdminClient)(nil)
+	_ HistoryReader = (*AdminClient)(nil)
+	_ HistoryReader = Store(nil)
+)

@@ -21,7 +21,16 @@ const (
 	ClassStatus  = "status"
 	ClassEvents  = "events"
 	ClassTrigger = "trigger"
+	// ClassHistory reads a device's stored history (GET
+	// /devices/ID/history): its events, binding verifications, alarms and
+	// gaps. A class of its own, as it tells more than events (which is
+	// the last event and its notifications).
+	ClassHistory = "history"
 )
+
+// DefaultHistoryKeep is how long the collector keeps a history record,
+// unless history_keep (or history_keep_KIND) says otherwise.
+const DefaultHistoryKeep = 30 * 24 * time.Hour
 
 // DefaultMDTKeep is how long the collector keeps the measurement records it
 // pulled, unless mdt_keep says otherwise.
@@ -62,8 +71,11 @@ type Config struct {
 	MaxAge  time.Duration // oldest token accepted (outbox delivery after an outage)
 	MDTPull time.Duration // pull devices' measurement logs this often; 0: never
 	MDTKeep time.Duration // drop pulled measurement records older than this; 0: keep them all
-	Devices map[string]*Device
-	SCS     map[string]*SCS
+	// HistoryKeep is how long history records of each kind (HistoryKinds)
+	// are kept, by the time received; 0 (or absent): forever.
+	HistoryKeep map[string]time.Duration
+	Devices     map[string]*Device
+	SCS         map[string]*SCS
 }
 
 // Device is one [device "ID"] section.
@@ -114,6 +126,7 @@ func ParseConfig(f *config.File) (*Config, error) {
 		MaxAge:           30 * 24 * time.Hour,
 		MDTPull:          time.Hour,
 		MDTKeep:          DefaultMDTKeep,
+		HistoryKeep:      map[string]time.Duration{},
 		Devices:          map[string]*Device{},
 		SCS:              map[string]*SCS{},
 	}
@@ -125,7 +138,11 @@ func ParseConfig(f *config.File) (*Config, error) {
 		}
 	}
 	if s := f.Section("collector"); s != nil {
-		if err := s.Unknown("heartbeat_timeout", "session_idle", "max_age", "mdt_pull", "mdt_keep", "nat_window", "queue_per_device", "queue_total"); err != nil {
+		keys := []string{"heartbeat_timeout", "session_idle", "max_age", "mdt_pull", "mdt_keep", "nat_window", "queue_per_device", "queue_total", "history_keep"}
+		for _, k := range HistoryKinds {
+			keys = append(keys, "history_keep_"+k)
+		}
+		if err := s.Unknown(keys...); err != nil {
 			return nil, err
 		}
 		for key, dst := range map[string]*time.Duration{"heartbeat_timeout": &c.HeartbeatTimeout, "session_idle": &c.SessionIdle, "max_age": &c.MaxAge, "nat_window": &c.NATWindow} {
@@ -152,6 +169,9 @@ func ParseConfig(f *config.File) (*Config, error) {
 		} else if err := duration(s, "mdt_keep", &c.MDTKeep); err != nil {
 			return nil, err
 		}
+	}
+	if err := historyKeep(f.Section("collector"), c.HistoryKeep); err != nil {
+		return nil, err
 	}
 	pskIDs := map[string]string{}
 	for _, s := range f.All("device") {
@@ -236,10 +256,8 @@ func ParseConfig(f *config.File) (*Config, error) {
 		}
 		if e, ok := s.Get("classes"); ok {
 			for _, cl := range strings.Fields(e.Value) {
-				switch cl {
-				case ClassStatus, ClassEvents, ClassTrigger:
-				default:
-					return nil, s.Errorf(e.Line, "classes: unknown class %q (want status, events, trigger)", cl)
+				if err := CheckClasses([]string{cl}); err != nil {
+					return nil, s.Errorf(e.Line, "classes: %v", err)
 				}
 				x.Classes = append(x.Classes, cl)
 			}
@@ -250,6 +268,41 @@ func ParseConfig(f *config.File) (*Config, error) {
 		c.SessionIdle = DefaultSessionIdle(c)
 	}
 	return c, nil
+}
+
+// historyKeep fills keep (by kind) from history_keep and its per-kind
+// overrides history_keep_KIND in sec (nil: defaults only): a duration, or
+// forever (kept as 0).
+func historyKeep(sec *config.Section, keep map[string]time.Duration) error {
+	all := DefaultHistoryKeep
+	get := func(key string, dst *time.Duration) error {
+		if sec == nil {
+			return nil
+		}
+		if e, ok := sec.Get(key); ok && e.Value == "forever" {
+			*dst = 0
+			return nil
+		}
+		if e, ok := sec.Get(key); ok {
+			d, err := config.ParseDuration(e.Value)
+			if err != nil || d <= 0 {
+				return sec.Errorf(e.Line, "%s: want a positive duration like 720h or 90d, or forever (not %q)", key, e.Value)
+			}
+			*dst = d
+		}
+		return nil
+	}
+	if err := get("history_keep", &all); err != nil {
+		return err
+	}
+	for _, k := range HistoryKinds {
+		d := all
+		if err := get("history_keep_"+k, &d); err != nil {
+			return err
+		}
+		keep[k] = d
+	}
+	return nil
 }
 
 // DefaultSessionIdle is session_idle when the file does not set it: 3

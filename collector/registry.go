@@ -86,7 +86,7 @@ func (e *NotFoundError) Error() string { return fmt.Sprintf("%s %q not registere
 func (e *NotFoundError) Unwrap() error { return ErrNotFound }
 
 // Classes lists the classes an SCS may be granted.
-var Classes = []string{ClassStatus, ClassEvents, ClassTrigger}
+var Classes = []string{ClassStatus, ClassEvents, ClassTrigger, ClassHistory}
 
 // CheckClasses refuses a class that is not one of Classes.
 func CheckClasses(cs []string) error {

@@ -77,7 +77,7 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 		id, class = parts[1], parts[2]
 	}
 	rec.Device, rec.Class = id, class
-	wantMethod := map[string]string{ClassStatus: "GET", ClassEvents: "GET", ClassTrigger: "POST"}[class]
+	wantMethod := map[string]string{ClassStatus: "GET", ClassEvents: "GET", ClassTrigger: "POST", ClassHistory: "GET"}[class]
 	switch {
 	case id == "" || wantMethod == "":
 		rec.Decision = "denied (no such resource)"
@@ -114,6 +114,11 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 		code, body, maxAge = s.scsTrigger(ctx, x, id, payload, cf == message.AppJSON, wantJSON)
 		queued = code == codes.Created
 		if code != codes.Changed && !queued {
+			rec.Decision = "granted (refused: " + string(body) + ")"
+		}
+	case ClassHistory:
+		code, body = s.scsHistory(ctx, id, r, wantJSON)
+		if code != codes.Content {
 			rec.Decision = "granted (refused: " + string(body) + ")"
 		}
 	}

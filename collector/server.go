@@ -300,6 +300,8 @@ func (s *Server) Run(ctx context.Context) error {
 	defer t.Stop()
 	tidied := s.now()                 // New did the first
 	tidying := make(chan struct{}, 1) // full while a tidying runs
+	var pruned time.Time              // history retention: the first pass at once
+	pruning := make(chan struct{}, 1) // full while a pruning pass runs
 	for {
 		select {
 		case <-ctx.Done():
@@ -317,6 +319,16 @@ func (s *Server) Run(ctx context.Context) error {
 						<-tidying
 					}
 				default: // the last one is still at work
+				}
+			}
+			if now := s.now(); now.Sub(pruned) >= historyPruneEvery || now.Before(pruned) {
+				select {
+				case pruning <- struct{}{}:
+					pruned = now
+					if !s.background(func() { s.pruneHistory(now); <-pruning }) {
+						<-pruning
+					}
+				default:
 				}
 			}
 		}
@@ -448,12 +460,13 @@ func (s *Server) challenge(ctx context.Context, d *Device, cc *udpClient.Conn) {
 		return
 	}
 	changed := false
-	if err := s.update(d.ID, func(ds *DeviceState) error {
+	if err := s.record(d.ID, func(ds *DeviceState, h *HistoryBatch) error {
 		if res.Token.Seq > ds.LastSeq {
 			ds.Consumed = append(ds.Consumed, res.Token.Seq)
 		}
 		ds.LastSeen = s.now()
 		changed = checkBinding(d, ds, res.Token)
+		h.Add(HistoryBinding, res.Token.Seq, res.Token.IssuedAt, ds.LastSeen, bindingDetail(res.Token, changed, "nonce"))
 		return nil
 	}); err != nil {
 		return
@@ -483,6 +496,20 @@ func checkBinding(d *Device, ds *DeviceState, t *attest.Token) bool {
 	return changed
 }
 
+// bindingDetail is a binding verification's history detail: the result
+// and how the token came, never the pseudonyms.
+func bindingDetail(t *attest.Token, changed bool, by string) map[string]any {
+	result := "ok"
+	if changed {
+		result = "changed"
+	}
+	m := map[string]any{"result": result, "by": by, "clock_synced": t.ClockSynced}
+	if t.BootCount > 0 {
+		m["boot_count"] = t.BootCount
+	}
+	return m
+}
+
 func (s *Server) bindingChanged(id string) {
 	s.alarm(id, "binding-changed", "the attested SIM is not the expected one (UICC–device association changed)")
 }
@@ -494,12 +521,18 @@ const storeTimeout = 10 * time.Second
 // Store.UpdateDevice), timing it; a store failure is logged and returned,
 // an error of fn only returned.
 func (s *Server) update(id string, fn func(*DeviceState) error) error {
+	return s.record(id, func(ds *DeviceState, _ *HistoryBatch) error { return fn(ds) })
+}
+
+// record is update whose fn also adds to the device's history, in the
+// same transaction (Store.RecordDevice).
+func (s *Server) record(id string, fn func(*DeviceState, *HistoryBatch) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	var fnErr error
 	start := time.Now()
-	err := s.st.UpdateDevice(ctx, id, func(ds *DeviceState) error {
-		fnErr = fn(ds)
+	err := s.st.RecordDevice(ctx, id, func(ds *DeviceState, h *HistoryBatch) error {
+		fnErr = fn(ds, h)
 		return fnErr
 	})
 	s.metrics.saved(time.Since(start))
@@ -622,7 +655,7 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 		sum                 *EventSummary
 	)
 	errRefused := errors.New("token refused")
-	err := s.update(d.ID, func(ds *DeviceState) error {
+	err := s.record(d.ID, func(ds *DeviceState, h *HistoryBatch) error {
 		v := attest.Verifier{Key: d.PublicKey, LastSeq: ds.LastSeq, Kind: kind, MaxAge: s.cfg.MaxAge, Now: s.now,
 			SkipFreshness: ds.LastSeq == 0}
 		res, err := v.Verify(tok)
@@ -656,6 +689,10 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 		if t.BootCount > 0 {
 			ds.BootCount = t.BootCount
 		}
+		quietSince := ds.LastHeartbeat // what the overdue check measured from
+		if quietSince.IsZero() {
+			quietSince = ds.LastSeen
+		}
 		ds.LastSeen = now
 		ds.Accepted++
 		if kind == attest.KindHeartbeat {
@@ -669,6 +706,26 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 		}
 		if kind == attest.KindBinding {
 			changed = checkBinding(d, ds, t)
+		}
+		// The history, in this transaction: acknowledged means recorded.
+		if missing > 0 {
+			h.Add(HistoryGap, 0, time.Time{}, now, map[string]any{"type": "seq", "after_seq": last, "before_seq": t.Seq,
+				"missing": missing, "restart": t.BootCount > boot && missing < attest.DefaultSeqBlock})
+		}
+		if wasOverdue {
+			h.Add(HistoryGap, 0, time.Time{}, now, map[string]any{"type": "overdue", "from": quietSince.Unix(), "until": now.Unix()})
+		}
+		switch kind {
+		case attest.KindEvent:
+			detail := map[string]any{"event": t.Event, "clock_synced": t.ClockSynced}
+			if t.BootCount > 0 {
+				detail["boot_count"] = t.BootCount
+			}
+			h.Add(HistoryEvent, t.Seq, t.IssuedAt, now, detail)
+		case attest.KindHeartbeat:
+			h.Heartbeat(t.Seq, now)
+		case attest.KindBinding:
+			h.Add(HistoryBinding, t.Seq, t.IssuedAt, now, bindingDetail(t, changed, "post"))
 		}
 		return nil
 	})

@@ -3,6 +3,7 @@ package collector
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,6 +137,18 @@ func TestHeartbeatOverdue(t *testing.T) {
 		if b, _ := os.ReadFile(filepath.Join(dir, AlarmLog)); !strings.Contains(string(b), `"kind":"heartbeat-overdue"`) {
 			t.Errorf("alarms.log: %s", b)
 		}
+	}
+	// In the history: the alarm, then the overdue period as a gap, from
+	// the first heartbeat to the second; both heartbeats in the summary.
+	p, err := s.st.History(context.Background(), "dev1", HistoryQuery{Kinds: []string{HistoryAlarm, HistoryGap}})
+	if err != nil || len(p.Records) != 2 || p.Records[0].Kind != HistoryAlarm || p.Records[1].Kind != HistoryGap ||
+		!strings.Contains(string(p.Records[0].Detail), `"type":"heartbeat-overdue"`) || !strings.Contains(string(p.Records[1].Detail), `"type":"overdue"`) ||
+		p.Heartbeats.Count != 2 {
+		t.Fatalf("history: %+v %v", p, err)
+	}
+	var gap struct{ From, Until int64 }
+	if json.Unmarshal(p.Records[1].Detail, &gap) != nil || gap.From != p.Heartbeats.FirstAt.Unix() || gap.Until != p.Heartbeats.LastAt.Unix() {
+		t.Errorf("overdue gap %s, heartbeats %+v", p.Records[1].Detail, p.Heartbeats)
 	}
 }
 

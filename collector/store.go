@@ -31,6 +31,17 @@ type Store interface {
 	// If fn returns an error nothing is stored and UpdateDevice returns
 	// that error. fn runs once; it must not call the Store.
 	UpdateDevice(ctx context.Context, id string, fn func(*DeviceState) error) error
+	// RecordDevice is UpdateDevice whose fn may also add to the device's
+	// history: what fn left in the batch is stored in the same
+	// transaction as the state, so a message acknowledged is in the
+	// history and one refused (fn's error) is not.
+	RecordDevice(ctx context.Context, id string, fn func(*DeviceState, *HistoryBatch) error) error
+	// History returns a page of a device's history, oldest first, with
+	// its heartbeat summary. A device never heard of has an empty one.
+	History(ctx context.Context, device string, q HistoryQuery) (HistoryPage, error)
+	// PruneHistory removes at most max records of kind received before
+	// before, oldest first, in one transaction, and returns how many.
+	PruneHistory(ctx context.Context, kind string, before time.Time, max int) (int, error)
 	// Watched returns the registered devices heard from (LastSeen set)
 	// and not flagged overdue: the candidates of the heartbeat-overdue
 	// check.
@@ -38,7 +49,9 @@ type Store interface {
 	// CountOverdue returns the number of devices flagged overdue.
 	CountOverdue(ctx context.Context) (int, error)
 	// AppendAlarm and AppendAudit add one record to the alarm log and the
-	// SCS audit log; they are durable when the call returns.
+	// SCS audit log; they are durable when the call returns. An alarm is
+	// also a record of its device's history (on PostgreSQL in the same
+	// transaction).
 	AppendAlarm(ctx context.Context, a Alarm) error
 	AppendAudit(ctx context.Context, r AuditRecord) error
 	// Alarms returns a device's alarms ("" for every device), and Audit

@@ -53,7 +53,7 @@ func OpenBolt(path string) (Store, error) {
 		return nil, fmt.Errorf("collector: open store %s: %w", path, err)
 	}
 	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range append([][]byte{bucketDevices}, registryBuckets...) {
+		for _, b := range append([][]byte{bucketDevices, bucketHistory, bucketHistoryExpiry}, registryBuckets...) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -87,21 +87,29 @@ func (s *boltStore) Device(_ context.Context, id string) (DeviceState, error) {
 	return ds, err
 }
 
-func (s *boltStore) UpdateDevice(_ context.Context, id string, fn func(*DeviceState) error) error {
+func (s *boltStore) UpdateDevice(ctx context.Context, id string, fn func(*DeviceState) error) error {
+	return s.RecordDevice(ctx, id, func(ds *DeviceState, _ *HistoryBatch) error { return fn(ds) })
+}
+
+func (s *boltStore) RecordDevice(_ context.Context, id string, fn func(*DeviceState, *HistoryBatch) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDevices)
 		ds, err := getDevice(b, id)
 		if err != nil {
 			return err
 		}
-		if err := fn(&ds); err != nil {
+		var h HistoryBatch
+		if err := fn(&ds, &h); err != nil {
 			return err
 		}
 		v, err := json.Marshal(&ds)
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte(id), v)
+		if err := b.Put([]byte(id), v); err != nil {
+			return err
+		}
+		return appendHistoryBolt(tx, id, &h)
 	})
 }
 
@@ -165,7 +173,14 @@ func (s *boltStore) appendLine(name string, v any) error {
 	return fsutil.AppendLine(filepath.Join(s.dir, name), b, 0o600)
 }
 
-func (s *boltStore) AppendAlarm(_ context.Context, a Alarm) error { return s.appendLine(AlarmLog, a) }
+func (s *boltStore) AppendAlarm(_ context.Context, a Alarm) error {
+	// The history record first: an alarm in the log is then in the
+	// history too, unless the store failed (and this says so).
+	if err := s.db.Update(func(tx *bolt.Tx) error { return appendHistoryBolt(tx, a.Device, alarmRecord(a)) }); err != nil {
+		return fmt.Errorf("collector: store: history of an alarm: %w", err)
+	}
+	return s.appendLine(AlarmLog, a)
+}
 
 func (s *boltStore) AppendAudit(_ context.Context, r AuditRecord) error {
 	return s.appendLine(AuditLog, r)

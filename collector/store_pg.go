@@ -111,9 +111,9 @@ func Migrations() ([]Migration, error) {
 		out = append(out, Migration{Version: v, Name: strings.TrimSuffix(base, ".sql"), SQL: string(b)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
-	for i, m := range out {
-		if m.Version != i+1 {
-			return nil, fmt.Errorf("collector: migrations: version %d where %d belongs", m.Version, i+1)
+	for i := 1; i < len(out); i++ {
+		if out[i].Version == out[i-1].Version {
+			return nil, fmt.Errorf("collector: migrations: version %d given twice (%s, %s)", out[i].Version, out[i-1].Name, out[i].Name)
 		}
 	}
 	return out, nil
@@ -122,8 +122,10 @@ func Migrations() ([]Migration, error) {
 // Migrate brings the database's schema to the newest version in one
 // transaction (under an advisory lock, so instances starting together
 // take turns) and returns the versions it applied. The schema_version
-// table records each with its time. A database newer than this collector
-// is refused.
+// table records each with its time. Every migration the table lacks is
+// applied, in order, so versions need not be contiguous (branches that
+// each added one merge in any order). A database holding a version this
+// collector does not know is refused: it is newer.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 	ms, err := Migrations()
 	if err != nil {
@@ -144,15 +146,34 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		return fail(err)
 	}
-	var have int
-	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&have); err != nil {
+	rows, err := tx.Query(ctx, `SELECT version FROM schema_version`)
+	if err != nil {
 		return fail(err)
 	}
-	if have > len(ms) {
-		return fail(fmt.Errorf("schema version %d is newer than this collector's %d: upgrade the collector", have, len(ms)))
+	have, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return fail(err)
+	}
+	known := map[int]bool{}
+	for _, m := range ms {
+		known[m.Version] = true
+	}
+	done := map[int]bool{}
+	for _, v := range have {
+		if !known[int(v)] {
+			newest := 0
+			if len(ms) > 0 {
+				newest = ms[len(ms)-1].Version
+			}
+			return fail(fmt.Errorf("schema version %d is newer than this collector's %d: upgrade the collector", v, newest))
+		}
+		done[int(v)] = true
 	}
 	var applied []int
-	for _, m := range ms[have:] {
+	for _, m := range ms {
+		if done[m.Version] {
+			continue
+		}
 		if _, err := tx.Exec(ctx, m.SQL); err != nil {
 			return fail(fmt.Errorf("%s: %w", m.Name, err))
 		}
@@ -301,6 +322,10 @@ func (s *pgStore) Device(ctx context.Context, id string) (DeviceState, error) {
 }
 
 func (s *pgStore) UpdateDevice(ctx context.Context, id string, fn func(*DeviceState) error) error {
+	return s.RecordDevice(ctx, id, func(ds *DeviceState, _ *HistoryBatch) error { return fn(ds) })
+}
+
+func (s *pgStore) RecordDevice(ctx context.Context, id string, fn func(*DeviceState, *HistoryBatch) error) error {
 	fail := func(err error) error { return fmt.Errorf("collector: store: update device %s: %w", id, err) }
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
@@ -321,7 +346,8 @@ func (s *pgStore) UpdateDevice(ctx context.Context, id string, fn func(*DeviceSt
 		return fail(err)
 	}
 	before := ds.clone()
-	if err := fn(&ds); err != nil {
+	var h HistoryBatch
+	if err := fn(&ds, &h); err != nil {
 		return err
 	}
 	if !reflect.DeepEqual(before, ds.clone()) {
@@ -336,6 +362,9 @@ func (s *pgStore) UpdateDevice(ctx context.Context, id string, fn func(*DeviceSt
 			WHERE id = $1`, args...); err != nil {
 			return fail(err)
 		}
+	}
+	if err := appendHistoryPG(ctx, tx, id, &h); err != nil {
+		return fail(err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fail(err)
@@ -379,9 +408,21 @@ func (s *pgStore) CountOverdue(ctx context.Context) (int, error) {
 }
 
 func (s *pgStore) AppendAlarm(ctx context.Context, a Alarm) error {
-	if _, err := s.pool.Exec(ctx, `INSERT INTO alarms (at, device, kind, detail) VALUES ($1, $2, $3, $4)`,
+	fail := func(err error) error { return fmt.Errorf("collector: store: append alarm: %w", err) }
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `INSERT INTO alarms (at, device, kind, detail) VALUES ($1, $2, $3, $4)`,
 		a.Time, a.Device, a.Kind, a.Detail); err != nil {
-		return fmt.Errorf("collector: store: append alarm: %w", err)
+		return fail(err)
+	}
+	if err := appendHistoryPG(ctx, tx, a.Device, alarmRecord(a)); err != nil {
+		return fail(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fail(err)
 	}
 	return nil
 }

@@ -45,7 +45,7 @@ func init() {
 		},
 	})
 	app.Register(&cli.Command{
-		Name: "grant", Args: "--scs NAME --device ID[,ID...] --classes status,events,trigger " + storeArgs,
+		Name: "grant", Args: "--scs NAME --device ID[,ID...] --classes status,events,trigger,history " + storeArgs,
 		Summary: "let an SCS use classes on devices (effective on its next request)", Run: runGrant,
 	})
 	app.Register(&cli.Command{
@@ -70,6 +70,21 @@ func addStoreFlags(fs *flag.FlagSet) storeFlags {
 // open returns the registry: PostgreSQL directly; else the running
 // serve's admin socket in --state; else the embedded store's file.
 func (f storeFlags) open() (collector.Registry, func(), error) {
+	st, done, err := f.openStore()
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, done, nil
+}
+
+// adminStore is what the commands use of a store, directly or through a
+// running serve's admin socket.
+type adminStore interface {
+	collector.Registry
+	collector.HistoryReader
+}
+
+func (f storeFlags) openStore() (adminStore, func(), error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if collector.IsPostgresURL(*f.store) {

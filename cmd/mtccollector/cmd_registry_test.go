@@ -107,7 +107,7 @@ func TestProvisionCommands(t *testing.T) {
 			if _, errs := cmd(2, "grant", "--scs", "app", "--device", "nosuch", "--classes", "status"); !strings.Contains(errs, `device "nosuch" not registered`) {
 				t.Fatalf("grant on an unknown device:\n%s", errs)
 			}
-			if _, errs := cmd(2, "grant", "--scs", "app", "--device", "d2", "--classes", "history"); !strings.Contains(errs, `unknown class "history"`) {
+			if _, errs := cmd(2, "grant", "--scs", "app", "--device", "d2", "--classes", "location"); !strings.Contains(errs, `unknown class "location"`) {
 				t.Fatalf("unknown class:\n%s", errs)
 			}
 			key, _ := hex.DecodeString(scsPSK)

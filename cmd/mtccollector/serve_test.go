@@ -203,7 +203,7 @@ public_key = d2.pem
 psk_identity = alpha
 psk = %x
 devices = d1
-classes = status events trigger
+classes = status events trigger history
 
 [scs "beta"]
 psk_identity = beta
@@ -272,6 +272,22 @@ classes = status
 		// Not granted the class: same answer again.
 		if got := coapClient(t, "beta", tBeta, "get", base+"/devices/d2/events", "-A", "50"); got != unknown {
 			t.Fatalf("class not granted: %q", got)
+		}
+		// The device's history, one page, as JSON: the event is in it.
+		hist := coapClient(t, "alpha", tAlpha, "get", base+"/devices/d1/history?kind=event&limit=5", "-A", "50")
+		var h struct {
+			Device  string
+			Records []struct {
+				Kind   string
+				Seq    uint64
+				Detail map[string]any
+			}
+		}
+		if err := json.Unmarshal([]byte(hist), &h); err != nil || h.Device != "d1" || len(h.Records) != 1 || h.Records[0].Detail["event"] != attest.SIMChanged.String() {
+			t.Fatalf("history: %q (%v)", hist, err)
+		}
+		if got := coapClient(t, "beta", tBeta, "get", base+"/devices/d1/history", "-A", "50"); got != unknown {
+			t.Fatalf("history not granted: %q", got)
 		}
 		// Observe the device's events: a notification arrives (one block).
 		secs := "3"
@@ -351,5 +367,11 @@ classes = status
 	alarms, _ := os.ReadFile(filepath.Join(state, collector.AlarmLog))
 	if !strings.Contains(string(alarms), `"kind":"binding-changed"`) {
 		t.Fatalf("alarm log: %s", alarms)
+	}
+	// The history survived the restart too, the alarm in it.
+	st.Close()
+	code2, out, errs := run(t, "history", "d1", "--state", state, "--kind", "alarm")
+	if code2 != 0 || !strings.Contains(out, `"type":"binding-changed"`) {
+		t.Fatalf("history after restart: exit %d\n%s%s", code2, out, errs)
 	}
 }

@@ -380,7 +380,7 @@ func (m *Monitor) changes(old, nw *Status, source string, last SIMInfo) []Event 
 		}
 		evs = append(evs, diffReg(d, old.Registration[d], nw.Registration[d], oldPLMN, newPLMN, source, now)...)
 	}
-	return evs
+	return coalesceCells(evs)
 }
 
 // readSIM reads the SIM after a SIM URC: the URC and the read together

@@ -89,7 +89,7 @@ type cellStorm struct {
 	lastAt  time.Time // monotonic: when it was
 	curKey  string    // the cell now
 	curAt   time.Time // monotonic: when the cell became curKey
-	curDoms []string // the domains that reported curKey since curAt
+	curDoms []string  // the domains that reported curKey since curAt
 	timer   *time.Timer
 }
 

@@ -59,7 +59,9 @@ func (m *wireMeter) wire() int64 { return m.bytes.Load() + ipUDPHeader*m.pkts.Lo
 // wire over loopback DTLS (PSK, AES-128-CCM-8, with Connection IDs), by
 // the uplink's own byte counters plus the IP and UDP headers of each
 // datagram: a session start, a heartbeat, a cell change, an outage, an
-// SCS status read and a keepalive ping. From them it reports bytes per
+// SCS status read, the privacy schedule's report with padding off and on
+// (what padding costs, per report and per month at a 15-minute slot) and
+// a keepalive ping. From them it reports bytes per
 // hour idle at heartbeat intervals of 5, 15 and 60 minutes with the
 // default keepalive (off), and a month of the reference day: 96
 // heartbeats, 10 cell changes, 1 outage, 1 SCS read and 1 session start;

@@ -99,14 +99,13 @@ func (a *Agent) mono() time.Time { return a.deps.Now() }
 // often, in which case the change is folded into a storm.
 //
 // One change is one signed event (issue 16), however many registration
-// domains report it. A poll reads every domain and the monitor gives one
-// event for the domains on the same new cell (Event.Domains). URCs come
-// one domain at a time (+CEREG, then +CGREG, then +CREG, a few
-// milliseconds apart): the first is signed at once, so the report is
-// not delayed, and the others that report the same cell within
-// sameChange are that change again and add nothing. Waiting for them
-// would only have completed the domains list, for a delay on every cell
-// change and up to sameChange when a domain never reports.
+// domains report it. The monitor gives one event for the domains on the
+// same new cell in a poll, or in a burst of URCs that arrived together
+// (Event.Domains). It is signed at once, so the report is not delayed; a
+// domain that reports the same cell later, within sameChange, is that
+// change again and adds nothing. Waiting for it would only complete the
+// domains list, for a delay on every cell change and up to sameChange
+// when a domain never reports.
 func (a *Agent) onCellChanged(ev atmodem.Event) {
 	now := a.mono()
 	a.checkStorm(now)

@@ -1,6 +1,7 @@
 package atmodem
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -55,5 +56,57 @@ func TestOnePolledCellChangeOneEvent(t *testing.T) {
 	evs = m.changes(old, nw3, "poll", SIMInfo{})
 	if len(evs) != 2 || evs[0].Kind != EventRegistration || evs[1].Kind != EventRegistration {
 		t.Fatalf("want two registration events, got %v", evs)
+	}
+}
+
+// A modem prints +CREG, +CGREG and +CEREG for one change back to back:
+// the URCs already queued together are one cell event for the three
+// domains, emitted when the last of them is handled; a URC that comes
+// after the queue ran dry is emitted at once, on its own.
+func TestURCBurstOneCellEvent(t *testing.T) {
+	var got []Event
+	m := NewMonitor(MonitorConfig{Now: func() time.Time { return time.Unix(1e9, 0) }, OnEvent: func(ev Event) { got = append(got, ev) }})
+	mcc, mnc := "001", "01"
+	st := &Status{Registration: map[Domain]*Registration{
+		DomainCS: regAt(1, pu32(0x1a2b), nil, 1), DomainPS: regAt(1, pu32(0x1a2b), nil, 1), DomainEPS: regAt(1, nil, pu32(0x1a2b), 1)},
+		Operator: Operator{MCC: &mcc, MNC: &mnc}, SIM: SIMInfo{State: SIMAbsent}}
+	m.status, m.known = st, st
+	queued := 0 // registration URCs still queued behind the one handled
+	m.regQueued = func() bool { return queued > 0 }
+	burst := []struct {
+		d    Domain
+		line string
+	}{
+		{DomainCS, `+CREG: 1,"1A2C","00000002",7`},
+		{DomainPS, `+CGREG: 1,"1A2C","00000002",7`},
+		{DomainEPS, `+CEREG: 1,"1A2C","00000002",7`},
+	}
+	for i, u := range burst {
+		queued = len(burst) - 1 - i
+		m.onRegURC(u.d, u.line)
+		if i < len(burst)-1 && len(got) != 0 {
+			t.Fatalf("emitted %v while the burst's URCs were still queued", got)
+		}
+	}
+	if len(got) != 1 || got[0].Kind != EventCellChanged || !slices.Equal(got[0].Domains, []Domain{DomainCS, DomainPS, DomainEPS}) {
+		t.Fatalf("one burst: %v, want one cell_changed for cs, ps and eps", got)
+	}
+	// A URC alone (nothing queued behind it) goes at once.
+	got, queued = nil, 0
+	m.onRegURC(DomainEPS, `+CEREG: 1,"1A2D","00000003",7`)
+	if len(got) != 1 || !slices.Equal(got[0].Domains, []Domain{DomainEPS}) {
+		t.Fatalf("a URC alone: %v", got)
+	}
+	// A flood is emitted in bounded batches, not held while it lasts.
+	got, queued = nil, 1
+	for i := range 3 * maxURCBatch {
+		m.onRegURC(DomainEPS, fmt.Sprintf(`+CEREG: 1,"1A2D","%08X",7`, 10+i))
+	}
+	if len(got) < 2*maxURCBatch {
+		t.Fatalf("a flood of %d URCs: %d events emitted while it goes on", 3*maxURCBatch, len(got))
+	}
+	m.flushURCs(true)
+	if len(got) != 3*maxURCBatch {
+		t.Fatalf("after the flood: %d events, want %d", len(got), 3*maxURCBatch)
 	}
 }

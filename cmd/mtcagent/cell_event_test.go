@@ -15,7 +15,9 @@ import (
 // loopback and the simulated modem reporting each cell change in cs, ps
 // and eps, every change is one cell_changed the collector verifies, and
 // the agent signs in the compact claims format once the collector's
-// attestation request said it reads it.
+// attestation request said it reads it. The domains are those whose URCs
+// arrived together with the first (usually all three: logged, not
+// required, since it depends on scheduling).
 func TestCellChangeOneEventEndToEnd(t *testing.T) {
 	e := newE2E(t)
 	ip := startInProcess(t, e, nil, nil, true, nil)

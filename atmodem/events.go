@@ -2,6 +2,7 @@ package atmodem
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -171,29 +172,29 @@ func diffReg(d Domain, old, nw *Registration, oldPLMN, newPLMN, source string, n
 	return evs
 }
 
-// coalesceCells folds the cell events of one reading that report the
-// same new cell (PLMN, area code and cell id: CellKey) in several registration
-// domains into the first of them, which then lists every such domain in
-// Domains: one change of cell is one event, however many domains see it.
-// Other events and their order are kept.
+// coalesceCells folds the cell events of one reading (a poll, or a burst
+// of URCs) that report the same new cell (PLMN, area code and cell id:
+// CellKey) in several registration domains into the first of them, which
+// then lists every such domain in Domains: one change of cell is one
+// event, however many domains see it. An event is folded only into the
+// last cell event before it, and only when its domain is not in that one
+// yet, so a modem that went from A to B and back to A in one burst still
+// gives three changes, in order. Other events and their order are kept.
 func coalesceCells(evs []Event) []Event {
 	out := evs[:0:0]
+	last := -1 // the last cell event in out
 	for _, ev := range evs {
-		if ev.Kind == EventCellChanged {
-			merged := false
-			for i := range out {
-				o := &out[i]
-				if o.Kind == EventCellChanged && o.NewPLMN == ev.NewPLMN && samePlace(o.NewReg, ev.NewReg) {
-					o.Domains = append(o.Domains[:len(o.Domains):len(o.Domains)], ev.Domain)
-					merged = true
-					break
-				}
-			}
-			if merged {
+		if ev.Kind == EventCellChanged && last >= 0 {
+			o := &out[last]
+			if o.NewPLMN == ev.NewPLMN && samePlace(o.NewReg, ev.NewReg) && !slices.Contains(o.Domains, ev.Domain) {
+				o.Domains = append(o.Domains[:len(o.Domains):len(o.Domains)], ev.Domain)
 				continue
 			}
 		}
 		out = append(out, ev)
+		if ev.Kind == EventCellChanged {
+			last = len(out) - 1
+		}
 	}
 	return out
 }

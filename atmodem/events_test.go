@@ -97,6 +97,15 @@ func TestURCBurstOneCellEvent(t *testing.T) {
 	if len(got) != 1 || !slices.Equal(got[0].Domains, []Domain{DomainEPS}) {
 		t.Fatalf("a URC alone: %v", got)
 	}
+	// A -> B -> A in one burst of one domain is three changes, in order.
+	got, queued = nil, 2
+	for i, c := range []int{5, 6, 5} {
+		queued = 2 - i
+		m.onRegURC(DomainEPS, fmt.Sprintf(`+CEREG: 1,"1A2D","%08X",7`, c))
+	}
+	if len(got) != 3 || *got[0].NewReg.CellID != 5 || *got[1].NewReg.CellID != 6 || *got[2].NewReg.CellID != 5 {
+		t.Fatalf("A -> B -> A in one burst: %v", got)
+	}
 	// A flood is emitted in bounded batches, not held while it lasts.
 	got, queued = nil, 1
 	for i := range 3 * maxURCBatch {

@@ -117,3 +117,28 @@ func TestDecodeDetailsRefuses(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeDetails: details from a signed but hostile token never panic
+// the reader, and what it accepts has names for keys.
+func FuzzDecodeDetails(f *testing.F) {
+	for _, d := range []map[string]any{
+		{"domain": "cs", "domains": []string{"cs", "ps", "eps"}, "plmn_changed": false, "area_changed": true},
+		{"lost": map[string]int{"cell_changed": 3}, "cause": []string{"evicted"}, "lost_total": 3},
+	} {
+		for _, fm := range []attest.Format{attest.FormatLabels, attest.FormatCompact} {
+			b, _ := cbor.Marshal(detailsValue(fm, d))
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		d, err := DecodeDetails(raw)
+		if err != nil {
+			return
+		}
+		if doms, ok := d["domains"]; ok {
+			if _, ok := doms.([]string); !ok {
+				t.Fatalf("domains %T", doms)
+			}
+		}
+	})
+}

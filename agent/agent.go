@@ -100,6 +100,9 @@ type EventRecord struct {
 type persisted struct {
 	ConfigDigest string `json:"config_sha256,omitempty"`
 	Firmware     string `json:"firmware_sha256,omitempty"` // of manufacturer/model/revision
+	// TokenFormat is the claims format the collector last said it reads
+	// (attest.Format; 0: not said, format 1).
+	TokenFormat uint8 `json:"token_format,omitempty"`
 }
 
 // Private claim labels of monitoring events (attest's are -65537..-65545).
@@ -171,6 +174,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 		a.storm.burst = CellBurst
 	}
 	a.loadState()
+	is.SetFormat(attest.Format(a.state.TokenFormat))
 	a.events = make(chan atmodem.Event, 256)
 	a.urgent = make(chan atmodem.Event, 64)
 	a.regKick = make(chan struct{}, 1)
@@ -481,11 +485,38 @@ func (a *Agent) checkFirmware(st *atmodem.Status) {
 
 // emit signs a monitoring event and queues it.
 func (a *Agent) emit(typ string, details map[string]any) {
+	a.signAndQueue(typ, KindEventMsg, details, func() ([]byte, error) { return a.signEvent(typ, details) })
+}
+
+// signEvent signs an event token in the issuer's format, the details
+// laid out for it (details.go).
+func (a *Agent) signEvent(typ string, details map[string]any) ([]byte, error) {
+	f := a.issuer.Format()
 	claims := []attest.Claim{attest.EventClaim(typ)}
 	if len(details) > 0 {
-		claims = append(claims, attest.Claim{Label: LabelDetails, Value: details})
+		claims = append(claims, attest.Claim{Label: LabelDetails, Value: detailsValue(f, details)})
 	}
-	a.signAndQueue(typ, KindEventMsg, details, func() ([]byte, error) { return a.issuer.Sign(attest.KindEvent, claims...) })
+	return a.issuer.SignFormat(f, attest.KindEvent, claims...)
+}
+
+// TokenFormat is the claims format the agent signs in now.
+func (a *Agent) TokenFormat() attest.Format { return a.issuer.Format() }
+
+// SetTokenFormat sets the claims format of the tokens signed from now on,
+// as the collector's attestation request says it reads (link.go), and
+// keeps it in <state>/agent.json for the next start: tokens signed before
+// the next session (an outage, a restart) are in a format the collector
+// is known to read.
+func (a *Agent) SetTokenFormat(f attest.Format) {
+	if a.issuer.Format() == f {
+		return
+	}
+	a.issuer.SetFormat(f)
+	a.mu.Lock()
+	a.state.TokenFormat = uint8(a.issuer.Format())
+	a.mu.Unlock()
+	a.saveState()
+	a.log.Info("token format changed: the collector reads it", "format", a.issuer.Format().String())
 }
 
 // Outbox message kinds: the first byte of each queued message says where

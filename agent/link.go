@@ -211,6 +211,10 @@ func (h *LinkHandler) ServeUplink(ctx context.Context, r *uplink.Request) (uplin
 		if err := cbor.Unmarshal(r.Payload, &req); err != nil || len(req[1]) < 8 || len(req[1]) > 64 {
 			return uplink.BadRequest, nil
 		}
+		// Key 2: the token formats the collector reads, one byte each
+		// (wire.AttestFormats). A collector that does not say reads
+		// format 1 only.
+		a.SetTokenFormat(attest.Format(wire.TokenFormat(req[wire.AttestFormats])))
 		st := a.Status()
 		if st == nil || !st.SIM.Known() || st.Unknown(atmodem.ReadModel|atmodem.ReadRevision) {
 			// An unknown reading never enters a signed claim as a value

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/agent/outbox"
-	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/mdtlog"
 )
@@ -193,8 +192,7 @@ func (a *Agent) queueGapLocked() {
 		"to":           h.lostTo.UTC().Format(time.RFC3339),
 		"clock_synced": h.synced,
 	}
-	claims := []attest.Claim{attest.EventClaim(EventStorageGap), {Label: LabelDetails, Value: details}}
-	tok, err := a.issuer.Sign(attest.KindEvent, claims...)
+	tok, err := a.signEvent(EventStorageGap, details)
 	if err != nil {
 		a.log.Error("not signed", "event", EventStorageGap, "err", err)
 		return // the counts stay; tried again on the next flush

@@ -2,7 +2,7 @@ package agent
 
 import (
 	"errors"
-	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -37,8 +37,9 @@ const (
 	// maxStormCells bounds the set of distinct cells a storm counts.
 	maxStormCells = 256
 	// sameChange: the events of one cell seen in several registration
-	// domains (cs, ps, eps, 5gs) within it are one change: they count
-	// once against CellBurst and in a storm's count.
+	// domains (cs, ps, eps, 5gs) within it are one change: one signed
+	// cell_changed (the first), counted once against CellBurst and in a
+	// storm's count.
 	sameChange = 5 * time.Second
 
 	EventCellFlapping = "cell_flapping"
@@ -88,48 +89,48 @@ type cellStorm struct {
 	lastAt  time.Time // monotonic: when it was
 	curKey  string    // the cell now
 	curAt   time.Time // monotonic: when the cell became curKey
-	curDom  string
+	curDoms []string  // the domains that reported curKey since curAt
 	timer   *time.Timer
-}
-
-func cellKey(ev atmodem.Event) string {
-	r := ev.NewReg
-	if r == nil {
-		return ev.NewPLMN + "/-"
-	}
-	u := func(p *uint32) string {
-		if p == nil {
-			return "-"
-		}
-		return fmt.Sprint(*p)
-	}
-	return fmt.Sprintf("%s/%s/%s/%s", ev.NewPLMN, u(r.TAC), u(r.LAC), func() string {
-		if r.CellID == nil {
-			return "-"
-		}
-		return fmt.Sprint(*r.CellID)
-	}())
 }
 
 func (a *Agent) mono() time.Time { return a.deps.Now() }
 
 // onCellChanged signs a cell_changed event unless the cell changes too
 // often, in which case the change is folded into a storm.
+//
+// One change is one signed event (issue 16), however many registration
+// domains report it. The monitor gives one event for the domains on the
+// same new cell in a poll, or in a burst of URCs that arrived together
+// (Event.Domains). It is signed at once, so the report is not delayed; a
+// domain that reports the same cell later, within sameChange, is that
+// change again and adds nothing. Waiting for it would only complete the
+// domains list, for a delay on every cell change and up to sameChange
+// when a domain never reports.
 func (a *Agent) onCellChanged(ev atmodem.Event) {
 	now := a.mono()
 	a.checkStorm(now)
 	s := &a.storm
-	key := cellKey(ev)
+	key := ev.CellKey()
+	doms := eventDomains(ev)
 	// The same cell in another domain, just now: the same change.
 	again := key == s.curKey && now.Sub(s.curAt) < sameChange
 	if !again {
-		s.curAt = now
+		s.curAt, s.curDoms = now, nil
 	}
-	s.curKey, s.curDom = key, string(ev.Domain)
+	s.curKey = key
+	for _, d := range doms {
+		if !slices.Contains(s.curDoms, d) {
+			s.curDoms = append(s.curDoms, d)
+		}
+	}
 	dropped := int(a.cellDropped.Swap(0))
-	details := map[string]any{"domain": string(ev.Domain), "plmn_changed": ev.OldPLMN != ev.NewPLMN,
+	if !s.active && dropped == 0 && again && key == s.lastKey && now.Sub(s.lastAt) < sameChange {
+		a.log.Debug("cell change seen in another domain: already reported", "domains", doms)
+		return
+	}
+	details := map[string]any{"domain": doms[0], "domains": doms, "plmn_changed": ev.OldPLMN != ev.NewPLMN,
 		"area_changed": !sameArea(ev.OldReg, ev.NewReg)}
-	if !s.active && dropped == 0 && (again && key == s.lastKey && now.Sub(s.lastAt) < sameChange || s.allow(now)) {
+	if !s.active && dropped == 0 && s.allow(now) {
 		s.lastKey, s.lastAt = key, now
 		a.emit("cell_changed", details)
 		return
@@ -138,7 +139,7 @@ func (a *Agent) onCellChanged(ev atmodem.Event) {
 		wall, synced := a.deps.Clock.Now()
 		*s = cellStorm{burst: s.burst, signed: s.signed, active: true, start: now, from: wall, synced: synced,
 			cells: map[string]struct{}{}, domains: map[string]struct{}{}, lastKey: s.lastKey, lastAt: s.lastAt,
-			curKey: key, curAt: s.curAt, curDom: s.curDom, timer: s.timer}
+			curKey: key, curAt: s.curAt, curDoms: s.curDoms, timer: s.timer}
 		a.log.Warn("cell flapping: folding cell changes into one event", "burst", s.burst, "window", CellWindow, "quiet", CellQuiet)
 	}
 	_, synced := a.deps.Clock.Now()
@@ -151,10 +152,25 @@ func (a *Agent) onCellChanged(ev atmodem.Event) {
 	if len(s.cells) < maxStormCells {
 		s.cells[key] = struct{}{}
 	}
-	s.domains[string(ev.Domain)] = struct{}{}
+	for _, d := range doms {
+		s.domains[d] = struct{}{}
+	}
 	s.plmn = s.plmn || details["plmn_changed"].(bool)
 	s.area = s.area || details["area_changed"].(bool)
 	a.armStorm(now)
+}
+
+// eventDomains are the registration domains of a cell event, as text:
+// Domains, or Domain for an event from before Domains (a test's).
+func eventDomains(ev atmodem.Event) []string {
+	var out []string
+	for _, d := range ev.Domains {
+		out = append(out, string(d))
+	}
+	if len(out) == 0 {
+		out = []string{string(ev.Domain)}
+	}
+	return out
 }
 
 // allow says whether another cell_changed may be signed now, and counts
@@ -231,7 +247,10 @@ func (a *Agent) checkStorm(now time.Time) {
 	if !settled {
 		// Still flapping: a new window, counted from now.
 		s.start, s.from, s.count = now, wall, 0
-		s.cells, s.domains = map[string]struct{}{s.curKey: {}}, map[string]struct{}{s.curDom: {}}
+		s.cells, s.domains = map[string]struct{}{s.curKey: {}}, map[string]struct{}{}
+		for _, d := range s.curDoms {
+			s.domains[d] = struct{}{}
+		}
 		s.plmn, s.area = false, false
 		a.armStorm(now)
 		return
@@ -240,7 +259,11 @@ func (a *Agent) checkStorm(now time.Time) {
 	if s.curKey != s.lastKey {
 		// The steady state after the storm is reported as the final cell.
 		s.lastKey = s.curKey
-		a.emit("cell_changed", map[string]any{"domain": s.curDom, "after_flapping": true,
+		doms := slices.Clone(s.curDoms)
+		if len(doms) == 0 {
+			doms = []string{""}
+		}
+		a.emit("cell_changed", map[string]any{"domain": doms[0], "domains": doms, "after_flapping": true,
 			"plmn_changed": s.plmn, "area_changed": s.area})
 	}
 }

@@ -300,7 +300,8 @@ func TestOutboxFullGapsRateLimited(t *testing.T) {
 // ps and eps domains is one change against the limit, so a device that
 // moves through CellBurst cells in a minute is not taken for a flapping
 // one (before, each domain's event counted, and the second move of a
-// three-domain modem started a storm).
+// three-domain modem started a storm). Since issue 16 it is also one
+// signed event, not one per domain.
 func TestCellChangeAcrossDomainsCountsOnce(t *testing.T) {
 	a, ob, _, dir := newStorageAgent(t)
 	clk := &fakeMono{t: time.Unix(1000, 0)}
@@ -315,10 +316,69 @@ func TestCellChangeAcrossDomainsCountsOnce(t *testing.T) {
 		clk.add(10 * time.Second)
 	}
 	got := signedEvents(t, dir, ob.Messages())
-	if want := slices.Repeat([]string{"cell_changed"}, 3*CellBurst); !slices.Equal(got, want) {
-		t.Fatalf("%d moves in three domains: %v, want every event signed, no storm", CellBurst, got)
+	if want := slices.Repeat([]string{"cell_changed"}, CellBurst); !slices.Equal(got, want) {
+		t.Fatalf("%d moves in three domains: %v, want one signed event per move, no storm", CellBurst, got)
 	}
 	if a.storm.active {
 		t.Fatal("a storm began")
+	}
+}
+
+// TestOneCellChangeOneEvent (issue 16): one change of cell is one signed
+// cell_changed, however many registration domains report it. URCs come a
+// domain at a time: the first is signed at once, the same cell from the
+// other domains within sameChange adds nothing; a poll's event carries
+// the domains it found on the cell, and the event lists them.
+func TestOneCellChangeOneEvent(t *testing.T) {
+	a, ob, _, dir := newStorageAgent(t)
+	clk := &fakeMono{t: time.Unix(1000, 0)}
+	a.deps.Now = clk.now
+	inDomain := func(ev atmodem.Event, ds ...atmodem.Domain) atmodem.Event {
+		ev.Domain, ev.Domains = ds[0], ds
+		if ds[0] != atmodem.DomainEPS { // cs and ps report the TAC in <lac> on LTE
+			ev.NewReg = &atmodem.Registration{Stat: 1, LAC: ev.NewReg.TAC, CellID: ev.NewReg.CellID, AcT: ev.NewReg.AcT}
+		}
+		return ev
+	}
+	// URCs: eps, then ps and cs a few milliseconds later.
+	a.onModemEvent(inDomain(cellEvent(0x101), atmodem.DomainEPS))
+	if got := signedEvents(t, dir, ob.Messages()); !slices.Equal(got, []string{"cell_changed"}) {
+		t.Fatalf("the first domain's URC: %v, want one cell_changed at once", got)
+	}
+	clk.add(5 * time.Millisecond)
+	a.onModemEvent(inDomain(cellEvent(0x101), atmodem.DomainPS))
+	clk.add(5 * time.Millisecond)
+	a.onModemEvent(inDomain(cellEvent(0x101), atmodem.DomainCS))
+	if got := signedEvents(t, dir, ob.Messages()); !slices.Equal(got, []string{"cell_changed"}) {
+		t.Fatalf("one change in three domains: %v, want one cell_changed", got)
+	}
+	// A poll: one event for the three domains.
+	clk.add(10 * time.Second)
+	a.onModemEvent(inDomain(cellEvent(0x102), atmodem.DomainCS, atmodem.DomainPS, atmodem.DomainEPS))
+	clk.add(5 * time.Millisecond)
+	a.onModemEvent(inDomain(cellEvent(0x102), atmodem.DomainEPS)) // a late URC of the same change
+	if got := signedEvents(t, dir, ob.Messages()); !slices.Equal(got, []string{"cell_changed", "cell_changed"}) {
+		t.Fatalf("two changes: %v, want two cell_changed", got)
+	}
+	var recs []EventRecord
+	for _, e := range a.Recent() {
+		if e.Type == "cell_changed" {
+			recs = append(recs, e)
+		}
+	}
+	if len(recs) != 2 {
+		t.Fatalf("recent cell events %v", recs)
+	}
+	if d := recs[0].Details; d["domain"] != "eps" || !slices.Equal(d["domains"].([]string), []string{"eps"}) {
+		t.Fatalf("URC change details %v", d)
+	}
+	if d := recs[1].Details; d["domain"] != "cs" || !slices.Equal(d["domains"].([]string), []string{"cs", "ps", "eps"}) {
+		t.Fatalf("polled change details %v", d)
+	}
+	// The same cell again after sameChange is a new change (back and forth).
+	clk.add(sameChange)
+	a.onModemEvent(inDomain(cellEvent(0x101), atmodem.DomainEPS))
+	if n := len(signedEvents(t, dir, ob.Messages())); n != 3 {
+		t.Fatalf("a change back after %s: %d events, want 3", sameChange, n)
 	}
 }

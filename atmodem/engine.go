@@ -642,6 +642,19 @@ func (e *Engine) popURCLocked() string {
 	return line
 }
 
+// NextURC returns the next unsolicited line waiting for the dispatcher,
+// without taking it; ok is false when none is waiting. A URC handler can
+// tell from it whether more of a burst already arrived (the Monitor folds
+// the registration URCs of one burst into one cell event).
+func (e *Engine) NextURC() (line string, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.urcLen == 0 {
+		return "", false
+	}
+	return e.urcQ[e.urcHead], true
+}
+
 func (e *Engine) dispatchLoop() {
 	defer close(e.dispDone)
 	for {

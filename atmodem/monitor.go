@@ -58,7 +58,19 @@ type Monitor struct {
 	// ours to turn off at shutdown. A later Init that finds it on (a port
 	// reopened without a modem reset) leaves it set.
 	gnssOurs bool
+
+	// The events of registration URCs of one burst, held while more
+	// registration URCs of it are already queued (regQueued), then
+	// emitted together, a cell seen in several domains as one event.
+	// Nothing waits for a URC still to come.
+	batchMu   sync.Mutex
+	batch     []Event
+	regQueued func() bool
 }
+
+// maxURCBatch bounds the events held for one burst of registration URCs
+// (a flapping modem's URCs never stop coming).
+const maxURCBatch = 8
 
 // NewMonitor returns a monitor; Run starts it.
 func NewMonitor(cfg MonitorConfig) *Monitor {
@@ -127,10 +139,18 @@ func (m *Monitor) Run(ctx context.Context) error {
 // session runs one open port until it fails.
 func (m *Monitor) session(ctx context.Context, port io.ReadWriteCloser, regained bool) error {
 	e := New(port, append(append([]Option{WithLogger(m.log)}, m.urcOptions()...), m.cfg.EngineOptions...)...)
+	m.batchMu.Lock()
+	m.regQueued = func() bool {
+		next, ok := e.NextURC()
+		_, reg := DomainOf(next)
+		return ok && reg
+	}
+	m.batchMu.Unlock()
 	defer func() {
 		e.Close()
 		port.Close()
 		e.Wait()
+		m.flushURCs(true) // what the last handler held, if any
 	}()
 	mod := NewModem(e, m.log)
 	mod.GNSS = m.cfg.GNSS
@@ -229,6 +249,7 @@ func (m *Monitor) urcOptions() []Option {
 }
 
 func (m *Monitor) onRegURC(d Domain, line string) {
+	defer m.flushURCs(false)
 	// Some firmware repeats <n> in its URCs ("+CEREG: 1,2,0001,...",
 	// ModemManager's tests record it), and a query reply that came late
 	// arrives here too: read the line in the form its shape says.
@@ -260,11 +281,31 @@ func (m *Monitor) onRegURC(d Domain, line string) {
 		m.wake(false)
 		return
 	}
-	for _, ev := range diffReg(d, old, r, plmn, plmn, "urc", m.cfg.Now()) {
-		m.emit(ev)
-	}
+	m.batchMu.Lock()
+	m.batch = append(m.batch, diffReg(d, old, r, plmn, plmn, "urc", m.cfg.Now())...)
+	m.batchMu.Unlock()
 	// The operator may have changed with the cell: read it all again.
 	m.wake(false)
+}
+
+// flushURCs emits the events held from registration URCs, the cells seen
+// in several domains folded into one event (coalesceCells), unless more
+// registration URCs of the burst are already queued (and the batch is not
+// full) and all is false. A modem prints +CREG, +CGREG and +CEREG for one
+// change back to back: those that arrived together are one event, at no
+// delay; one that comes later is the agent's to fold (agent/storm.go).
+func (m *Monitor) flushURCs(all bool) {
+	m.batchMu.Lock()
+	if len(m.batch) == 0 || !all && len(m.batch) < maxURCBatch && m.regQueued != nil && m.regQueued() {
+		m.batchMu.Unlock()
+		return
+	}
+	evs := coalesceCells(m.batch)
+	m.batch = nil
+	m.batchMu.Unlock()
+	for _, ev := range evs {
+		m.emit(ev)
+	}
 }
 
 func (m *Monitor) onVendorURC(prefix, _ string) {
@@ -380,7 +421,7 @@ func (m *Monitor) changes(old, nw *Status, source string, last SIMInfo) []Event 
 		}
 		evs = append(evs, diffReg(d, old.Registration[d], nw.Registration[d], oldPLMN, newPLMN, source, now)...)
 	}
-	return evs
+	return coalesceCells(evs)
 }
 
 // readSIM reads the SIM after a SIM URC: the URC and the read together

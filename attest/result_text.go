@@ -43,6 +43,7 @@ func (r *Result) JSON() map[string]any {
 			"event":                strOrNil(t.Event),
 			"unknown_claim_labels": unknown,
 		},
+		"format": uint8(t.Format),
 	}
 }
 

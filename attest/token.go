@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -129,6 +130,25 @@ type Issuer struct {
 	seq       Sequencer
 	clock     Clock
 	bootCount uint64
+	format    atomic.Uint32 // Format of the tokens Sign makes (default FormatLabels)
+}
+
+// SetFormat sets the claims format of the tokens Sign makes from now on:
+// FormatCompact once the receiver is known to read it (a collector says
+// so in its attestation request), FormatLabels for one that may not.
+func (is *Issuer) SetFormat(f Format) {
+	if f != FormatCompact {
+		f = FormatLabels
+	}
+	is.format.Store(uint32(f))
+}
+
+// Format is the claims format Sign uses now.
+func (is *Issuer) Format() Format {
+	if f := Format(is.format.Load()); f == FormatCompact {
+		return f
+	}
+	return FormatLabels
 }
 
 // NewIssuer returns an Issuer signing with key (an Ed25519 crypto.Signer:
@@ -163,16 +183,22 @@ var protectedEdDSA = []byte{0xa1, 0x01, 0x27}
 var protectedEdDSABstr = []byte{0x43, 0xa1, 0x01, 0x27}
 
 // Sign makes a token of kind with the caller's claims plus the issuer's
-// (kind, sequence number, iat, clock flag, boot count). A caller may not
-// set those itself, nor give a label twice.
+// (kind, sequence number, iat, clock flag, boot count), in the issuer's
+// Format. A caller may not set those itself, nor give a label twice.
 func (is *Issuer) Sign(kind Kind, claims ...Claim) ([]byte, error) {
+	return is.SignFormat(is.Format(), kind, claims...)
+}
+
+// SignFormat is Sign in format f, for a caller whose claims' values
+// depend on the format (the agent's event details).
+func (is *Issuer) SignFormat(f Format, kind Kind, claims ...Claim) ([]byte, error) {
 	if kind < KindBinding || kind > KindHeartbeat {
 		return nil, fmt.Errorf("%w: unknown token kind %d", ErrClaim, kind)
 	}
 	m := make(map[int64]any, len(claims)+5)
 	for _, c := range claims {
 		switch c.Label {
-		case LabelKind, LabelSeq, LabelIAT, LabelClockSynced, LabelBootCount:
+		case LabelKind, LabelSeq, LabelIAT, LabelClockSynced, LabelBootCount, LabelPrivate:
 			return nil, fmt.Errorf("%w: label %d is set by the issuer", ErrClaim, c.Label)
 		}
 		if _, dup := m[c.Label]; dup {
@@ -197,7 +223,7 @@ func (is *Issuer) Sign(kind Kind, claims ...Claim) ([]byte, error) {
 	if is.bootCount > 0 {
 		m[LabelBootCount] = is.bootCount
 	}
-	payload, err := claimEnc.Marshal(m)
+	payload, err := encodeClaims(f, m)
 	if err != nil {
 		return nil, fmt.Errorf("attest: encode claims: %w", err)
 	}
@@ -224,6 +250,10 @@ func checkClaim(c Claim) error {
 	case LabelHWModel:
 		if b, ok := c.Value.([]byte); !ok || len(b) < 1 || len(b) > 32 {
 			return bad("hwmodel must be 1 to 32 bytes")
+		}
+	case LabelEvent:
+		if _, ok := c.Value.(string); !ok {
+			return bad("event must be text")
 		}
 	case LabelIMSIPseudonym, LabelICCIDPseudonym, LabelOldIMSIPseudonym, LabelOldICCIDPseudonym:
 		if b, ok := c.Value.([]byte); !ok || len(b) != PseudonymSize {

@@ -378,6 +378,11 @@ func FuzzVerify(f *testing.F) {
 	hb, _ := is.SignHeartbeat()
 	f.Add(tok)
 	f.Add(hb)
+	is.SetFormat(FormatCompact) // format 2 seeds too (issue 16)
+	ctok, _ := is.SignBinding(d, testBinding(f))
+	cev, _ := is.Sign(KindEvent, EventClaim("cell_changed"), Claim{-65560, map[any]any{1: []any{1, 2, 3}}})
+	f.Add(ctok)
+	f.Add(cev)
 	f.Add([]byte{0xd2, 0x84, 0x43, 0xa1, 0x01, 0x27, 0xa0, 0x40, 0x40})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -64,6 +64,11 @@ type Token struct {
 	Pseudonyms  Pseudonyms // current SIM; empty when none
 	Old         Pseudonyms // events: the SIM before the change
 	Unknown     []int64    // labels present but not understood
+	// Extra holds the CBOR of each claim in Unknown, by label (private
+	// ones under their label in either format), for a reader that knows
+	// them (the agent's event details).
+	Extra  map[int64][]byte
+	Format Format // how the claims were laid out
 }
 
 // Verifier checks tokens from one device. The zero value is not usable: set
@@ -161,7 +166,7 @@ var (
 			DupMapKey:        cbor.DupMapKeyEnforcedAPF,
 			IndefLength:      cbor.IndefLengthForbidden,
 			TagsMd:           cbor.TagsForbidden,
-			MaxNestedLevels:  4,
+			MaxNestedLevels:  6,
 			MaxArrayElements: 16,
 			MaxMapPairs:      64,
 		}.DecMode()
@@ -217,7 +222,11 @@ func parseClaims(payload []byte) (*Token, error) {
 	if err := claimDec.Unmarshal(payload, &m); err != nil {
 		return nil, verr(ErrMalformed, "claims: %v", err)
 	}
-	t := &Token{}
+	f, err := expandClaims(m)
+	if err != nil {
+		return nil, verr(ErrMalformed, "claims: %v", err)
+	}
+	t := &Token{Format: f}
 	var (
 		kind uint64
 		seen = map[int64]bool{}
@@ -264,7 +273,7 @@ func parseClaims(payload []byte) (*Token, error) {
 		case LabelSUCI:
 			t.SUCI, err = decText(raw)
 		case LabelEvent:
-			t.Event, err = decText(raw)
+			t.Event, err = decEvent(f, raw)
 		case LabelIMSIPseudonym:
 			t.Pseudonyms.IMSI, err = decBytes(raw, PseudonymSize, PseudonymSize)
 		case LabelICCIDPseudonym:
@@ -275,6 +284,10 @@ func parseClaims(payload []byte) (*Token, error) {
 			t.Old.ICCID, err = decBytes(raw, PseudonymSize, PseudonymSize)
 		default:
 			t.Unknown = append(t.Unknown, label)
+			if t.Extra == nil {
+				t.Extra = map[int64][]byte{}
+			}
+			t.Extra[label] = raw
 		}
 		if err != nil {
 			return nil, verr(ErrMalformed, "claim %d: %v", label, err)

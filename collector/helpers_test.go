@@ -40,6 +40,7 @@ type testDevice struct {
 	triggers []wire.Trigger
 	peers    []string
 	reads    int                // GET /status served
+	formats  []byte             // the token formats the last attestation request said the collector reads
 	mdt      uplink.HandlerFunc // serves /mdt and /mdt/ack when set
 }
 
@@ -73,11 +74,15 @@ func (d *testDevice) ServeUplink(_ context.Context, r *uplink.Request) (uplink.C
 	switch {
 	case r.Method == "POST" && r.Path == wire.PathAttest:
 		var req struct {
-			Nonce []byte `cbor:"1,keyasint"`
+			Nonce   []byte `cbor:"1,keyasint"`
+			Formats []byte `cbor:"2,keyasint"`
 		}
 		if cbor.Unmarshal(r.Payload, &req) != nil {
 			return uplink.BadRequest, nil
 		}
+		d.mu.Lock()
+		d.formats = req.Formats
+		d.mu.Unlock()
 		tok, err := d.iss.Sign(attest.KindBinding, append([]attest.Claim{attest.NonceClaim(req.Nonce)}, attest.PseudonymClaims(d.p)...)...)
 		if err != nil {
 			return uplink.ServerError, nil

@@ -439,7 +439,9 @@ func (s *Server) deviceSession(cc *udpClient.Conn) {
 func (s *Server) challenge(ctx context.Context, d *Device, cc *udpClient.Conn) {
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
-	req, _ := cbor.Marshal(map[int]any{1: nonce})
+	// The token formats this collector reads (attest: both), so the
+	// device may sign in the compact one from now on.
+	req, _ := cbor.Marshal(map[int]any{wire.AttestNonce: nonce, wire.AttestFormats: []byte{wire.FormatLabels, wire.FormatCompact}})
 	resp, err := cc.Post(ctx, wire.PathAttest, message.AppCBOR, bytes.NewReader(req))
 	if err != nil {
 		s.logf("device %s: attestation request failed: %v", d.ID, err)

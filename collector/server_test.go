@@ -104,6 +104,62 @@ func TestDeviceTokens(t *testing.T) {
 	}
 }
 
+// TestDeviceTokensBothFormats (issue 16): the collector says in its
+// attestation request that it reads claims formats 1 and 2, and takes
+// both from one device, interleaved: sequence numbers, duplicates, and
+// the alarms that hang on an event name (sim_changed as a code in format
+// 2) work the same.
+func TestDeviceTokensBothFormats(t *testing.T) {
+	dev := newTestDevice(t, "dev1")
+	s, c, log := startWithDevice(t, dev, t.TempDir())
+	ctx := context.Background()
+	waitFor(t, 10*time.Second, "nonce attestation", func() bool { return strings.Contains(log.String(), "binding attestation verified (nonce") })
+	dev.mu.Lock()
+	formats := dev.formats
+	dev.mu.Unlock()
+	if wire.TokenFormat(formats) != wire.FormatCompact {
+		t.Fatalf("the attestation request says the collector reads formats %v", formats)
+	}
+	post := func(path string, tok []byte) uplink.Code {
+		t.Helper()
+		code, _, err := c.Post(ctx, path, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code
+	}
+	for i, f := range []attest.Format{attest.FormatLabels, attest.FormatCompact, attest.FormatLabels, attest.FormatCompact} {
+		dev.iss.SetFormat(f)
+		hb, _ := dev.iss.SignHeartbeat()
+		if code := post(wire.PathHeartbeat, hb); code != uplink.Changed {
+			t.Fatalf("heartbeat %d, format %v: %v", i, f, code)
+		}
+		ev, _ := dev.iss.Sign(attest.KindEvent, attest.EventClaim("cell_changed"), attest.Claim{Label: -65560, Value: map[any]any{1: []any{1, 2, 3}}})
+		if code := post(wire.PathEvent, ev); code != uplink.Changed {
+			t.Fatalf("event %d, format %v: %v", i, f, code)
+		}
+		if code := post(wire.PathEvent, ev); code != uplink.Changed {
+			t.Fatalf("duplicate %d, format %v: %v", i, f, code)
+		}
+	}
+	dev.iss.SetFormat(attest.FormatCompact)
+	ev, _ := dev.iss.Sign(attest.KindEvent, attest.EventClaim(attest.SIMChanged.String()))
+	if code := post(wire.PathEvent, ev); code != uplink.Changed {
+		t.Fatalf("sim_changed: %v", code)
+	}
+	ds := s.device("dev1")
+	if ds.Accepted != 9 || ds.Duplicates != 4 {
+		t.Errorf("accepted %d duplicates %d, want 9 and 4", ds.Accepted, ds.Duplicates)
+	}
+	out := log.String()
+	if strings.Contains(out, "sequence-gap") || strings.Contains(out, "verify-failed") {
+		t.Fatalf("alarms for well-formed tokens of both formats:\n%s", out)
+	}
+	if !strings.Contains(out, "ALARM device dev1 binding-changed") || strings.Count(out, "event cell_changed verified") != 4 {
+		t.Fatalf("events not read the same from both formats:\n%s", out)
+	}
+}
+
 // TestHeartbeatOverdue: silence longer than the heartbeat timeout raises
 // one alarm; the next heartbeat clears it.
 func TestHeartbeatOverdue(t *testing.T) {

@@ -59,7 +59,9 @@ func (m *wireMeter) wire() int64 { return m.bytes.Load() + ipUDPHeader*m.pkts.Lo
 // wire over loopback DTLS (PSK, AES-128-CCM-8, with Connection IDs), by
 // the uplink's own byte counters plus the IP and UDP headers of each
 // datagram: a session start, a heartbeat, a cell change, an outage, an
-// SCS status read and a keepalive ping. From them it reports bytes per
+// SCS status read, the privacy schedule's report with padding off and on
+// (what padding costs, per report and per month at a 15-minute slot) and
+// a keepalive ping. From them it reports bytes per
 // hour idle at heartbeat intervals of 5, 15 and 60 minutes with the
 // default keepalive (off), and a month of the reference day: 96
 // heartbeats, 10 cell changes, 1 outage, 1 SCS read and 1 session start;
@@ -175,6 +177,47 @@ classes = status
 		}
 	})
 
+	// The privacy schedule's report (docs/privacy.md): at each slot the
+	// agent posts the status report masked for the uplink's recipient,
+	// with padding = on brought to the recipient's fixed size. Its cost
+	// with and without padding, for a recipient granted status and cell
+	// (location none), so what padding costs is a figure of its own.
+	pconf := filepath.Join(b.TempDir(), "agent-privacy.conf")
+	if err := os.WriteFile(pconf, []byte(`[privacy]
+padding = on
+schedule = 15m
+[recipient "operator"]
+identity = psk:meter-1
+status = full
+cell = full
+`), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	pcfgFile, err := agent.LoadConfig(pconf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pcfgFile.StateDir = e.state
+	lh, err := agent.NewLinkHandler(pcfgFile, ip.a)
+	if err != nil {
+		b.Fatal(err)
+	}
+	report := func(padding bool) phase {
+		lh.Policy.Padding = padding
+		msg := lh.ScheduledReport("operator")
+		if msg == nil {
+			b.Fatal("no scheduled report for the recipient")
+		}
+		return measure(func() {
+			sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer scancel()
+			if err := link.Send(sctx, msg); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+	unpadded, padded := report(false), report(true)
+
 	// A keepalive ping, and how often one goes at a keepalive of K: the
 	// agent stopped (the collector keeps one session per device), a
 	// session of its own, idle, with K = 2 s.
@@ -224,6 +267,14 @@ classes = status
 		return 96*perHB + 10*perCell + perOutage + perSCS + perStart + pingsPer(24*time.Hour, ka)*perPing
 	}
 	const operatorKeepalive = 25 * time.Second // the documented setting for immediate reachability
+	perReport, perPadded := less(unpadded, 1), less(padded, 1)
+	const slotsPerMonth = 30 * 96 // schedule = 15m
+	b.ReportMetric(perReport, "B/report")
+	b.ReportMetric(perPadded, "B/report-padded")
+	b.ReportMetric(perPadded-perReport, "B/padding-per-report")
+	b.ReportMetric(slotsPerMonth*perReport/1e6, "MB/month-reports-schedule15m")
+	b.ReportMetric(slotsPerMonth*perPadded/1e6, "MB/month-reports-schedule15m-padded")
+	b.ReportMetric(slotsPerMonth*(perPadded-perReport)/1e6, "MB/month-padding-schedule15m")
 	b.ReportMetric(perStart, "B/session-start")
 	b.ReportMetric(perHB, "B/heartbeat")
 	b.ReportMetric(perCell, "B/cell-change")

@@ -1,10 +1,10 @@
 package attest
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
-	"bytes"
 	"encoding/pem"
 	"errors"
 	"fmt"

@@ -174,7 +174,8 @@ func (e *e2e) checkOrder() {
 // SIM swap and a cell change; afterwards every event arrives, in order,
 // without duplicates.
 func TestCollectorDownThenBack(t *testing.T) {
-	t.Parallel() // real time, mostly waiting on the scenario's timeline: beside the others
+	// Not parallel: the collector's port is let go and taken again, and
+	// another test's UDP socket could take it in between.
 	e := newE2E(t)
 	down := 30 * time.Second
 	if testing.Short() || testexec.Emulated() {

@@ -152,7 +152,8 @@ func (h *hostileServer) close() {
 // v3.1.2 the process panicked), and once the real collector is back on
 // the same address, it connects and delivers.
 func TestCraftedServerKeyExchange(t *testing.T) {
-	t.Parallel() // real time, mostly waiting on the scenario's timeline: beside the others
+	// Not parallel: the collector's port is let go and taken again, and
+	// another test's UDP socket could take it in between.
 	e := newE2E(t)
 	addr := e.addr
 	e.stopCollector()

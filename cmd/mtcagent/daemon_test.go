@@ -71,8 +71,15 @@ func startDaemon(t testing.TB, state, scenario, conf string, extra ...string) *d
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{cmd: cmd, stderr: &syncBuffer{}, state: state}
 	cmd.Env = append(os.Environ(), "MTCAGENT_TEST_MAIN=1")
+	return startDaemonCmd(t, cmd, state)
+}
+
+// startDaemonCmd starts cmd, an mtcagent run command (the test binary or
+// a built mtcagent), and waits for its control socket in state.
+func startDaemonCmd(t testing.TB, cmd *exec.Cmd, state string) *daemon {
+	t.Helper()
+	d := &daemon{cmd: cmd, stderr: &syncBuffer{}, state: state}
 	cmd.Stderr = d.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

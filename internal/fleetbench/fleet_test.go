@@ -42,6 +42,8 @@ const (
 	envDevices  = "MTC_FLEET_DEVICES"  // registered devices, a comma-separated list (default 10000,100000)
 	envWindow   = "MTC_FLEET_WINDOW"   // each measured window (default 8s)
 	envInflight = "MTC_FLEET_INFLIGHT" // heartbeats in flight in the sustained window (default 64)
+	envProfiles = "MTC_FLEET_PROFILES" // a directory: save each collector's heap profile with its idle sessions there
+	envCompare  = "MTC_FLEET_COMPARE"  // a commit: also run bolt and pg1 with the collector built from it ("bolt@COMMIT")
 )
 
 func envInt(name string, def int) int {
@@ -99,13 +101,14 @@ type backend struct {
 	name      string
 	store     string // "pg", "bolt", "file"
 	instances int
+	commit    string // build the collector from this commit (else this tree)
 }
 
 var backends = []backend{
-	{"pg1", "pg", 1},
-	{"pg2", "pg", 2},
-	{"bolt", "bolt", 1},
-	{"filestore-baseline", "file", 1},
+	{"pg1", "pg", 1, ""},
+	{"pg2", "pg", 2, ""},
+	{"bolt", "bolt", 1, ""},
+	{"filestore-baseline", "file", 1, baselineCommit},
 }
 
 // BenchmarkFleet: for each store and fleet size, devices provisioned in
@@ -124,7 +127,11 @@ func BenchmarkFleet(b *testing.B) {
 			b.Fatalf("%d sessions need %d open files; RLIMIT_NOFILE allows %d (raise it with ulimit -n, or lower %s)", sessions, sessions+512, lim.Cur, envSessions)
 		}
 	}
-	for _, be := range backends {
+	all := backends
+	if c := os.Getenv(envCompare); c != "" {
+		all = append([]backend{{"bolt@" + c, "bolt", 1, c}, {"pg1@" + c, "pg", 1, c}}, all...)
+	}
+	for _, be := range all {
 		b.Run(be.name, func(b *testing.B) {
 			for _, n := range envSizes() {
 				b.Run(sizeName(n), func(b *testing.B) {
@@ -137,8 +144,11 @@ func BenchmarkFleet(b *testing.B) {
 
 // instance is one collector process and its share of the devices.
 type instance struct {
-	p    *serveProc
-	base int64 // RssAnon KiB before any session
+	p           *serveProc
+	base        int64 // RssAnon KiB before any session
+	heap, stack int64 // live heap and stacks (bytes) before any session, with --pprof
+	goroutines  int
+	pprof       bool
 }
 
 func runFleet(b *testing.B, be backend, registered, sessions int) {
@@ -146,16 +156,17 @@ func runFleet(b *testing.B, be backend, registered, sessions int) {
 	inflight := envInt(envInflight, 64)
 	dir := b.TempDir()
 	bin := ""
-	switch be.store {
-	case "file":
+	if be.commit != "" {
 		var why string
-		if bin, why = baselineBin(); bin == "" {
-			b.Logf("filestore baseline skipped: %s", why)
+		if bin, why = binAt(be.commit); bin == "" {
+			b.Logf("%s skipped: %s", be.name, why)
 			b.SkipNow()
 		}
-		inflight = baseInflight
-	default:
+	} else {
 		bin = collectorBin(b)
+	}
+	if be.store == "file" {
+		inflight = baseInflight
 	}
 	ids := make([]string, registered)
 	for i := range ids {
@@ -197,6 +208,9 @@ func runFleet(b *testing.B, be backend, registered, sessions int) {
 		metrics := be.store != "file"
 		if metrics {
 			args = append(args, "--metrics", "127.0.0.1:0")
+			if be.commit == "" {
+				args = append(args, "--pprof") // older collectors lack it
+			}
 			args = append(args, storeArgs...)
 		}
 		p := startServe(b, bin, metrics, args...)
@@ -205,6 +219,7 @@ func runFleet(b *testing.B, be backend, registered, sessions int) {
 	time.Sleep(settle)
 	for _, in := range insts {
 		in.base = procStatusKiB(in.p.pid, "RssAnon")
+		in.heap, in.stack, in.goroutines, in.pprof = in.p.heapStats()
 	}
 
 	// Sessions: spread over the registry, split between the instances.
@@ -284,6 +299,31 @@ func runFleet(b *testing.B, be backend, registered, sessions int) {
 	mibPer1000 := float64(delta) / 1024 / float64(len(f.devs)) * 1000
 	b.Logf("%s: RssAnon +%d KiB for %d idle sessions (%.1f KiB each); VmRSS now %d KiB in all",
 		be.name, delta, len(f.devs), float64(delta)/float64(len(f.devs)), rssSum)
+	// What the sessions hold, from the runtime (after a collection).
+	var dHeap, dStack int64
+	var dG int
+	live := len(insts) > 0
+	for i, in := range insts {
+		h, st, g, ok := in.p.heapStats()
+		if !ok || !in.pprof {
+			live = false
+			break
+		}
+		dHeap, dStack, dG = dHeap+h-in.heap, dStack+st-in.stack, dG+g-in.goroutines
+		if dir := os.Getenv(envProfiles); dir != "" {
+			path := filepath.Join(dir, fmt.Sprintf("%s-%s-%d-idle", be.name, sizeName(registered), i))
+			for which, ext := range map[string]string{"heap": ".heap", "goroutine?debug=1": ".goroutines.txt"} {
+				if err := in.p.saveProfile(which, path+ext); err != nil {
+					b.Logf("profile %s: %v", which, err)
+				}
+			}
+		}
+	}
+	n := float64(len(f.devs))
+	if live {
+		b.Logf("%s: per idle session: live heap %.1f KiB, stacks %.1f KiB, %.2f goroutines (runtime figures after a collection)",
+			be.name, float64(dHeap)/1024/n, float64(dStack)/1024/n, float64(dG)/n)
+	}
 
 	// Heartbeats signed ahead: enough for 6,000/s through the sustained
 	// window and the paced one; beyond that the load signs as it goes.
@@ -379,6 +419,9 @@ func runFleet(b *testing.B, be backend, registered, sessions int) {
 		b.ReportMetric(float64(walBytes)/float64(acked), "B-wal/msg")
 	}
 	b.ReportMetric(mibPer1000, "MiB/1000-idle-sessions")
+	if live {
+		b.ReportMetric(float64(dHeap+dStack)/1024/n, "KiB-heap+stack/idle-session")
+	}
 	b.ReportMetric(float64(len(f.devs)), "sessions")
 }
 

@@ -3,6 +3,7 @@ package fleetbench
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,10 +29,14 @@ var (
 	curBin  string
 	curErr  error
 
-	baseOnce sync.Once
-	baseBin  string
-	baseWhy  string // why there is no baseline binary (history, build)
+	atMu   sync.Mutex
+	atBins = map[string]*atBuild{} // by commit
 )
+
+type atBuild struct {
+	once     sync.Once
+	bin, why string
+}
 
 // baselineCommit is the last collector that kept all device state in one
 // state.json rewritten on every change (issue 14): the baseline.
@@ -91,64 +96,63 @@ func collectorBin(b *testing.B) string {
 	return curBin
 }
 
-// baselineBin builds the collector of baselineCommit from the repository's
-// history, or says why it cannot (a shallow clone, no git): the caller
-// skips the baseline then.
-func baselineBin() (string, string) {
-	baseOnce.Do(func() {
-		root, err := moduleRoot()
-		if err != nil {
-			baseWhy = err.Error()
-			return
-		}
-		if _, err := exec.LookPath("git"); err != nil {
-			baseWhy = "git not found in PATH"
-			return
-		}
-		if err := exec.Command("git", "-C", root, "cat-file", "-e", baselineCommit+"^{commit}").Run(); err != nil {
-			baseWhy = "commit " + baselineCommit[:7] + " is not in this repository's history (a shallow clone?); fetch it with `git fetch --unshallow`"
-			return
-		}
-		if err := ensureBuildDir(); err != nil {
-			baseWhy = err.Error()
-			return
-		}
-		src := filepath.Join(buildDir, "baseline-src")
-		if err := os.MkdirAll(src, 0o755); err != nil {
-			baseWhy = err.Error()
-			return
-		}
-		archive := exec.Command("git", "-C", root, "archive", baselineCommit)
-		tar := exec.Command("tar", "-x", "-C", src)
-		pipe, err := archive.StdoutPipe()
-		if err != nil {
-			baseWhy = err.Error()
-			return
-		}
-		tar.Stdin = pipe
-		var aerr, terr bytes.Buffer
-		archive.Stderr, tar.Stderr = &aerr, &terr
-		if err := tar.Start(); err != nil {
-			baseWhy = "tar: " + err.Error()
-			return
-		}
-		if err := archive.Run(); err != nil {
-			baseWhy = fmt.Sprintf("git archive: %v %s", err, aerr.String())
-			tar.Wait()
-			return
-		}
-		if err := tar.Wait(); err != nil {
-			baseWhy = fmt.Sprintf("tar: %v %s", err, terr.String())
-			return
-		}
-		out := filepath.Join(buildDir, "mtccollector-baseline")
-		if err := goBuild(src, out); err != nil {
-			baseWhy = err.Error()
-			return
-		}
-		baseBin = out
-	})
-	return baseBin, baseWhy
+// binAt builds the collector of a commit from the repository's history,
+// or says why it cannot (a shallow clone, no git): the caller skips
+// then.
+func binAt(commit string) (string, string) {
+	atMu.Lock()
+	a := atBins[commit]
+	if a == nil {
+		a = &atBuild{}
+		atBins[commit] = a
+	}
+	atMu.Unlock()
+	a.once.Do(func() { a.bin, a.why = buildAt(commit) })
+	return a.bin, a.why
+}
+
+func buildAt(commit string) (string, string) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err.Error()
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		return "", "git not found in PATH"
+	}
+	if err := exec.Command("git", "-C", root, "cat-file", "-e", commit+"^{commit}").Run(); err != nil {
+		return "", "commit " + commit + " is not in this repository's history (a shallow clone?); fetch it with `git fetch --unshallow`"
+	}
+	if err := ensureBuildDir(); err != nil {
+		return "", err.Error()
+	}
+	src := filepath.Join(buildDir, "src-"+commit)
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", err.Error()
+	}
+	archive := exec.Command("git", "-C", root, "archive", commit)
+	tar := exec.Command("tar", "-x", "-C", src)
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return "", err.Error()
+	}
+	tar.Stdin = pipe
+	var aerr, terr bytes.Buffer
+	archive.Stderr, tar.Stderr = &aerr, &terr
+	if err := tar.Start(); err != nil {
+		return "", "tar: " + err.Error()
+	}
+	if err := archive.Run(); err != nil {
+		tar.Wait()
+		return "", fmt.Sprintf("git archive: %v %s", err, aerr.String())
+	}
+	if err := tar.Wait(); err != nil {
+		return "", fmt.Sprintf("tar: %v %s", err, terr.String())
+	}
+	out := filepath.Join(buildDir, "mtccollector-"+commit)
+	if err := goBuild(src, out); err != nil {
+		return "", err.Error()
+	}
+	return out, ""
 }
 
 // serveProc is one running collector process.
@@ -289,7 +293,8 @@ func (p *serveProc) stop(b *testing.B) {
 }
 
 // metric reads one sample (a metric name with its labels, as printed)
-// from the process's /metrics; -1 when it cannot.
+// from the process's /metrics: 0 when absent (a counter of a label not
+// yet seen), -1 when there is no endpoint or it does not answer.
 func (p *serveProc) metric(name string) float64 {
 	if p.metricsURL == "" {
 		return -1
@@ -309,7 +314,10 @@ func (p *serveProc) metric(name string) float64 {
 			}
 		}
 	}
-	return -1
+	if sc.Err() != nil || resp.StatusCode != http.StatusOK {
+		return -1
+	}
+	return 0
 }
 
 // procStatusKiB reads a field of /proc/PID/status given in kB ("VmRSS",
@@ -412,4 +420,62 @@ func writtenByProcess(before writtenSnapshot, pids []int) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// heapStats asks a collector started with --pprof to collect garbage and
+// reports its live heap (HeapAlloc, bytes), the stacks in use (bytes) and
+// its goroutines; ok false without the endpoint.
+func (p *serveProc) heapStats() (heap, stack int64, goroutines int, ok bool) {
+	if p.metricsURL == "" {
+		return 0, 0, 0, false
+	}
+	base := strings.TrimSuffix(p.metricsURL, "/metrics")
+	c := http.Client{Timeout: 30 * time.Second}
+	get := func(path string) string {
+		resp, err := c.Get(base + path)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return ""
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	h := get("/debug/pprof/heap?gc=1&debug=1")
+	g := get("/debug/pprof/goroutine?debug=1")
+	if h == "" || g == "" {
+		return 0, 0, 0, false
+	}
+	for _, line := range strings.Split(h, "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			heap, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+		if v, ok := strings.CutPrefix(line, "# Stack = "); ok {
+			stack, _ = strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+		}
+	}
+	if v, ok := strings.CutPrefix(strings.SplitN(g, "\n", 2)[0], "goroutine profile: total "); ok {
+		goroutines, _ = strconv.Atoi(strings.TrimSpace(v))
+	}
+	return heap, stack, goroutines, true
+}
+
+// saveProfile writes one of the collector's profiles (heap in pprof
+// format; goroutine?debug=1 as text) to path.
+func (p *serveProc) saveProfile(which, path string) error {
+	base := strings.TrimSuffix(p.metricsURL, "/metrics")
+	c := http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Get(base + "/debug/pprof/" + which)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	return errors.Join(err, f.Close())
 }

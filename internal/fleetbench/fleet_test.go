@@ -208,8 +208,8 @@ func runFleet(b *testing.B, be backend, registered, sessions int) {
 		metrics := be.store != "file"
 		if metrics {
 			args = append(args, "--metrics", "127.0.0.1:0")
-			if be.commit == "" {
-				args = append(args, "--pprof") // older collectors lack it
+			if hasPprof(bin) { // older collectors lack it
+				args = append(args, "--pprof")
 			}
 			args = append(args, storeArgs...)
 		}
@@ -608,4 +608,10 @@ func postmasterPID(data string) int {
 	}
 	n, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(bs), "\n", 2)[0]))
 	return n
+}
+
+// hasPprof says whether a collector binary has serve --pprof.
+func hasPprof(bin string) bool {
+	out, _ := exec.Command(bin, "serve", "--help").CombinedOutput()
+	return strings.Contains(string(out), "-pprof")
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -55,7 +56,7 @@ func runServe(env *cli.Env, args []string) error {
 	storeSpec := fs.String("store", "", "where device state, alarms and audit go: a file (the embedded store; default STATE/"+collector.BoltFile+") or a postgres:// URL")
 	cfgPath := fs.String("config", "", "configuration file ([collector] settings; its [device] and [scs] sections are imported into an empty store; see docs/collector.md)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics over HTTP at HOST:PORT/metrics (e.g. 127.0.0.1:9465; off by default)")
-	withPprof := fs.Bool("pprof", false, "with --metrics, also serve Go's runtime profiles at /debug/pprof/ (heap, goroutines, CPU) for developers; the same exposure as --metrics")
+	withPprof := fs.Bool("pprof", false, "with --metrics, also serve Go's runtime profiles at /debug/pprof/ (heap, goroutines, CPU) and POST /debug/free-os-memory, for developers; the same exposure as --metrics")
 	logFormat := fs.String("log-format", "text", "text, or json (one JSON object a line, for log shippers)")
 	if _, err := cli.ParseInterleaved(fs, args, 0); err != nil {
 		return err
@@ -157,6 +158,16 @@ func runServe(env *cli.Env, args []string) error {
 			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			// For memory measurements (fleetbench): return all free
+			// memory to the system now, so that a resident-set reading
+			// starts from what is live.
+			mux.HandleFunc("/debug/free-os-memory", func(w http.ResponseWriter, r *http.Request) {
+				if r.Method != http.MethodPost {
+					http.Error(w, "POST only", http.StatusMethodNotAllowed)
+					return
+				}
+				debug.FreeOSMemory()
+			})
 			h = mux
 		}
 		hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}

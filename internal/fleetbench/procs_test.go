@@ -479,3 +479,29 @@ func (p *serveProc) saveProfile(which, path string) error {
 	_, err = io.Copy(f, resp.Body)
 	return errors.Join(err, f.Close())
 }
+
+// freeOSMemory asks a collector started with --pprof to return its free
+// memory to the system; false without the endpoint.
+func (p *serveProc) freeOSMemory() bool {
+	if p.metricsURL == "" {
+		return false
+	}
+	c := http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Post(strings.TrimSuffix(p.metricsURL, "/metrics")+"/debug/free-os-memory", "text/plain", nil)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// loadavg is /proc/loadavg's first three fields (the machine is shared:
+// the figures mean little under a load well above the cores).
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

@@ -375,8 +375,20 @@ func runFleet(b *testing.B, be backend, registered, sessions int) {
 	dupBefore := sumMetric(insts, "mtccollector_duplicates_total")
 	walBefore := pgWAL(b, pgURL)
 	wBefore, pBefore := snapshotWritten(pids()), printed()
+	var collPIDs, pgPIDs []int
+	for _, in := range insts {
+		collPIDs = append(collPIDs, in.p.pid)
+	}
+	if pgData != "" {
+		pgPIDs = pids()
+	}
+	cBefore, gBefore, sBefore := cpuOf(collPIDs), cpuOf(pgPIDs), selfCPU()
 	failsBefore := f.failures.Load()
 	acked, took := f.sustained(inflight, window)
+	cColl, cPG, cSelf := cpuSince(cBefore, collPIDs), time.Duration(0), selfCPU()-sBefore
+	if pgData != "" {
+		cPG = cpuSince(gBefore, pids()) // with any backend started since
+	}
 	written := writtenSince(wBefore, pids())
 	b.Logf("written by process: %s", writtenByProcess(wBefore, pids()))
 	if pgData == "" {
@@ -396,6 +408,9 @@ func runFleet(b *testing.B, be backend, registered, sessions int) {
 		b.Fatalf("no heartbeat acknowledged\n%s", insts[0].p.out)
 	}
 	bpm := float64(written) / float64(acked)
+	perMsg := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) / float64(acked) }
+	b.Logf("%s: CPU per acknowledged heartbeat: collector %.0f µs, PostgreSQL %.0f µs, the load generator %.0f µs (the sustained phase, /proc/PID/stat)",
+		be.name, perMsg(cColl), perMsg(cPG), perMsg(cSelf))
 	who := "the collector, less its log"
 	if pgData != "" {
 		who = fmt.Sprintf("PostgreSQL; WAL %d bytes, %.0f per message", walBytes, float64(walBytes)/float64(acked))
@@ -425,6 +440,7 @@ func runFleet(b *testing.B, be backend, registered, sessions int) {
 		b.ReportMetric(float64(p99)/float64(time.Millisecond), "ms/p99-heartbeat-rt@1000")
 	}
 	b.ReportMetric(bpm, "B-written/msg")
+	b.ReportMetric(perMsg(cColl+cPG), "µs-cpu/msg")
 	if pgURL != "" && walBytes >= 0 {
 		b.ReportMetric(float64(walBytes)/float64(acked), "B-wal/msg")
 	}

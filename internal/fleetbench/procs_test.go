@@ -505,3 +505,49 @@ func loadavg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// cpuTime is the CPU time (user and system) a process has used so far,
+// from /proc/PID/stat (in clock ticks of 10 ms).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+k) * 10 * time.Millisecond
+}
+
+func cpuOf(pids []int) map[int]time.Duration {
+	m := map[int]time.Duration{}
+	for _, p := range pids {
+		m[p] = cpuTime(p)
+	}
+	return m
+}
+
+func cpuSince(before map[int]time.Duration, pids []int) time.Duration {
+	var d time.Duration
+	for _, p := range pids {
+		d += cpuTime(p) - before[p]
+	}
+	return d
+}
+
+// selfCPU is the CPU time this process (the load generator) has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -440,7 +440,7 @@ func runFleet(b *testing.B, be backend, registered, sessions int) {
 		b.ReportMetric(float64(p99)/float64(time.Millisecond), "ms/p99-heartbeat-rt@1000")
 	}
 	b.ReportMetric(bpm, "B-written/msg")
-	b.ReportMetric(perMsg(cColl+cPG), "µs-cpu/msg")
+	b.ReportMetric(perMsg(cColl+cPG), "us-cpu/msg")
 	if pgURL != "" && walBytes >= 0 {
 		b.ReportMetric(float64(walBytes)/float64(acked), "B-wal/msg")
 	}

@@ -42,7 +42,7 @@ const (
 	envDevices  = "MTC_FLEET_DEVICES"  // registered devices, a comma-separated list (default 10000,100000)
 	envWindow   = "MTC_FLEET_WINDOW"   // each measured window (default 8s)
 	envInflight = "MTC_FLEET_INFLIGHT" // heartbeats in flight in the sustained window (default 64)
-	envProfiles = "MTC_FLEET_PROFILES" // a directory: save each collector's heap profile with its idle sessions there
+	envProfiles = "MTC_FLEET_PROFILES" // a directory: save each collector's heap and goroutine profiles with its idle sessions, and the first one's CPU profile over the sustained window, there
 	envCompare  = "MTC_FLEET_COMPARE"  // a commit: also run bolt and pg1 with the collector built from it ("bolt@COMMIT")
 )
 
@@ -384,7 +384,20 @@ func runFleet(b *testing.B, be backend, registered, sessions int) {
 	}
 	cBefore, gBefore, sBefore := cpuOf(collPIDs), cpuOf(pgPIDs), selfCPU()
 	failsBefore := f.failures.Load()
+	var cpuProf sync.WaitGroup
+	if dir := os.Getenv(envProfiles); dir != "" && insts[0].pprof && window >= 2*time.Second {
+		cpuProf.Add(1)
+		go func() { // the first collector's CPU profile over the window
+			defer cpuProf.Done()
+			path := filepath.Join(dir, fmt.Sprintf("%s-%s-0-sustained.cpu", be.name, sizeName(registered)))
+			q := fmt.Sprintf("profile?seconds=%d", int((window - time.Second).Seconds()))
+			if err := insts[0].p.saveProfile(q, path); err != nil {
+				b.Logf("cpu profile: %v", err)
+			}
+		}()
+	}
 	acked, took := f.sustained(inflight, window)
+	cpuProf.Wait()
 	cColl, cPG, cSelf := cpuSince(cBefore, collPIDs), time.Duration(0), selfCPU()-sBefore
 	if pgData != "" {
 		cPG = cpuSince(gBefore, pids()) // with any backend started since

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -24,7 +26,7 @@ import (
 func init() {
 	app.Register(&cli.Command{
 		Name:    "serve",
-		Args:    "--state DIR [--config FILE] [--store PATH|postgres://...] [--listen udp:HOST:PORT] [--scs-listen udp:HOST:PORT] [--cert-listen udp:HOST:PORT] [--metrics HOST:PORT] [--log-format text|json]",
+		Args:    "--state DIR [--config FILE] [--store PATH|postgres://...] [--listen udp:HOST:PORT] [--scs-listen udp:HOST:PORT] [--cert-listen udp:HOST:PORT] [--metrics HOST:PORT [--pprof]] [--log-format text|json]",
 		Summary: "run the collector: devices and SCSs over CoAP/DTLS, alarms, audit (see docs/collector.md)",
 		Run:     runServe,
 	})
@@ -54,12 +56,16 @@ func runServe(env *cli.Env, args []string) error {
 	storeSpec := fs.String("store", "", "where device state, alarms and audit go: a file (the embedded store; default STATE/"+collector.BoltFile+") or a postgres:// URL")
 	cfgPath := fs.String("config", "", "configuration file ([collector] settings; its [device] and [scs] sections are imported into an empty store; see docs/collector.md)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics over HTTP at HOST:PORT/metrics (e.g. 127.0.0.1:9465; off by default)")
+	withPprof := fs.Bool("pprof", false, "with --metrics, also serve Go's runtime profiles at /debug/pprof/ (heap, goroutines, CPU) and POST /debug/free-os-memory, for developers; the same exposure as --metrics")
 	logFormat := fs.String("log-format", "text", "text, or json (one JSON object a line, for log shippers)")
 	if _, err := cli.ParseInterleaved(fs, args, 0); err != nil {
 		return err
 	}
 	if *state == "" {
 		return cli.Usagef("serve: --state is required")
+	}
+	if *withPprof && *metricsAddr == "" {
+		return cli.Usagef("serve: --pprof needs --metrics HOST:PORT (the profiles are served there)")
 	}
 	if *logFormat != "text" && *logFormat != "json" {
 		return cli.Usagef("serve: --log-format %q: want text or json", *logFormat)
@@ -143,7 +149,28 @@ func runServe(env *cli.Env, args []string) error {
 			srv.Close()
 			return cli.WithHint(fmt.Errorf("--metrics %s: %w", *metricsAddr, err), "give a free HOST:PORT, e.g. 127.0.0.1:9465; keep it on loopback or behind your scraper's network")
 		}
-		hs := &http.Server{Handler: srv.MetricsHandler(), ReadHeaderTimeout: 5 * time.Second}
+		h := srv.MetricsHandler()
+		if *withPprof {
+			mux := http.NewServeMux()
+			mux.Handle("/", h)
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			// For memory measurements (fleetbench): return all free
+			// memory to the system now, so that a resident-set reading
+			// starts from what is live.
+			mux.HandleFunc("/debug/free-os-memory", func(w http.ResponseWriter, r *http.Request) {
+				if r.Method != http.MethodPost {
+					http.Error(w, "POST only", http.StatusMethodNotAllowed)
+					return
+				}
+				debug.FreeOSMemory()
+			})
+			h = mux
+		}
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 		go hs.Serve(ml)
 		defer hs.Close()
 		say("metrics on http://%s/metrics", ml.Addr())

@@ -60,3 +60,41 @@ func TestMetricsAndJSONLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestPprof: --pprof needs --metrics; with both, the profiles and the
+// free-memory hook answer on the metrics listener, next to /metrics.
+func TestPprof(t *testing.T) {
+	if code, _, errs := run(t, "serve", "--state", t.TempDir(), "--pprof"); code != 2 || !strings.Contains(errs, "--pprof needs --metrics") {
+		t.Fatalf("--pprof without --metrics: exit %d\n%s", code, errs)
+	}
+	o := startOneDevice(t, "--metrics", "127.0.0.1:0", "--pprof")
+	var m []string
+	waitUntil(t, 10*time.Second, "the metrics address", func() bool { m = metricsRE.FindStringSubmatch(o.p.out.String()); return m != nil })
+	base := "http://" + m[1]
+	for _, path := range []string{"/metrics", "/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %s", path, resp.Status)
+		}
+	}
+	resp, err := http.Post(base+"/debug/free-os-memory", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("POST /debug/free-os-memory: %s", resp.Status)
+	}
+	resp, err = http.Get(base + "/debug/free-os-memory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET /debug/free-os-memory: %s, want 405", resp.Status)
+	}
+}

@@ -147,7 +147,17 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 // reachable now, else the last one it gave, with the read queued for the
 // window after its next message (queue mode) and the time it is next
 // expected; maxAge is the seconds until then.
+// With several instances, a device not reachable from this one but
+// holding a session with another has the request relayed there.
 func (s *Server) scsStatus(ctx context.Context, x *SCS, id string, wantJSON bool) (code codes.Code, body []byte, queued bool, maxAge uint32) {
+	if a, ok := s.relay(ctx, relayRequest{device: id, scs: x.Name, class: ClassStatus, wantJSON: wantJSON}); ok {
+		return codes.Code(a.code), a.body, a.queued, a.maxAge
+	}
+	return s.scsStatusHere(ctx, x, id, wantJSON)
+}
+
+// scsStatusHere is scsStatus over this instance's session, if any.
+func (s *Server) scsStatusHere(ctx context.Context, x *SCS, id string, wantJSON bool) (code codes.Code, body []byte, queued bool, maxAge uint32) {
 	cc, online := s.reachable(id)
 	tried := online
 	if online {
@@ -323,18 +333,41 @@ func (s *Server) notifyObservers(class, id string, body func(json bool) []byte) 
 // reachable now gets the trigger in the window after its next message:
 // the SCS is answered 2.01 with {queued, next_expected} (maxAge the
 // seconds until then), or 5.03 when the queue is full.
+// With several instances, one with the device's session performs it
+// (see scsStatus).
 func (s *Server) scsTrigger(ctx context.Context, x *SCS, id string, payload []byte, isJSON, wantJSON bool) (codes.Code, []byte, uint32) {
-	var req struct {
-		Seq    uint64 `cbor:"1,keyasint" json:"seq"`
-		Action string `cbor:"2,keyasint" json:"action"`
+	if _, err := parseTriggerRequest(payload, isJSON); err != nil {
+		return codes.BadRequest, []byte("want {1: seq, 2: action}"), 0
 	}
+	if a, ok := s.relay(ctx, relayRequest{device: id, scs: x.Name, class: ClassTrigger, payload: payload, payloadJSON: isJSON, wantJSON: wantJSON}); ok {
+		return codes.Code(a.code), a.body, a.maxAge
+	}
+	return s.scsTriggerHere(ctx, x, id, payload, isJSON, wantJSON)
+}
+
+type triggerRequest struct {
+	Seq    uint64 `cbor:"1,keyasint" json:"seq"`
+	Action string `cbor:"2,keyasint" json:"action"`
+}
+
+func parseTriggerRequest(payload []byte, isJSON bool) (triggerRequest, error) {
+	var req triggerRequest
 	var err error
 	if isJSON {
 		err = json.Unmarshal(payload, &req)
 	} else {
 		err = cbor.Unmarshal(payload, &req)
 	}
-	if err != nil || req.Seq == 0 || req.Action == "" || len(req.Action) > 64 {
+	if err == nil && (req.Seq == 0 || req.Action == "" || len(req.Action) > 64) {
+		err = errors.New("want {1: seq, 2: action}")
+	}
+	return req, err
+}
+
+// scsTriggerHere is scsTrigger over this instance's session, if any.
+func (s *Server) scsTriggerHere(ctx context.Context, x *SCS, id string, payload []byte, isJSON, wantJSON bool) (codes.Code, []byte, uint32) {
+	req, err := parseTriggerRequest(payload, isJSON)
+	if err != nil {
 		return codes.BadRequest, []byte("want {1: seq, 2: action}"), 0
 	}
 	cc, online := s.reachable(id)
@@ -385,6 +418,57 @@ func (s *Server) scsTrigger(ctx context.Context, x *SCS, id string, payload []by
 		msg += ": " + string(why) // the device's reason, e.g. an action it does not implement
 	}
 	return codes.BadGateway, []byte(msg), 0
+}
+
+// relay has the instance holding the device's session perform an SCS
+// request, when this instance cannot reach the device now and another
+// live one holds a session with it. ok false: do it here (no other
+// holder, one instance only, or the holder did not answer in time).
+func (s *Server) relay(ctx context.Context, r relayRequest) (relayAnswer, bool) {
+	if s.cluster == nil {
+		return relayAnswer{}, false
+	}
+	if _, online := s.reachable(r.device); online {
+		return relayAnswer{}, false
+	}
+	holder, err := s.cluster.Holder(ctx, r.device)
+	if err != nil {
+		s.logf("ERROR %v", err)
+		return relayAnswer{}, false
+	}
+	if holder == "" {
+		return relayAnswer{}, false
+	}
+	a, err := s.cluster.Relay(ctx, holder, r)
+	if err != nil {
+		s.logf("device %s: %s request relayed to instance %s: %v; answering from here", r.device, r.class, holder, err)
+		return relayAnswer{}, false
+	}
+	s.logf("device %s: %s request from %s performed by instance %s: %s", r.device, r.class, r.scs, holder, codeText(codes.Code(a.code)))
+	return a, true
+}
+
+// performRelayed performs a request another instance relayed here, as if
+// the SCS had asked this one (the asker audits it). The grant is checked
+// again: it may have been revoked on the way.
+func (s *Server) performRelayed(ctx context.Context, r relayRequest) relayAnswer {
+	if s.deviceByID(r.device) == nil || !s.granted(r.scs, r.device, r.class) {
+		return relayAnswer{code: int(codes.NotFound), body: notFoundBody}
+	}
+	x := &SCS{Name: r.scs}
+	var a relayAnswer
+	switch r.class {
+	case ClassStatus:
+		code, body, queued, maxAge := s.scsStatusHere(ctx, x, r.device, r.wantJSON)
+		a = relayAnswer{code: int(code), body: body, maxAge: maxAge, queued: queued}
+	case ClassTrigger:
+		code, body, maxAge := s.scsTriggerHere(ctx, x, r.device, r.payload, r.payloadJSON, r.wantJSON)
+		a = relayAnswer{code: int(code), body: body, maxAge: maxAge, queued: code == codes.Created}
+	default:
+		return relayAnswer{code: int(codes.NotFound), body: notFoundBody}
+	}
+	s.logf("scs %s: %s of device %s relayed from another instance -> %s", r.scs, r.class, r.device, codeText(codes.Code(a.code)))
+	return a
 }
 
 func encodeSummary(e *EventSummary, wantJSON bool) []byte {

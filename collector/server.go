@@ -71,7 +71,8 @@ type Server struct {
 	statusObs map[string]map[*observer]struct{} // of status, by device
 	servers   []*dtlsserver.Server
 	gates     []*gatedListener
-	closers   []func() // run by Close (the admin socket)
+	closers   []func()   // run by Close (the admin socket)
+	cluster   *pgCluster // with PostgreSQL: this instance among those sharing the database
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -109,6 +110,17 @@ func New(cfg *Config, opt Options) (*Server, error) {
 	if err := s.importConfig(); err != nil {
 		st.Close()
 		return nil, err
+	}
+	if ps, ok := st.(*pgStore); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		c, err := joinCluster(ctx, ps.pool, cfg.InstanceLease, s.performRelayed, s.logf, s.background)
+		cancel()
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		s.cluster = c
+		s.logf("instance %s on the shared database (lease %s)", c.id, c.lease)
 	}
 	if imported > 0 {
 		s.logf("imported the state of %d device(s) from %s (now %s.imported)", imported, StateFile, StateFile)
@@ -358,6 +370,9 @@ func (s *Server) Close() {
 			c()
 		}
 		s.wg.Wait()
+		if s.cluster != nil {
+			s.cluster.Close()
+		}
 		if err := s.st.Close(); err != nil {
 			s.logf("ERROR closing the store: %v", err)
 		}
@@ -408,12 +423,24 @@ func (s *Server) deviceSession(cc *udpClient.Conn) {
 	}
 	s.sessions[d.ID] = cc
 	s.mu.Unlock()
+	if s.cluster != nil {
+		// Where SCS requests for the device are to go, from any instance.
+		if err := s.cluster.SessionUp(ctx, d.ID); err != nil {
+			s.logf("ERROR %v", err)
+		}
+	}
 	cc.AddOnClose(func() {
 		s.mu.Lock()
-		if s.sessions[d.ID] == cc {
+		last := s.sessions[d.ID] == cc
+		if last {
 			delete(s.sessions, d.ID)
 		}
 		s.mu.Unlock()
+		if last && s.cluster != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+			_ = s.cluster.SessionDown(ctx, d.ID) // a closing pool: the instance's row goes with Close
+			cancel()
+		}
 		s.logf("device %s: session closed", d.ID)
 	})
 	s.logf("device %s: session up (%s)", d.ID, cc.RemoteAddr())
@@ -453,6 +480,7 @@ func (s *Server) challenge(ctx context.Context, d *Device, cc *udpClient.Conn) {
 			ds.Consumed = append(ds.Consumed, res.Token.Seq)
 		}
 		ds.LastSeen = s.now()
+		s.setDue(d, ds)
 		changed = checkBinding(d, ds, res.Token)
 		return nil
 	}); err != nil {
@@ -598,6 +626,7 @@ func (s *Server) acceptReport(d *Device, r *pool.Message) codes.Code {
 	}
 	if err := s.update(d.ID, func(ds *DeviceState) error {
 		ds.Status, ds.StatusAt, ds.LastSeen = body, s.now(), s.now()
+		s.setDue(d, ds)
 		return nil
 	}); err != nil {
 		return codes.InternalServerError
@@ -663,6 +692,7 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 		}
 		wasOverdue = ds.Overdue
 		ds.Overdue = false
+		s.setDue(d, ds)
 		sum = &EventSummary{Device: d.ID, Seq: t.Seq, Kind: kind.String(), Event: t.Event, At: now.UTC(), AtUnix: now.Unix()}
 		if kind == attest.KindEvent {
 			ds.LastEvent = sum
@@ -725,47 +755,53 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 	return codes.Changed
 }
 
+// setDue sets when the device's next heartbeat is due, after its
+// LastHeartbeat (LastSeen before the first): in the transaction that
+// accepts its message, so the overdue check never sees an old one.
+func (s *Server) setDue(d *Device, ds *DeviceState) {
+	last := ds.LastHeartbeat
+	if last.IsZero() {
+		last = ds.LastSeen
+	}
+	timeout := d.HeartbeatTimeout
+	if timeout <= 0 {
+		timeout = s.cfg.HeartbeatTimeout
+	}
+	ds.NextDue = last.Add(timeout)
+}
+
+// overdueBatch and overdueBatches bound one pass of the overdue check:
+// claims of up to overdueBatch devices, overdueBatches of them (what is
+// left waits for the next pass, a second later).
+const (
+	overdueBatch   = 500
+	overdueBatches = 20
+)
+
 // checkOverdue raises an alarm once per silence longer than a device's
-// heartbeat timeout. The flag is set in a device transaction that checks
-// the silence again, so a heartbeat arriving meanwhile wins.
+// heartbeat timeout: the store claims the devices due (flag and alarm in
+// one transaction, skipping rows another instance or a message holds),
+// so with several instances on one database each silence is raised once.
 func (s *Server) checkOverdue() {
 	now := s.now()
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-	defer cancel()
-	watched, err := s.st.Watched(ctx)
-	if err != nil {
-		s.logf("ERROR reading the store for overdue heartbeats: %v", err)
-		return
+	mk := func(id string, quiet time.Duration) Alarm {
+		return Alarm{Time: now.UTC(), Device: id, Kind: "heartbeat-overdue",
+			Detail: fmt.Sprintf("no heartbeat for %s (loss of connectivity, or messages suppressed)", quiet.Round(time.Second))}
 	}
-	silence := func(timeout time.Duration, lastSeen, lastHeartbeat time.Time) (time.Duration, bool) {
-		last := lastHeartbeat
-		if last.IsZero() {
-			last = lastSeen
+	for range overdueBatches {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		as, err := s.st.ClaimOverdue(ctx, now, s.started, overdueBatch, mk)
+		cancel()
+		if err != nil {
+			s.logf("ERROR claiming overdue devices in the store: %v", err)
+			return
 		}
-		if last.Before(s.started) {
-			last = s.started
+		for _, a := range as {
+			s.metrics.inc(s.metrics.alarms, a.Kind)
+			s.logf("ALARM device %s %s: %s", a.Device, a.Kind, a.Detail)
 		}
-		return now.Sub(last), now.Sub(last) > timeout
-	}
-	for _, w := range watched {
-		timeout := w.HeartbeatTimeout
-		if timeout <= 0 {
-			timeout = s.cfg.HeartbeatTimeout
-		}
-		if _, over := silence(timeout, w.LastSeen, w.LastHeartbeat); !over {
-			continue
-		}
-		var raised time.Duration
-		if s.update(w.ID, func(ds *DeviceState) error {
-			if ds.Overdue || ds.LastSeen.IsZero() {
-				return nil
-			}
-			if quiet, over := silence(timeout, ds.LastSeen, ds.LastHeartbeat); over {
-				ds.Overdue, raised = true, quiet
-			}
-			return nil
-		}) == nil && raised > 0 {
-			s.alarm(w.ID, "heartbeat-overdue", fmt.Sprintf("no heartbeat for %s (loss of connectivity, or messages suppressed)", raised.Round(time.Second)))
+		if len(as) == 0 {
+			return
 		}
 	}
 }

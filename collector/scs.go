@@ -423,7 +423,9 @@ func (s *Server) scsTriggerHere(ctx context.Context, x *SCS, id string, payload 
 // relay has the instance holding the device's session perform an SCS
 // request, when this instance cannot reach the device now and another
 // live one holds a session with it. ok false: do it here (no other
-// holder, one instance only, or the holder did not answer in time).
+// holder, one instance only, or a status read the holder did not answer
+// in time); a trigger it did not answer is 5.04, as one the device did
+// not answer.
 func (s *Server) relay(ctx context.Context, r relayRequest) (relayAnswer, bool) {
 	if s.cluster == nil {
 		return relayAnswer{}, false
@@ -440,6 +442,12 @@ func (s *Server) relay(ctx context.Context, r relayRequest) (relayAnswer, bool) 
 		return relayAnswer{}, false
 	}
 	a, err := s.cluster.Relay(ctx, holder, r)
+	if err != nil && r.class == ClassTrigger {
+		// It may have reached the device (and spent the SCS's sequence
+		// number): not sent again from here.
+		s.logf("device %s: trigger relayed to instance %s: %v", r.device, holder, err)
+		return relayAnswer{code: int(codes.GatewayTimeout), body: []byte("device did not answer")}, true
+	}
 	if err != nil {
 		s.logf("device %s: %s request relayed to instance %s: %v; answering from here", r.device, r.class, holder, err)
 		return relayAnswer{}, false

@@ -46,7 +46,16 @@ type Options struct {
 	// "msg"}) for log shippers instead of text.
 	LogJSON bool
 	Now     func() time.Time // nil: time.Now
+	// CIDPrefix (up to MaxCIDPrefix bytes) begins every DTLS Connection
+	// ID this instance gives a device session, so a UDP load balancer in
+	// front of several instances can send a session's records to the
+	// instance that holds it by their first bytes, whatever address the
+	// carrier NAT gives the device. nil: random CIDs only.
+	CIDPrefix []byte
 }
+
+// MaxCIDPrefix bounds Options.CIDPrefix.
+const MaxCIDPrefix = 4
 
 // Server is the collector: DTLS listeners for devices and SCSs, the device
 // registry, verification, alarms and durable state.
@@ -61,21 +70,24 @@ type Server struct {
 	metrics  *metrics
 	now      func() time.Time
 	started  time.Time
+	cid      func() []byte // the device sessions' Connection IDs
 
-	mu        sync.Mutex // guards sessions, mdtBusy, observers, servers, gates, queue
-	sessions  map[string]*udpClient.Conn
-	queue     requestQueue                      // queue mode: requests for devices not reachable now
-	mdtBusy   map[string]*udpClient.Conn        // devices whose MDT log is being pulled
-	mdtFileMu sync.Mutex                        // orders stores into and tidying of the MDT files
-	observers map[string]map[*observer]struct{} // of events, by device
-	statusObs map[string]map[*observer]struct{} // of status, by device
-	servers   []*dtlsserver.Server
-	gates     []*gatedListener
-	closers   []func()   // run by Close (the admin socket)
-	cluster   *pgCluster // with PostgreSQL: this instance among those sharing the database
-	done      chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	mu          sync.Mutex // guards sessions, mdtBusy, observers, servers, gates, queue, challenging, gaps
+	sessions    map[string]*udpClient.Conn
+	queue       requestQueue                      // queue mode: requests for devices not reachable now
+	mdtBusy     map[string]*udpClient.Conn        // devices whose MDT log is being pulled
+	mdtFileMu   sync.Mutex                        // orders stores into and tidying of the MDT files
+	observers   map[string]map[*observer]struct{} // of events, by device
+	statusObs   map[string]map[*observer]struct{} // of status, by device
+	challenging map[string]int                    // attestation challenges on their way, by device
+	gaps        map[string][]pendingGap           // sequence gaps held until they are in, by device
+	servers     []*dtlsserver.Server
+	gates       []*gatedListener
+	closers     []func()   // run by Close (the admin socket)
+	cluster     *pgCluster // with PostgreSQL: this instance among those sharing the database
+	done        chan struct{}
+	closeOnce   sync.Once
+	wg          sync.WaitGroup
 }
 
 // New opens the store (the embedded one in the state directory unless
@@ -105,8 +117,14 @@ func New(cfg *Config, opt Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, st: st, stateDir: opt.StateDir, logw: opt.Log, logJSON: opt.LogJSON, now: opt.Now, limited: map[string]*limitedLine{}, metrics: newMetrics(),
 		sessions: map[string]*udpClient.Conn{}, mdtBusy: map[string]*udpClient.Conn{},
-		observers: map[string]map[*observer]struct{}{}, statusObs: map[string]map[*observer]struct{}{}, done: make(chan struct{})}
+		observers: map[string]map[*observer]struct{}{}, statusObs: map[string]map[*observer]struct{}{},
+		challenging: map[string]int{}, gaps: map[string][]pendingGap{}, done: make(chan struct{})}
 	s.started = s.now()
+	if len(opt.CIDPrefix) > MaxCIDPrefix {
+		st.Close()
+		return nil, fmt.Errorf("collector: connection ID prefix of %d bytes: at most %d", len(opt.CIDPrefix), MaxCIDPrefix)
+	}
+	s.cid = cidGenerator(opt.CIDPrefix)
 	if err := s.importConfig(); err != nil {
 		st.Close()
 		return nil, err
@@ -201,6 +219,21 @@ var errUnknownIdentity = errors.New("unknown PSK identity")
 // session times out and shakes hands again).
 const DeviceCIDBytes = 6
 
+// cidGenerator gives Connection IDs of the prefix and DeviceCIDBytes
+// random bytes (pion takes the length of the first as every one's).
+func cidGenerator(prefix []byte) func() []byte {
+	if len(prefix) == 0 {
+		return piondtls.RandomCIDGenerator(DeviceCIDBytes)
+	}
+	p := slices.Clone(prefix)
+	return func() []byte {
+		b := make([]byte, len(p)+DeviceCIDBytes)
+		copy(b, p)
+		rand.Read(b[len(p):])
+		return b
+	}
+}
+
 // ListenDevices starts the device listener in PSK mode on addr
 // ("127.0.0.1:5684"; port 0 picks one) and returns its address.
 func (s *Server) ListenDevices(addr string) (net.Addr, error) {
@@ -208,7 +241,7 @@ func (s *Server) ListenDevices(addr string) (net.Addr, error) {
 		ExtendedMasterSecret:  piondtls.RequireExtendedMasterSecret,
 		CipherSuites:          []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8, piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256},
 		PSKIdentityHint:       []byte("mtccollector"),
-		ConnectionIDGenerator: piondtls.RandomCIDGenerator(DeviceCIDBytes),
+		ConnectionIDGenerator: s.cid,
 		PSK: func(id []byte) ([]byte, error) {
 			if d := s.deviceByPSK(string(id)); d != nil {
 				return d.PSK, nil
@@ -229,7 +262,7 @@ func (s *Server) ListenDevicesCert(addr string, cert tls.Certificate) (net.Addr,
 		CipherSuites:          []piondtls.CipherSuiteID{piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
 		Certificates:          []tls.Certificate{cert},
 		ClientAuth:            piondtls.RequireAnyClientCert,
-		ConnectionIDGenerator: piondtls.RandomCIDGenerator(DeviceCIDBytes),
+		ConnectionIDGenerator: s.cid,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			if len(raw) == 0 {
 				return errors.New("no client certificate")
@@ -452,6 +485,21 @@ func (s *Server) deviceSession(cc *udpClient.Conn) {
 // challenge asks the device for a binding attestation with a fresh nonce
 // and verifies it.
 func (s *Server) challenge(ctx context.Context, d *Device, cc *udpClient.Conn) {
+	s.mu.Lock()
+	s.challenging[d.ID]++
+	s.mu.Unlock()
+	var (
+		settled bool         // the challenge is off s.challenging
+		raise   []pendingGap // held gaps it leaves missing numbers
+	)
+	defer func() {
+		if !settled {
+			raise = s.settle(d.ID, 0)
+		}
+		for _, g := range raise {
+			s.gapAlarm(d.ID, g.missing, g.seq)
+		}
+	}()
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
 	req, _ := cbor.Marshal(map[int]any{1: nonce})
@@ -482,6 +530,9 @@ func (s *Server) challenge(ctx context.Context, d *Device, cc *udpClient.Conn) {
 		ds.LastSeen = s.now()
 		s.setDue(d, ds)
 		changed = checkBinding(d, ds, res.Token)
+		// Under the device's lock: a message accepted before this saw
+		// the number missing and held its gap; one after sees it consumed.
+		raise, settled = s.settle(d.ID, res.Token.Seq), true
 		return nil
 	}); err != nil {
 		return
@@ -490,6 +541,60 @@ func (s *Server) challenge(ctx context.Context, d *Device, cc *udpClient.Conn) {
 	if changed {
 		s.bindingChanged(d.ID)
 	}
+}
+
+// pendingGap is a sequence gap seen while a nonce attestation of the
+// device was on its way: the device may have signed it with one of the
+// missing numbers before the messages that came first (it answers the
+// challenge while its outbox drains), so the gap is judged when the
+// attestation is in.
+type pendingGap struct {
+	last, seq, missing uint64 // accepted last before, the token after, the numbers missing between
+}
+
+// holdGap keeps a gap for settle when an attestation of the device is
+// on its way (on this instance), and reports whether it did; false:
+// judge it now. Called under the device's lock in the store, as settle
+// is, so the two see one order.
+func (s *Server) holdGap(id string, g pendingGap) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.challenging[id] == 0 {
+		return false
+	}
+	s.gaps[id] = append(s.gaps[id], g)
+	return true
+}
+
+// settle ends an attestation challenge of the device (seq: the
+// attestation's number, 0 if none came): a held gap that number falls in
+// has one missing fewer; once no challenge is on its way, it returns the
+// held gaps still missing numbers, to be raised.
+func (s *Server) settle(id string, seq uint64) []pendingGap {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gs := s.gaps[id]
+	for i := range gs {
+		if seq > gs[i].last && seq < gs[i].seq && gs[i].missing > 0 {
+			gs[i].missing--
+		}
+	}
+	if s.challenging[id]--; s.challenging[id] > 0 {
+		return nil
+	}
+	delete(s.challenging, id)
+	delete(s.gaps, id)
+	var raise []pendingGap
+	for _, g := range gs {
+		if g.missing > 0 {
+			raise = append(raise, g)
+		}
+	}
+	return raise
+}
+
+func (s *Server) gapAlarm(id string, missing, seq uint64) {
+	s.alarm(id, "sequence-gap", fmt.Sprintf("%d message(s) missing before seq %d (suppressed events?)", missing, seq))
 }
 
 // checkBinding compares attested pseudonyms with the expected binding (from
@@ -646,8 +751,9 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 		verr                error
 		t                   *attest.Token
 		now                 time.Time
-		boot, missing       uint64
+		boot, missing, last uint64
 		wasOverdue, changed bool
+		restart, held       bool
 		sum                 *EventSummary
 	)
 	errRefused := errors.New("token refused")
@@ -666,7 +772,7 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 		}
 		t = res.Token
 		now = s.now()
-		last := ds.LastSeq
+		last = ds.LastSeq
 		boot, missing = ds.BootCount, 0
 		if last > 0 && t.Seq > last+1 {
 			missing = t.Seq - last - 1
@@ -680,6 +786,8 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 			}
 			ds.Consumed = keep
 		}
+		restart = missing > 0 && t.BootCount > boot && missing < attest.DefaultSeqBlock
+		held = missing > 0 && !restart && s.holdGap(d.ID, pendingGap{last: last, seq: t.Seq, missing: missing})
 		ds.LastSeq = t.Seq
 		ds.Consumed = slices.DeleteFunc(ds.Consumed, func(c uint64) bool { return c <= t.Seq })
 		if t.BootCount > 0 {
@@ -724,10 +832,12 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 	}
 
 	switch {
-	case missing > 0 && t.BootCount > boot && missing < attest.DefaultSeqBlock:
+	case restart:
 		s.logf("device %s: restarted (boot %d); %d sequence numbers skipped by the restart", d.ID, t.BootCount, missing)
+	case held:
+		s.logf("device %s: %d number(s) missing before seq %d, judged when its attestation is in", d.ID, missing, t.Seq)
 	case missing > 0:
-		s.alarm(d.ID, "sequence-gap", fmt.Sprintf("%d message(s) missing before seq %d (suppressed events?)", missing, t.Seq))
+		s.gapAlarm(d.ID, missing, t.Seq)
 	}
 	if wasOverdue {
 		s.logf("device %s: heard from again", d.ID)

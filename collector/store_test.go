@@ -463,6 +463,8 @@ func TestServerOnPostgres(t *testing.T) {
 		{"ScheduledReport", TestScheduledReport},
 		{"SCSTriggerRefusalCarriesReason", TestSCSTriggerRefusalCarriesReason},
 		{"MDTPull", TestMDTPull},
+		{"GapDuringChallenge", TestGapDuringChallenge},
+		{"CIDPrefix", TestCIDPrefix},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			testBackends.Store(t, backendNamed("postgres"))

@@ -24,7 +24,7 @@ import (
 func init() {
 	app.Register(&cli.Command{
 		Name:    "serve",
-		Args:    "--state DIR [--config FILE] [--store PATH|postgres://...] [--listen udp:HOST:PORT] [--scs-listen udp:HOST:PORT] [--cert-listen udp:HOST:PORT] [--metrics HOST:PORT] [--log-format text|json]",
+		Args:    "--state DIR [--config FILE] [--store PATH|postgres://...] [--listen udp:HOST:PORT] [--scs-listen udp:HOST:PORT] [--cert-listen udp:HOST:PORT] [--metrics HOST:PORT] [--log-format text|json] [--cid-prefix HEX]",
 		Summary: "run the collector: devices and SCSs over CoAP/DTLS, alarms, audit (see docs/collector.md)",
 		Run:     runServe,
 	})
@@ -55,6 +55,7 @@ func runServe(env *cli.Env, args []string) error {
 	cfgPath := fs.String("config", "", "configuration file ([collector] settings; its [device] and [scs] sections are imported into an empty store; see docs/collector.md)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics over HTTP at HOST:PORT/metrics (e.g. 127.0.0.1:9465; off by default)")
 	logFormat := fs.String("log-format", "text", "text, or json (one JSON object a line, for log shippers)")
+	cidPrefix := fs.String("cid-prefix", "", "hex, up to 4 bytes: begins the DTLS Connection ID of every device session of this instance, for a UDP load balancer routing by it (docs/collector.md, Many instances)")
 	if _, err := cli.ParseInterleaved(fs, args, 0); err != nil {
 		return err
 	}
@@ -71,6 +72,10 @@ func runServe(env *cli.Env, args []string) error {
 			return
 		}
 		fmt.Fprintf(env.Stdout, "mtccollector: "+format+"\n", a...)
+	}
+	prefix, err := hex.DecodeString(*cidPrefix)
+	if err != nil || len(prefix) > collector.MaxCIDPrefix {
+		return cli.Usagef("serve: --cid-prefix %q: want up to %d bytes in hex, e.g. 01", *cidPrefix, collector.MaxCIDPrefix)
 	}
 	cfg, err := collector.ParseConfig(&config.File{})
 	if *cfgPath != "" {
@@ -98,7 +103,7 @@ func runServe(env *cli.Env, args []string) error {
 	case err != nil:
 		return err
 	}
-	srv, err := collector.New(cfg, collector.Options{StateDir: *state, Store: st, Log: env.Stdout, LogJSON: *logFormat == "json"})
+	srv, err := collector.New(cfg, collector.Options{StateDir: *state, Store: st, Log: env.Stdout, LogJSON: *logFormat == "json", CIDPrefix: prefix})
 	if err != nil {
 		return err
 	}

@@ -69,6 +69,7 @@ type pgCluster struct {
 	perform func(context.Context, relayRequest) relayAnswer // runs a relayed request here
 	logf    func(format string, a ...any)
 	spawn   func(func()) bool // runs fn in the background unless closing
+	held    func() []string   // the devices whose sessions this instance holds
 
 	mu      sync.Mutex
 	waiters map[int64]chan struct{} // relayed requests awaiting an answer, by row id
@@ -81,7 +82,7 @@ func channelOf(instance string) string { return "mtc_" + instance }
 // joinCluster registers a new instance (a fresh id each start) and starts
 // its lease renewal and its listener.
 func joinCluster(ctx context.Context, pool *pgxpool.Pool, lease time.Duration, perform func(context.Context, relayRequest) relayAnswer,
-	logf func(string, ...any), spawn func(func()) bool) (*pgCluster, error) {
+	logf func(string, ...any), spawn func(func()) bool, held func() []string) (*pgCluster, error) {
 	if lease <= 0 {
 		lease = DefaultInstanceLease
 	}
@@ -90,7 +91,7 @@ func joinCluster(ctx context.Context, pool *pgxpool.Pool, lease time.Duration, p
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
 	}
-	c := &pgCluster{pool: pool, id: hex.EncodeToString(b), lease: lease, perform: perform, logf: logf, spawn: spawn, waiters: map[int64]chan struct{}{}}
+	c := &pgCluster{pool: pool, id: hex.EncodeToString(b), lease: lease, perform: perform, logf: logf, spawn: spawn, held: held, waiters: map[int64]chan struct{}{}}
 	if _, err := pool.Exec(ctx, `INSERT INTO instances (id, lease_until) VALUES ($1, now() + $2 * interval '1 millisecond')`, c.id, lease.Milliseconds()); err != nil {
 		return nil, fmt.Errorf("collector: register this instance in the database: %w", err)
 	}
@@ -133,9 +134,12 @@ func (c *pgCluster) renew(ctx context.Context) {
 		case tag.RowsAffected() == 0:
 			// Deleted by another instance (our lease ran out while we
 			// could not reach the database): come back, sessions and all.
-			c.logf("this instance's lease had run out; registering again")
+			c.logf("this instance's lease had run out; registering again, with its sessions")
 			if _, err := c.pool.Exec(rctx, `INSERT INTO instances (id, lease_until) VALUES ($1, now() + $2 * interval '1 millisecond') ON CONFLICT (id) DO UPDATE SET lease_until = EXCLUDED.lease_until`, c.id, c.lease.Milliseconds()); err != nil {
 				c.logf("ERROR registering this instance again: %v", err)
+			} else if _, err := c.pool.Exec(rctx, `INSERT INTO sessions (device, instance) SELECT unnest($1::text[]), $2
+				ON CONFLICT (device) DO NOTHING`, c.held(), c.id); err != nil {
+				c.logf("ERROR recording this instance's sessions again: %v", err)
 			}
 		}
 		if err == nil {

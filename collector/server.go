@@ -131,7 +131,7 @@ func New(cfg *Config, opt Options) (*Server, error) {
 	}
 	if ps, ok := st.(*pgStore); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		c, err := joinCluster(ctx, ps.pool, cfg.InstanceLease, s.performRelayed, s.logf, s.background)
+		c, err := joinCluster(ctx, ps.pool, cfg.InstanceLease, s.performRelayed, s.logf, s.background, s.heldSessions)
 		cancel()
 		if err != nil {
 			st.Close()
@@ -914,6 +914,17 @@ func (s *Server) checkOverdue() {
 			return
 		}
 	}
+}
+
+// heldSessions is the devices with a session on this instance.
+func (s *Server) heldSessions() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.sessions))
+	for id := range s.sessions {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // session returns the device's live session, if any.

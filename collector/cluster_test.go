@@ -1,0 +1,114 @@
+package collector
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/mtcagent/mtcagent/agent/uplink"
+)
+
+// TestRelayInProcess: two servers on one PostgreSQL database (as two
+// instances, in one process so -race sees the relay): the device's
+// session is on s2; a status read and a trigger asked of s1 are
+// performed by s2 over it. When s2 stops, its sessions go with it and
+// s1 answers from what it knows.
+func TestRelayInProcess(t *testing.T) {
+	b := backendNamed("postgres")
+	dev := newTestDevice(t, "dev1")
+	cfg := parseTestConfig(t, testConfigText(dev))
+	log := &syncBuf{}
+	dir1, dir2 := t.TempDir(), t.TempDir()
+	s1, err := New(cfg, Options{StateDir: dir1, Store: b.open(t, dir1), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	s2, err := New(cfg, Options{StateDir: dir2, Store: b.open(t, dir2), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := s2.ListenDevices("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := uplink.Dial(context.Background(), dev.uplinkConfig(addr.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, 10*time.Second, "the attestation", func() bool { return strings.Contains(log.String(), "binding attestation verified (nonce") })
+	x := &SCS{Name: "alpha"}
+	code, body, queued, _ := s1.scsStatus(context.Background(), x, "dev1", false)
+	var out struct {
+		Online bool           `cbor:"online"`
+		Status map[string]any `cbor:"status"`
+	}
+	if err := cbor.Unmarshal(body, &out); err != nil || code != codes.Content || queued || !out.Online || out.Status["sim"] != "ready" {
+		t.Fatalf("status through s1: %v %+v queued %v (%v)\n%s", code, out, queued, err, log)
+	}
+	trig, _ := cbor.Marshal(map[int]any{1: 1, 2: "ping"})
+	if code, body, _ := s1.scsTrigger(context.Background(), x, "dev1", trig, false, false); code != codes.Changed {
+		t.Fatalf("trigger through s1: %v %s\n%s", code, body, log)
+	}
+	dev.mu.Lock()
+	n := len(dev.triggers)
+	dev.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("device got %d triggers", n)
+	}
+	// s2 stops cleanly: it leaves the database with its sessions, and a
+	// read at s1 is no longer relayed (it is queued there).
+	s2.Close()
+	if holder, err := s1.cluster.Holder(context.Background(), "dev1"); err != nil || holder != "" {
+		t.Fatalf("holder after s2 stopped: %q %v", holder, err)
+	}
+	if code, _, queued, _ := s1.scsStatus(context.Background(), x, "dev1", false); code != codes.Content || !queued {
+		t.Fatalf("status after s2 stopped: %v queued %v", code, queued)
+	}
+}
+
+// TestLeaseRegained: an instance removed from the database while alive
+// (its lease ran out while it could not reach the database, and another
+// instance deleted it, sessions and all) registers again at its next
+// renewal, with the sessions it holds.
+func TestLeaseRegained(t *testing.T) {
+	b := backendNamed("postgres")
+	dev := newTestDevice(t, "dev1")
+	cfg := parseTestConfig(t, testConfigText(dev))
+	cfg.InstanceLease = time.Second
+	log := &syncBuf{}
+	dir := t.TempDir()
+	s, err := New(cfg, Options{StateDir: dir, Store: b.open(t, dir), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	addr, err := s.ListenDevices("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := uplink.Dial(context.Background(), dev.uplinkConfig(addr.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, 10*time.Second, "the attestation", func() bool { return strings.Contains(log.String(), "binding attestation verified (nonce") })
+	pool := s.st.(*pgStore).pool
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `DELETE FROM instances`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "registering again", func() bool {
+		var n int
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM sessions s JOIN instances i ON i.id = s.instance WHERE s.device = 'dev1'`).Scan(&n)
+		return err == nil && n == 1
+	})
+	if !strings.Contains(log.String(), "lease had run out; registering again") {
+		t.Fatalf("log:\n%s", log)
+	}
+}

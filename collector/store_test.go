@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/pgtest"
@@ -524,4 +525,79 @@ func TestMigrateOutOfOrder(t *testing.T) {
 	if _, err := migrate(ctx, pool, without); err == nil || !strings.Contains(err.Error(), "schema version 3 is unknown") {
 		t.Fatalf("older build on a newer database: %v", err)
 	}
+}
+
+// TestDueBackfill: a store from before the due index (a bbolt file
+// without its bucket, a database at schema version 2) gets one on
+// upgrade: a device heard from and not overdue is due after its
+// registered timeout, or DefaultHeartbeatTimeout.
+func TestDueBackfill(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	old := now.Add(-time.Hour)
+	mk := func(id string, _ time.Duration) Alarm { return Alarm{Time: now, Device: id, Kind: "heartbeat-overdue"} }
+	// quiet: heard an hour ago, over the default 35 min: due; fresh:
+	// heard now: due in 35 min.
+	states := map[string]time.Time{"quiet": old, "fresh": now}
+	check := func(t *testing.T, st Store) {
+		t.Helper()
+		as, err := st.ClaimOverdue(ctx, now, now.Add(-2*time.Hour), 10, mk)
+		if err != nil || len(as) != 1 || as[0].Device != "quiet" {
+			t.Fatalf("claimed %+v %v, want quiet only", as, err)
+		}
+		if ds, _ := st.Device(ctx, "fresh"); !ds.NextDue.Round(time.Second).Equal(now.Add(DefaultHeartbeatTimeout).Round(time.Second)) {
+			t.Fatalf("fresh due %v, want %v", ds.NextDue, now.Add(DefaultHeartbeatTimeout))
+		}
+	}
+	t.Run("bolt", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), BoltFile)
+		st, err := OpenBolt(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.AddDevices(ctx, []*Device{regDevice(t, "quiet", ""), regDevice(t, "fresh", "")}, false); err != nil {
+			t.Fatal(err)
+		}
+		for id, seen := range states {
+			if err := st.UpdateDevice(ctx, id, func(ds *DeviceState) error { ds.LastSeen = seen; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// As an older file: no due bucket.
+		if err := st.(*boltStore).db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketDue) }); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		if st, err = OpenBolt(p); err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		check(t, st)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := pgURL(t)
+		pool, err := pgxpool.New(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pool.Close()
+		ms, _ := Migrations()
+		if _, err := migrate(ctx, pool, ms[:2]); err != nil {
+			t.Fatal(err)
+		}
+		for id, seen := range states {
+			if _, err := pool.Exec(ctx, `INSERT INTO registry_devices (id, public_key) VALUES ($1, '\x00')`, id); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pool.Exec(ctx, `INSERT INTO devices (id, last_seen) VALUES ($1, $2)`, id, seen); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := OpenPostgres(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		check(t, st)
+	})
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/mtcagent/mtcagent/wire"
@@ -436,15 +437,8 @@ func (s *pgStore) ClaimOverdue(ctx context.Context, now, since time.Time, limit 
 	if _, err := tx.Exec(ctx, `UPDATE devices SET next_due = NULL, overdue = coalesce(id = ANY($2), false) WHERE id = ANY($1)`, claimed, flagged); err != nil {
 		return fail(err)
 	}
-	if len(out) > 0 {
-		at, dev, kind, detail := make([]time.Time, len(out)), make([]string, len(out)), make([]string, len(out)), make([]string, len(out))
-		for i, a := range out {
-			at[i], dev[i], kind[i], detail[i] = a.Time, a.Device, a.Kind, a.Detail
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO alarms (at, device, kind, detail)
-			SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[])`, at, dev, kind, detail); err != nil {
-			return fail(err)
-		}
+	if err := insertAlarms(ctx, tx, out); err != nil {
+		return fail(err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fail(err)
@@ -461,11 +455,31 @@ func (s *pgStore) CountOverdue(ctx context.Context) (int, error) {
 }
 
 func (s *pgStore) AppendAlarm(ctx context.Context, a Alarm) error {
-	if _, err := s.pool.Exec(ctx, `INSERT INTO alarms (at, device, kind, detail) VALUES ($1, $2, $3, $4)`,
-		a.Time, a.Device, a.Kind, a.Detail); err != nil {
+	if err := insertAlarms(ctx, s.pool, []Alarm{a}); err != nil {
 		return fmt.Errorf("collector: store: append alarm: %w", err)
 	}
 	return nil
+}
+
+// execer is a pool or a transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// insertAlarms stores alarms, in order: the one way alarms enter the
+// database (AppendAlarm, and ClaimOverdue in its transaction).
+func insertAlarms(ctx context.Context, db execer, as []Alarm) error {
+	if len(as) == 0 {
+		return nil
+	}
+	at, dev, kind, detail := make([]time.Time, len(as)), make([]string, len(as)), make([]string, len(as)), make([]string, len(as))
+	for i, a := range as {
+		at[i], dev[i], kind[i], detail[i] = a.Time, a.Device, a.Kind, a.Detail
+	}
+	_, err := db.Exec(ctx, `INSERT INTO alarms (at, device, kind, detail)
+		SELECT a.at, a.device, a.kind, a.detail FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS a(at, device, kind, detail, n) ORDER BY n`,
+		at, dev, kind, detail)
+	return err
 }
 
 func (s *pgStore) AppendAudit(ctx context.Context, r AuditRecord) error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -77,9 +78,34 @@ func startFleet(t *testing.T, bin string, n int, collectorConf string) *fleet {
 // logs is both instances' output.
 func (f *fleet) logs() string { return f.a.out.String() + f.b.out.String() }
 
+// boundDev is a device whose attestations carry its binding (IMSI and
+// ICCID pseudonyms), so the collector records it at the first and
+// compares every later one, on whichever instance.
+type boundDev struct {
+	*testDev
+	p attest.Pseudonyms
+}
+
+func (d *boundDev) ServeUplink(ctx context.Context, r *uplink.Request) (uplink.Code, []byte) {
+	if r.Path != wire.PathAttest {
+		return d.testDev.ServeUplink(ctx, r)
+	}
+	var req struct {
+		Nonce []byte `cbor:"1,keyasint"`
+	}
+	if cbor.Unmarshal(r.Payload, &req) != nil {
+		return uplink.BadRequest, nil
+	}
+	tok, err := d.iss.Sign(attest.KindBinding, append([]attest.Claim{attest.NonceClaim(req.Nonce)}, attest.PseudonymClaims(d.p)...)...)
+	if err != nil {
+		return uplink.ServerError, nil
+	}
+	return uplink.Content, tok
+}
+
 // device is one device of the fleet, with its own sequence (shared by
-// its sessions, as one agent's is).
-func (f *fleet) device(t *testing.T, i int) *testDev {
+// its sessions, as one agent's is) and binding.
+func (f *fleet) device(t *testing.T, i int) *boundDev {
 	t.Helper()
 	iss, err := attest.NewIssuer(f.priv, &attest.MemSequence{}, attest.ClockFunc(func() (time.Time, bool) { return time.Now(), false }), 1)
 	if err != nil {
@@ -89,12 +115,15 @@ func (f *fleet) device(t *testing.T, i int) *testDev {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testDev{key: f.priv, iss: iss, guard: guard}
+	d := &boundDev{testDev: &testDev{key: f.priv, iss: iss, guard: guard}, p: attest.Pseudonyms{IMSI: make([]byte, 16), ICCID: make([]byte, 16)}}
+	rand.Read(d.p.IMSI)
+	rand.Read(d.p.ICCID)
+	return d
 }
 
 // dial opens a session of device i with instance k (0: a, 1: b) and
 // waits until that instance verified the binding attestation it asked for.
-func (f *fleet) dial(t *testing.T, dev *testDev, i, k int) *uplink.Client {
+func (f *fleet) dial(t *testing.T, dev *boundDev, i, k int) *uplink.Client {
 	t.Helper()
 	p := []*proc{f.a, f.b}[k]
 	id := fmt.Sprintf("d%d", i)
@@ -293,7 +322,7 @@ func TestManyInstances(t *testing.T) {
 			postErrs int
 		}
 		results := make([]result, n)
-		devs := make([]*testDev, n)
+		devs := make([]*boundDev, n)
 		clients := make([]*uplink.Client, n)
 		for i := range n {
 			devs[i] = f.device(t, i)
@@ -388,8 +417,16 @@ func TestManyInstances(t *testing.T) {
 			if len(r.acked) != k || ds.LastSeq < r.lastSeq || ds.Accepted != k {
 				t.Fatalf("d%d: %d acknowledged up to seq %d; store has last seq %d, %d accepted (want %d)", i, len(r.acked), r.lastSeq, ds.LastSeq, ds.Accepted, k)
 			}
+			if ds.Binding == nil || !bytes.Equal(ds.Binding[0], devs[i].p.IMSI) || !bytes.Equal(ds.Binding[1], devs[i].p.ICCID) {
+				t.Fatalf("d%d: binding in the store %x, want the device's", i, ds.Binding)
+			}
 			if r.moved {
 				moved++
+				// Its new session on a attested the binding again, and a
+				// compared it with the one b had recorded.
+				if !strings.Contains(f.a.out.String(), fmt.Sprintf("device d%d: binding attestation verified (nonce", i)) {
+					t.Fatalf("d%d moved to a without an attestation there\n%s", i, f.a.out)
+				}
 			}
 			t.Logf("d%d: %d acknowledged, last seq %d, %d posts unanswered, moved %v; store: %d accepted, %d duplicates", i, len(r.acked), r.lastSeq, r.postErrs, r.moved, ds.Accepted, ds.Duplicates)
 		}

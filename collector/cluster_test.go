@@ -112,3 +112,53 @@ func TestLeaseRegained(t *testing.T) {
 		t.Fatalf("log:\n%s", log)
 	}
 }
+
+// TestRelayHolderGone: the instance holding the session stops answering
+// relayed requests (killed: its row stays until its lease runs out). A
+// status read asked elsewhere is answered after the bounded wait from
+// what that instance knows, queued; a trigger gets 5.04 and is not sent
+// again from there.
+func TestRelayHolderGone(t *testing.T) {
+	b := backendNamed("postgres")
+	dev := newTestDevice(t, "dev1")
+	cfg := parseTestConfig(t, testConfigText(dev))
+	log := &syncBuf{}
+	dir1, dir2 := t.TempDir(), t.TempDir()
+	s1, err := New(cfg, Options{StateDir: dir1, Store: b.open(t, dir1), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	s2, err := New(cfg, Options{StateDir: dir2, Store: b.open(t, dir2), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	addr, err := s2.ListenDevices("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := uplink.Dial(context.Background(), dev.uplinkConfig(addr.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, 10*time.Second, "the attestation", func() bool { return strings.Contains(log.String(), "binding attestation verified (nonce") })
+	// s2 goes deaf as a killed instance would: no listener, no renewal;
+	// its rows stay.
+	s2.cluster.cancel()
+	s2.cluster.done.Wait()
+	x := &SCS{Name: "alpha"}
+	start := time.Now()
+	code, _, queued, _ := s1.scsStatus(context.Background(), x, "dev1", false)
+	if took := time.Since(start); code != codes.Content || !queued || took < relayWait || took > relayWait+3*time.Second {
+		t.Fatalf("status with the holder gone: %v queued %v after %v, want 2.05 queued after about %v", code, queued, took, relayWait)
+	}
+	trig, _ := cbor.Marshal(map[int]any{1: 1, 2: "ping"})
+	if code, _, _ := s1.scsTrigger(context.Background(), x, "dev1", trig, false, false); code != codes.GatewayTimeout {
+		t.Fatalf("trigger with the holder gone: %v, want 5.04", code)
+	}
+	if s1.Queued("dev1") != 1 { // the status read only
+		t.Fatalf("%d queued at s1, want the status read", s1.Queued("dev1"))
+	}
+}

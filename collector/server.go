@@ -868,7 +868,15 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 // setDue sets when the device's next heartbeat is due, after its
 // LastHeartbeat (LastSeen before the first): in the transaction that
 // accepts its message, so the overdue check never sees an old one.
+//
+// A device flagged overdue has none: only a token clears the flag (then
+// this runs after), and the due index keeps no row the check would pass
+// over each time.
 func (s *Server) setDue(d *Device, ds *DeviceState) {
+	if ds.Overdue {
+		ds.NextDue = time.Time{}
+		return
+	}
 	last := ds.LastHeartbeat
 	if last.IsZero() {
 		last = ds.LastSeen

@@ -171,33 +171,55 @@ func TestManyInstances(t *testing.T) {
 
 	// Silent devices, half on each instance: each silence raises exactly
 	// one overdue alarm in the store, not one per instance, and none is
-	// missed.
+	// missed; again after each device came back on the other instance.
 	t.Run("OverdueOnce", func(t *testing.T) {
 		const n = 6
 		f := startFleet(t, bin, n, "heartbeat_timeout = 2s")
+		devs := make([]*boundDev, n)
+		// round r: device i on instance (i+r)%2, one heartbeat, silence.
+		round := func(r int) {
+			t.Helper()
+			for i := range n {
+				c := f.dial(t, devs[i], i, (i+r)%2)
+				hb, _ := devs[i].iss.SignHeartbeat()
+				if code, _, err := c.Post(context.Background(), wire.PathHeartbeat, hb); err != nil || code != uplink.Changed {
+					t.Fatalf("heartbeat of d%d: %v %v", i, code, err)
+				}
+				c.Close()
+			}
+			want := n * (r + 1)
+			waitUntil(t, 60*time.Second, "an overdue alarm for every device", func() bool {
+				got := f.alarms(t, "heartbeat-overdue")
+				for i := range n {
+					if got[fmt.Sprintf("d%d", i)] < r+1 {
+						return false
+					}
+				}
+				return sum(got) >= want
+			})
+			// Both instances check every second; give each several passes
+			// to raise a second alarm, which the claim must prevent.
+			for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+				if got := f.alarms(t, "heartbeat-overdue"); sum(got) != want {
+					t.Fatalf("round %d: overdue alarms %v: want %d for each of %d devices\n%s", r, got, r+1, n, f.logs())
+				}
+			}
+			if c, err := f.st.CountOverdue(context.Background()); err != nil || c != n {
+				t.Fatalf("%d flagged overdue (%v), want %d", c, err, n)
+			}
+			if got := strings.Count(f.logs(), "heartbeat-overdue:"); got != want {
+				t.Fatalf("%d overdue alarm lines in the two logs, want %d", got, want)
+			}
+		}
 		for i := range n {
-			dev := f.device(t, i)
-			c := f.dial(t, dev, i, i%2)
-			hb, _ := dev.iss.SignHeartbeat()
-			if code, _, err := c.Post(context.Background(), wire.PathHeartbeat, hb); err != nil || code != uplink.Changed {
-				t.Fatalf("heartbeat of d%d: %v %v", i, code, err)
-			}
+			devs[i] = f.device(t, i)
 		}
-		waitUntil(t, 60*time.Second, "an overdue alarm for every device", func() bool {
-			return len(f.alarms(t, "heartbeat-overdue")) == n
-		})
-		// Both instances check every second; give each several passes to
-		// raise a second alarm, which the claim must prevent.
-		for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
-			if got := f.alarms(t, "heartbeat-overdue"); sum(got) != n {
-				t.Fatalf("overdue alarms %v: want one for each of %d devices\n%s", got, n, f.logs())
-			}
-		}
-		if c, err := f.st.CountOverdue(context.Background()); err != nil || c != n {
-			t.Fatalf("%d flagged overdue (%v), want %d", c, err, n)
-		}
-		if got := strings.Count(f.logs(), "heartbeat-overdue:"); got != n {
-			t.Fatalf("%d overdue alarm lines in the two logs, want %d", got, n)
+		round(0)
+		// Each comes back on the other instance (which clears the flag the
+		// first one set), then falls silent again: one more alarm each.
+		round(1)
+		if got := strings.Count(f.logs(), ": heard from again"); got != n {
+			t.Fatalf("%d devices heard from again, want %d", got, n)
 		}
 	})
 

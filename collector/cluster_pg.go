@@ -68,8 +68,9 @@ type pgCluster struct {
 	lease   time.Duration
 	perform func(context.Context, relayRequest) relayAnswer // runs a relayed request here
 	logf    func(format string, a ...any)
-	spawn   func(func()) bool // runs fn in the background unless closing
-	held    func() []string   // the devices whose sessions this instance holds
+	spawn   func(func()) bool           // runs fn in the background unless closing
+	held    func() []string             // the devices whose sessions this instance holds
+	moved   func(device, holder string) // a device's session came up on another instance
 
 	mu      sync.Mutex
 	waiters map[int64]chan struct{} // relayed requests awaiting an answer, by row id
@@ -79,10 +80,20 @@ type pgCluster struct {
 
 func channelOf(instance string) string { return "mtc_" + instance }
 
+// sessionsChannel carries "INSTANCE DEVICE" to every instance when a
+// device's session comes up on INSTANCE, so another one with requests
+// queued for that device hands them over.
+const sessionsChannel = "mtc_sessions"
+
+// classDeliverTrigger relays a trigger queued on another instance: its
+// SCS sequence number was spent when it was queued, so the holder only
+// sends it (payload: the action).
+const classDeliverTrigger = "deliver-trigger"
+
 // joinCluster registers a new instance (a fresh id each start) and starts
 // its lease renewal and its listener.
 func joinCluster(ctx context.Context, pool *pgxpool.Pool, lease time.Duration, perform func(context.Context, relayRequest) relayAnswer,
-	logf func(string, ...any), spawn func(func()) bool, held func() []string) (*pgCluster, error) {
+	logf func(string, ...any), spawn func(func()) bool, held func() []string, moved func(device, holder string)) (*pgCluster, error) {
 	if lease <= 0 {
 		lease = DefaultInstanceLease
 	}
@@ -91,7 +102,7 @@ func joinCluster(ctx context.Context, pool *pgxpool.Pool, lease time.Duration, p
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
 	}
-	c := &pgCluster{pool: pool, id: hex.EncodeToString(b), lease: lease, perform: perform, logf: logf, spawn: spawn, held: held, waiters: map[int64]chan struct{}{}}
+	c := &pgCluster{pool: pool, id: hex.EncodeToString(b), lease: lease, perform: perform, logf: logf, spawn: spawn, held: held, moved: moved, waiters: map[int64]chan struct{}{}}
 	if _, err := pool.Exec(ctx, `INSERT INTO instances (id, lease_until) VALUES ($1, now() + $2 * interval '1 millisecond')`, c.id, lease.Milliseconds()); err != nil {
 		return nil, fmt.Errorf("collector: register this instance in the database: %w", err)
 	}
@@ -177,6 +188,9 @@ func (c *pgCluster) listenOnce(ctx context.Context, ready chan<- error, first bo
 	if err == nil {
 		_, err = conn.Exec(ctx, `LISTEN "`+channelOf(c.id)+`"`)
 	}
+	if err == nil {
+		_, err = conn.Exec(ctx, `LISTEN `+sessionsChannel)
+	}
 	if first {
 		ready <- err
 	}
@@ -191,6 +205,12 @@ func (c *pgCluster) listenOnce(ctx context.Context, ready chan<- error, first bo
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
+		}
+		if n.Channel == sessionsChannel {
+			if holder, device, ok := strings.Cut(n.Payload, " "); ok && holder != c.id && device != "" {
+				c.spawn(func() { c.moved(device, holder) })
+			}
+			continue
 		}
 		id, perr := strconv.ParseInt(n.Payload[min(1, len(n.Payload)):], 10, 64)
 		if perr != nil || len(n.Payload) < 2 {
@@ -256,6 +276,9 @@ func (c *pgCluster) serve(id int64) {
 func (c *pgCluster) SessionUp(ctx context.Context, device string) error {
 	_, err := c.pool.Exec(ctx, `INSERT INTO sessions (device, instance) VALUES ($1, $2)
 		ON CONFLICT (device) DO UPDATE SET instance = EXCLUDED.instance, since = now()`, device, c.id)
+	if err == nil {
+		_, err = c.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, sessionsChannel, c.id+" "+device)
+	}
 	if err != nil {
 		return fmt.Errorf("collector: store: record the session of device %s: %w", device, err)
 	}

@@ -162,3 +162,69 @@ func TestRelayHolderGone(t *testing.T) {
 		t.Fatalf("%d queued at s1, want the status read", s1.Queued("dev1"))
 	}
 }
+
+// TestQueueHandOver: requests queued on one instance for a device with no
+// session anywhere go, when the device's session comes up on another
+// instance, to that one: the status read is answered by the device (and
+// reaches the asking instance's store), the trigger is delivered once
+// and audited where it was asked.
+func TestQueueHandOver(t *testing.T) {
+	b := backendNamed("postgres")
+	dev := newTestDevice(t, "dev1")
+	cfg := parseTestConfig(t, testConfigText(dev))
+	log := &syncBuf{}
+	dir1, dir2 := t.TempDir(), t.TempDir()
+	s1, err := New(cfg, Options{StateDir: dir1, Store: b.open(t, dir1), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	s2, err := New(cfg, Options{StateDir: dir2, Store: b.open(t, dir2), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	x := &SCS{Name: "alpha"}
+	if code, _, queued, _ := s1.scsStatus(context.Background(), x, "dev1", false); code != codes.Content || !queued {
+		t.Fatalf("status read with no session: %v queued %v", code, queued)
+	}
+	trig, _ := cbor.Marshal(map[int]any{1: 1, 2: "ping"})
+	if code, body, _ := s1.scsTrigger(context.Background(), x, "dev1", trig, false, false); code != codes.Created {
+		t.Fatalf("trigger with no session: %v %s", code, body)
+	}
+	if n := s1.Queued("dev1"); n != 2 {
+		t.Fatalf("%d queued at s1, want 2", n)
+	}
+	addr, err := s2.ListenDevices("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := uplink.Dial(context.Background(), dev.uplinkConfig(addr.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, 15*time.Second, "the hand-over", func() bool {
+		return strings.Contains(log.String(), "queued trigger (ping) from alpha handed over to instance")
+	})
+	dev.mu.Lock()
+	reads, trigs := dev.reads, len(dev.triggers)
+	dev.mu.Unlock()
+	if reads != 1 || trigs != 1 || s1.Queued("dev1") != 0 {
+		t.Fatalf("device served %d reads and %d triggers, %d left queued at s1; want 1, 1, 0\n%s", reads, trigs, s1.Queued("dev1"), log)
+	}
+	if ds := s1.device("dev1"); len(ds.Status) == 0 {
+		t.Fatalf("no status stored after the hand-over")
+	}
+	au, err := s1.st.Audit(context.Background(), "alpha")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var delivered bool
+	for _, r := range au {
+		delivered = delivered || (r.Method == "DELIVER" && r.Code == "2.04")
+	}
+	if !delivered {
+		t.Fatalf("no DELIVER 2.04 in the audit: %+v", au)
+	}
+}

@@ -460,8 +460,17 @@ func (s *Server) relay(ctx context.Context, r relayRequest) (relayAnswer, bool) 
 // the SCS had asked this one (the asker audits it). The grant is checked
 // again: it may have been revoked on the way.
 func (s *Server) performRelayed(ctx context.Context, r relayRequest) relayAnswer {
-	if s.deviceByID(r.device) == nil || !s.granted(r.scs, r.device, r.class) {
+	class := r.class
+	if class == classDeliverTrigger {
+		class = ClassTrigger
+	}
+	if s.deviceByID(r.device) == nil || !s.granted(r.scs, r.device, class) {
 		return relayAnswer{code: int(codes.NotFound), body: notFoundBody}
+	}
+	if r.class == classDeliverTrigger {
+		a := s.deliverRelayed(ctx, r)
+		s.logf("scs %s: trigger (%s) queued for device %s on another instance, delivered here: %d", r.scs, r.payload, r.device, a.code)
+		return a
 	}
 	x := &SCS{Name: r.scs}
 	var a relayAnswer

@@ -131,7 +131,7 @@ func New(cfg *Config, opt Options) (*Server, error) {
 	}
 	if ps, ok := st.(*pgStore); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		c, err := joinCluster(ctx, ps.pool, cfg.InstanceLease, s.performRelayed, s.logf, s.background, s.heldSessions)
+		c, err := joinCluster(ctx, ps.pool, cfg.InstanceLease, s.performRelayed, s.logf, s.background, s.heldSessions, s.handOver)
 		cancel()
 		if err != nil {
 			st.Close()

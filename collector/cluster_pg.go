@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -68,9 +69,10 @@ type pgCluster struct {
 	lease   time.Duration
 	perform func(context.Context, relayRequest) relayAnswer // runs a relayed request here
 	logf    func(format string, a ...any)
-	spawn   func(func()) bool           // runs fn in the background unless closing
-	held    func() []string             // the devices whose sessions this instance holds
-	moved   func(device, holder string) // a device's session came up on another instance
+	spawn   func(func()) bool                       // runs fn in the background unless closing
+	held    func() []string                         // the devices whose sessions this instance holds
+	moved   func(device, holder string)             // a device's session came up on another instance
+	remote  func(class, device string, body []byte) // another instance's notification for observers here
 
 	mu      sync.Mutex
 	waiters map[int64]chan struct{} // relayed requests awaiting an answer, by row id
@@ -93,7 +95,8 @@ const classDeliverTrigger = "deliver-trigger"
 // joinCluster registers a new instance (a fresh id each start) and starts
 // its lease renewal and its listener.
 func joinCluster(ctx context.Context, pool *pgxpool.Pool, lease time.Duration, perform func(context.Context, relayRequest) relayAnswer,
-	logf func(string, ...any), spawn func(func()) bool, held func() []string, moved func(device, holder string)) (*pgCluster, error) {
+	logf func(string, ...any), spawn func(func()) bool, held func() []string, moved func(device, holder string),
+	remote func(class, device string, body []byte)) (*pgCluster, error) {
 	if lease <= 0 {
 		lease = DefaultInstanceLease
 	}
@@ -102,7 +105,7 @@ func joinCluster(ctx context.Context, pool *pgxpool.Pool, lease time.Duration, p
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
 	}
-	c := &pgCluster{pool: pool, id: hex.EncodeToString(b), lease: lease, perform: perform, logf: logf, spawn: spawn, held: held, moved: moved, waiters: map[int64]chan struct{}{}}
+	c := &pgCluster{pool: pool, id: hex.EncodeToString(b), lease: lease, perform: perform, logf: logf, spawn: spawn, held: held, moved: moved, remote: remote, waiters: map[int64]chan struct{}{}}
 	if _, err := pool.Exec(ctx, `INSERT INTO instances (id, lease_until) VALUES ($1, now() + $2 * interval '1 millisecond')`, c.id, lease.Milliseconds()); err != nil {
 		return nil, fmt.Errorf("collector: register this instance in the database: %w", err)
 	}
@@ -212,6 +215,13 @@ func (c *pgCluster) listenOnce(ctx context.Context, ready chan<- error, first bo
 			}
 			continue
 		}
+		if strings.HasPrefix(n.Payload, "o") {
+			// "o" CLASS US DEVICE US BODY (US: 0x1f): for the observers here.
+			if parts := strings.SplitN(n.Payload[1:], "\x1f", 3); len(parts) == 3 {
+				c.remote(parts[0], parts[1], []byte(parts[2]))
+			}
+			continue
+		}
 		id, perr := strconv.ParseInt(n.Payload[min(1, len(n.Payload)):], 10, 64)
 		if perr != nil || len(n.Payload) < 2 {
 			continue
@@ -304,6 +314,35 @@ func (c *pgCluster) Holder(ctx context.Context, device string) (string, error) {
 		return "", fmt.Errorf("collector: store: who holds the session of device %s: %w", device, err)
 	}
 	return holder, nil
+}
+
+// Observed records that SCSs observe the device's class here (on, the
+// first one) or no longer (off, the last one gone).
+func (c *pgCluster) Observed(ctx context.Context, device, class string, on bool) error {
+	var err error
+	if on {
+		_, err = c.pool.Exec(ctx, `INSERT INTO observed (device, class, instance) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, device, class, c.id)
+	} else {
+		_, err = c.pool.Exec(ctx, `DELETE FROM observed WHERE device = $1 AND class = $2 AND instance = $3`, device, class, c.id)
+	}
+	return err
+}
+
+// maxNotifyBody bounds what goes in one notification (PostgreSQL takes
+// payloads under 8,000 bytes).
+const maxNotifyBody = 7000
+
+// NotifyObservers sends body to the other live instances observing the
+// device's class, for their observers; one indexed read when none does.
+func (c *pgCluster) NotifyObservers(ctx context.Context, device, class string, body []byte) error {
+	if len(body) > maxNotifyBody || strings.ContainsRune(string(body)+device, 0x1f) || !utf8.Valid(body) {
+		return fmt.Errorf("notification of %d bytes for device %s: not sent to other instances", len(body), device)
+	}
+	_, err := c.pool.Exec(ctx, `SELECT pg_notify('mtc_' || o.instance, $4)
+		FROM observed o JOIN instances i ON i.id = o.instance
+		WHERE o.device = $1 AND o.class = $2 AND o.instance <> $3 AND i.lease_until > now()`,
+		device, class, c.id, "o"+class+"\x1f"+device+"\x1f"+string(body))
+	return err
 }
 
 // errRelayTimeout: the holder did not answer within relayWait.

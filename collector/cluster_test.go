@@ -2,14 +2,19 @@ package collector
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/message/pool"
 
 	"github.com/mtcagent/mtcagent/agent/uplink"
+	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/wire"
 )
 
 // TestRelayInProcess: two servers on one PostgreSQL database (as two
@@ -227,4 +232,74 @@ func TestQueueHandOver(t *testing.T) {
 	if !delivered {
 		t.Fatalf("no DELIVER 2.04 in the audit: %+v", au)
 	}
+}
+
+// TestRemoteObserve: an SCS observing a device's events on one instance
+// gets the event the device posts to another.
+func TestRemoteObserve(t *testing.T) {
+	b := backendNamed("postgres")
+	dev := newTestDevice(t, "dev1")
+	cfg := parseTestConfig(t, testConfigText(dev))
+	log := &syncBuf{}
+	dir1, dir2 := t.TempDir(), t.TempDir()
+	s1, err := New(cfg, Options{StateDir: dir1, Store: b.open(t, dir1), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	s2, err := New(cfg, Options{StateDir: dir2, Store: b.open(t, dir2), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	scsAddr, err := s1.ListenSCS("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	devAddr, err := s2.ListenDevices("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scs := dialSCS(t, scsAddr.String())
+	notes := make(chan map[string]any, 8)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	obs, err := scs.Observe(ctx, "/devices/dev1/events", func(m *pool.Message) {
+		body, _ := m.ReadBody()
+		var v map[string]any
+		json.Unmarshal(body, &v)
+		notes <- v
+	}, message.Option{ID: message.Accept, Value: []byte{byte(message.AppJSON)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = obs // ended by closing the connection (see TestQueuedStatusRead)
+	<-notes // the registration's answer
+	c, err := uplink.Dial(context.Background(), dev.uplinkConfig(devAddr.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ev, _ := dev.iss.Sign(attest.KindEvent, attest.EventClaim("cell_changed"))
+	if code, _, err := c.Post(context.Background(), wire.PathEvent, ev); err != nil || code != uplink.Changed {
+		t.Fatalf("event: %v %v", code, err)
+	}
+	select {
+	case v := <-notes:
+		if v["event"] != "cell_changed" || v["device"] != "dev1" {
+			t.Fatalf("notification %v, want the event", v)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no notification on s1 of the event posted to s2\n%s", log)
+	}
+	// Audited where the SCS is.
+	waitFor(t, 5*time.Second, "the NOTIFY audit", func() bool {
+		au, _ := s1.st.Audit(context.Background(), "alpha")
+		for _, r := range au {
+			if r.Method == "NOTIFY" && r.Code == "2.05" {
+				return true
+			}
+		}
+		return false
+	})
 }

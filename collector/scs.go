@@ -235,46 +235,119 @@ func (s *Server) observe(w *responsewriter.ResponseWriter[*udpClient.Conn], r *p
 	case err == nil && obs == 0:
 		o := &observer{cc: w.Conn(), token: append(message.Token(nil), r.Token()...), scs: x.Name, json: wantJSON}
 		o.seq.Store(1)
+		s.observedMu.Lock()
+		defer s.observedMu.Unlock()
 		s.mu.Lock()
 		m := s.observersOf(class)
 		if m[id] == nil {
 			m[id] = map[*observer]struct{}{}
 		}
 		m[id][o] = struct{}{}
+		first := len(m[id]) == 1
 		s.mu.Unlock()
 		w.Conn().AddOnClose(func() { s.dropObserver(class, id, o) })
+		if first {
+			s.observedHere(class, id, true)
+		}
 	case err == nil && obs == 1:
+		s.observedMu.Lock()
+		defer s.observedMu.Unlock()
 		s.mu.Lock()
 		for o := range s.observersOf(class)[id] {
 			if o.cc == w.Conn() && bytes.Equal(o.token, r.Token()) {
 				delete(s.observersOf(class)[id], o)
 			}
 		}
+		last := len(s.observersOf(class)[id]) == 0
 		s.mu.Unlock()
+		if last {
+			s.observedHere(class, id, false)
+		}
+	}
+}
+
+// observedHere records in the database, with several instances, that
+// SCSs observe the device's class on this one (on: the first observer;
+// off: the last gone), so the instance its messages reach notifies them
+// too. Under observedMu, so the records keep the order of the changes.
+func (s *Server) observedHere(class, id string, on bool) {
+	if s.cluster == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := s.cluster.Observed(ctx, id, class, on); err != nil {
+		s.logf("ERROR recording the observers of device %s in the store: %v", id, err)
+	}
+}
+
+// notifyOthers sends a notification's content to the other instances
+// with observers of the device's class.
+func (s *Server) notifyOthers(class, id string, body []byte) {
+	if s.cluster == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := s.cluster.NotifyObservers(ctx, id, class, body); err != nil {
+		s.logf("ERROR notifying the other instances' observers of device %s: %v", id, err)
+	}
+}
+
+// remoteNotify is a notification from the instance a device's message
+// reached, for the observers here: an event (its summary, JSON), or a
+// status ("1" when the device was reachable there).
+func (s *Server) remoteNotify(class, id string, body []byte) {
+	switch class {
+	case ClassEvents:
+		var sum EventSummary
+		if json.Unmarshal(body, &sum) != nil || sum.Device != id {
+			return
+		}
+		sum.AtUnix = sum.At.Unix()
+		s.notifyObservers(ClassEvents, id, func(json bool) []byte { return encodeSummary(&sum, json) })
+	case ClassStatus:
+		out, _ := s.statusOut(id, string(body) == "1")
+		s.notifyObservers(ClassStatus, id, func(json bool) []byte { return encodeOut(out, json) })
 	}
 }
 
 func (s *Server) dropObserver(class, id string, o *observer) {
+	s.observedMu.Lock()
+	defer s.observedMu.Unlock()
 	s.mu.Lock()
+	_, had := s.observersOf(class)[id][o]
 	delete(s.observersOf(class)[id], o)
+	last := had && len(s.observersOf(class)[id]) == 0
 	s.mu.Unlock()
+	if last {
+		s.observedHere(class, id, false)
+	}
 }
 
 // notify sends an event to the device's observers, one block each.
 func (s *Server) notify(id string, sum *EventSummary) {
 	s.notifyObservers(ClassEvents, id, func(json bool) []byte { return encodeSummary(sum, json) })
+	if b, err := json.Marshal(sum); err == nil {
+		s.notifyOthers(ClassEvents, id, b)
+	}
 }
 
 // notifyStatus sends the device's status to the observers of its status:
 // when a queued read was answered, or a scheduled report came in.
 func (s *Server) notifyStatus(id string) {
+	_, online := s.reachable(id)
+	if online {
+		s.notifyOthers(ClassStatus, id, []byte("1"))
+	} else {
+		s.notifyOthers(ClassStatus, id, []byte("0"))
+	}
 	s.mu.Lock()
 	n := len(s.statusObs[id])
 	s.mu.Unlock()
 	if n == 0 {
 		return
 	}
-	_, online := s.reachable(id)
 	out, _ := s.statusOut(id, online)
 	s.notifyObservers(ClassStatus, id, func(json bool) []byte { return encodeOut(out, json) })
 }

@@ -79,6 +79,7 @@ type Server struct {
 	mdtFileMu   sync.Mutex                        // orders stores into and tidying of the MDT files
 	observers   map[string]map[*observer]struct{} // of events, by device
 	statusObs   map[string]map[*observer]struct{} // of status, by device
+	observedMu  sync.Mutex                        // orders the database's records of observers (observedHere)
 	challenging map[string]int                    // attestation challenges on their way, by device
 	gaps        map[string][]pendingGap           // sequence gaps held until they are in, by device
 	servers     []*dtlsserver.Server
@@ -131,7 +132,7 @@ func New(cfg *Config, opt Options) (*Server, error) {
 	}
 	if ps, ok := st.(*pgStore); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		c, err := joinCluster(ctx, ps.pool, cfg.InstanceLease, s.performRelayed, s.logf, s.background, s.heldSessions, s.handOver)
+		c, err := joinCluster(ctx, ps.pool, cfg.InstanceLease, s.performRelayed, s.logf, s.background, s.heldSessions, s.handOver, s.remoteNotify)
 		cancel()
 		if err != nil {
 			st.Close()

@@ -60,3 +60,12 @@ CREATE TABLE relay (
 	queued     boolean NOT NULL DEFAULT false
 );
 CREATE INDEX relay_created ON relay (created_at);
+
+-- Which instances have SCSs observing a device's class (events, status),
+-- so the instance where the device's message arrives notifies them too.
+CREATE TABLE observed (
+	device   text NOT NULL,
+	class    text NOT NULL,
+	instance text NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+	PRIMARY KEY (device, class, instance)
+);

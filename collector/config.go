@@ -36,6 +36,11 @@ const DefaultHistoryKeep = 30 * 24 * time.Hour
 // pulled, unless mdt_keep says otherwise.
 const DefaultMDTKeep = 30 * 24 * time.Hour
 
+// DefaultHeartbeatTimeout is heartbeat_timeout unless the configuration
+// says otherwise: two missed heartbeats of the agent's default 15 min,
+// and 5 min of slack.
+const DefaultHeartbeatTimeout = 35 * time.Minute
+
 // Queue mode defaults (see Config).
 const (
 	// DefaultNATWindow is how long after a device's last datagram the
@@ -67,6 +72,11 @@ type Config struct {
 	NATWindow time.Duration
 	// QueuePerDevice and QueueTotal bound the queued requests.
 	QueuePerDevice, QueueTotal int
+	// InstanceLease: with several instances on one PostgreSQL database,
+	// an instance not heard from for this long is taken for dead and its
+	// sessions forgotten (renewed every third of it). Default
+	// DefaultInstanceLease.
+	InstanceLease time.Duration
 
 	MaxAge  time.Duration // oldest token accepted (outbox delivery after an outage)
 	MDTPull time.Duration // pull devices' measurement logs this often; 0: never
@@ -119,10 +129,11 @@ func ParseConfig(f *config.File) (*Config, error) {
 		// Two missed heartbeats of the agent's default 15 min, and 5 min
 		// of slack: the defaults of both sides agree (90 s, the old
 		// default, flagged every default agent as overdue).
-		HeartbeatTimeout: 35 * time.Minute,
+		HeartbeatTimeout: DefaultHeartbeatTimeout,
 		NATWindow:        DefaultNATWindow,
 		QueuePerDevice:   DefaultQueuePerDevice,
 		QueueTotal:       DefaultQueueTotal,
+		InstanceLease:    DefaultInstanceLease,
 		MaxAge:           30 * 24 * time.Hour,
 		MDTPull:          time.Hour,
 		MDTKeep:          DefaultMDTKeep,
@@ -138,14 +149,14 @@ func ParseConfig(f *config.File) (*Config, error) {
 		}
 	}
 	if s := f.Section("collector"); s != nil {
-		keys := []string{"heartbeat_timeout", "session_idle", "max_age", "mdt_pull", "mdt_keep", "nat_window", "queue_per_device", "queue_total", "history_keep"}
+		keys := []string{"heartbeat_timeout", "session_idle", "max_age", "mdt_pull", "mdt_keep", "nat_window", "queue_per_device", "queue_total", "instance_lease", "history_keep"}
 		for _, k := range HistoryKinds {
 			keys = append(keys, "history_keep_"+k)
 		}
 		if err := s.Unknown(keys...); err != nil {
 			return nil, err
 		}
-		for key, dst := range map[string]*time.Duration{"heartbeat_timeout": &c.HeartbeatTimeout, "session_idle": &c.SessionIdle, "max_age": &c.MaxAge, "nat_window": &c.NATWindow} {
+		for key, dst := range map[string]*time.Duration{"heartbeat_timeout": &c.HeartbeatTimeout, "session_idle": &c.SessionIdle, "max_age": &c.MaxAge, "nat_window": &c.NATWindow, "instance_lease": &c.InstanceLease} {
 			if err := duration(s, key, dst); err != nil {
 				return nil, err
 			}

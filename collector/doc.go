@@ -27,8 +27,12 @@
 // with the device locked. The state directory also holds the pulled
 // measurement logs (mdt/) and the collector's key. Goroutines: the
 // listeners' accept loops, one per session (go-coap), one per new device
-// session for the challenge, and Run's heartbeat check; Close stops and
-// waits for all of them, then closes the store.
+// session for the challenge, and Run's heartbeat check; with PostgreSQL
+// also the instance's lease renewal, its LISTEN connection and one per
+// request another instance relays to it (cluster_pg.go: many instances
+// on one database, SCS requests reaching the instance holding the
+// device's session). Close stops and waits for all of them, removes the
+// instance from the database, then closes the store.
 //
 // Errors name the operation and never contain keys. Tests run the real
 // server on loopback with agent/uplink as the device and coap-client-openssl

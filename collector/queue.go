@@ -25,7 +25,10 @@ import (
 // expected. The collector's own requests (the attestation challenge on a
 // new session, MDT pulls on a new session and after heartbeats) are only
 // ever sent in that window. The queue is in memory: bounded per device and
-// in total, and lost with a restart.
+// in total, and lost with a restart. With several instances on one
+// database, a request for a device whose session another instance holds
+// is relayed there (scs.go), and a queue is handed over to the instance
+// where the device's next session comes up (handOver).
 
 // queuedRequest is one request waiting for its device's next message.
 type queuedRequest struct {
@@ -271,6 +274,93 @@ func (s *Server) deliver(d *Device, cc *udpClient.Conn, r queuedRequest) error {
 		s.logf("device %s: queued trigger (%s) from %s delivered after %s: %s", d.ID, r.action, r.scs, waited, rec.Code)
 	}
 	return nil
+}
+
+// handOver sends the requests queued here for a device whose session
+// has just come up on another instance (holder) to that instance, in
+// order, which performs them in the window the new session opened: a
+// status read as an SCS's (its answer stored, and sent to the status
+// observers here), a trigger only sent (its SCS sequence number was
+// spent when it was queued). What does not get there stays queued.
+func (s *Server) handOver(id, holder string) {
+	if s.cluster == nil {
+		return
+	}
+	s.mu.Lock()
+	rs := s.queue.per[id]
+	if len(rs) == 0 || s.queue.busy[id] {
+		s.mu.Unlock()
+		return
+	}
+	if s.queue.busy == nil {
+		s.queue.busy = map[string]bool{}
+	}
+	s.queue.busy[id] = true
+	delete(s.queue.per, id)
+	s.queue.n -= len(rs)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.queue.busy, id)
+		s.mu.Unlock()
+	}()
+	for i, r := range rs {
+		req := relayRequest{device: id, scs: r.scs, class: r.class}
+		if r.class == ClassTrigger {
+			req.class, req.payload = classDeliverTrigger, []byte(r.action)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), relayWait+time.Second)
+		a, err := s.cluster.Relay(ctx, holder, req)
+		cancel()
+		if err == nil && a.code == relayNotDelivered {
+			err = errors.New("not delivered there")
+		}
+		if err != nil {
+			s.requeue(id, rs[i:])
+			s.logf("device %s: %d queued request(s) not handed over to instance %s: %v; kept here", id, len(rs)-i, holder, err)
+			return
+		}
+		waited := s.now().Sub(r.at).Round(time.Second)
+		switch r.class {
+		case ClassStatus:
+			s.logf("device %s: queued status read handed over to instance %s, answered %s after %s", id, holder, codeText(codes.Code(a.code)), waited)
+			s.notifyStatus(id)
+		case ClassTrigger:
+			rec := AuditRecord{SCS: r.scs, Method: "DELIVER", Path: "/devices/" + id + "/trigger", Device: id, Class: ClassTrigger}
+			switch code := codes.Code(a.code); {
+			case a.code == 0:
+				rec.Decision, rec.Code = "queued trigger: device did not answer (through instance "+holder+")", "no answer"
+			case code == codes.Changed:
+				rec.Decision, rec.Code = "queued trigger delivered and accepted (through instance "+holder+")", codeText(code)
+			default:
+				rec.Decision, rec.Code = "queued trigger refused by the device (through instance "+holder+"): "+string(a.body), codeText(code)
+			}
+			s.audit(rec)
+			s.logf("device %s: queued trigger (%s) from %s handed over to instance %s after %s: %s", id, r.action, r.scs, holder, waited, rec.Code)
+		}
+	}
+}
+
+// relayNotDelivered is a relayed delivery's answer when the holder could
+// not send it (no session there any more, or its store failed): the asker
+// keeps the request queued.
+const relayNotDelivered = -1
+
+// deliverRelayed sends a trigger queued on another instance over this
+// one's session with the device.
+func (s *Server) deliverRelayed(ctx context.Context, r relayRequest) relayAnswer {
+	cc := s.session(r.device)
+	if cc == nil {
+		return relayAnswer{code: relayNotDelivered}
+	}
+	code, why, err := s.sendTrigger(ctx, cc, r.device, r.scs, string(r.payload))
+	switch {
+	case errors.Is(err, errStore):
+		return relayAnswer{code: relayNotDelivered}
+	case err != nil:
+		return relayAnswer{} // sent, not answered
+	}
+	return relayAnswer{code: int(code), body: why}
 }
 
 var errStore = errors.New("store unavailable")

@@ -152,7 +152,17 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 // reachable now, else the last one it gave, with the read queued for the
 // window after its next message (queue mode) and the time it is next
 // expected; maxAge is the seconds until then.
+// With several instances, a device not reachable from this one but
+// holding a session with another has the request relayed there.
 func (s *Server) scsStatus(ctx context.Context, x *SCS, id string, wantJSON bool) (code codes.Code, body []byte, queued bool, maxAge uint32) {
+	if a, ok := s.relay(ctx, relayRequest{device: id, scs: x.Name, class: ClassStatus, wantJSON: wantJSON}); ok {
+		return codes.Code(a.code), a.body, a.queued, a.maxAge
+	}
+	return s.scsStatusHere(ctx, x, id, wantJSON)
+}
+
+// scsStatusHere is scsStatus over this instance's session, if any.
+func (s *Server) scsStatusHere(ctx context.Context, x *SCS, id string, wantJSON bool) (code codes.Code, body []byte, queued bool, maxAge uint32) {
 	cc, online := s.reachable(id)
 	tried := online
 	if online {
@@ -230,46 +240,119 @@ func (s *Server) observe(w *responsewriter.ResponseWriter[*udpClient.Conn], r *p
 	case err == nil && obs == 0:
 		o := &observer{cc: w.Conn(), token: append(message.Token(nil), r.Token()...), scs: x.Name, json: wantJSON}
 		o.seq.Store(1)
+		s.observedMu.Lock()
+		defer s.observedMu.Unlock()
 		s.mu.Lock()
 		m := s.observersOf(class)
 		if m[id] == nil {
 			m[id] = map[*observer]struct{}{}
 		}
 		m[id][o] = struct{}{}
+		first := len(m[id]) == 1
 		s.mu.Unlock()
 		w.Conn().AddOnClose(func() { s.dropObserver(class, id, o) })
+		if first {
+			s.observedHere(class, id, true)
+		}
 	case err == nil && obs == 1:
+		s.observedMu.Lock()
+		defer s.observedMu.Unlock()
 		s.mu.Lock()
 		for o := range s.observersOf(class)[id] {
 			if o.cc == w.Conn() && bytes.Equal(o.token, r.Token()) {
 				delete(s.observersOf(class)[id], o)
 			}
 		}
+		last := len(s.observersOf(class)[id]) == 0
 		s.mu.Unlock()
+		if last {
+			s.observedHere(class, id, false)
+		}
+	}
+}
+
+// observedHere records in the database, with several instances, that
+// SCSs observe the device's class on this one (on: the first observer;
+// off: the last gone), so the instance its messages reach notifies them
+// too. Under observedMu, so the records keep the order of the changes.
+func (s *Server) observedHere(class, id string, on bool) {
+	if s.cluster == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := s.cluster.Observed(ctx, id, class, on); err != nil {
+		s.logf("ERROR recording the observers of device %s in the store: %v", id, err)
+	}
+}
+
+// notifyOthers sends a notification's content to the other instances
+// with observers of the device's class.
+func (s *Server) notifyOthers(class, id string, body []byte) {
+	if s.cluster == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := s.cluster.NotifyObservers(ctx, id, class, body); err != nil {
+		s.logf("ERROR notifying the other instances' observers of device %s: %v", id, err)
+	}
+}
+
+// remoteNotify is a notification from the instance a device's message
+// reached, for the observers here: an event (its summary, JSON), or a
+// status ("1" when the device was reachable there).
+func (s *Server) remoteNotify(class, id string, body []byte) {
+	switch class {
+	case ClassEvents:
+		var sum EventSummary
+		if json.Unmarshal(body, &sum) != nil || sum.Device != id {
+			return
+		}
+		sum.AtUnix = sum.At.Unix()
+		s.notifyObservers(ClassEvents, id, func(json bool) []byte { return encodeSummary(&sum, json) })
+	case ClassStatus:
+		out, _ := s.statusOut(id, string(body) == "1")
+		s.notifyObservers(ClassStatus, id, func(json bool) []byte { return encodeOut(out, json) })
 	}
 }
 
 func (s *Server) dropObserver(class, id string, o *observer) {
+	s.observedMu.Lock()
+	defer s.observedMu.Unlock()
 	s.mu.Lock()
+	_, had := s.observersOf(class)[id][o]
 	delete(s.observersOf(class)[id], o)
+	last := had && len(s.observersOf(class)[id]) == 0
 	s.mu.Unlock()
+	if last {
+		s.observedHere(class, id, false)
+	}
 }
 
 // notify sends an event to the device's observers, one block each.
 func (s *Server) notify(id string, sum *EventSummary) {
 	s.notifyObservers(ClassEvents, id, func(json bool) []byte { return encodeSummary(sum, json) })
+	if b, err := json.Marshal(sum); err == nil {
+		s.notifyOthers(ClassEvents, id, b)
+	}
 }
 
 // notifyStatus sends the device's status to the observers of its status:
 // when a queued read was answered, or a scheduled report came in.
 func (s *Server) notifyStatus(id string) {
+	_, online := s.reachable(id)
+	if online {
+		s.notifyOthers(ClassStatus, id, []byte("1"))
+	} else {
+		s.notifyOthers(ClassStatus, id, []byte("0"))
+	}
 	s.mu.Lock()
 	n := len(s.statusObs[id])
 	s.mu.Unlock()
 	if n == 0 {
 		return
 	}
-	_, online := s.reachable(id)
 	out, _ := s.statusOut(id, online)
 	s.notifyObservers(ClassStatus, id, func(json bool) []byte { return encodeOut(out, json) })
 }
@@ -328,18 +411,41 @@ func (s *Server) notifyObservers(class, id string, body func(json bool) []byte) 
 // reachable now gets the trigger in the window after its next message:
 // the SCS is answered 2.01 with {queued, next_expected} (maxAge the
 // seconds until then), or 5.03 when the queue is full.
+// With several instances, one with the device's session performs it
+// (see scsStatus).
 func (s *Server) scsTrigger(ctx context.Context, x *SCS, id string, payload []byte, isJSON, wantJSON bool) (codes.Code, []byte, uint32) {
-	var req struct {
-		Seq    uint64 `cbor:"1,keyasint" json:"seq"`
-		Action string `cbor:"2,keyasint" json:"action"`
+	if _, err := parseTriggerRequest(payload, isJSON); err != nil {
+		return codes.BadRequest, []byte("want {1: seq, 2: action}"), 0
 	}
+	if a, ok := s.relay(ctx, relayRequest{device: id, scs: x.Name, class: ClassTrigger, payload: payload, payloadJSON: isJSON, wantJSON: wantJSON}); ok {
+		return codes.Code(a.code), a.body, a.maxAge
+	}
+	return s.scsTriggerHere(ctx, x, id, payload, isJSON, wantJSON)
+}
+
+type triggerRequest struct {
+	Seq    uint64 `cbor:"1,keyasint" json:"seq"`
+	Action string `cbor:"2,keyasint" json:"action"`
+}
+
+func parseTriggerRequest(payload []byte, isJSON bool) (triggerRequest, error) {
+	var req triggerRequest
 	var err error
 	if isJSON {
 		err = json.Unmarshal(payload, &req)
 	} else {
 		err = cbor.Unmarshal(payload, &req)
 	}
-	if err != nil || req.Seq == 0 || req.Action == "" || len(req.Action) > 64 {
+	if err == nil && (req.Seq == 0 || req.Action == "" || len(req.Action) > 64) {
+		err = errors.New("want {1: seq, 2: action}")
+	}
+	return req, err
+}
+
+// scsTriggerHere is scsTrigger over this instance's session, if any.
+func (s *Server) scsTriggerHere(ctx context.Context, x *SCS, id string, payload []byte, isJSON, wantJSON bool) (codes.Code, []byte, uint32) {
+	req, err := parseTriggerRequest(payload, isJSON)
+	if err != nil {
 		return codes.BadRequest, []byte("want {1: seq, 2: action}"), 0
 	}
 	cc, online := s.reachable(id)
@@ -390,6 +496,74 @@ func (s *Server) scsTrigger(ctx context.Context, x *SCS, id string, payload []by
 		msg += ": " + string(why) // the device's reason, e.g. an action it does not implement
 	}
 	return codes.BadGateway, []byte(msg), 0
+}
+
+// relay has the instance holding the device's session perform an SCS
+// request, when this instance cannot reach the device now and another
+// live one holds a session with it. ok false: do it here (no other
+// holder, one instance only, or a status read the holder did not answer
+// in time); a trigger it did not answer is 5.04, as one the device did
+// not answer.
+func (s *Server) relay(ctx context.Context, r relayRequest) (relayAnswer, bool) {
+	if s.cluster == nil {
+		return relayAnswer{}, false
+	}
+	if _, online := s.reachable(r.device); online {
+		return relayAnswer{}, false
+	}
+	holder, err := s.cluster.Holder(ctx, r.device)
+	if err != nil {
+		s.logf("ERROR %v", err)
+		return relayAnswer{}, false
+	}
+	if holder == "" {
+		return relayAnswer{}, false
+	}
+	a, err := s.cluster.Relay(ctx, holder, r)
+	if err != nil && r.class == ClassTrigger {
+		// It may have reached the device (and spent the SCS's sequence
+		// number): not sent again from here.
+		s.logf("device %s: trigger relayed to instance %s: %v", r.device, holder, err)
+		return relayAnswer{code: int(codes.GatewayTimeout), body: []byte("device did not answer")}, true
+	}
+	if err != nil {
+		s.logf("device %s: %s request relayed to instance %s: %v; answering from here", r.device, r.class, holder, err)
+		return relayAnswer{}, false
+	}
+	s.logf("device %s: %s request from %s performed by instance %s: %s", r.device, r.class, r.scs, holder, codeText(codes.Code(a.code)))
+	return a, true
+}
+
+// performRelayed performs a request another instance relayed here, as if
+// the SCS had asked this one (the asker audits it). The grant is checked
+// again: it may have been revoked on the way.
+func (s *Server) performRelayed(ctx context.Context, r relayRequest) relayAnswer {
+	class := r.class
+	if class == classDeliverTrigger {
+		class = ClassTrigger
+	}
+	if s.deviceByID(r.device) == nil || !s.granted(r.scs, r.device, class) {
+		return relayAnswer{code: int(codes.NotFound), body: notFoundBody}
+	}
+	if r.class == classDeliverTrigger {
+		a := s.deliverRelayed(ctx, r)
+		s.logf("scs %s: trigger (%s) queued for device %s on another instance, delivered here: %d", r.scs, r.payload, r.device, a.code)
+		return a
+	}
+	x := &SCS{Name: r.scs}
+	var a relayAnswer
+	switch r.class {
+	case ClassStatus:
+		code, body, queued, maxAge := s.scsStatusHere(ctx, x, r.device, r.wantJSON)
+		a = relayAnswer{code: int(code), body: body, maxAge: maxAge, queued: queued}
+	case ClassTrigger:
+		code, body, maxAge := s.scsTriggerHere(ctx, x, r.device, r.payload, r.payloadJSON, r.wantJSON)
+		a = relayAnswer{code: int(code), body: body, maxAge: maxAge, queued: code == codes.Created}
+	default:
+		return relayAnswer{code: int(codes.NotFound), body: notFoundBody}
+	}
+	s.logf("scs %s: %s of device %s relayed from another instance -> %s", r.scs, r.class, r.device, codeText(codes.Code(a.code)))
+	return a
 }
 
 func encodeSummary(e *EventSummary, wantJSON bool) []byte {

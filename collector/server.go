@@ -47,7 +47,16 @@ type Options struct {
 	// "msg"}) for log shippers instead of text.
 	LogJSON bool
 	Now     func() time.Time // nil: time.Now
+	// CIDPrefix (up to MaxCIDPrefix bytes) begins every DTLS Connection
+	// ID this instance gives a device session, so a UDP load balancer in
+	// front of several instances can send a session's records to the
+	// instance that holds it by their first bytes, whatever address the
+	// carrier NAT gives the device. nil: random CIDs only.
+	CIDPrefix []byte
 }
+
+// MaxCIDPrefix bounds Options.CIDPrefix.
+const MaxCIDPrefix = 4
 
 // Server is the collector: DTLS listeners for devices and SCSs, the device
 // registry, verification, alarms and durable state.
@@ -62,20 +71,25 @@ type Server struct {
 	metrics  *metrics
 	now      func() time.Time
 	started  time.Time
+	cid      func() []byte // the device sessions' Connection IDs
 
-	mu        sync.Mutex // guards sessions, mdtBusy, observers, servers, gates, queue
-	sessions  map[string]*udpClient.Conn
-	queue     requestQueue                      // queue mode: requests for devices not reachable now
-	mdtBusy   map[string]*udpClient.Conn        // devices whose MDT log is being pulled
-	mdtFileMu sync.Mutex                        // orders stores into and tidying of the MDT files
-	observers map[string]map[*observer]struct{} // of events, by device
-	statusObs map[string]map[*observer]struct{} // of status, by device
-	servers   []*dtlsserver.Server
-	gates     []*gatedListener
-	closers   []func() // run by Close (the admin socket)
-	done      chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	mu          sync.Mutex // guards sessions, mdtBusy, observers, servers, gates, queue, challenging, gaps
+	sessions    map[string]*udpClient.Conn
+	queue       requestQueue                      // queue mode: requests for devices not reachable now
+	mdtBusy     map[string]*udpClient.Conn        // devices whose MDT log is being pulled
+	mdtFileMu   sync.Mutex                        // orders stores into and tidying of the MDT files
+	observers   map[string]map[*observer]struct{} // of events, by device
+	statusObs   map[string]map[*observer]struct{} // of status, by device
+	observedMu  sync.Mutex                        // orders the database's records of observers (observedHere)
+	challenging map[string]int                    // attestation challenges on their way, by device
+	gaps        map[string][]pendingGap           // sequence gaps held until they are in, by device
+	servers     []*dtlsserver.Server
+	gates       []*gatedListener
+	closers     []func()   // run by Close (the admin socket)
+	cluster     *pgCluster // with PostgreSQL: this instance among those sharing the database
+	done        chan struct{}
+	closeOnce   sync.Once
+	wg          sync.WaitGroup
 }
 
 // New opens the store (the embedded one in the state directory unless
@@ -105,11 +119,28 @@ func New(cfg *Config, opt Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, st: st, stateDir: opt.StateDir, logw: opt.Log, logJSON: opt.LogJSON, now: opt.Now, limited: map[string]*limitedLine{}, metrics: newMetrics(),
 		sessions: map[string]*udpClient.Conn{}, mdtBusy: map[string]*udpClient.Conn{},
-		observers: map[string]map[*observer]struct{}{}, statusObs: map[string]map[*observer]struct{}{}, done: make(chan struct{})}
+		observers: map[string]map[*observer]struct{}{}, statusObs: map[string]map[*observer]struct{}{},
+		challenging: map[string]int{}, gaps: map[string][]pendingGap{}, done: make(chan struct{})}
 	s.started = s.now()
+	if len(opt.CIDPrefix) > MaxCIDPrefix {
+		st.Close()
+		return nil, fmt.Errorf("collector: connection ID prefix of %d bytes: at most %d", len(opt.CIDPrefix), MaxCIDPrefix)
+	}
+	s.cid = cidGenerator(opt.CIDPrefix)
 	if err := s.importConfig(); err != nil {
 		st.Close()
 		return nil, err
+	}
+	if ps, ok := st.(*pgStore); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		c, err := joinCluster(ctx, ps.pool, cfg.InstanceLease, s.performRelayed, s.logf, s.background, s.heldSessions, s.handOver, s.remoteNotify)
+		cancel()
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		s.cluster = c
+		s.logf("instance %s on the shared database (lease %s)", c.id, c.lease)
 	}
 	if imported > 0 {
 		s.logf("imported the state of %d device(s) from %s (now %s.imported)", imported, StateFile, StateFile)
@@ -201,6 +232,21 @@ var sharedPionLogs = &pionLogs{l: logging.NewDefaultLoggerFactory().NewLogger("d
 // session times out and shakes hands again).
 const DeviceCIDBytes = 6
 
+// cidGenerator gives Connection IDs of the prefix and DeviceCIDBytes
+// random bytes (pion takes the length of the first as every one's).
+func cidGenerator(prefix []byte) func() []byte {
+	if len(prefix) == 0 {
+		return piondtls.RandomCIDGenerator(DeviceCIDBytes)
+	}
+	p := slices.Clone(prefix)
+	return func() []byte {
+		b := make([]byte, len(p)+DeviceCIDBytes)
+		copy(b, p)
+		rand.Read(b[len(p):])
+		return b
+	}
+}
+
 // ListenDevices starts the device listener in PSK mode on addr
 // ("127.0.0.1:5684"; port 0 picks one) and returns its address.
 func (s *Server) ListenDevices(addr string) (net.Addr, error) {
@@ -208,7 +254,7 @@ func (s *Server) ListenDevices(addr string) (net.Addr, error) {
 		ExtendedMasterSecret:  piondtls.RequireExtendedMasterSecret,
 		CipherSuites:          []piondtls.CipherSuiteID{piondtls.TLS_PSK_WITH_AES_128_CCM_8, piondtls.TLS_PSK_WITH_AES_128_GCM_SHA256},
 		PSKIdentityHint:       []byte("mtccollector"),
-		ConnectionIDGenerator: piondtls.RandomCIDGenerator(DeviceCIDBytes),
+		ConnectionIDGenerator: s.cid,
 		LoggerFactory:         sharedPionLogs,
 		PSK: func(id []byte) ([]byte, error) {
 			if d := s.deviceByPSK(string(id)); d != nil {
@@ -230,7 +276,7 @@ func (s *Server) ListenDevicesCert(addr string, cert tls.Certificate) (net.Addr,
 		CipherSuites:          []piondtls.CipherSuiteID{piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, piondtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256},
 		Certificates:          []tls.Certificate{cert},
 		ClientAuth:            piondtls.RequireAnyClientCert,
-		ConnectionIDGenerator: piondtls.RandomCIDGenerator(DeviceCIDBytes),
+		ConnectionIDGenerator: s.cid,
 		LoggerFactory:         sharedPionLogs,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			if len(raw) == 0 {
@@ -385,6 +431,9 @@ func (s *Server) Close() {
 			c()
 		}
 		s.wg.Wait()
+		if s.cluster != nil {
+			s.cluster.Close()
+		}
 		if err := s.st.Close(); err != nil {
 			s.logf("ERROR closing the store: %v", err)
 		}
@@ -439,12 +488,24 @@ func (s *Server) deviceSession(cc *udpClient.Conn) {
 	}
 	s.sessions[id] = cc
 	s.mu.Unlock()
+	if s.cluster != nil {
+		// Where SCS requests for the device are to go, from any instance.
+		if err := s.cluster.SessionUp(ctx, d.ID); err != nil {
+			s.logf("ERROR %v", err)
+		}
+	}
 	cc.AddOnClose(func() {
 		s.mu.Lock()
-		if s.sessions[id] == cc {
+		last := s.sessions[id] == cc
+		if last {
 			delete(s.sessions, id)
 		}
 		s.mu.Unlock()
+		if last && s.cluster != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+			_ = s.cluster.SessionDown(ctx, id) // a closing pool: the instance's row goes with Close
+			cancel()
+		}
 		s.logf("device %s: session closed", id)
 	})
 	s.logf("device %s: session up (%s)", d.ID, cc.RemoteAddr())
@@ -456,6 +517,21 @@ func (s *Server) deviceSession(cc *udpClient.Conn) {
 // challenge asks the device for a binding attestation with a fresh nonce
 // and verifies it.
 func (s *Server) challenge(ctx context.Context, d *Device, cc *udpClient.Conn) {
+	s.mu.Lock()
+	s.challenging[d.ID]++
+	s.mu.Unlock()
+	var (
+		settled bool         // the challenge is off s.challenging
+		raise   []pendingGap // held gaps it leaves missing numbers
+	)
+	defer func() {
+		if !settled {
+			raise = s.settle(d.ID, 0)
+		}
+		for _, g := range raise {
+			s.gapAlarm(d.ID, g.missing, g.seq)
+		}
+	}()
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
 	// The token formats this collector reads (attest: both), so the
@@ -486,8 +562,12 @@ func (s *Server) challenge(ctx context.Context, d *Device, cc *udpClient.Conn) {
 			ds.Consumed = append(ds.Consumed, res.Token.Seq)
 		}
 		ds.LastSeen = s.now()
+		s.setDue(d, ds)
 		changed = checkBinding(d, ds, res.Token)
 		h.Add(HistoryBinding, res.Token.Seq, res.Token.IssuedAt, ds.LastSeen, bindingDetail(res.Token, changed, "nonce"))
+		// Under the device's lock: a message accepted before this saw
+		// the number missing and held its gap; one after sees it consumed.
+		raise, settled = s.settle(d.ID, res.Token.Seq), true
 		return nil
 	}); err != nil {
 		return
@@ -496,6 +576,60 @@ func (s *Server) challenge(ctx context.Context, d *Device, cc *udpClient.Conn) {
 	if changed {
 		s.bindingChanged(d.ID)
 	}
+}
+
+// pendingGap is a sequence gap seen while a nonce attestation of the
+// device was on its way: the device may have signed it with one of the
+// missing numbers before the messages that came first (it answers the
+// challenge while its outbox drains), so the gap is judged when the
+// attestation is in.
+type pendingGap struct {
+	last, seq, missing uint64 // accepted last before, the token after, the numbers missing between
+}
+
+// holdGap keeps a gap for settle when an attestation of the device is
+// on its way (on this instance), and reports whether it did; false:
+// judge it now. Called under the device's lock in the store, as settle
+// is, so the two see one order.
+func (s *Server) holdGap(id string, g pendingGap) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.challenging[id] == 0 {
+		return false
+	}
+	s.gaps[id] = append(s.gaps[id], g)
+	return true
+}
+
+// settle ends an attestation challenge of the device (seq: the
+// attestation's number, 0 if none came): a held gap that number falls in
+// has one missing fewer; once no challenge is on its way, it returns the
+// held gaps still missing numbers, to be raised.
+func (s *Server) settle(id string, seq uint64) []pendingGap {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gs := s.gaps[id]
+	for i := range gs {
+		if seq > gs[i].last && seq < gs[i].seq && gs[i].missing > 0 {
+			gs[i].missing--
+		}
+	}
+	if s.challenging[id]--; s.challenging[id] > 0 {
+		return nil
+	}
+	delete(s.challenging, id)
+	delete(s.gaps, id)
+	var raise []pendingGap
+	for _, g := range gs {
+		if g.missing > 0 {
+			raise = append(raise, g)
+		}
+	}
+	return raise
+}
+
+func (s *Server) gapAlarm(id string, missing, seq uint64) {
+	s.alarm(id, "sequence-gap", fmt.Sprintf("%d message(s) missing before seq %d (suppressed events?)", missing, seq))
 }
 
 // checkBinding compares attested pseudonyms with the expected binding (from
@@ -652,6 +786,7 @@ func (s *Server) acceptReport(d *Device, r *pool.Message) codes.Code {
 	}
 	if err := s.update(d.ID, func(ds *DeviceState) error {
 		ds.Status, ds.StatusAt, ds.LastSeen = body, s.now(), s.now()
+		s.setDue(d, ds)
 		return nil
 	}); err != nil {
 		return codes.InternalServerError
@@ -671,8 +806,9 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 		verr                error
 		t                   *attest.Token
 		now                 time.Time
-		boot, missing       uint64
+		boot, missing, last uint64
 		wasOverdue, changed bool
+		restart, held       bool
 		sum                 *EventSummary
 	)
 	errRefused := errors.New("token refused")
@@ -691,7 +827,7 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 		}
 		t = res.Token
 		now = s.now()
-		last := ds.LastSeq
+		last = ds.LastSeq
 		boot, missing = ds.BootCount, 0
 		if last > 0 && t.Seq > last+1 {
 			missing = t.Seq - last - 1
@@ -705,6 +841,8 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 			}
 			ds.Consumed = keep
 		}
+		restart = missing > 0 && t.BootCount > boot && missing < attest.DefaultSeqBlock
+		held = missing > 0 && !restart && s.holdGap(d.ID, pendingGap{last: last, seq: t.Seq, missing: missing})
 		ds.LastSeq = t.Seq
 		ds.Consumed = slices.DeleteFunc(ds.Consumed, func(c uint64) bool { return c <= t.Seq })
 		if t.BootCount > 0 {
@@ -721,6 +859,7 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 		}
 		wasOverdue = ds.Overdue
 		ds.Overdue = false
+		s.setDue(d, ds)
 		sum = &EventSummary{Device: d.ID, Seq: t.Seq, Kind: kind.String(), Event: t.Event, At: now.UTC(), AtUnix: now.Unix()}
 		if kind == attest.KindEvent {
 			ds.LastEvent = sum
@@ -772,10 +911,12 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 	}
 
 	switch {
-	case missing > 0 && t.BootCount > boot && missing < attest.DefaultSeqBlock:
+	case restart:
 		s.logf("device %s: restarted (boot %d); %d sequence numbers skipped by the restart", d.ID, t.BootCount, missing)
+	case held:
+		s.logf("device %s: %d number(s) missing before seq %d, judged when its attestation is in", d.ID, missing, t.Seq)
 	case missing > 0:
-		s.alarm(d.ID, "sequence-gap", fmt.Sprintf("%d message(s) missing before seq %d (suppressed events?)", missing, t.Seq))
+		s.gapAlarm(d.ID, missing, t.Seq)
 	}
 	if wasOverdue {
 		s.logf("device %s: heard from again", d.ID)
@@ -803,49 +944,74 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 	return codes.Changed
 }
 
-// checkOverdue raises an alarm once per silence longer than a device's
-// heartbeat timeout. The flag is set in a device transaction that checks
-// the silence again, so a heartbeat arriving meanwhile wins.
-func (s *Server) checkOverdue() {
-	now := s.now()
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-	defer cancel()
-	watched, err := s.st.Watched(ctx)
-	if err != nil {
-		s.logf("ERROR reading the store for overdue heartbeats: %v", err)
+// setDue sets when the device's next heartbeat is due, after its
+// LastHeartbeat (LastSeen before the first): in the transaction that
+// accepts its message, so the overdue check never sees an old one.
+//
+// A device flagged overdue has none: only a token clears the flag (then
+// this runs after), and the due index keeps no row the check would pass
+// over each time.
+func (s *Server) setDue(d *Device, ds *DeviceState) {
+	if ds.Overdue {
+		ds.NextDue = time.Time{}
 		return
 	}
-	silence := func(timeout time.Duration, lastSeen, lastHeartbeat time.Time) (time.Duration, bool) {
-		last := lastHeartbeat
-		if last.IsZero() {
-			last = lastSeen
-		}
-		if last.Before(s.started) {
-			last = s.started
-		}
-		return now.Sub(last), now.Sub(last) > timeout
+	last := ds.LastHeartbeat
+	if last.IsZero() {
+		last = ds.LastSeen
 	}
-	for _, w := range watched {
-		timeout := w.HeartbeatTimeout
-		if timeout <= 0 {
-			timeout = s.cfg.HeartbeatTimeout
+	timeout := d.HeartbeatTimeout
+	if timeout <= 0 {
+		timeout = s.cfg.HeartbeatTimeout
+	}
+	ds.NextDue = last.Add(timeout)
+}
+
+// overdueBatch and overdueBatches bound one pass of the overdue check:
+// claims of up to overdueBatch devices, overdueBatches of them (what is
+// left waits for the next pass, a second later).
+const (
+	overdueBatch   = 500
+	overdueBatches = 20
+)
+
+// checkOverdue raises an alarm once per silence longer than a device's
+// heartbeat timeout: the store claims the devices due (flag and alarm in
+// one transaction, skipping rows another instance or a message holds),
+// so with several instances on one database each silence is raised once.
+func (s *Server) checkOverdue() {
+	now := s.now()
+	mk := func(id string, quiet time.Duration) Alarm {
+		return Alarm{Time: now.UTC(), Device: id, Kind: "heartbeat-overdue",
+			Detail: fmt.Sprintf("no heartbeat for %s (loss of connectivity, or messages suppressed)", quiet.Round(time.Second))}
+	}
+	for range overdueBatches {
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		as, err := s.st.ClaimOverdue(ctx, now, s.started, overdueBatch, mk)
+		cancel()
+		if err != nil {
+			s.logf("ERROR claiming overdue devices in the store: %v", err)
+			return
 		}
-		if _, over := silence(timeout, w.LastSeen, w.LastHeartbeat); !over {
-			continue
+		for _, a := range as {
+			s.metrics.inc(s.metrics.alarms, a.Kind)
+			s.logf("ALARM device %s %s: %s", a.Device, a.Kind, a.Detail)
 		}
-		var raised time.Duration
-		if s.update(w.ID, func(ds *DeviceState) error {
-			if ds.Overdue || ds.LastSeen.IsZero() {
-				return nil
-			}
-			if quiet, over := silence(timeout, ds.LastSeen, ds.LastHeartbeat); over {
-				ds.Overdue, raised = true, quiet
-			}
-			return nil
-		}) == nil && raised > 0 {
-			s.alarm(w.ID, "heartbeat-overdue", fmt.Sprintf("no heartbeat for %s (loss of connectivity, or messages suppressed)", raised.Round(time.Second)))
+		if len(as) == 0 {
+			return
 		}
 	}
+}
+
+// heldSessions is the devices with a session on this instance.
+func (s *Server) heldSessions() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.sessions))
+	for id := range s.sessions {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // session returns the device's live session, if any.

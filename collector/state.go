@@ -22,6 +22,7 @@ type DeviceState struct {
 	LastSeen      time.Time         `json:"last_seen"`
 	LastHeartbeat time.Time         `json:"last_heartbeat"`
 	Overdue       bool              `json:"overdue"`
+	NextDue       time.Time         `json:"next_due"`         // heartbeat due: LastHeartbeat (LastSeen before one) + timeout; zero once overdue
 	Status        []byte            `json:"status,omitempty"` // last status (CBOR) the device gave us
 	StatusAt      time.Time         `json:"status_at"`
 	LastEvent     *EventSummary     `json:"last_event,omitempty"`

@@ -42,10 +42,18 @@ type Store interface {
 	// PruneHistory removes at most max records of kind received before
 	// before, oldest first, in one transaction, and returns how many.
 	PruneHistory(ctx context.Context, kind string, before time.Time, max int) (int, error)
-	// Watched returns the registered devices heard from (LastSeen set)
-	// and not flagged overdue: the candidates of the heartbeat-overdue
-	// check.
-	Watched(ctx context.Context) ([]Liveness, error)
+	// ClaimOverdue raises the heartbeat-overdue alarm of up to limit
+	// devices whose NextDue is before now: registered, not flagged yet,
+	// and silent for their timeout counted from since too (the
+	// collector's start: a device is not blamed for the collector's own
+	// downtime). In one transaction it flags each overdue, clears its
+	// NextDue and stores the alarm that alarm(id, silence) returns, then
+	// returns those alarms. Devices another instance is claiming (or a
+	// message is updating) at that moment are skipped, so across
+	// instances each silence is raised once. A pass costs what is due,
+	// not the size of the fleet. A due device no longer registered
+	// loses its NextDue without an alarm.
+	ClaimOverdue(ctx context.Context, now, since time.Time, limit int, alarm func(id string, silence time.Duration) Alarm) ([]Alarm, error)
 	// CountOverdue returns the number of devices flagged overdue.
 	CountOverdue(ctx context.Context) (int, error)
 	// AppendAlarm and AppendAudit add one record to the alarm log and the
@@ -62,13 +70,22 @@ type Store interface {
 	Registry
 }
 
-// Liveness is what the heartbeat-overdue check needs of a device.
-type Liveness struct {
-	ID            string
-	LastSeen      time.Time
-	LastHeartbeat time.Time
-	// HeartbeatTimeout is the device's own (0: the collector's).
-	HeartbeatTimeout time.Duration
+// overdueFor reports whether a device is overdue at now, counting its
+// silence from since at the earliest, and for how long it has been
+// silent. Its timeout is NextDue minus the time it is counted from.
+func (ds *DeviceState) overdueFor(now, since time.Time) (time.Duration, bool) {
+	if ds.NextDue.IsZero() || ds.Overdue || !ds.NextDue.Before(now) {
+		return 0, false
+	}
+	last := ds.LastHeartbeat
+	if last.IsZero() {
+		last = ds.LastSeen
+	}
+	timeout := ds.NextDue.Sub(last)
+	if last.Before(since) {
+		last = since
+	}
+	return now.Sub(last), now.Sub(last) > timeout
 }
 
 // BoltFile is the embedded store's file in the state directory, the

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +22,18 @@ import (
 // file open (bbolt takes an exclusive lock).
 var ErrStoreLocked = errors.New("store file in use by another process")
 
-var bucketDevices = []byte("devices")
+var (
+	bucketDevices = []byte("devices")
+	// bucketDue indexes devices by NextDue: key the time (unix
+	// nanoseconds, big-endian) then the id, no value. The overdue check
+	// reads it from the start up to now.
+	bucketDue = []byte("due")
+)
+
+func dueKey(t time.Time, id string) []byte {
+	k := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(id)), uint64(t.UnixNano()))
+	return append(k, id...)
+}
 
 // boltStore is the embedded store: device state in one bbolt file (a
 // B+tree with copy-on-write pages; each UpdateDevice is one write
@@ -58,12 +70,67 @@ func OpenBolt(path string) (Store, error) {
 				return err
 			}
 		}
+		if tx.Bucket(bucketDue) == nil {
+			return boltIndexDue(tx)
+		}
 		return nil
 	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("collector: open store %s: %w", path, err)
 	}
 	return &boltStore{db: db, dir: dir}, nil
+}
+
+// boltIndexDue makes the due index of a store from before it existed,
+// once: a device heard from and not overdue is due after its registered
+// timeout, or DefaultHeartbeatTimeout, until its next message sets the
+// collector's own (as PostgreSQL's migration 0004 does).
+func boltIndexDue(tx *bolt.Tx) error {
+	due, err := tx.CreateBucket(bucketDue)
+	if err != nil {
+		return err
+	}
+	b := tx.Bucket(bucketDevices)
+	type fix struct {
+		id string
+		v  []byte
+	}
+	var fixes []fix
+	err = b.ForEach(func(k, v []byte) error {
+		ds, err := getDevice(b, string(k))
+		if err != nil {
+			return err
+		}
+		if ds.LastSeen.IsZero() || ds.Overdue {
+			return nil
+		}
+		if ds.NextDue.IsZero() {
+			timeout := DefaultHeartbeatTimeout
+			if d, err := boltDevice(tx, string(k)); err == nil && d != nil && d.HeartbeatTimeout > 0 {
+				timeout = d.HeartbeatTimeout
+			}
+			last := ds.LastHeartbeat
+			if last.IsZero() {
+				last = ds.LastSeen
+			}
+			ds.NextDue = last.Add(timeout)
+			nv, err := json.Marshal(&ds)
+			if err != nil {
+				return err
+			}
+			fixes = append(fixes, fix{string(k), nv})
+		}
+		return due.Put(dueKey(ds.NextDue, string(k)), nil)
+	})
+	if err != nil {
+		return err
+	}
+	for _, f := range fixes {
+		if err := b.Put([]byte(f.id), f.v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func getDevice(b *bolt.Bucket, id string) (DeviceState, error) {
@@ -99,6 +166,7 @@ func (s *boltStore) RecordDevice(_ context.Context, id string, fn func(*DeviceSt
 			return err
 		}
 		var h HistoryBatch
+		oldDue := ds.NextDue
 		if err := fn(&ds, &h); err != nil {
 			return err
 		}
@@ -106,11 +174,31 @@ func (s *boltStore) RecordDevice(_ context.Context, id string, fn func(*DeviceSt
 		if err != nil {
 			return err
 		}
+		if err := moveDue(tx, id, oldDue, ds.NextDue); err != nil {
+			return err
+		}
 		if err := b.Put([]byte(id), v); err != nil {
 			return err
 		}
 		return appendHistoryBolt(tx, id, &h)
 	})
+}
+
+// moveDue keeps the due index in step with a device's NextDue.
+func moveDue(tx *bolt.Tx, id string, from, to time.Time) error {
+	if from.Equal(to) {
+		return nil
+	}
+	due := tx.Bucket(bucketDue)
+	if !from.IsZero() {
+		if err := due.Delete(dueKey(from, id)); err != nil {
+			return err
+		}
+	}
+	if to.IsZero() {
+		return nil
+	}
+	return due.Put(dueKey(to, id), nil)
 }
 
 func (s *boltStore) scan(fn func(id string, ds *DeviceState)) error {
@@ -126,31 +214,74 @@ func (s *boltStore) scan(fn func(id string, ds *DeviceState)) error {
 	})
 }
 
-func (s *boltStore) Watched(context.Context) ([]Liveness, error) {
-	var out []Liveness
-	err := s.db.View(func(tx *bolt.Tx) error {
-		reg := tx.Bucket(bucketRegDevices)
-		return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
-			var ds DeviceState
-			if err := json.Unmarshal(v, &ds); err != nil {
-				return fmt.Errorf("collector: store: device %s: corrupt record: %w", k, err)
+// ClaimOverdue walks the due index from its start to now. The alarms are
+// appended to the log before the flags commit, so a crash between the two
+// repeats an alarm rather than losing one. One process holds the file,
+// so nobody else claims at once.
+func (s *boltStore) ClaimOverdue(_ context.Context, now, since time.Time, limit int, alarm func(string, time.Duration) Alarm) ([]Alarm, error) {
+	var out []Alarm
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		out = nil
+		b, reg := tx.Bucket(bucketDevices), tx.Bucket(bucketRegDevices)
+		end := uint64(now.UnixNano())
+		type claim struct {
+			id string
+			ds DeviceState
+		}
+		var claims []claim
+		var stale [][]byte
+		c := tx.Bucket(bucketDue).Cursor()
+		for k, _ := c.First(); k != nil && len(claims) < limit; k, _ = c.Next() {
+			if len(k) < 8 || binary.BigEndian.Uint64(k) >= end {
+				break
 			}
-			if ds.LastSeen.IsZero() || ds.Overdue {
-				return nil
+			id := string(k[8:])
+			ds, err := getDevice(b, id)
+			if err != nil {
+				return err
 			}
-			rv := reg.Get(k)
-			if rv == nil {
-				return nil // not registered (any more)
+			if !ds.NextDue.Equal(time.Unix(0, int64(binary.BigEndian.Uint64(k)))) {
+				stale = append(stale, append([]byte(nil), k...)) // left by a crash of an older build
+				continue
 			}
-			var r deviceRecord
-			if err := json.Unmarshal(rv, &r); err != nil {
-				return fmt.Errorf("collector: store: registry: device %s: corrupt record: %w", k, err)
+			switch quiet, over := ds.overdueFor(now, since); {
+			case reg.Get([]byte(id)) == nil:
+				claims = append(claims, claim{id, ds}) // not registered: cleared, no alarm
+			case over:
+				claims = append(claims, claim{id, ds})
+				out = append(out, alarm(id, quiet))
+				claims[len(claims)-1].ds.Overdue = true
 			}
-			out = append(out, Liveness{ID: string(k), LastSeen: ds.LastSeen, LastHeartbeat: ds.LastHeartbeat, HeartbeatTimeout: r.HeartbeatTimeout})
-			return nil
-		})
+		}
+		for _, k := range stale {
+			if err := tx.Bucket(bucketDue).Delete(k); err != nil {
+				return err
+			}
+		}
+		for _, a := range out {
+			if err := s.AppendAlarm(context.Background(), a); err != nil {
+				return err
+			}
+		}
+		for _, cl := range claims {
+			if err := moveDue(tx, cl.id, cl.ds.NextDue, time.Time{}); err != nil {
+				return err
+			}
+			cl.ds.NextDue = time.Time{}
+			v, err := json.Marshal(&cl.ds)
+			if err != nil {
+				return err
+			}
+			if err := b.Put([]byte(cl.id), v); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, fmt.Errorf("collector: store: claim overdue devices: %w", err)
+	}
+	return out, nil
 }
 
 func (s *boltStore) CountOverdue(context.Context) (int, error) {

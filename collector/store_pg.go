@@ -90,7 +90,9 @@ type Migration struct {
 	SQL     string
 }
 
-// Migrations returns the embedded schema migrations in order.
+// Migrations returns the embedded schema migrations in order of version.
+// Versions need not be consecutive (branches add theirs in parallel, so
+// a build may lack a number another has), but each appears once.
 func Migrations() ([]Migration, error) {
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
@@ -119,7 +121,7 @@ func Migrations() ([]Migration, error) {
 	return out, nil
 }
 
-// Migrate brings the database's schema to the newest version in one
+// Migrate brings the database's schema up to this collector's in one
 // transaction (under an advisory lock, so instances starting together
 // take turns) and returns the versions it applied. The schema_version
 // table records each with its time. Every migration the table lacks is
@@ -131,6 +133,10 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
+	return migrate(ctx, pool, ms)
+}
+
+func migrate(ctx context.Context, pool *pgxpool.Pool, ms []Migration) ([]int, error) {
 	fail := func(err error) ([]int, error) { return nil, fmt.Errorf("collector: migrate the database: %w", err) }
 	tx, err := pool.Begin(ctx)
 	if err != nil {
@@ -190,20 +196,20 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) ([]int, error) {
 
 const deviceCols = `last_seq, consumed, boot_count, binding_imsi, binding_iccid, last_seen, last_heartbeat,
 	overdue, status, status_at, last_event, trigger_seq, scs_seq, accepted, duplicates,
-	mdt_cursor, mdt_records, mdt_pulled_at`
+	mdt_cursor, mdt_records, mdt_pulled_at, next_due`
 
 func scanDevice(row pgx.Row) (DeviceState, error) {
 	var (
 		ds                                               DeviceState
 		consumed                                         []int64
 		imsi, iccid, status                              []byte
-		seen, heartbeat, statusAt, pulledAt              *time.Time
+		seen, heartbeat, statusAt, pulledAt, nextDue     *time.Time
 		lastEvent, scsSeq, cursor                        []byte
 		lastSeq, boot, trigger, accepted, dups, mdtCount int64
 	)
 	err := row.Scan(&lastSeq, &consumed, &boot, &imsi, &iccid, &seen, &heartbeat,
 		&ds.Overdue, &status, &statusAt, &lastEvent, &trigger, &scsSeq, &accepted, &dups,
-		&cursor, &mdtCount, &pulledAt)
+		&cursor, &mdtCount, &pulledAt, &nextDue)
 	if err != nil {
 		return ds, err
 	}
@@ -225,6 +231,7 @@ func scanDevice(row pgx.Row) (DeviceState, error) {
 		return *p
 	}
 	ds.LastSeen, ds.LastHeartbeat, ds.StatusAt, ds.MDTPulledAt = t(seen), t(heartbeat), t(statusAt), t(pulledAt)
+	ds.NextDue = t(nextDue)
 	if lastEvent != nil {
 		ds.LastEvent = &EventSummary{}
 		if err := json.Unmarshal(lastEvent, ds.LastEvent); err != nil {
@@ -299,7 +306,7 @@ func deviceArgs(id string, ds *DeviceState) ([]any, error) {
 		t(ds.LastSeen), t(ds.LastHeartbeat), ds.Overdue, status, t(ds.StatusAt),
 		js(ds.LastEvent, ds.LastEvent == nil), n("trigger_seq", ds.TriggerSeq), scsSeq,
 		n("accepted", ds.Accepted), n("duplicates", ds.Duplicates),
-		js(ds.MDTCursor, ds.MDTCursor == nil), n("mdt_records", ds.MDTRecords), t(ds.MDTPulledAt)}
+		js(ds.MDTCursor, ds.MDTCursor == nil), n("mdt_records", ds.MDTRecords), t(ds.MDTPulledAt), t(ds.NextDue)}
 	return args, errors.Join(errs...)
 }
 
@@ -358,8 +365,8 @@ func (s *pgStore) RecordDevice(ctx context.Context, id string, fn func(*DeviceSt
 		if _, err := tx.Exec(ctx, `UPDATE devices SET last_seq = $2, consumed = $3, boot_count = $4,
 			binding_imsi = $5, binding_iccid = $6, last_seen = $7, last_heartbeat = $8, overdue = $9,
 			status = $10, status_at = $11, last_event = $12, trigger_seq = $13, scs_seq = $14,
-			accepted = $15, duplicates = $16, mdt_cursor = $17, mdt_records = $18, mdt_pulled_at = $19
-			WHERE id = $1`, args...); err != nil {
+			accepted = $15, duplicates = $16, mdt_cursor = $17, mdt_records = $18, mdt_pulled_at = $19,
+			next_due = $20 WHERE id = $1`, args...); err != nil {
 			return fail(err)
 		}
 	}
@@ -372,29 +379,79 @@ func (s *pgStore) RecordDevice(ctx context.Context, id string, fn func(*DeviceSt
 	return nil
 }
 
-func (s *pgStore) Watched(ctx context.Context) ([]Liveness, error) {
-	rows, err := s.pool.Query(ctx, `SELECT d.id, d.last_seen, d.last_heartbeat, r.heartbeat_timeout_ms
-		FROM devices d JOIN registry_devices r ON r.id = d.id WHERE d.last_seen IS NOT NULL AND NOT d.overdue`)
-	if err != nil {
-		return nil, fmt.Errorf("collector: store: watched devices: %w", err)
+func (s *pgStore) ClaimOverdue(ctx context.Context, now, since time.Time, limit int, alarm func(string, time.Duration) Alarm) ([]Alarm, error) {
+	fail := func(err error) ([]Alarm, error) {
+		return nil, fmt.Errorf("collector: store: claim overdue devices: %w", err)
 	}
-	var out []Liveness
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback(ctx)
+	// The index gives the due rows, oldest first; a row locked by another
+	// instance's claim or by a message's transaction is skipped (the
+	// message moves next_due; the other claim raises the alarm).
+	// A device is over its timeout counted from since too (the same test
+	// as overdueFor), or no longer registered.
+	rows, err := tx.Query(ctx, `SELECT id, last_seen, last_heartbeat, next_due,
+			EXISTS (SELECT 1 FROM registry_devices r WHERE r.id = devices.id)
+		FROM devices WHERE next_due IS NOT NULL AND next_due < $1 AND NOT overdue
+			AND (greatest(coalesce(last_heartbeat, last_seen), $3) + (next_due - coalesce(last_heartbeat, last_seen)) < $1
+				OR NOT EXISTS (SELECT 1 FROM registry_devices r WHERE r.id = devices.id))
+		ORDER BY next_due LIMIT $2 FOR UPDATE SKIP LOCKED`, now, limit, since)
+	if err != nil {
+		return fail(err)
+	}
+	var (
+		claimed []string
+		out     []Alarm
+	)
 	for rows.Next() {
-		var l Liveness
-		var hb *time.Time
-		var hbMS int64
-		if err := rows.Scan(&l.ID, &l.LastSeen, &hb, &hbMS); err != nil {
+		var (
+			id         string
+			seen, hb   *time.Time
+			due        time.Time
+			registered bool
+		)
+		if err := rows.Scan(&id, &seen, &hb, &due, &registered); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("collector: store: watched devices: %w", err)
+			return fail(err)
+		}
+		ds := DeviceState{NextDue: due}
+		if seen != nil {
+			ds.LastSeen = *seen
 		}
 		if hb != nil {
-			l.LastHeartbeat = *hb
+			ds.LastHeartbeat = *hb
 		}
-		l.HeartbeatTimeout = time.Duration(hbMS) * time.Millisecond
-		out = append(out, l)
+		quiet, over := ds.overdueFor(now, since)
+		switch {
+		case !registered:
+			claimed = append(claimed, id) // cleared, no alarm
+		case over:
+			claimed = append(claimed, id)
+			out = append(out, alarm(id, quiet))
+		}
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("collector: store: watched devices: %w", err)
+		return fail(err)
+	}
+	if len(claimed) == 0 {
+		return nil, nil
+	}
+	flagged := make([]string, len(out))
+	for i, a := range out {
+		flagged[i] = a.Device
+	}
+	if _, err := tx.Exec(ctx, `UPDATE devices SET next_due = NULL, overdue = coalesce(id = ANY($2), false) WHERE id = ANY($1)`, claimed, flagged); err != nil {
+		return fail(err)
+	}
+	if err := insertAlarms(ctx, tx, out); err != nil {
+		return fail(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fail(err)
 	}
 	return out, nil
 }
@@ -414,15 +471,35 @@ func (s *pgStore) AppendAlarm(ctx context.Context, a Alarm) error {
 		return fail(err)
 	}
 	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `INSERT INTO alarms (at, device, kind, detail) VALUES ($1, $2, $3, $4)`,
-		a.Time, a.Device, a.Kind, a.Detail); err != nil {
-		return fail(err)
-	}
-	if err := appendHistoryPG(ctx, tx, a.Device, alarmRecord(a)); err != nil {
+	if err := insertAlarms(ctx, tx, []Alarm{a}); err != nil {
 		return fail(err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fail(err)
+	}
+	return nil
+}
+
+// insertAlarms stores alarms, in order, each also a record of its
+// device's history, in the caller's transaction: the one way alarms enter
+// the database (AppendAlarm, and ClaimOverdue in its transaction).
+func insertAlarms(ctx context.Context, tx pgx.Tx, as []Alarm) error {
+	if len(as) == 0 {
+		return nil
+	}
+	at, dev, kind, detail := make([]time.Time, len(as)), make([]string, len(as)), make([]string, len(as)), make([]string, len(as))
+	for i, a := range as {
+		at[i], dev[i], kind[i], detail[i] = a.Time, a.Device, a.Kind, a.Detail
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO alarms (at, device, kind, detail)
+		SELECT a.at, a.device, a.kind, a.detail FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS a(at, device, kind, detail, n) ORDER BY n`,
+		at, dev, kind, detail); err != nil {
+		return err
+	}
+	for _, a := range as {
+		if err := appendHistoryPG(ctx, tx, a.Device, alarmRecord(a)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

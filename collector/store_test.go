@@ -7,10 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/pgtest"
@@ -144,10 +148,12 @@ func TestStore(t *testing.T) {
 		if got, _ := st.Device(ctx, "d"); got.LastSeq != 41 {
 			t.Fatalf("failed update stored: last seq %d", got.LastSeq)
 		}
-		// Overdue bookkeeping.
+		// Overdue bookkeeping: "heard" is due, "silent" due only counted
+		// from its last message (not from since), "later" not yet.
 		for id, ds := range map[string]DeviceState{
-			"heard":  {LastSeen: now, LastHeartbeat: now.Add(-time.Minute)},
-			"silent": {LastSeen: now},
+			"heard":  {LastSeen: now, LastHeartbeat: now.Add(-time.Minute), NextDue: now.Add(-time.Second)},
+			"silent": {LastSeen: now.Add(-time.Hour), NextDue: now.Add(-50 * time.Minute)},
+			"later":  {LastSeen: now, NextDue: now.Add(time.Hour)},
 			"never":  {BootCount: 1},
 		} {
 			if err := st.UpdateDevice(ctx, id, func(p *DeviceState) error { *p = ds; return nil }); err != nil {
@@ -155,26 +161,47 @@ func TestStore(t *testing.T) {
 			}
 		}
 		// Only registered devices are watched ("unregistered" is heard
-		// from but not in the registry).
-		if err := st.UpdateDevice(ctx, "unregistered", func(p *DeviceState) error { p.LastSeen = now; return nil }); err != nil {
+		// from and due but not in the registry).
+		if err := st.UpdateDevice(ctx, "unregistered", func(p *DeviceState) error {
+			p.LastSeen, p.NextDue = now.Add(-time.Hour), now.Add(-time.Minute)
+			return nil
+		}); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.AddDevices(ctx, []*Device{regDevice(t, "heard", ""), regDevice(t, "silent", ""), regDevice(t, "never", "")}, false); err != nil {
+		if err := st.AddDevices(ctx, []*Device{regDevice(t, "heard", ""), regDevice(t, "silent", ""), regDevice(t, "later", ""), regDevice(t, "never", "")}, false); err != nil {
 			t.Fatal(err)
 		}
-		w, err := st.Watched(ctx)
+		mk := func(id string, quiet time.Duration) Alarm {
+			return Alarm{Time: now.UTC(), Device: id, Kind: "heartbeat-overdue", Detail: quiet.Round(time.Minute).String()}
+		}
+		// "heard" has been quiet 1 min, over its 59 s; "silent" 60 min,
+		// over its 10, but counted from since (a collector that started
+		// 20 minutes ago) 20 min.
+		as, err := st.ClaimOverdue(ctx, now, now.Add(-20*time.Minute), 10, mk)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids := map[string]Liveness{}
-		for _, l := range w {
-			ids[l.ID] = l
+		got := map[string]string{}
+		for _, a := range as {
+			got[a.Device] = a.Detail
 		}
-		if len(ids) != 2 || ids["heard"].LastHeartbeat.IsZero() || !ids["silent"].LastHeartbeat.IsZero() || ids["silent"].LastSeen.IsZero() {
-			t.Fatalf("watched %+v, want heard and silent", w)
+		if len(as) != 2 || got["heard"] != "1m0s" || got["silent"] != "20m0s" {
+			t.Fatalf("claimed %+v, want heard (1m) and silent (20m since the start)", as)
 		}
-		if n, err := st.CountOverdue(ctx); err != nil || n != 1 {
-			t.Fatalf("overdue %d %v, want 1 (d)", n, err)
+		if as, err := st.ClaimOverdue(ctx, now, now.Add(-20*time.Minute), 10, mk); err != nil || len(as) != 0 {
+			t.Fatalf("second claim: %+v %v, want none", as, err)
+		}
+		if ds, _ := st.Device(ctx, "heard"); !ds.Overdue || !ds.NextDue.IsZero() {
+			t.Fatalf("claimed device: %+v", ds)
+		}
+		if ds, _ := st.Device(ctx, "unregistered"); ds.Overdue || !ds.NextDue.IsZero() {
+			t.Fatalf("unregistered device: %+v, want not flagged, not due", ds)
+		}
+		if n, err := st.CountOverdue(ctx); err != nil || n != 3 {
+			t.Fatalf("overdue %d %v, want 3 (d, heard, silent)", n, err)
+		}
+		if as, _ := st.Alarms(ctx, "heard"); len(as) != 1 || as[0].Kind != "heartbeat-overdue" {
+			t.Fatalf("alarms of heard: %+v", as)
 		}
 		// Logs, in order, filtered.
 		for i, dev := range []string{"d", "e", "d"} {
@@ -185,11 +212,11 @@ func TestStore(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		as, err := st.Alarms(ctx, "d")
+		as, err = st.Alarms(ctx, "d")
 		if err != nil || len(as) != 2 || as[0].Detail != "0" || as[1].Detail != "2" || as[0].Kind != "sequence-gap" {
 			t.Fatalf("alarms of d: %+v %v", as, err)
 		}
-		if all, _ := st.Alarms(ctx, ""); len(all) != 3 {
+		if all, _ := st.Alarms(ctx, ""); len(all) != 5 {
 			t.Fatalf("all alarms: %+v", all)
 		}
 		if au, err := st.Audit(ctx, "scs-e"); err != nil || len(au) != 1 || au[0].Path != "/devices/e/status" || au[0].Code != "2.05" {
@@ -204,7 +231,7 @@ func TestStore(t *testing.T) {
 		if got, err := st.Device(ctx, "d"); err != nil || !sameState(got, want) {
 			t.Fatalf("after reopen:\n got %+v\nwant %+v (%v)", got, want, err)
 		}
-		if as, _ := st.Alarms(ctx, ""); len(as) != 3 {
+		if as, _ := st.Alarms(ctx, ""); len(as) != 5 {
 			t.Fatalf("alarms after reopen: %+v", as)
 		}
 	})
@@ -249,6 +276,83 @@ func TestStoreConcurrentUpdates(t *testing.T) {
 		}
 		if ds, _ := st1.Device(ctx, "d"); ds.LastSeq != 2*n || ds.Accepted != 2*n {
 			t.Fatalf("last seq %d accepted %d, want %d: updates lost", ds.LastSeq, ds.Accepted, 2*n)
+		}
+	})
+}
+
+// TestClaimOverdueOnce: two claimers (on PostgreSQL two stores, as two
+// instances) take the due devices in small batches at once: each device
+// is flagged and alarmed exactly once, none is missed.
+func TestClaimOverdueOnce(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		dir := t.TempDir()
+		st1 := b.open(t, dir)
+		defer st1.Close()
+		st2 := st1
+		if b.name == "postgres" {
+			st2 = b.open(t, dir)
+			defer st2.Close()
+		}
+		const n = 300
+		now := time.Now()
+		var regs []*Device
+		for i := range n {
+			id := fmt.Sprintf("dev%03d", i)
+			regs = append(regs, regDevice(t, id, ""))
+			if err := st1.UpdateDevice(ctx, id, func(ds *DeviceState) error {
+				ds.LastSeen, ds.NextDue = now.Add(-time.Hour), now.Add(-time.Duration(i+1)*time.Second)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := st1.AddDevices(ctx, regs, false); err != nil {
+			t.Fatal(err)
+		}
+		var (
+			mu    sync.Mutex
+			count = map[string]int{}
+			wg    sync.WaitGroup
+		)
+		for _, st := range []Store{st1, st2} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 2 * n {
+					as, err := st.ClaimOverdue(ctx, now, now.Add(-2*time.Hour), 7, func(id string, _ time.Duration) Alarm {
+						return Alarm{Time: now, Device: id, Kind: "heartbeat-overdue"}
+					})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(as) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, a := range as {
+						count[a.Device]++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(count) != n {
+			t.Fatalf("%d devices claimed, want %d", len(count), n)
+		}
+		for id, c := range count {
+			if c != 1 {
+				t.Fatalf("%s claimed %d times", id, c)
+			}
+		}
+		as, err := st1.Alarms(ctx, "")
+		if err != nil || len(as) != n {
+			t.Fatalf("%d alarms stored (%v), want %d", len(as), err, n)
+		}
+		if c, _ := st1.CountOverdue(ctx); c != n {
+			t.Fatalf("%d flagged, want %d", c, n)
 		}
 	})
 }
@@ -360,6 +464,8 @@ func TestServerOnPostgres(t *testing.T) {
 		{"ScheduledReport", TestScheduledReport},
 		{"SCSTriggerRefusalCarriesReason", TestSCSTriggerRefusalCarriesReason},
 		{"MDTPull", TestMDTPull},
+		{"GapDuringChallenge", TestGapDuringChallenge},
+		{"CIDPrefix", TestCIDPrefix},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			testBackends.Store(t, backendNamed("postgres"))
@@ -381,4 +487,117 @@ func TestBoltLocked(t *testing.T) {
 	if _, err := OpenBolt(p); !errors.Is(err, ErrStoreLocked) {
 		t.Fatalf("second open: %v, want ErrStoreLocked", err)
 	}
+}
+
+// TestMigrateOutOfOrder: a migration numbered below the newest applied
+// one (a parallel branch's, merged later) is applied when it arrives;
+// a database with a version this build does not know is refused.
+func TestMigrateOutOfOrder(t *testing.T) {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, pgURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	ms, err := Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var without []Migration
+	for _, m := range ms {
+		if m.Version != 3 {
+			without = append(without, m)
+		}
+	}
+	if _, err := migrate(ctx, pool, without); err != nil {
+		t.Fatal(err)
+	}
+	late := Migration{Version: 3, Name: "0003_late", SQL: `CREATE TABLE late_one (x int)`}
+	with := append([]Migration{late}, without...)
+	sort.Slice(with, func(i, j int) bool { return with[i].Version < with[j].Version })
+	applied, err := migrate(ctx, pool, with)
+	if err != nil || !reflect.DeepEqual(applied, []int{3}) {
+		t.Fatalf("applied %v (%v), want [3]", applied, err)
+	}
+	if applied, err := migrate(ctx, pool, with); err != nil || len(applied) != 0 {
+		t.Fatalf("again: applied %v (%v), want none", applied, err)
+	}
+	if _, err := migrate(ctx, pool, without); err == nil || !strings.Contains(err.Error(), "schema version 3 is unknown") {
+		t.Fatalf("older build on a newer database: %v", err)
+	}
+}
+
+// TestDueBackfill: a store from before the due index (a bbolt file
+// without its bucket, a database at schema version 2) gets one on
+// upgrade: a device heard from and not overdue is due after its
+// registered timeout, or DefaultHeartbeatTimeout.
+func TestDueBackfill(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	old := now.Add(-time.Hour)
+	mk := func(id string, _ time.Duration) Alarm { return Alarm{Time: now, Device: id, Kind: "heartbeat-overdue"} }
+	// quiet: heard an hour ago, over the default 35 min: due; fresh:
+	// heard now: due in 35 min.
+	states := map[string]time.Time{"quiet": old, "fresh": now}
+	check := func(t *testing.T, st Store) {
+		t.Helper()
+		as, err := st.ClaimOverdue(ctx, now, now.Add(-2*time.Hour), 10, mk)
+		if err != nil || len(as) != 1 || as[0].Device != "quiet" {
+			t.Fatalf("claimed %+v %v, want quiet only", as, err)
+		}
+		if ds, _ := st.Device(ctx, "fresh"); !ds.NextDue.Round(time.Second).Equal(now.Add(DefaultHeartbeatTimeout).Round(time.Second)) {
+			t.Fatalf("fresh due %v, want %v", ds.NextDue, now.Add(DefaultHeartbeatTimeout))
+		}
+	}
+	t.Run("bolt", func(t *testing.T) {
+		p := filepath.Join(t.TempDir(), BoltFile)
+		st, err := OpenBolt(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.AddDevices(ctx, []*Device{regDevice(t, "quiet", ""), regDevice(t, "fresh", "")}, false); err != nil {
+			t.Fatal(err)
+		}
+		for id, seen := range states {
+			if err := st.UpdateDevice(ctx, id, func(ds *DeviceState) error { ds.LastSeen = seen; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// As an older file: no due bucket.
+		if err := st.(*boltStore).db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bucketDue) }); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		if st, err = OpenBolt(p); err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		check(t, st)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := pgURL(t)
+		pool, err := pgxpool.New(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pool.Close()
+		ms, _ := Migrations()
+		if _, err := migrate(ctx, pool, ms[:2]); err != nil {
+			t.Fatal(err)
+		}
+		for id, seen := range states {
+			if _, err := pool.Exec(ctx, `INSERT INTO registry_devices (id, public_key) VALUES ($1, '\x00')`, id); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pool.Exec(ctx, `INSERT INTO devices (id, last_seen) VALUES ($1, $2)`, id, seen); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := OpenPostgres(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		check(t, st)
+	})
 }

@@ -26,7 +26,7 @@ import (
 func init() {
 	app.Register(&cli.Command{
 		Name:    "serve",
-		Args:    "--state DIR [--config FILE] [--store PATH|postgres://...] [--listen udp:HOST:PORT] [--scs-listen udp:HOST:PORT] [--cert-listen udp:HOST:PORT] [--metrics HOST:PORT [--pprof]] [--log-format text|json]",
+		Args:    "--state DIR [--config FILE] [--store PATH|postgres://...] [--listen udp:HOST:PORT] [--scs-listen udp:HOST:PORT] [--cert-listen udp:HOST:PORT] [--metrics HOST:PORT [--pprof]] [--log-format text|json] [--cid-prefix HEX]",
 		Summary: "run the collector: devices and SCSs over CoAP/DTLS, alarms, audit (see docs/collector.md)",
 		Run:     runServe,
 	})
@@ -58,6 +58,7 @@ func runServe(env *cli.Env, args []string) error {
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics over HTTP at HOST:PORT/metrics (e.g. 127.0.0.1:9465; off by default)")
 	withPprof := fs.Bool("pprof", false, "with --metrics, also serve Go's runtime profiles at /debug/pprof/ (heap, goroutines, CPU) and POST /debug/free-os-memory, for developers; the same exposure as --metrics")
 	logFormat := fs.String("log-format", "text", "text, or json (one JSON object a line, for log shippers)")
+	cidPrefix := fs.String("cid-prefix", "", "hex, up to 4 bytes: begins the DTLS Connection ID of every device session of this instance, for a UDP load balancer routing by it (docs/collector.md, Many instances)")
 	if _, err := cli.ParseInterleaved(fs, args, 0); err != nil {
 		return err
 	}
@@ -77,6 +78,10 @@ func runServe(env *cli.Env, args []string) error {
 			return
 		}
 		fmt.Fprintf(env.Stdout, "mtccollector: "+format+"\n", a...)
+	}
+	prefix, err := hex.DecodeString(*cidPrefix)
+	if err != nil || len(prefix) > collector.MaxCIDPrefix {
+		return cli.Usagef("serve: --cid-prefix %q: want up to %d bytes in hex, e.g. 01", *cidPrefix, collector.MaxCIDPrefix)
 	}
 	cfg, err := collector.ParseConfig(&config.File{})
 	if *cfgPath != "" {
@@ -104,7 +109,7 @@ func runServe(env *cli.Env, args []string) error {
 	case err != nil:
 		return err
 	}
-	srv, err := collector.New(cfg, collector.Options{StateDir: *state, Store: st, Log: env.Stdout, LogJSON: *logFormat == "json"})
+	srv, err := collector.New(cfg, collector.Options{StateDir: *state, Store: st, Log: env.Stdout, LogJSON: *logFormat == "json", CIDPrefix: prefix})
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,8 @@ func TestServeUsage(t *testing.T) {
 		{[]string{"serve", "--state", dir, "--config", bad, "--listen", "nowhere"}, "bad.conf:"},
 		{[]string{"serve", "extra"}, "unexpected argument"},
 		{[]string{"pin"}, "--state is required"},
+		{[]string{"serve", "--state", dir, "--cid-prefix", "0102030405"}, "--cid-prefix"},
+		{[]string{"serve", "--state", dir, "--cid-prefix", "zz"}, "--cid-prefix"},
 	} {
 		code, _, errs := run(t, tc.args...)
 		if code != 2 || !strings.Contains(errs, tc.want) {

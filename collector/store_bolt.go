@@ -259,7 +259,12 @@ func (s *boltStore) ClaimOverdue(_ context.Context, now, since time.Time, limit 
 			}
 		}
 		for _, a := range out {
-			if err := s.AppendAlarm(context.Background(), a); err != nil {
+			// As AppendAlarm does, but in this transaction: a second
+			// Update from inside this one would wait for it for ever.
+			if err := appendHistoryBolt(tx, a.Device, alarmRecord(a)); err != nil {
+				return err
+			}
+			if err := s.appendLine(AlarmLog, a); err != nil {
 				return err
 			}
 		}

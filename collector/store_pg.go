@@ -171,7 +171,10 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ms []Migration) ([]int, er
 			if len(ms) > 0 {
 				newest = ms[len(ms)-1].Version
 			}
-			return fail(fmt.Errorf("schema version %d is newer than this collector's %d: upgrade the collector", v, newest))
+			if int(v) > newest {
+				return fail(fmt.Errorf("schema version %d is newer than this collector's %d: upgrade the collector", v, newest))
+			}
+			return fail(fmt.Errorf("schema version %d is unknown to this collector (newest known %d): upgrade the collector", v, newest))
 		}
 		done[int(v)] = true
 	}

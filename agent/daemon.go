@@ -14,7 +14,7 @@ import (
 	"github.com/mtcagent/mtcagent/agent/control"
 	"github.com/mtcagent/mtcagent/agent/outbox"
 	"github.com/mtcagent/mtcagent/atmodem"
-	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/clock"
 	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/mdtlog"
 )
@@ -42,9 +42,10 @@ type DaemonDeps struct {
 	Open atmodem.Opener
 	// Log receives the daemon's log (discarded when nil).
 	Log *slog.Logger
-	// Clock is wall time and whether it is synchronised (the system's
-	// when nil).
-	Clock attest.Clock
+	// Clock is the daemon's one source of time (wall time, whether it is
+	// synchronised, timers), handed to the agent and the deliverer
+	// (clock.System when nil).
+	Clock clock.Clock
 	// Signer is the device key; nil means the file key in the state
 	// directory (created on first use).
 	Signer crypto.Signer

@@ -81,6 +81,7 @@ type Agent struct {
 	lostWall time.Time
 	online   bool
 	recent   []EventRecord // the last events, for the control socket
+	recentC  chan struct{} // closed when recent grows; nil until someone waits
 	state    persisted
 	counts   map[string]int
 }
@@ -221,6 +222,17 @@ func (a *Agent) Recent() []EventRecord {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]EventRecord(nil), a.recent...)
+}
+
+// recentWait returns Recent and a channel closed at the next event, so a
+// waiter needs no polling.
+func (a *Agent) recentWait() ([]EventRecord, <-chan struct{}) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.recentC == nil {
+		a.recentC = make(chan struct{})
+	}
+	return append([]EventRecord(nil), a.recent...), a.recentC
 }
 
 // Run works until ctx ends; it returns nil on a clean shutdown.
@@ -594,6 +606,10 @@ func (a *Agent) queuedLocked(typ string, kind byte, details map[string]any, id u
 	a.recent = append(a.recent, EventRecord{Type: typ, Time: now, Synced: synced, Seq: id, Details: details})
 	if len(a.recent) > 100 {
 		a.recent = a.recent[len(a.recent)-100:]
+	}
+	if a.recentC != nil {
+		close(a.recentC)
+		a.recentC = nil
 	}
 	a.counts[typ]++
 	a.mu.Unlock()

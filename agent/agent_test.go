@@ -35,6 +35,12 @@ type harness struct {
 
 func start(t *testing.T, scenario string, cfg Config) *harness {
 	t.Helper()
+	return startClock(t, scenario, cfg, nil)
+}
+
+// startClock is start with the agent on clk (the system clock when nil).
+func startClock(t *testing.T, scenario string, cfg Config, clk clock.Clock) *harness {
+	t.Helper()
 	sc, err := modemsim.Parse([]byte(scenario))
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +58,7 @@ func start(t *testing.T, scenario string, cfg Config) *harness {
 	a, err := New(cfg, Deps{
 		Open:          func(context.Context) (io.ReadWriteCloser, error) { return serialport.OpenDevice(p.Path()) },
 		Outbox:        out,
+		Clock:         clk,
 		EngineOptions: []atmodem.Option{atmodem.WithTimeout(slow(300 * time.Millisecond))},
 	})
 	if err != nil {
@@ -72,14 +79,21 @@ func (h *harness) stop() {
 
 func (h *harness) waitFor(t *testing.T, typ string) EventRecord {
 	t.Helper()
-	deadline := time.Now().Add(slow(5 * time.Second))
-	for time.Now().Before(deadline) {
-		for _, e := range h.a.Recent() {
+	bound := time.NewTimer(slow(10 * time.Second))
+	defer bound.Stop()
+	for {
+		recent, next := h.a.recentWait()
+		for _, e := range recent {
 			if e.Type == typ {
 				return e
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-next:
+			continue
+		case <-bound.C:
+		}
+		break
 	}
 	var seen []string
 	for _, e := range h.a.Recent() {
@@ -93,7 +107,8 @@ func TestMonitoringEventsSignedAndSequenced(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Poll = slow(300 * time.Millisecond)
 	cfg.Heartbeat = 0
-	h := start(t, `{"dialect": "quectel"}`, cfg)
+	clk := clock.NewFake(time.Now(), true) // the outage's length is exact
+	h := startClock(t, `{"dialect": "quectel"}`, cfg, clk)
 	h.waitFor(t, "sim_bound")
 	cell := uint64(0x0a0b0c0d)
 	h.sim.SetNetwork(modemsim.Network{CellID: &cell})
@@ -101,11 +116,11 @@ func TestMonitoringEventsSignedAndSequenced(t *testing.T) {
 	stat := 2
 	h.sim.SetNetwork(modemsim.Network{Stat: &stat})
 	h.waitFor(t, "connectivity_lost")
-	time.Sleep(200 * time.Millisecond)
+	clk.Advance(200 * time.Millisecond)
 	stat = 1
 	h.sim.SetNetwork(modemsim.Network{Stat: &stat})
 	ev := h.waitFor(t, "connectivity_restored")
-	if ms, ok := ev.Details["outage_ms"].(int64); !ok || ms < 150 {
+	if ms, ok := ev.Details["outage_ms"].(int64); !ok || ms != 200 {
 		t.Fatalf("outage duration %v", ev.Details["outage_ms"])
 	}
 	h.sim.RemoveSIM()

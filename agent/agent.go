@@ -174,6 +174,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 		Log:           a.log,
 		EngineOptions: a.deps.EngineOptions,
 		OnEvent:       a.onEvent,
+		Clock:         a.deps.Clock,
 	})
 	return a, nil
 }

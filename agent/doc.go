@@ -15,9 +15,10 @@
 // the control socket; each returns after all of its goroutines have ended.
 // Time, timers and tickers come from one injected internal/clock Clock
 // (Deps.Clock: wall time plus "is it synchronised", durations, the
-// heartbeat, storm, storage-retry and MDT timers, the deliverer's waits);
-// logs go to an injected *slog.Logger, so tests are exact. Errors from Open and Run are
-// fatal configuration (ConfigError) or state (StateError) problems;
+// heartbeat, storm, storage-retry and MDT timers, the modem monitor's poll
+// and reopen back-off, the deliverer's waits); logs go to an injected
+// *slog.Logger, so tests are exact. Errors from Open and Run are fatal
+// configuration (ConfigError) or state (StateError) problems;
 // everything the modem or the network does is an event.
 //
 // Fakes: MemOutbox keeps messages in memory; clock.Fake is the clock;

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/mtcagent/mtcagent/agent/control"
 	"github.com/mtcagent/mtcagent/agent/outbox"
@@ -95,12 +96,15 @@ func Open(cfg Config, deps DaemonDeps) (_ *Daemon, err error) {
 		return nil, &StateError{fmt.Errorf("outbox: %w", err)}
 	}
 	logOutboxReport(log, d.ob.Report())
-	if d.store, err = mdtlog.Open(cfg.StateDir, cfg.MDT.Options()); err != nil {
+	clk := clock.Or(deps.Clock) // the one clock: the agent's, the deliverer's, the log's
+	mdtOpts := cfg.MDT.Options()
+	mdtOpts.Now = func() time.Time { return clock.Mono(clk) }
+	if d.store, err = mdtlog.Open(cfg.StateDir, mdtOpts); err != nil {
 		return nil, &StateError{fmt.Errorf("measurement log: %w", err)}
 	}
 	logMDTReport(log, d.store)
 	queue := DurableQueue{O: d.ob}
-	a, err := New(cfg, Deps{Open: deps.Open, Outbox: queue, Log: log, Clock: deps.Clock, Signer: deps.Signer,
+	a, err := New(cfg, Deps{Open: deps.Open, Outbox: queue, Log: log, Clock: clk, Signer: deps.Signer,
 		MDT: &MDT{Store: d.store, Config: cfg.MDT}})
 	if err != nil {
 		return nil, &StateError{err}

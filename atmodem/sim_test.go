@@ -422,17 +422,14 @@ func TestRebootRecovers(t *testing.T) {
 	h.expect(t, slow(3*time.Second), atmodem.EventModemReset)
 	// Back to a full status read after RDY, with registration URCs
 	// re-enabled, within 2 s of RDY.
-	deadline := rdy.Add(slow(2 * time.Second))
-	for {
+	var fresh bool
+	recovered := eventually(time.Until(rdy.Add(slow(2*time.Second))), func() bool {
 		st := h.mon.Status()
-		fresh := st != nil && st.Time.After(rdy) && st.Registration[atmodem.DomainEPS].Registered()
-		if fresh && s.URCMode("+CEREG") == 2 && s.URCMode("+CREG") == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not recovered within 2 s of RDY (fresh status %v, +CEREG URC mode %d)", fresh, s.URCMode("+CEREG"))
-		}
-		time.Sleep(10 * time.Millisecond)
+		fresh = st != nil && st.Time.After(rdy) && st.Registration[atmodem.DomainEPS].Registered()
+		return fresh && s.URCMode("+CEREG") == 2 && s.URCMode("+CREG") == 2
+	})
+	if !recovered {
+		t.Fatalf("not recovered within 2 s of RDY (fresh status %v, +CEREG URC mode %d)", fresh, s.URCMode("+CEREG"))
 	}
 	// And a cell change now arrives as a URC.
 	for len(h.events) > 0 {
@@ -456,22 +453,49 @@ func TestGenericSilentResetDetected(t *testing.T) {
 func TestUnplugReopensWithoutLeaks(t *testing.T) {
 	s, path := startSim(t, `{"dialect": "quectel"}`)
 	h := runMonitor(t, path)
-	time.Sleep(100 * time.Millisecond)
 	base := runtime.NumGoroutine()
 	for _, d := range []time.Duration{3 * time.Second, 600 * time.Millisecond} {
 		s.Fault("unplug", d) // the first for 3 s, as a real re-enumeration can take
 		h.expect(t, d+slow(3*time.Second), atmodem.EventPortLost, atmodem.EventPortRegained)
+		regained := time.Now()
+		// A full reading after the replug (the monitor has no event for a
+		// reading that changed nothing: its status time is the condition).
+		waitUntil(t, slow(5*time.Second), "no status after replug", func() bool {
+			st := h.mon.Status()
+			return st != nil && st.Time.After(regained) && st.SIM.State == atmodem.SIMReady
+		})
+	}
+	// The engines of the lost sessions end (bounded: a loaded machine is
+	// slow to schedule them, not wrong).
+	if !eventually(slow(5*time.Second), func() bool { return runtime.NumGoroutine() <= base+2 }) {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("goroutines grew from %d to %d after unplugs:\n%s", base, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// eventually reports whether cond holds within bound. Only for conditions
+// no event announces (a goroutine count, a status time); it looks again
+// every 2 ms.
+func eventually(bound time.Duration, cond func() bool) bool {
+	deadline := time.NewTimer(bound)
+	defer deadline.Stop()
+	look := time.NewTicker(2 * time.Millisecond)
+	defer look.Stop()
+	for !cond() {
 		select {
-		case <-time.After(slow(300 * time.Millisecond)):
-		}
-		if st := h.mon.Status(); st == nil || st.SIM.State != atmodem.SIMReady {
-			t.Fatal("no status after replug")
+		case <-look.C:
+		case <-deadline.C:
+			return cond()
 		}
 	}
-	time.Sleep(slow(200 * time.Millisecond))
-	if n := runtime.NumGoroutine(); n > base+2 {
-		buf := make([]byte, 1<<16)
-		t.Fatalf("goroutines grew from %d to %d after unplugs:\n%s", base, n, buf[:runtime.Stack(buf, true)])
+	return true
+}
+
+// waitUntil fails the test with msg when cond does not hold within bound.
+func waitUntil(t *testing.T, bound time.Duration, msg string, cond func() bool) {
+	t.Helper()
+	if !eventually(bound, cond) {
+		t.Fatal(msg)
 	}
 }
 

@@ -18,19 +18,14 @@ import (
 // fault was used, so a false event would have been emitted by then.
 func (h *monitorHarness) settle(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(slow(5 * time.Second))
 	last := h.mon.Status().Time
-	for n > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("monitor stopped reading the modem")
-		}
+	waitUntil(t, slow(5*time.Second), "monitor stopped reading the modem", func() bool {
 		if st := h.mon.Status(); st.Time.After(last) {
 			last = st.Time
 			n--
-			continue
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return n <= 0
+	})
 }
 
 // noEvents fails on any event of the given kinds seen so far.

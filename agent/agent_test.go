@@ -79,7 +79,7 @@ func (h *harness) stop() {
 
 func (h *harness) waitFor(t *testing.T, typ string) EventRecord {
 	t.Helper()
-	bound := time.NewTimer(slow(10 * time.Second))
+	bound := time.NewTimer(slow(20 * time.Second))
 	defer bound.Stop()
 	for {
 		recent, next := h.a.recentWait()

@@ -153,3 +153,17 @@ func TestSystem(t *testing.T) {
 	<-tk.C()
 	tk.Stop()
 }
+
+// BenchmarkMonoSystem: the duration clock of the system skips the
+// synchronisation query (cell storms read it per URC).
+func BenchmarkMonoSystem(b *testing.B) {
+	for b.Loop() {
+		Mono(System)
+	}
+}
+
+func BenchmarkNowSystem(b *testing.B) {
+	for b.Loop() {
+		System.Now()
+	}
+}

@@ -167,3 +167,20 @@ func BenchmarkNowSystem(b *testing.B) {
 		System.Now()
 	}
 }
+
+// TestFakeTimerDue: a timer for zero or less fires at once, as
+// time.NewTimer(0) does, and is not left armed.
+func TestFakeTimerDue(t *testing.T) {
+	f := NewFake(t0, true)
+	tm := f.NewTimer(0)
+	if _, ok := recv(tm.C()); !ok {
+		t.Fatal("NewTimer(0) did not fire at once")
+	}
+	tm.Reset(-time.Second)
+	if _, ok := recv(tm.C()); !ok {
+		t.Fatal("Reset(-1s) did not fire at once")
+	}
+	if f.Armed() != 0 {
+		t.Fatalf("armed %d, want 0", f.Armed())
+	}
+}

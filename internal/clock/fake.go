@@ -108,7 +108,7 @@ func (f *Fake) WaitArmed(n int, within time.Duration) bool {
 }
 
 // NewTimer returns a timer that fires after d on the fake's monotonic line
-// (at once, on the next Advance, when d <= 0).
+// (at once when d <= 0).
 func (f *Fake) NewTimer(d time.Duration) Timer {
 	t := &fakeTimer{f: f, c: make(chan time.Time, 1)}
 	f.mu.Lock()
@@ -143,12 +143,17 @@ type fakeTimer struct {
 	on     bool
 }
 
+// armLocked sets the deadline d from now; a timer due already (d <= 0)
+// fires at once, as time.NewTimer(0) does.
 func (t *fakeTimer) armLocked(d time.Duration) {
 	t.when = t.f.mono + max(d, 0)
 	if !t.on {
 		t.on = true
 		t.f.armed = append(t.f.armed, t)
 		t.f.notifyLocked()
+	}
+	if d <= 0 && t.period == 0 {
+		t.fireLocked(t.f.wall)
 	}
 }
 

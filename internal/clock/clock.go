@@ -12,8 +12,11 @@
 // code under test has armed its timers (WaitArmed) instead of sleeping.
 //
 // Who owns time: whoever assembles a component hands it a Clock (nil
-// means System); no component calls time.Now for behaviour itself. Log
-// timestamps are not behaviour and stay on the system clock.
+// means System): agent.Deps.Clock (the agent passes it on to the modem
+// monitor, the deliverer and the measurement log), collector
+// Options.Clock, attest.NewIssuer. Log timestamps are not behaviour and
+// stay on the system clock; I/O deadlines (the AT engine's, the uplink's
+// keepalive) are real time.
 //
 // Errors: none; the package has no failure modes. Safe for concurrent use.
 package clock

@@ -372,3 +372,47 @@ func TestOneCellChangeOneEvent(t *testing.T) {
 		t.Fatalf("a change back after %s: %d events, want 3", sameChange, n)
 	}
 }
+
+// TestStormTimerOnClock: the storm's timer runs on the agent's clock and
+// falls due exactly CellQuiet after the last change, not a millisecond
+// before; when it fires, the summary is signed (fake clock: the event loop's
+// timer case is what the test does by hand).
+func TestStormTimerOnClock(t *testing.T) {
+	a, ob, _, dir := newStorageAgent(t)
+	clk := clock.NewFake(time.Unix(1000, 0), true)
+	a.deps.Clock = clk
+	for i := range 20 { // 20 changes in 20 s: a storm after CellBurst
+		a.onModemEvent(cellEvent(uint32(100 + i%3)))
+		clk.Advance(time.Second)
+	}
+	if a.stormC() == nil {
+		t.Fatal("no storm timer during a storm")
+	}
+	clk.Advance(CellQuiet - time.Second - time.Millisecond) // the last change was a second ago
+	select {
+	case <-a.stormC():
+		t.Fatal("storm timer fired before CellQuiet of quiet")
+	default:
+	}
+	clk.Advance(time.Millisecond)
+	select {
+	case <-a.stormC():
+	default:
+		t.Fatal("storm timer not due after CellQuiet of quiet")
+	}
+	a.checkStorm(clock.Mono(clk))
+	got := signedEvents(t, dir, ob.Messages())
+	if want := append(slices.Repeat([]string{"cell_changed"}, CellBurst), EventCellFlapping, "cell_changed"); !slices.Equal(got, want) {
+		t.Fatalf("signed %v, want %v", got, want)
+	}
+	if a.stormC() != nil {
+		t.Fatal("storm timer still selected after the summary")
+	}
+	for _, e := range a.Recent() {
+		if e.Type == EventCellFlapping {
+			if n := e.Details["count"]; n != 20-CellBurst {
+				t.Fatalf("cell_flapping count %v, want %d", n, 20-CellBurst)
+			}
+		}
+	}
+}

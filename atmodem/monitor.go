@@ -50,6 +50,8 @@ type Monitor struct {
 	mu     sync.Mutex
 	modem  *Modem
 	status *Status // the last reading, unknowns as they were
+	// statusC is closed when status changes; nil until someone waits.
+	statusC chan struct{}
 	// known is the baseline readings are compared with: the last known
 	// value of each reading (an unknown one takes the value before it).
 	known    *Status
@@ -108,6 +110,24 @@ func (m *Monitor) Status() *Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.status
+}
+
+// statusWait returns Status and a channel closed at its next change, so a
+// waiter (a test) needs no polling.
+func (m *Monitor) statusWait() (*Status, <-chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.statusC == nil {
+		m.statusC = make(chan struct{})
+	}
+	return m.status, m.statusC
+}
+
+func (m *Monitor) statusChangedLocked() {
+	if m.statusC != nil {
+		close(m.statusC)
+		m.statusC = nil
+	}
 }
 
 // Run works until ctx ends. It returns ctx's error; port failures are
@@ -281,6 +301,7 @@ func (m *Monitor) onRegURC(d Domain, line string) {
 	}
 	plmn := plmnOf(kn)
 	m.status = withReg(st, d, r)
+	m.statusChangedLocked()
 	m.known = withReg(kn, d, r)
 	m.mu.Unlock()
 	if old == nil && kn.Unknown(RegReading(d)) {
@@ -381,6 +402,7 @@ func (m *Monitor) read(ctx context.Context, mod *Modem, source string) error {
 	if first {
 		m.mu.Lock()
 		m.status, m.known = st, mergeKnown(nil, st)
+		m.statusChangedLocked()
 		if st.SIM.Known() && st.SIM.State == SIMReady {
 			m.lastSIM = st.SIM
 		}
@@ -400,6 +422,7 @@ func (m *Monitor) read(ctx context.Context, mod *Modem, source string) error {
 	m.mu.Lock()
 	nk := mergeKnown(kn, st)
 	m.status, m.known = st, nk
+	m.statusChangedLocked()
 	evs := m.changes(kn, nk, source, m.lastSIM)
 	if nk.SIM.Known() && nk.SIM.State == SIMReady {
 		m.lastSIM = nk.SIM
@@ -447,6 +470,7 @@ func (m *Monitor) readSIM(ctx context.Context, mod *Modem) error {
 	ns := *old
 	ns.SIM = sim
 	m.status = &ns
+	m.statusChangedLocked()
 	var evs []Event
 	if sim.Known() {
 		nk := *kn

@@ -458,11 +458,10 @@ func TestUnplugReopensWithoutLeaks(t *testing.T) {
 		s.Fault("unplug", d) // the first for 3 s, as a real re-enumeration can take
 		h.expect(t, d+slow(3*time.Second), atmodem.EventPortLost, atmodem.EventPortRegained)
 		regained := time.Now()
-		// A full reading after the replug (the monitor has no event for a
-		// reading that changed nothing: its status time is the condition).
-		waitUntil(t, slow(5*time.Second), "no status after replug", func() bool {
-			st := h.mon.Status()
-			return st != nil && st.Time.After(regained) && st.SIM.State == atmodem.SIMReady
+		// A full reading after the replug (a reading that changed nothing
+		// is no event: the status's time is the condition).
+		h.waitStatus(t, slow(5*time.Second), "no status after replug", func(st *atmodem.Status) bool {
+			return st.Time.After(regained) && st.SIM.State == atmodem.SIMReady
 		})
 	}
 	// The engines of the lost sessions end (bounded: a loaded machine is
@@ -474,8 +473,8 @@ func TestUnplugReopensWithoutLeaks(t *testing.T) {
 }
 
 // eventually reports whether cond holds within bound. Only for conditions
-// no event announces (a goroutine count, a status time); it looks again
-// every 2 ms.
+// no event announces (a goroutine count, the simulator's URC modes); it
+// looks again every 2 ms.
 func eventually(bound time.Duration, cond func() bool) bool {
 	deadline := time.NewTimer(bound)
 	defer deadline.Stop()
@@ -491,13 +490,6 @@ func eventually(bound time.Duration, cond func() bool) bool {
 	return true
 }
 
-// waitUntil fails the test with msg when cond does not hold within bound.
-func waitUntil(t *testing.T, bound time.Duration, msg string, cond func() bool) {
-	t.Helper()
-	if !eventually(bound, cond) {
-		t.Fatal(msg)
-	}
-}
 
 // The simulator's transcript keeps what a real capture would: an echo and
 // garbage are raw steps, so a replay gives the host the same bytes.

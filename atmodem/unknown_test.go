@@ -19,13 +19,32 @@ import (
 func (h *monitorHarness) settle(t *testing.T, n int) {
 	t.Helper()
 	last := h.mon.Status().Time
-	waitUntil(t, slow(5*time.Second), "monitor stopped reading the modem", func() bool {
-		if st := h.mon.Status(); st.Time.After(last) {
+	h.waitStatus(t, slow(5*time.Second), "monitor stopped reading the modem", func(st *atmodem.Status) bool {
+		if st.Time.After(last) {
 			last = st.Time
 			n--
 		}
 		return n <= 0
 	})
+}
+
+// waitStatus waits until cond holds for the monitor's status, looking at
+// each change of it; it fails the test with msg after bound.
+func (h *monitorHarness) waitStatus(t *testing.T, bound time.Duration, msg string, cond func(*atmodem.Status) bool) {
+	t.Helper()
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
+	for {
+		st, next := atmodem.StatusWait(h.mon)
+		if st != nil && cond(st) {
+			return
+		}
+		select {
+		case <-next:
+		case <-timer.C:
+			t.Fatal(msg)
+		}
+	}
 }
 
 // noEvents fails on any event of the given kinds seen so far.

@@ -490,7 +490,6 @@ func eventually(bound time.Duration, cond func() bool) bool {
 	return true
 }
 
-
 // The simulator's transcript keeps what a real capture would: an echo and
 // garbage are raw steps, so a replay gives the host the same bytes.
 func TestSimRecordsEchoAndGarbage(t *testing.T) {

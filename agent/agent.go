@@ -20,6 +20,7 @@ import (
 	"github.com/mtcagent/mtcagent/agent/outbox"
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/clock"
 	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/privacy/ident"
 )
@@ -35,13 +36,14 @@ type Deps struct {
 	Open   atmodem.Opener
 	Outbox Outbox
 	Log    *slog.Logger
-	Clock  attest.Clock // wall time and whether it is synchronised
+	// Clock is the agent's one source of time: wall time and whether it
+	// is synchronised (tokens, events), durations (outages, cell storms,
+	// MDT intervals), and the heartbeat, storm, MDT and storage-retry
+	// timers (clock.System when nil; tests give a clock.Fake).
+	Clock clock.Clock
 	// Signer is the device key (a TPM, a secure element, ...); nil means
 	// the file key in the state directory, created on first use.
 	Signer crypto.Signer
-	// Every returns a ticker channel and its stop function (time.Ticker
-	// by default); tests inject their own.
-	Every func(d time.Duration) (<-chan time.Time, func())
 	// Engine options for the modem (timeouts).
 	EngineOptions []atmodem.Option
 	// MDT, when set, is the measurement log the daemon owns while it runs.
@@ -49,9 +51,6 @@ type Deps struct {
 	// StorageRetry is how often what is held in memory while storage
 	// fails is written again (DefaultRetry when zero).
 	StorageRetry time.Duration
-	// Now is the monotonic clock of the cell-storm limits (time.Now by
-	// default); tests inject their own.
-	Now func() time.Time
 }
 
 // Agent is the running daemon.
@@ -82,6 +81,7 @@ type Agent struct {
 	lostWall time.Time
 	online   bool
 	recent   []EventRecord // the last events, for the control socket
+	recentC  chan struct{} // closed when recent grows; nil until someone waits
 	state    persisted
 	counts   map[string]int
 }
@@ -115,18 +115,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
 	}
-	if deps.Clock == nil {
-		deps.Clock = attest.SystemClock
-	}
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
-	if deps.Every == nil {
-		deps.Every = func(d time.Duration) (<-chan time.Time, func()) {
-			t := time.NewTicker(d)
-			return t.C, t.Stop
-		}
-	}
+	deps.Clock = clock.Or(deps.Clock)
 	if deps.Open == nil || deps.Outbox == nil {
 		return nil, errors.New("agent: needs a modem opener and an outbox")
 	}
@@ -185,6 +174,7 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 		Log:           a.log,
 		EngineOptions: a.deps.EngineOptions,
 		OnEvent:       a.onEvent,
+		Clock:         a.deps.Clock,
 	})
 	return a, nil
 }
@@ -233,6 +223,17 @@ func (a *Agent) Recent() []EventRecord {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]EventRecord(nil), a.recent...)
+}
+
+// recentWait returns Recent and a channel closed at the next event, so a
+// waiter needs no polling.
+func (a *Agent) recentWait() ([]EventRecord, <-chan struct{}) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.recentC == nil {
+		a.recentC = make(chan struct{})
+	}
+	return append([]EventRecord(nil), a.recent...), a.recentC
 }
 
 // Run works until ctx ends; it returns nil on a clean shutdown.
@@ -327,13 +328,13 @@ func (a *Agent) onEvent(ev atmodem.Event) {
 }
 
 func (a *Agent) heartbeats(ctx context.Context) {
-	tick, stop := a.deps.Every(a.cfg.Heartbeat)
-	defer stop()
+	tick := a.deps.Clock.NewTicker(a.cfg.Heartbeat)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick:
+		case <-tick.C():
 			a.signAndQueue("heartbeat", KindHeartbeatMsg, nil, func() ([]byte, error) { return a.issuer.SignHeartbeat() })
 		}
 	}
@@ -346,7 +347,7 @@ func (a *Agent) onFirstReading() {
 	a.mu.Lock()
 	a.online = st.Registered() // unknown counts as offline until a read says
 	if !a.online {
-		a.lostAt, a.lostWall = time.Now(), a.now()
+		a.lostAt, a.lostWall = a.mono(), a.now()
 	}
 	a.mu.Unlock()
 	_, reg := st.Serving()
@@ -402,7 +403,7 @@ func (a *Agent) connectivity(up bool) {
 	a.online = up
 	lostAt, lostWall := a.lostAt, a.lostWall
 	if was && !up {
-		a.lostAt, a.lostWall = time.Now(), a.now()
+		a.lostAt, a.lostWall = a.mono(), a.now()
 	}
 	a.mu.Unlock()
 	switch {
@@ -411,7 +412,7 @@ func (a *Agent) connectivity(up bool) {
 	case !was && up:
 		d := map[string]any{}
 		if !lostAt.IsZero() {
-			d["outage_ms"] = time.Since(lostAt).Milliseconds()
+			d["outage_ms"] = a.mono().Sub(lostAt).Milliseconds()
 			d["lost_at"] = lostWall.UTC().Format(time.RFC3339)
 		}
 		a.emit("connectivity_restored", d)
@@ -606,6 +607,10 @@ func (a *Agent) queuedLocked(typ string, kind byte, details map[string]any, id u
 	a.recent = append(a.recent, EventRecord{Type: typ, Time: now, Synced: synced, Seq: id, Details: details})
 	if len(a.recent) > 100 {
 		a.recent = a.recent[len(a.recent)-100:]
+	}
+	if a.recentC != nil {
+		close(a.recentC)
+		a.recentC = nil
 	}
 	a.counts[typ]++
 	a.mu.Unlock()

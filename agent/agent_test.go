@@ -14,6 +14,7 @@ import (
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
 	"github.com/mtcagent/mtcagent/atmodem/serialport"
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/clock"
 )
 
 func slow(d time.Duration) time.Duration {
@@ -34,6 +35,12 @@ type harness struct {
 
 func start(t *testing.T, scenario string, cfg Config) *harness {
 	t.Helper()
+	return startClock(t, scenario, cfg, nil)
+}
+
+// startClock is start with the agent on clk (the system clock when nil).
+func startClock(t *testing.T, scenario string, cfg Config, clk clock.Clock) *harness {
+	t.Helper()
 	sc, err := modemsim.Parse([]byte(scenario))
 	if err != nil {
 		t.Fatal(err)
@@ -51,6 +58,7 @@ func start(t *testing.T, scenario string, cfg Config) *harness {
 	a, err := New(cfg, Deps{
 		Open:          func(context.Context) (io.ReadWriteCloser, error) { return serialport.OpenDevice(p.Path()) },
 		Outbox:        out,
+		Clock:         clk,
 		EngineOptions: []atmodem.Option{atmodem.WithTimeout(slow(300 * time.Millisecond))},
 	})
 	if err != nil {
@@ -71,14 +79,21 @@ func (h *harness) stop() {
 
 func (h *harness) waitFor(t *testing.T, typ string) EventRecord {
 	t.Helper()
-	deadline := time.Now().Add(slow(5 * time.Second))
-	for time.Now().Before(deadline) {
-		for _, e := range h.a.Recent() {
+	bound := time.NewTimer(slow(20 * time.Second))
+	defer bound.Stop()
+	for {
+		recent, next := h.a.recentWait()
+		for _, e := range recent {
 			if e.Type == typ {
 				return e
 			}
 		}
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-next:
+			continue
+		case <-bound.C:
+		}
+		break
 	}
 	var seen []string
 	for _, e := range h.a.Recent() {
@@ -92,7 +107,8 @@ func TestMonitoringEventsSignedAndSequenced(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Poll = slow(300 * time.Millisecond)
 	cfg.Heartbeat = 0
-	h := start(t, `{"dialect": "quectel"}`, cfg)
+	clk := clock.NewFake(time.Now(), true) // the outage's length is exact
+	h := startClock(t, `{"dialect": "quectel"}`, cfg, clk)
 	h.waitFor(t, "sim_bound")
 	cell := uint64(0x0a0b0c0d)
 	h.sim.SetNetwork(modemsim.Network{CellID: &cell})
@@ -100,11 +116,11 @@ func TestMonitoringEventsSignedAndSequenced(t *testing.T) {
 	stat := 2
 	h.sim.SetNetwork(modemsim.Network{Stat: &stat})
 	h.waitFor(t, "connectivity_lost")
-	time.Sleep(200 * time.Millisecond)
+	clk.Advance(200 * time.Millisecond)
 	stat = 1
 	h.sim.SetNetwork(modemsim.Network{Stat: &stat})
 	ev := h.waitFor(t, "connectivity_restored")
-	if ms, ok := ev.Details["outage_ms"].(int64); !ok || ms < 150 {
+	if ms, ok := ev.Details["outage_ms"].(int64); !ok || ms != 200 {
 		t.Fatalf("outage duration %v", ev.Details["outage_ms"])
 	}
 	h.sim.RemoveSIM()
@@ -136,10 +152,12 @@ func TestMonitoringEventsSignedAndSequenced(t *testing.T) {
 	}
 }
 
+// TestHeartbeats: the heartbeat ticker runs on the agent's clock; each
+// interval the fake clock advances gives one small signed heartbeat (the
+// modem is the simulator on a pty; no real interval is waited for).
 func TestHeartbeats(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Heartbeat = 10 * time.Second
-	tick := make(chan time.Time)
 	sc, _ := modemsim.Parse([]byte(`{}`))
 	s := modemsim.New(sc)
 	p, err := modemsim.ServePTY(s, t.TempDir())
@@ -148,11 +166,12 @@ func TestHeartbeats(t *testing.T) {
 	}
 	defer p.Close()
 	cfg.StateDir = t.TempDir()
-	out := &MemOutbox{}
+	out := newSignalOutbox()
+	clk := clock.NewFake(time.Now(), true)
 	a, err := New(cfg, Deps{
 		Open:   func(context.Context) (io.ReadWriteCloser, error) { return serialport.OpenDevice(p.Path()) },
 		Outbox: out,
-		Every:  func(time.Duration) (<-chan time.Time, func()) { return tick, func() {} },
+		Clock:  clk,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -160,8 +179,21 @@ func TestHeartbeats(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- a.Run(ctx) }()
-	for i := 0; i < 3; i++ {
-		tick <- time.Now()
+	if !clk.WaitArmed(2, 30*time.Second) { // the heartbeat and storage-retry tickers
+		t.Fatal("the agent never armed its tickers")
+	}
+	heartbeats := func() int {
+		n := 0
+		for _, m := range out.Messages() {
+			if m[0] == KindHeartbeatMsg {
+				n++
+			}
+		}
+		return n
+	}
+	for i := 1; i <= 3; i++ {
+		clk.Advance(cfg.Heartbeat)
+		out.waitUntil(t, func() bool { return heartbeats() >= i })
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -181,8 +213,42 @@ func TestHeartbeats(t *testing.T) {
 			}
 		}
 	}
-	if n < 2 {
-		t.Fatalf("%d heartbeats, want at least 2", n)
+	if n != 3 {
+		t.Fatalf("%d heartbeats, want 3 (one per interval)", n)
+	}
+}
+
+// signalOutbox is a MemOutbox that tells a waiting test about each Append.
+type signalOutbox struct {
+	*MemOutbox
+	appended chan struct{}
+}
+
+func newSignalOutbox() *signalOutbox {
+	return &signalOutbox{MemOutbox: &MemOutbox{}, appended: make(chan struct{}, 1)}
+}
+
+func (o *signalOutbox) Append(msg []byte) (uint64, error) {
+	n, err := o.MemOutbox.Append(msg)
+	select {
+	case o.appended <- struct{}{}:
+	default:
+	}
+	return n, err
+}
+
+// waitUntil waits, an Append at a time, until cond holds; it fails the
+// test after a bound (generous: a loaded machine is slow, not wrong).
+func (o *signalOutbox) waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	bound := time.NewTimer(slow(30 * time.Second))
+	defer bound.Stop()
+	for !cond() {
+		select {
+		case <-o.appended:
+		case <-bound.C:
+			t.Fatal("condition not reached")
+		}
 	}
 }
 

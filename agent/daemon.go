@@ -10,11 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/mtcagent/mtcagent/agent/control"
 	"github.com/mtcagent/mtcagent/agent/outbox"
 	"github.com/mtcagent/mtcagent/atmodem"
-	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/clock"
 	"github.com/mtcagent/mtcagent/internal/fsutil"
 	"github.com/mtcagent/mtcagent/mdtlog"
 )
@@ -42,9 +43,10 @@ type DaemonDeps struct {
 	Open atmodem.Opener
 	// Log receives the daemon's log (discarded when nil).
 	Log *slog.Logger
-	// Clock is wall time and whether it is synchronised (the system's
-	// when nil).
-	Clock attest.Clock
+	// Clock is the daemon's one source of time (wall time, whether it is
+	// synchronised, timers), handed to the agent and the deliverer
+	// (clock.System when nil).
+	Clock clock.Clock
 	// Signer is the device key; nil means the file key in the state
 	// directory (created on first use).
 	Signer crypto.Signer
@@ -94,12 +96,15 @@ func Open(cfg Config, deps DaemonDeps) (_ *Daemon, err error) {
 		return nil, &StateError{fmt.Errorf("outbox: %w", err)}
 	}
 	logOutboxReport(log, d.ob.Report())
-	if d.store, err = mdtlog.Open(cfg.StateDir, cfg.MDT.Options()); err != nil {
+	clk := clock.Or(deps.Clock) // the one clock: the agent's, the deliverer's, the log's
+	mdtOpts := cfg.MDT.Options()
+	mdtOpts.Now = func() time.Time { return clock.Mono(clk) }
+	if d.store, err = mdtlog.Open(cfg.StateDir, mdtOpts); err != nil {
 		return nil, &StateError{fmt.Errorf("measurement log: %w", err)}
 	}
 	logMDTReport(log, d.store)
 	queue := DurableQueue{O: d.ob}
-	a, err := New(cfg, Deps{Open: deps.Open, Outbox: queue, Log: log, Clock: deps.Clock, Signer: deps.Signer,
+	a, err := New(cfg, Deps{Open: deps.Open, Outbox: queue, Log: log, Clock: clk, Signer: deps.Signer,
 		MDT: &MDT{Store: d.store, Config: cfg.MDT}})
 	if err != nil {
 		return nil, &StateError{err}

@@ -51,7 +51,7 @@ func (d *Daemon) openUplink(queue DurableQueue) error {
 	}
 	link := &LinkSender{Config: *up, Log: log}
 	d.closeLink = link.Close
-	dl := &Deliverer{Q: queue, S: link, Log: log, BackoffMin: time.Second, BackoffMax: time.Minute, Online: a.Online}
+	dl := &Deliverer{Q: queue, S: link, Log: log, Clock: a.deps.Clock, BackoffMin: time.Second, BackoffMax: time.Minute, Online: a.Online}
 	if hb := cfg.Heartbeat; hb > 0 && hb < 8*dl.BackoffMin {
 		// The spread after an outage stays well inside a heartbeat
 		// interval, so it never makes the collector see a heartbeat as

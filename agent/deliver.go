@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/agent/outbox"
+	"github.com/mtcagent/mtcagent/internal/clock"
 )
 
 // Message is one queued signed message.
@@ -69,8 +70,9 @@ type Deliverer struct {
 	// slot whether or not anything changed (the scheduled status report);
 	// nil when there is none.
 	SlotReport func() []byte
-	// Now is the clock for slot boundaries (default time.Now).
-	Now func() time.Time
+	// Clock is the time of slot boundaries and of every wait: back-off,
+	// rejoin spread, polls (clock.System when nil).
+	Clock clock.Clock
 
 	once sync.Once
 	wake chan struct{}
@@ -100,9 +102,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 	if max <= 0 {
 		max = time.Minute
 	}
-	if d.Now == nil {
-		d.Now = time.Now
-	}
+	d.Clock = clock.Or(d.Clock)
 	if d.Rand == nil {
 		d.Rand = rand.Float64
 	}
@@ -110,7 +110,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 		d.RejoinSpread = 4 * min
 	}
 	failures := 0
-	idle := time.NewTimer(time.Second)
+	idle := d.Clock.NewTimer(time.Second)
 	defer idle.Stop()
 	retry := false // the last drain failed: retry without waiting for a slot
 	rejoin := true // start, or connectivity just returned: spread the first send
@@ -128,7 +128,7 @@ func (d *Deliverer) Run(ctx context.Context) {
 				select {
 				case <-ctx.Done():
 					return
-				case <-idle.C:
+				case <-idle.C():
 				}
 			}
 		}
@@ -156,20 +156,20 @@ func (d *Deliverer) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-d.wake:
-		case <-idle.C:
+		case <-idle.C():
 		}
 	}
 }
 
 // waitSlot sleeps until the next slot boundary; false when ctx ended.
 func (d *Deliverer) waitSlot(ctx context.Context) bool {
-	now := d.Now()
-	t := time.NewTimer(now.Truncate(d.Slot).Add(d.Slot).Sub(now))
+	now := clock.Mono(d.Clock)
+	t := d.Clock.NewTimer(now.Truncate(d.Slot).Add(d.Slot).Sub(now))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.C:
+	case <-t.C():
 	}
 	// Wake-ups during the slot are served by this drain.
 	select {

@@ -10,20 +10,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mtcagent/mtcagent/internal/testexec"
+	"github.com/mtcagent/mtcagent/internal/clock"
 )
 
 // flakySender fails while down is set, and records what got through.
 type flakySender struct {
-	mu   sync.Mutex
-	down bool
-	got  []string
-	bad  string
+	mu       sync.Mutex
+	down     bool
+	got      []string
+	bad      string
+	attempts int
 }
 
 func (s *flakySender) Send(ctx context.Context, msg []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.attempts++
 	if s.down {
 		return errors.New("unreachable")
 	}
@@ -34,10 +36,40 @@ func (s *flakySender) Send(ctx context.Context, msg []byte) error {
 	return nil
 }
 
+func (s *flakySender) state() (attempts int, got []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attempts, slices.Clone(s.got)
+}
+
+// stepDeliverer advances clk past the deliverer's one pending wait (its
+// idle timer: rejoin spread, back-off or poll) once the deliverer has
+// armed it, until done or n steps; the deliverer runs between steps.
+func stepDeliverer(t *testing.T, clk *clock.Fake, n int, done func() bool) {
+	t.Helper()
+	for range n {
+		if done() {
+			return
+		}
+		if !clk.WaitArmed(1, slow(30*time.Second)) {
+			t.Fatal("the deliverer never waited again")
+		}
+		clk.Advance(10 * time.Second) // longer than any wait of the test's deliverer
+	}
+	if !done() {
+		t.Fatalf("not done after %d waits", n)
+	}
+}
+
+// TestDelivererInOrderAfterOutage: while the collector is unreachable the
+// deliverer retries (backing off on the fake clock) and delivers nothing;
+// afterwards it delivers the queue in order, once each, dropping the one
+// the collector rejects.
 func TestDelivererInOrderAfterOutage(t *testing.T) {
 	q := &MemOutbox{}
 	s := &flakySender{down: true, bad: "m3"}
-	d := &Deliverer{Q: q, S: s, BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond}
+	clk := clock.NewFake(time.Unix(1e9, 0), true)
+	d := &Deliverer{Q: q, S: s, BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Clock: clk}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { d.Run(ctx); close(done) }()
@@ -45,92 +77,95 @@ func TestDelivererInOrderAfterOutage(t *testing.T) {
 		q.Append([]byte(fmt.Sprintf("m%d", i)))
 		d.Wake()
 	}
-	time.Sleep(50 * time.Millisecond)
-	s.mu.Lock()
-	if len(s.got) != 0 {
+	stepDeliverer(t, clk, 20, func() bool { n, _ := s.state(); return n >= 3 })
+	if _, got := s.state(); len(got) != 0 {
 		t.Fatal("delivered while down")
 	}
+	s.mu.Lock()
 	s.down = false
 	s.mu.Unlock()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		p, _ := q.Pending(10)
-		if len(p) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("queue not drained after the outage")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	stepDeliverer(t, clk, 20, func() bool { p, _ := q.Pending(10); return len(p) == 0 })
 	cancel()
 	<-done
 	want := "[m1 m2 m4 m5 m6]"
-	if fmt.Sprint(s.got) != want {
-		t.Fatalf("delivered %v, want %s (in order, no duplicates, rejected one dropped)", s.got, want)
+	if _, got := s.state(); fmt.Sprint(got) != want {
+		t.Fatalf("delivered %v, want %s (in order, no duplicates, rejected one dropped)", got, want)
 	}
 }
 
-// timedSender records when each message got through.
+// timedSender records when, on clk, each message got through, and tells a
+// waiting test.
 type timedSender struct {
-	mu  sync.Mutex
-	got []string
-	at  []time.Time
+	clk  clock.Wall
+	sent chan struct{}
+	mu   sync.Mutex
+	got  []string
+	at   []time.Time
 }
 
 func (s *timedSender) Send(ctx context.Context, msg []byte) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.got, s.at = append(s.got, string(msg)), append(s.at, time.Now())
+	s.got, s.at = append(s.got, string(msg)), append(s.at, clock.Mono(s.clk))
+	s.mu.Unlock()
+	s.sent <- struct{}{}
 	return nil
+}
+
+func (s *timedSender) wait(t *testing.T, n int) {
+	t.Helper()
+	bound := time.NewTimer(slow(30 * time.Second))
+	defer bound.Stop()
+	for range n {
+		select {
+		case <-s.sent:
+		case <-bound.C:
+			t.Fatalf("fewer than %d sends", n)
+		}
+	}
 }
 
 // With a privacy schedule, messages leave only at slot starts, each slot
 // begins with the status report whether or not anything changed, and an
-// event waits for the next slot instead of leaving when it happened.
+// event waits for the next slot instead of leaving when it happened
+// (on the fake clock: exact times, no real slot waited for).
 func TestDelivererFixedSchedule(t *testing.T) {
-	// Generous tolerance: CI machines are loaded; an unscheduled sender
-	// would still send at a random point in the slot, not within its
-	// first quarter every time.
-	slot, tol := 400*time.Millisecond, 100*time.Millisecond
-	if testexec.Emulated() || testing.Short() {
-		slot, tol = time.Second, 300*time.Millisecond
-	}
+	const slot = time.Minute
+	b := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) // a slot boundary
+	clk := clock.NewFake(b.Add(slot/2), true)          // mid-slot
 	q := &MemOutbox{}
-	s := &timedSender{}
-	d := &Deliverer{Q: q, S: s, Slot: slot, SlotReport: func() []byte { return []byte("r") }}
+	s := &timedSender{clk: clk, sent: make(chan struct{}, 8)}
+	d := &Deliverer{Q: q, S: s, Slot: slot, SlotReport: func() []byte { return []byte("r") }, Clock: clk}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { d.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	// Append in the middle of a slot.
-	now := time.Now()
-	time.Sleep(now.Truncate(slot).Add(slot + slot/2).Sub(now))
-	appended := time.Now()
+	// Its idle timer and the timer to the next slot start.
+	if !clk.WaitArmed(2, slow(30*time.Second)) {
+		t.Fatal("the deliverer never waited for a slot")
+	}
+	// Queued in the middle of a slot: waits for the next one.
 	q.Append([]byte("e1"))
 	d.Wake()
-	time.Sleep(2*slot + slot/2)
+	if s.mu.Lock(); len(s.got) != 0 {
+		t.Fatalf("sent %v before the slot began", s.got)
+	}
+	s.mu.Unlock()
+	clk.Advance(slot / 2) // the slot begins: the report, then e1
+	s.wait(t, 2)
+	if !clk.WaitArmed(1, slow(30*time.Second)) { // the idle timer fired: only the slot's now
+		t.Fatal("the deliverer never waited for the next slot")
+	}
+	clk.Advance(slot) // nothing changed: the report alone
+	s.wait(t, 1)
 
 	s.mu.Lock()
-	got, at := append([]string(nil), s.got...), append([]time.Time(nil), s.at...)
+	got, at := slices.Clone(s.got), slices.Clone(s.at)
 	s.mu.Unlock()
-	reports := 0
-	for i, m := range got {
-		if off := at[i].Sub(at[i].Truncate(slot)); off > tol {
-			t.Errorf("%s sent %v after its slot began; want only at slot starts", m, off)
-		}
-		switch m {
-		case "r":
-			reports++
-		case "e1":
-			if wait := at[i].Sub(appended); wait < slot/2-tol {
-				t.Errorf("e1 sent %v after it was queued: it did not wait for the slot", wait)
-			}
-		}
-	}
-	if reports < 2 || !slices.Contains(got, "e1") {
-		t.Fatalf("sent %v: want a report each slot and e1", got)
+	wantGot := []string{"r", "e1", "r"}
+	wantAt := []time.Time{b.Add(slot), b.Add(slot), b.Add(2 * slot)}
+	if !slices.Equal(got, wantGot) || !slices.EqualFunc(at, wantAt, time.Time.Equal) {
+		t.Fatalf("sent %v at %v; want %v at %v", got, at, wantGot, wantAt)
 	}
 }
 

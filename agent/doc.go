@@ -13,11 +13,14 @@
 // Goroutines: Agent.Run owns the monitor, event loop, heartbeat, storage
 // retry and measurement-log goroutines; Daemon.Run adds the deliverer and
 // the control socket; each returns after all of its goroutines have ended.
-// Time comes from an injected attest.Clock (wall time plus "is it
-// synchronised"), tickers from an injected function, logs go to an
-// injected *slog.Logger, so tests are exact. Errors from Open and Run are
-// fatal configuration (ConfigError) or state (StateError) problems;
+// Time, timers and tickers come from one injected internal/clock Clock
+// (Deps.Clock: wall time plus "is it synchronised", durations, the
+// heartbeat, storm, storage-retry and MDT timers, the modem monitor's poll
+// and reopen back-off, the deliverer's waits); logs go to an injected
+// *slog.Logger, so tests are exact. Errors from Open and Run are fatal
+// configuration (ConfigError) or state (StateError) problems;
 // everything the modem or the network does is an event.
 //
-// Fakes: MemOutbox keeps messages in memory; the modem is the simulator.
+// Fakes: MemOutbox keeps messages in memory; clock.Fake is the clock;
+// the modem is the simulator.
 package agent

@@ -13,6 +13,7 @@ import (
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
 	"github.com/mtcagent/mtcagent/atmodem/serialport"
+	"github.com/mtcagent/mtcagent/internal/clock"
 	"github.com/mtcagent/mtcagent/internal/config"
 	"github.com/mtcagent/mtcagent/privacy"
 )
@@ -73,12 +74,12 @@ func TestSessionLeaksNoIdentifier(t *testing.T) {
 	cfg.StateDir = filepath.Join(t.TempDir(), "state")
 	cfg.Poll = 200 * time.Millisecond
 	out := &MemOutbox{}
-	tick := make(chan time.Time, 1)
+	clk := clock.NewFake(time.Now(), true)
 	a, err := New(cfg, Deps{
 		Open:          func(context.Context) (io.ReadWriteCloser, error) { return serialport.OpenDevice(p.Path()) },
 		Outbox:        out,
 		Log:           log,
-		Every:         func(time.Duration) (<-chan time.Time, func()) { return tick, func() {} },
+		Clock:         clk,
 		EngineOptions: []atmodem.Option{atmodem.WithTimeout(slow(300 * time.Millisecond)), atmodem.WithLogger(log)},
 	})
 	if err != nil {
@@ -115,7 +116,7 @@ status = reachable
 	var sent [][]byte
 	deadline := time.Now().Add(slow(3 * time.Second))
 	for time.Now().Before(deadline) {
-		tick <- time.Now() // a heartbeat
+		clk.Advance(cfg.Heartbeat) // a heartbeat
 		if st := a.Status(); st != nil {
 			snap := SnapshotFromStatus(st)
 			snap.Identity = Identity{D: mustDeriver(t, cfg.StateDir), IMSI: st.SIM.IMSI, ICCID: st.SIM.ICCID, StateDir: cfg.StateDir}

@@ -278,7 +278,7 @@ func (h *LinkHandler) statusReport(recipient string) (uplink.Code, []byte) {
 		log.Warn("status refused", "err", err)
 		return uplink.NotFound, nil
 	}
-	b, err := h.Audit.Disclose(rep, time.Now())
+	b, err := h.Audit.Disclose(rep, h.A.now())
 	if err != nil {
 		h.auditFailed("status", err)
 		return uplink.ServerError, nil
@@ -343,7 +343,7 @@ func (h *LinkHandler) serveMDT(r *uplink.Request) (uplink.Code, []byte) {
 					carries[c.String()] = g.Precision(c)
 				}
 			}
-			if err := h.Audit.Append(privacy.AuditEntry{Time: time.Now(), Recipient: r.Peer, Carries: carries, Size: len(b)}); err != nil {
+			if err := h.Audit.Append(privacy.AuditEntry{Time: h.A.now(), Recipient: r.Peer, Carries: carries, Size: len(b)}); err != nil {
 				h.auditFailed("mdt upload", err)
 				return uplink.ServerError, nil
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/internal/clock"
 	"github.com/mtcagent/mtcagent/mdtlog"
 	"github.com/mtcagent/mtcagent/privacy"
 )
@@ -29,14 +30,14 @@ type MDT struct {
 // mdtLoop appends one record per interval while logging is allowed.
 func (a *Agent) mdtLoop(ctx context.Context) {
 	m := a.deps.MDT
-	tick, stop := a.deps.Every(m.Config.Interval)
-	defer stop()
-	started := time.Now()
+	tick := a.deps.Clock.NewTicker(m.Config.Interval)
+	defer tick.Stop()
+	started := a.now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick:
+		case <-tick.C():
 		}
 		a.queueMu.Lock()
 		if len(a.hold.mdt) > 0 {
@@ -51,7 +52,7 @@ func (a *Agent) mdtLoop(ctx context.Context) {
 		if c.Time.After(from) {
 			from = c.Time
 		}
-		if m.Config.Duration > 0 && time.Since(from) > m.Config.Duration {
+		if m.Config.Duration > 0 && a.now().Sub(from) > m.Config.Duration {
 			continue // the logging duration has run out
 		}
 		st := a.mon.Status()
@@ -71,8 +72,8 @@ func (a *Agent) mdtLoop(ctx context.Context) {
 
 // MDTRecord turns a modem reading into a measurement record; false when
 // there is no serving cell to log.
-func MDTRecord(st *atmodem.Status, clock interface{ Now() (time.Time, bool) }) (mdtlog.Record, bool) {
-	now, synced := clock.Now()
+func MDTRecord(st *atmodem.Status, wall clock.Wall) (mdtlog.Record, bool) {
+	now, synced := wall.Now()
 	d, reg := st.Serving()
 	if reg == nil {
 		return mdtlog.Record{}, false

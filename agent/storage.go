@@ -222,13 +222,13 @@ func (a *Agent) retryStorage(ctx context.Context) {
 	if every <= 0 {
 		every = DefaultRetry
 	}
-	t := time.NewTicker(every)
+	t := a.deps.Clock.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		a.RetryStorage()
 	}

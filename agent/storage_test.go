@@ -15,6 +15,7 @@ import (
 
 	"github.com/mtcagent/mtcagent/agent/outbox"
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/clock"
 )
 
 // faultyOutbox is a MemOutbox whose appends fail with err while it is set,
@@ -25,6 +26,8 @@ type faultyOutbox struct {
 	mu  sync.Mutex
 	err error
 	n   int // failed appends
+	// appended, when set, is signalled after each append that worked.
+	appended chan struct{}
 }
 
 func (f *faultyOutbox) Append(msg []byte) (uint64, error) {
@@ -37,7 +40,14 @@ func (f *faultyOutbox) Append(msg []byte) (uint64, error) {
 	if err != nil {
 		return 0, &outbox.FileError{Op: "write", Name: "seg-0000000000000001.log", Err: err}
 	}
-	return f.MemOutbox.Append(msg)
+	id, err := f.MemOutbox.Append(msg)
+	if f.appended != nil {
+		select {
+		case f.appended <- struct{}{}:
+		default:
+		}
+	}
+	return id, err
 }
 
 func (f *faultyOutbox) set(err error) {
@@ -205,26 +215,35 @@ func TestStorageFaultOverflowGap(t *testing.T) {
 }
 
 // TestStorageRetryRunsByItself: the daemon's own retry loop writes the held
-// messages once the outbox works, without any new message to push them.
+// messages once the outbox works, without any new message to push them,
+// at the retry interval (on the fake clock: not before it).
 func TestStorageRetryRunsByItself(t *testing.T) {
 	a, ob, _, _ := newStorageAgent(t)
-	a.deps.StorageRetry = 5e6 // 5 ms
+	clk := clock.NewFake(time.Unix(1e9, 0), true)
+	a.deps.Clock = clk
+	a.deps.StorageRetry = time.Minute
 	ob.set(syscall.EROFS)
 	a.emit("held", nil)
+	ob.appended = make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { a.retryStorage(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	ob.set(nil)
-	for i := 0; ; i++ {
-		if len(ob.Messages()) == 1 {
-			return
-		}
-		if i > 2000 {
-			t.Fatal("held message never written by the retry loop")
-		}
-		waitMs(1)
+	if !clk.WaitArmed(1, slow(30*time.Second)) {
+		t.Fatal("the retry loop never armed its ticker")
+	}
+	clk.Advance(time.Minute - time.Millisecond)
+	if n := len(ob.Messages()); n != 0 {
+		t.Fatalf("%d messages written before the retry interval", n)
+	}
+	clk.Advance(time.Millisecond)
+	select {
+	case <-ob.appended:
+	case <-time.After(slow(30 * time.Second)):
+		t.Fatal("held message never written by the retry loop")
+	}
+	if n := len(ob.Messages()); n != 1 {
+		t.Fatalf("%d messages written, want the one held", n)
 	}
 }
-
-func waitMs(n int) { <-time.After(time.Duration(n) * time.Millisecond) }

@@ -9,6 +9,7 @@ import (
 	"github.com/mtcagent/mtcagent/agent/outbox"
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/clock"
 )
 
 // Storms and flapping (issue 12, bullet 3). A modem that ping-pongs
@@ -90,10 +91,12 @@ type cellStorm struct {
 	curKey  string    // the cell now
 	curAt   time.Time // monotonic: when the cell became curKey
 	curDoms []string  // the domains that reported curKey since curAt
-	timer   *time.Timer
+	timer   clock.Timer
 }
 
-func (a *Agent) mono() time.Time { return a.deps.Now() }
+// mono is the agent's clock for durations (on clock.System it carries
+// the monotonic reading).
+func (a *Agent) mono() time.Time { return clock.Mono(a.deps.Clock) }
 
 // onCellChanged signs a cell_changed event unless the cell changes too
 // often, in which case the change is folded into a storm.
@@ -196,7 +199,7 @@ func (a *Agent) armStorm(now time.Time) {
 	d := min(s.last.Add(CellQuiet).Sub(now), s.start.Add(CellMaxWindow).Sub(now))
 	d = max(d, time.Millisecond)
 	if s.timer == nil {
-		s.timer = time.NewTimer(d)
+		s.timer = a.deps.Clock.NewTimer(d)
 		return
 	}
 	s.timer.Reset(d)
@@ -207,7 +210,7 @@ func (a *Agent) stormC() <-chan time.Time {
 	if !a.storm.active || a.storm.timer == nil {
 		return nil
 	}
-	return a.storm.timer.C
+	return a.storm.timer.C()
 }
 
 // checkStorm summarises a storm that ended (quiet for CellQuiet) or has

@@ -10,6 +10,7 @@ import (
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/clock"
 )
 
 // Storms and flapping (issue 12, bullet 3).
@@ -28,13 +29,7 @@ func TestCellStormThenSIMRemoval(t *testing.T) {
 	h.waitFor(t, "sim_bound")
 	h.sim.Flap(modemsim.Flap{Cells: []uint64{0x1A2D102, 0x1A2D103}, Times: 10000})
 	h.sim.RemoveSIM()
-	deadline := time.Now().Add(slow(20 * time.Second))
-	for !slices.Contains(h.signedEvents(t), "sim_removed") {
-		if time.Now().After(deadline) {
-			t.Fatalf("sim_removed never queued after the storm; %d messages queued", len(h.out.Messages()))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	h.waitFor(t, "sim_removed") // signed and queued: recorded after the outbox took it
 	// Let the agent take the rest of the storm, then stop it and look.
 	for deadline := time.Now().Add(slow(20 * time.Second)); len(h.a.events) > 0 || h.sim.URCMode("+CEREG") == 0; {
 		if time.Now().After(deadline) {
@@ -59,11 +54,6 @@ func TestCellStormThenSIMRemoval(t *testing.T) {
 	t.Logf("%d signed cell events, %d messages in all, %d changes folded", cells, len(h.out.Messages()), h.a.storm.count)
 }
 
-// fakeMono is an injected monotonic clock.
-type fakeMono struct{ t time.Time }
-
-func (f *fakeMono) now() time.Time      { return f.t }
-func (f *fakeMono) add(d time.Duration) { f.t = f.t.Add(d) }
 func cellEvent(cell uint32) atmodem.Event { // LTE, registered home, TAC 0x1A2B
 	tac, id, act := uint32(0x1A2B), uint64(cell), 7
 	return atmodem.Event{Kind: atmodem.EventCellChanged, Domain: atmodem.DomainEPS, OldPLMN: "00101", NewPLMN: "00101",
@@ -76,18 +66,18 @@ func cellEvent(cell uint32) atmodem.Event { // LTE, registered home, TAC 0x1A2B
 // cells, then a cell_changed for the cell it settled on (time injected).
 func TestCellFlappingSummary(t *testing.T) {
 	a, ob, _, dir := newStorageAgent(t)
-	clk := &fakeMono{t: time.Unix(1000, 0)}
-	a.deps.Now = clk.now
+	clk := clock.NewFake(time.Unix(1000, 0), true)
+	a.deps.Clock = clk
 	for i := range 1001 {
 		a.onModemEvent(cellEvent(uint32(100 + i%3)))
-		clk.add(10 * time.Millisecond)
+		clk.Advance(10 * time.Millisecond)
 	}
 	got := signedEvents(t, dir, ob.Messages())
 	if want := slices.Repeat([]string{"cell_changed"}, CellBurst); !slices.Equal(got, want) {
 		t.Fatalf("during the storm: %v, want %v", got, want)
 	}
-	clk.add(CellQuiet)
-	a.checkStorm(clk.now())
+	clk.Advance(CellQuiet)
+	a.checkStorm(clock.Mono(clk))
 	got = signedEvents(t, dir, ob.Messages())
 	if want := append(slices.Repeat([]string{"cell_changed"}, CellBurst), EventCellFlapping, "cell_changed"); !slices.Equal(got, want) {
 		t.Fatalf("after the storm: %v, want %v", got, want)
@@ -111,7 +101,7 @@ func TestCellFlappingSummary(t *testing.T) {
 		t.Fatal("no cell_changed for the cell the storm settled on")
 	}
 	// A steady state afterwards: changes are reported one by one again.
-	clk.add(CellWindow)
+	clk.Advance(CellWindow)
 	a.onModemEvent(cellEvent(7))
 	if n := len(ob.Messages()); n != CellBurst+3 {
 		t.Fatalf("after the storm a single change queued %d messages, want %d", n, CellBurst+3)
@@ -257,8 +247,8 @@ func TestCellShareOfOutbox(t *testing.T) {
 // one per retry, while a SIM event is followed by one at once.
 func TestOutboxFullGapsRateLimited(t *testing.T) {
 	a, _, _, _ := newStorageAgent(t)
-	clk := &fakeMono{t: time.Unix(1000, 0)}
-	a.deps.Now = clk.now
+	clk := clock.NewFake(time.Unix(1000, 0), true)
+	a.deps.Clock = clk
 	o := openDurable(t, a, 20)
 	gaps := func() int {
 		n := 0
@@ -278,7 +268,7 @@ func TestOutboxFullGapsRateLimited(t *testing.T) {
 	}
 	for range 50 {
 		a.emit("cell_changed", nil)
-		clk.add(2 * time.Second)
+		clk.Advance(2 * time.Second)
 		a.RetryStorage()
 	}
 	if g := gaps(); g != 1 {
@@ -288,7 +278,7 @@ func TestOutboxFullGapsRateLimited(t *testing.T) {
 	if g := gaps(); g != 2 {
 		t.Fatalf("%d storage_gap events after the SIM event, want 2", g)
 	}
-	clk.add(GapEvery)
+	clk.Advance(GapEvery)
 	a.emit("cell_changed", nil)
 	a.RetryStorage()
 	if g := gaps(); g != 3 {
@@ -304,16 +294,16 @@ func TestOutboxFullGapsRateLimited(t *testing.T) {
 // signed event, not one per domain.
 func TestCellChangeAcrossDomainsCountsOnce(t *testing.T) {
 	a, ob, _, dir := newStorageAgent(t)
-	clk := &fakeMono{t: time.Unix(1000, 0)}
-	a.deps.Now = clk.now
+	clk := clock.NewFake(time.Unix(1000, 0), true)
+	a.deps.Clock = clk
 	for i := range CellBurst {
 		for _, d := range []atmodem.Domain{atmodem.DomainCS, atmodem.DomainPS, atmodem.DomainEPS} {
 			ev := cellEvent(uint32(200 + i))
 			ev.Domain = d
 			a.onModemEvent(ev)
-			clk.add(100 * time.Millisecond)
+			clk.Advance(100 * time.Millisecond)
 		}
-		clk.add(10 * time.Second)
+		clk.Advance(10 * time.Second)
 	}
 	got := signedEvents(t, dir, ob.Messages())
 	if want := slices.Repeat([]string{"cell_changed"}, CellBurst); !slices.Equal(got, want) {
@@ -331,8 +321,8 @@ func TestCellChangeAcrossDomainsCountsOnce(t *testing.T) {
 // the domains it found on the cell, and the event lists them.
 func TestOneCellChangeOneEvent(t *testing.T) {
 	a, ob, _, dir := newStorageAgent(t)
-	clk := &fakeMono{t: time.Unix(1000, 0)}
-	a.deps.Now = clk.now
+	clk := clock.NewFake(time.Unix(1000, 0), true)
+	a.deps.Clock = clk
 	inDomain := func(ev atmodem.Event, ds ...atmodem.Domain) atmodem.Event {
 		ev.Domain, ev.Domains = ds[0], ds
 		if ds[0] != atmodem.DomainEPS { // cs and ps report the TAC in <lac> on LTE
@@ -345,17 +335,17 @@ func TestOneCellChangeOneEvent(t *testing.T) {
 	if got := signedEvents(t, dir, ob.Messages()); !slices.Equal(got, []string{"cell_changed"}) {
 		t.Fatalf("the first domain's URC: %v, want one cell_changed at once", got)
 	}
-	clk.add(5 * time.Millisecond)
+	clk.Advance(5 * time.Millisecond)
 	a.onModemEvent(inDomain(cellEvent(0x101), atmodem.DomainPS))
-	clk.add(5 * time.Millisecond)
+	clk.Advance(5 * time.Millisecond)
 	a.onModemEvent(inDomain(cellEvent(0x101), atmodem.DomainCS))
 	if got := signedEvents(t, dir, ob.Messages()); !slices.Equal(got, []string{"cell_changed"}) {
 		t.Fatalf("one change in three domains: %v, want one cell_changed", got)
 	}
 	// A poll: one event for the three domains.
-	clk.add(10 * time.Second)
+	clk.Advance(10 * time.Second)
 	a.onModemEvent(inDomain(cellEvent(0x102), atmodem.DomainCS, atmodem.DomainPS, atmodem.DomainEPS))
-	clk.add(5 * time.Millisecond)
+	clk.Advance(5 * time.Millisecond)
 	a.onModemEvent(inDomain(cellEvent(0x102), atmodem.DomainEPS)) // a late URC of the same change
 	if got := signedEvents(t, dir, ob.Messages()); !slices.Equal(got, []string{"cell_changed", "cell_changed"}) {
 		t.Fatalf("two changes: %v, want two cell_changed", got)
@@ -376,9 +366,53 @@ func TestOneCellChangeOneEvent(t *testing.T) {
 		t.Fatalf("polled change details %v", d)
 	}
 	// The same cell again after sameChange is a new change (back and forth).
-	clk.add(sameChange)
+	clk.Advance(sameChange)
 	a.onModemEvent(inDomain(cellEvent(0x101), atmodem.DomainEPS))
 	if n := len(signedEvents(t, dir, ob.Messages())); n != 3 {
 		t.Fatalf("a change back after %s: %d events, want 3", sameChange, n)
+	}
+}
+
+// TestStormTimerOnClock: the storm's timer runs on the agent's clock and
+// falls due exactly CellQuiet after the last change, not a millisecond
+// before; when it fires, the summary is signed (fake clock: the event loop's
+// timer case is what the test does by hand).
+func TestStormTimerOnClock(t *testing.T) {
+	a, ob, _, dir := newStorageAgent(t)
+	clk := clock.NewFake(time.Unix(1000, 0), true)
+	a.deps.Clock = clk
+	for i := range 20 { // 20 changes in 20 s: a storm after CellBurst
+		a.onModemEvent(cellEvent(uint32(100 + i%3)))
+		clk.Advance(time.Second)
+	}
+	if a.stormC() == nil {
+		t.Fatal("no storm timer during a storm")
+	}
+	clk.Advance(CellQuiet - time.Second - time.Millisecond) // the last change was a second ago
+	select {
+	case <-a.stormC():
+		t.Fatal("storm timer fired before CellQuiet of quiet")
+	default:
+	}
+	clk.Advance(time.Millisecond)
+	select {
+	case <-a.stormC():
+	default:
+		t.Fatal("storm timer not due after CellQuiet of quiet")
+	}
+	a.checkStorm(clock.Mono(clk))
+	got := signedEvents(t, dir, ob.Messages())
+	if want := append(slices.Repeat([]string{"cell_changed"}, CellBurst), EventCellFlapping, "cell_changed"); !slices.Equal(got, want) {
+		t.Fatalf("signed %v, want %v", got, want)
+	}
+	if a.stormC() != nil {
+		t.Fatal("storm timer still selected after the summary")
+	}
+	for _, e := range a.Recent() {
+		if e.Type == EventCellFlapping {
+			if n := e.Details["count"]; n != 20-CellBurst {
+				t.Fatalf("cell_flapping count %v, want %d", n, 20-CellBurst)
+			}
+		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/mtcagent/mtcagent/internal/clock"
 )
 
 func regAt(stat int, lac, tac *uint32, cell uint64) *Registration {
@@ -18,7 +20,7 @@ func pu32(n uint32) *uint32 { return &n }
 // <lac>, eps in <tac>, as 27.007 has it on E-UTRAN. A domain on another
 // cell is a change of its own; registration events stay per domain.
 func TestOnePolledCellChangeOneEvent(t *testing.T) {
-	m := NewMonitor(MonitorConfig{Now: func() time.Time { return time.Unix(1e9, 0) }})
+	m := NewMonitor(MonitorConfig{Clock: clock.NewFake(time.Unix(1e9, 0), true)})
 	mcc, mnc := "001", "01"
 	status := func(cs, ps, eps *Registration) *Status {
 		return &Status{Registration: map[Domain]*Registration{DomainCS: cs, DomainPS: ps, DomainEPS: eps},
@@ -65,7 +67,7 @@ func TestOnePolledCellChangeOneEvent(t *testing.T) {
 // after the queue ran dry is emitted at once, on its own.
 func TestURCBurstOneCellEvent(t *testing.T) {
 	var got []Event
-	m := NewMonitor(MonitorConfig{Now: func() time.Time { return time.Unix(1e9, 0) }, OnEvent: func(ev Event) { got = append(got, ev) }})
+	m := NewMonitor(MonitorConfig{Clock: clock.NewFake(time.Unix(1e9, 0), true), OnEvent: func(ev Event) { got = append(got, ev) }})
 	mcc, mnc := "001", "01"
 	st := &Status{Registration: map[Domain]*Registration{
 		DomainCS: regAt(1, pu32(0x1a2b), nil, 1), DomainPS: regAt(1, pu32(0x1a2b), nil, 1), DomainEPS: regAt(1, nil, pu32(0x1a2b), 1)},

@@ -18,9 +18,13 @@ func TestSimFlap(t *testing.T) {
 	s, path := startSim(t, `{"dialect": "generic"}`)
 	var mu sync.Mutex
 	var urcs []string
+	sixth := make(chan struct{})
 	e := openEngine(t, path, nil, atmodem.WithHandler("+CEREG:", func(l string) {
 		mu.Lock()
 		urcs = append(urcs, l)
+		if len(urcs) == 6 {
+			close(sixth)
+		}
 		mu.Unlock()
 	}))
 	ctx, cancel := context.WithTimeout(context.Background(), slow(5*time.Second))
@@ -29,17 +33,11 @@ func TestSimFlap(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Flap(modemsim.Flap{Cells: []uint64{0x1A2D102, 0x1A2D103}, Times: 6})
-	for {
+	select {
+	case <-sixth:
+	case <-ctx.Done():
 		mu.Lock()
-		n := len(urcs)
-		mu.Unlock()
-		if n >= 6 {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("%d of 6 URCs", n)
-		}
-		time.Sleep(5 * time.Millisecond)
+		t.Fatalf("%d of 6 URCs", len(urcs))
 	}
 	mu.Lock()
 	defer mu.Unlock()

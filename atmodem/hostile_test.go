@@ -231,9 +231,10 @@ func TestHostileOverlongLines(t *testing.T) {
 
 	var mu sync.Mutex
 	var seen []string
+	line := make(chan struct{}, 1) // a line reached a handler
 	e := openEngine(t, path, nil, atmodem.WithTimeout(slow(2*time.Second)), atmodem.WithResync(100*time.Millisecond, 50*time.Millisecond),
-		atmodem.WithHandler("+CUSD:", func(l string) { mu.Lock(); seen = append(seen, l); mu.Unlock() }),
-		atmodem.WithUnknown(func(l string) { mu.Lock(); seen = append(seen, l); mu.Unlock() }))
+		atmodem.WithHandler("+CUSD:", func(l string) { mu.Lock(); seen = append(seen, l); mu.Unlock(); signal(line) }),
+		atmodem.WithUnknown(func(l string) { mu.Lock(); seen = append(seen, l); mu.Unlock(); signal(line) }))
 	ctx := context.Background()
 
 	// What real modems send passes.
@@ -268,7 +269,8 @@ func TestHostileOverlongLines(t *testing.T) {
 	s.URC(`+CUSD: 0,"` + strings.Repeat("4142", 2048) + `",15`)
 	s.URC(`+CUSD: 0,"4142",15`)
 	recovers(t, e)
-	deadline := time.Now().Add(slow(2 * time.Second))
+	bound := time.NewTimer(slow(2 * time.Second))
+	defer bound.Stop()
 	for {
 		mu.Lock()
 		got := append([]string(nil), seen...)
@@ -281,10 +283,19 @@ func TestHostileOverlongLines(t *testing.T) {
 			}
 			break
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-line:
+		case <-bound.C:
 			t.Fatalf("the short +CUSD URC never came; handlers saw %d lines", len(got))
 		}
-		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// signal tells a waiting test that something happened, without blocking.
+func signal(c chan<- struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
 }
 

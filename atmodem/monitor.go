@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/mtcagent/mtcagent/internal/clock"
 )
 
 // Opener opens the modem's port; the Monitor calls it again after the port
@@ -29,7 +31,9 @@ type MonitorConfig struct {
 	GNSS bool
 	// Engine options (timeouts) for each engine the monitor starts.
 	EngineOptions []Option
-	Now           func() time.Time
+	// Clock times events and runs the poll and reopen back-off timers
+	// (clock.System when nil; the agent hands it its own).
+	Clock clock.Clock
 }
 
 // Monitor keeps a modem alive across resets and unplugs: it opens the port,
@@ -46,6 +50,8 @@ type Monitor struct {
 	mu     sync.Mutex
 	modem  *Modem
 	status *Status // the last reading, unknowns as they were
+	// statusC is closed when status changes; nil until someone waits.
+	statusC chan struct{}
 	// known is the baseline readings are compared with: the last known
 	// value of each reading (an unknown one takes the value before it).
 	known    *Status
@@ -89,11 +95,12 @@ func NewMonitor(cfg MonitorConfig) *Monitor {
 	if cfg.OnEvent == nil {
 		cfg.OnEvent = func(Event) {}
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	return &Monitor{cfg: cfg, log: cfg.Log, kick: make(chan struct{}, 1), ready: make(chan struct{})}
 }
+
+// now is the time of an event.
+func (m *Monitor) now() time.Time { return clock.Mono(m.cfg.Clock) }
 
 // Ready is closed after the first full reading.
 func (m *Monitor) Ready() <-chan struct{} { return m.ready }
@@ -103,6 +110,24 @@ func (m *Monitor) Status() *Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.status
+}
+
+// statusWait returns Status and a channel closed at its next change, so a
+// waiter (a test) needs no polling.
+func (m *Monitor) statusWait() (*Status, <-chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.statusC == nil {
+		m.statusC = make(chan struct{})
+	}
+	return m.status, m.statusC
+}
+
+func (m *Monitor) statusChangedLocked() {
+	if m.statusC != nil {
+		close(m.statusC)
+		m.statusC = nil
+	}
 }
 
 // Run works until ctx ends. It returns ctx's error; port failures are
@@ -117,10 +142,12 @@ func (m *Monitor) Run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			m.log.Debug("modem open failed", "err", err)
+			wait := m.cfg.Clock.NewTimer(backoff)
 			select {
 			case <-ctx.Done():
+				wait.Stop()
 				return ctx.Err()
-			case <-time.After(backoff):
+			case <-wait.C():
 			}
 			backoff = min(2*backoff, m.cfg.BackoffMax)
 			continue
@@ -132,7 +159,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		lost = true
-		m.emit(Event{Kind: EventPortLost, Time: m.cfg.Now(), Source: "port", Err: err})
+		m.emit(Event{Kind: EventPortLost, Time: m.now(), Source: "port", Err: err})
 	}
 }
 
@@ -159,9 +186,9 @@ func (m *Monitor) session(ctx context.Context, port io.ReadWriteCloser, regained
 	m.needInit = true
 	m.mu.Unlock()
 	if regained {
-		m.emit(Event{Kind: EventPortRegained, Time: m.cfg.Now(), Source: "port"})
+		m.emit(Event{Kind: EventPortRegained, Time: m.now(), Source: "port"})
 	}
-	tick := time.NewTicker(m.cfg.Poll)
+	tick := m.cfg.Clock.NewTicker(m.cfg.Poll)
 	defer tick.Stop()
 	full := true
 	for {
@@ -206,7 +233,7 @@ func (m *Monitor) session(ctx context.Context, port io.ReadWriteCloser, regained
 			return ctx.Err()
 		case <-e.Done():
 			return e.Err()
-		case <-tick.C:
+		case <-tick.C():
 			full = true
 		case <-m.kick:
 		}
@@ -274,6 +301,7 @@ func (m *Monitor) onRegURC(d Domain, line string) {
 	}
 	plmn := plmnOf(kn)
 	m.status = withReg(st, d, r)
+	m.statusChangedLocked()
 	m.known = withReg(kn, d, r)
 	m.mu.Unlock()
 	if old == nil && kn.Unknown(RegReading(d)) {
@@ -282,7 +310,7 @@ func (m *Monitor) onRegURC(d Domain, line string) {
 		return
 	}
 	m.batchMu.Lock()
-	m.batch = append(m.batch, diffReg(d, old, r, plmn, plmn, "urc", m.cfg.Now())...)
+	m.batch = append(m.batch, diffReg(d, old, r, plmn, plmn, "urc", m.now())...)
 	m.batchMu.Unlock()
 	// The operator may have changed with the cell: read it all again.
 	m.wake(false)
@@ -317,7 +345,7 @@ func (m *Monitor) onVendorURC(prefix, _ string) {
 	m.mu.Unlock()
 	switch kind {
 	case URCReset:
-		m.emit(Event{Kind: EventModemReset, Time: m.cfg.Now(), Source: "urc"})
+		m.emit(Event{Kind: EventModemReset, Time: m.now(), Source: "urc"})
 		m.mu.Lock()
 		m.needInit = true
 		if m.opCancel != nil {
@@ -358,7 +386,7 @@ func (m *Monitor) read(ctx context.Context, mod *Modem, source string) error {
 		return err
 	}
 	if mod.URCsLost() {
-		m.emit(Event{Kind: EventModemReset, Time: m.cfg.Now(), Source: "poll"})
+		m.emit(Event{Kind: EventModemReset, Time: m.now(), Source: "poll"})
 		mod.Forget()
 		if err := mod.Init(ctx); err != nil {
 			return err
@@ -374,6 +402,7 @@ func (m *Monitor) read(ctx context.Context, mod *Modem, source string) error {
 	if first {
 		m.mu.Lock()
 		m.status, m.known = st, mergeKnown(nil, st)
+		m.statusChangedLocked()
 		if st.SIM.Known() && st.SIM.State == SIMReady {
 			m.lastSIM = st.SIM
 		}
@@ -393,6 +422,7 @@ func (m *Monitor) read(ctx context.Context, mod *Modem, source string) error {
 	m.mu.Lock()
 	nk := mergeKnown(kn, st)
 	m.status, m.known = st, nk
+	m.statusChangedLocked()
 	evs := m.changes(kn, nk, source, m.lastSIM)
 	if nk.SIM.Known() && nk.SIM.State == SIMReady {
 		m.lastSIM = nk.SIM
@@ -408,7 +438,7 @@ func (m *Monitor) read(ctx context.Context, mod *Modem, source string) error {
 // with unknowns filled in by mergeKnown); last is the last ready SIM,
 // which it does not change.
 func (m *Monitor) changes(old, nw *Status, source string, last SIMInfo) []Event {
-	now := m.cfg.Now()
+	now := m.now()
 	evs := diffSIM(old.SIM, nw.SIM, &last, source, now)
 	for _, d := range Domains {
 		r := RegReading(d)
@@ -440,12 +470,13 @@ func (m *Monitor) readSIM(ctx context.Context, mod *Modem) error {
 	ns := *old
 	ns.SIM = sim
 	m.status = &ns
+	m.statusChangedLocked()
 	var evs []Event
 	if sim.Known() {
 		nk := *kn
 		nk.SIM = sim
 		m.known = &nk
-		evs = diffSIM(kn.SIM, sim, &m.lastSIM, "urc", m.cfg.Now())
+		evs = diffSIM(kn.SIM, sim, &m.lastSIM, "urc", m.now())
 	}
 	m.mu.Unlock()
 	for _, ev := range evs {

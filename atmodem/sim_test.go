@@ -237,38 +237,44 @@ func TestOneByteReadsAndPartialLines(t *testing.T) {
 	}
 }
 
+// TestGarbageAndEcho: a line of noise from an idle modem reaches the
+// unknown-line handler (not silently dropped), and commands still work
+// while the modem echoes them.
 func TestGarbageAndEcho(t *testing.T) {
 	s, path := startSim(t, `{}`)
 	e := openEngine(t, path, nil)
-	var unknown []string
-	var mu sync.Mutex
-	e.HandleUnknown(func(l string) { mu.Lock(); unknown = append(unknown, l); mu.Unlock() })
-	ctx := context.Background()
+	unknown := make(chan string, 16)
+	e.HandleUnknown(func(l string) {
+		select {
+		case unknown <- l:
+		default:
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), slow(10*time.Second))
+	defer cancel()
+	// One command first: the port is open and raw and the engine idle, so
+	// the noise is an unsolicited line, not the reply of a command in
+	// flight (under load the first command could race the noise).
+	if _, err := e.Command(ctx, "AT+CGMI"); err != nil {
+		t.Fatal(err)
+	}
 	s.Fault("garbage", 0)
+	// Unknown lines are dispatched in order but asynchronously.
+	select {
+	case <-unknown:
+	case <-ctx.Done():
+		t.Fatal("garbage line did not reach the unknown-URC handler: silently dropped")
+	}
 	s.Fault("echo", 0)
 	for i := 0; i < 3; i++ {
 		lines, err := e.Command(ctx, "AT+CGMI")
 		if err != nil || len(lines) != 1 || lines[0] != "Generic" {
-			t.Fatalf("with echo and garbage got %q, %v", lines, err)
+			t.Fatalf("with echo got %q, %v", lines, err)
 		}
 	}
 	_, err := e.Command(ctx, "AT+NOSUCH")
 	if !errors.Is(err, atmodem.ErrModemError) {
 		t.Fatalf("want ErrModemError, got %v", err)
-	}
-	// Unknown lines are dispatched in order but asynchronously.
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		mu.Lock()
-		n := len(unknown)
-		mu.Unlock()
-		if n > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("garbage line did not reach the unknown-URC handler: silently dropped")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -416,17 +422,14 @@ func TestRebootRecovers(t *testing.T) {
 	h.expect(t, slow(3*time.Second), atmodem.EventModemReset)
 	// Back to a full status read after RDY, with registration URCs
 	// re-enabled, within 2 s of RDY.
-	deadline := rdy.Add(slow(2 * time.Second))
-	for {
+	var fresh bool
+	recovered := eventually(time.Until(rdy.Add(slow(2*time.Second))), func() bool {
 		st := h.mon.Status()
-		fresh := st != nil && st.Time.After(rdy) && st.Registration[atmodem.DomainEPS].Registered()
-		if fresh && s.URCMode("+CEREG") == 2 && s.URCMode("+CREG") == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not recovered within 2 s of RDY (fresh status %v, +CEREG URC mode %d)", fresh, s.URCMode("+CEREG"))
-		}
-		time.Sleep(10 * time.Millisecond)
+		fresh = st != nil && st.Time.After(rdy) && st.Registration[atmodem.DomainEPS].Registered()
+		return fresh && s.URCMode("+CEREG") == 2 && s.URCMode("+CREG") == 2
+	})
+	if !recovered {
+		t.Fatalf("not recovered within 2 s of RDY (fresh status %v, +CEREG URC mode %d)", fresh, s.URCMode("+CEREG"))
 	}
 	// And a cell change now arrives as a URC.
 	for len(h.events) > 0 {
@@ -450,23 +453,41 @@ func TestGenericSilentResetDetected(t *testing.T) {
 func TestUnplugReopensWithoutLeaks(t *testing.T) {
 	s, path := startSim(t, `{"dialect": "quectel"}`)
 	h := runMonitor(t, path)
-	time.Sleep(100 * time.Millisecond)
 	base := runtime.NumGoroutine()
 	for _, d := range []time.Duration{3 * time.Second, 600 * time.Millisecond} {
 		s.Fault("unplug", d) // the first for 3 s, as a real re-enumeration can take
 		h.expect(t, d+slow(3*time.Second), atmodem.EventPortLost, atmodem.EventPortRegained)
-		select {
-		case <-time.After(slow(300 * time.Millisecond)):
-		}
-		if st := h.mon.Status(); st == nil || st.SIM.State != atmodem.SIMReady {
-			t.Fatal("no status after replug")
-		}
+		regained := time.Now()
+		// A full reading after the replug (a reading that changed nothing
+		// is no event: the status's time is the condition).
+		h.waitStatus(t, slow(5*time.Second), "no status after replug", func(st *atmodem.Status) bool {
+			return st.Time.After(regained) && st.SIM.State == atmodem.SIMReady
+		})
 	}
-	time.Sleep(slow(200 * time.Millisecond))
-	if n := runtime.NumGoroutine(); n > base+2 {
+	// The engines of the lost sessions end (bounded: a loaded machine is
+	// slow to schedule them, not wrong).
+	if !eventually(slow(5*time.Second), func() bool { return runtime.NumGoroutine() <= base+2 }) {
 		buf := make([]byte, 1<<16)
-		t.Fatalf("goroutines grew from %d to %d after unplugs:\n%s", base, n, buf[:runtime.Stack(buf, true)])
+		t.Fatalf("goroutines grew from %d to %d after unplugs:\n%s", base, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
 	}
+}
+
+// eventually reports whether cond holds within bound. Only for conditions
+// no event announces (a goroutine count, the simulator's URC modes); it
+// looks again every 2 ms.
+func eventually(bound time.Duration, cond func() bool) bool {
+	deadline := time.NewTimer(bound)
+	defer deadline.Stop()
+	look := time.NewTicker(2 * time.Millisecond)
+	defer look.Stop()
+	for !cond() {
+		select {
+		case <-look.C:
+		case <-deadline.C:
+			return cond()
+		}
+	}
+	return true
 }
 
 // The simulator's transcript keeps what a real capture would: an echo and

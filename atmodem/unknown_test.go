@@ -18,18 +18,32 @@ import (
 // fault was used, so a false event would have been emitted by then.
 func (h *monitorHarness) settle(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(slow(5 * time.Second))
 	last := h.mon.Status().Time
-	for n > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("monitor stopped reading the modem")
-		}
-		if st := h.mon.Status(); st.Time.After(last) {
+	h.waitStatus(t, slow(5*time.Second), "monitor stopped reading the modem", func(st *atmodem.Status) bool {
+		if st.Time.After(last) {
 			last = st.Time
 			n--
-			continue
 		}
-		time.Sleep(5 * time.Millisecond)
+		return n <= 0
+	})
+}
+
+// waitStatus waits until cond holds for the monitor's status, looking at
+// each change of it; it fails the test with msg after bound.
+func (h *monitorHarness) waitStatus(t *testing.T, bound time.Duration, msg string, cond func(*atmodem.Status) bool) {
+	t.Helper()
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
+	for {
+		st, next := atmodem.StatusWait(h.mon)
+		if st != nil && cond(st) {
+			return
+		}
+		select {
+		case <-next:
+		case <-timer.C:
+			t.Fatal(msg)
+		}
 	}
 }
 

@@ -51,6 +51,7 @@
 // # Fakes
 //
 // MemSequence is an in-memory Sequencer; ClockFunc makes a Clock from a
-// function (tests pin time and the synchronised flag); Conceal takes the
+// function (tests pin time and the synchronised flag), and clock.Fake
+// (internal/clock) is one too; Conceal takes the
 // randomness source, so the TS 33.501 vectors are reproduced exactly.
 package attest

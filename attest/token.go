@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/mtcagent/mtcagent/internal/clock"
 	"github.com/mtcagent/mtcagent/privacy/ident"
 	"github.com/veraison/go-cose"
 )
@@ -104,9 +105,9 @@ type Sequencer interface {
 
 // Clock says what time it is and whether that time is trustworthy (set by
 // NTP, GNSS or the network), since boards without a battery boot in 1970.
-type Clock interface {
-	Now() (t time.Time, synced bool)
-}
+// It is internal/clock's Wall: a clock.Clock (clock.System, clock.Fake) is
+// one.
+type Clock = clock.Wall
 
 // ClockFunc adapts a function to Clock.
 type ClockFunc func() (time.Time, bool)
@@ -115,8 +116,9 @@ type ClockFunc func() (time.Time, bool)
 func (f ClockFunc) Now() (time.Time, bool) { return f() }
 
 // SystemClock is the system time; synced comes from the kernel's view
-// (adjtimex: an NTP client has disciplined the clock) where available.
-var SystemClock Clock = ClockFunc(func() (time.Time, bool) { return time.Now(), kernelClockSynced() })
+// (adjtimex: an NTP client has disciplined the clock) where available. It
+// is clock.System.
+var SystemClock Clock = clock.System
 
 // ErrClaim is wrapped when a caller's claims are not acceptable.
 var ErrClaim = errors.New("attest: bad claim")

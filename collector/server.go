@@ -30,6 +30,7 @@ import (
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 
 	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/internal/clock"
 	"github.com/mtcagent/mtcagent/internal/coapx"
 	"github.com/mtcagent/mtcagent/wire"
 )
@@ -46,7 +47,9 @@ type Options struct {
 	// LogJSON writes the timeline as JSON lines ({"time", "level",
 	// "msg"}) for log shippers instead of text.
 	LogJSON bool
-	Now     func() time.Time // nil: time.Now
+	// Clock is the collector's time: freshness of tokens, deadlines,
+	// alarms, tidying (clock.System when nil).
+	Clock clock.Clock
 	// CIDPrefix (up to MaxCIDPrefix bytes) begins every DTLS Connection
 	// ID this instance gives a device session, so a UDP load balancer in
 	// front of several instances can send a session's records to the
@@ -114,10 +117,8 @@ func New(cfg *Config, opt Options) (*Server, error) {
 	if opt.Log == nil {
 		opt.Log = io.Discard
 	}
-	if opt.Now == nil {
-		opt.Now = time.Now
-	}
-	s := &Server{cfg: cfg, st: st, stateDir: opt.StateDir, logw: opt.Log, logJSON: opt.LogJSON, now: opt.Now, limited: map[string]*limitedLine{}, metrics: newMetrics(),
+	clk := clock.Or(opt.Clock)
+	s := &Server{cfg: cfg, st: st, stateDir: opt.StateDir, logw: opt.Log, logJSON: opt.LogJSON, now: func() time.Time { return clock.Mono(clk) }, limited: map[string]*limitedLine{}, metrics: newMetrics(),
 		sessions: map[string]*udpClient.Conn{}, mdtBusy: map[string]*udpClient.Conn{},
 		observers: map[string]map[*observer]struct{}{}, statusObs: map[string]map[*observer]struct{}{},
 		challenging: map[string]int{}, gaps: map[string][]pendingGap{}, done: make(chan struct{})}

@@ -1,12 +1,12 @@
 //go:build linux
 
-package attest
+package clock
 
 import "golang.org/x/sys/unix"
 
-// kernelClockSynced asks the kernel whether an NTP client has disciplined
+// kernelSynced asks the kernel whether an NTP client has disciplined
 // the clock (adjtimex does not report TIME_ERROR / STA_UNSYNC).
-func kernelClockSynced() bool {
+func kernelSynced() bool {
 	var tx unix.Timex
 	state, err := unix.Adjtimex(&tx)
 	if err != nil {

@@ -94,11 +94,23 @@ type LinkSender struct {
 // collector's attestation request).
 func (l *LinkSender) SetLater(ok bool) { l.later.Store(ok) }
 
-// Later says whether a message may go non-confirmable now.
+// Later says whether a message may go non-confirmable now: the session
+// is up and its collector offered to confirm later. (Should the session
+// drop just after, the message goes on a new one, maybe to a collector
+// that does not confirm later: it stays queued and is sent again,
+// confirmable, at worst a duplicate.)
 func (l *LinkSender) Later() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.c != nil && l.later.Load()
+	if l.c == nil {
+		return false
+	}
+	select {
+	case <-l.c.Done():
+		return false
+	default:
+	}
+	return l.later.Load()
 }
 
 func (l *LinkSender) client(ctx context.Context) (*uplink.Client, error) {

@@ -65,9 +65,23 @@ func (d *Daemon) openUplink(queue DurableQueue) error {
 		dl.SlotReport = func() []byte { return h.ScheduledReport(up.Name) }
 		log.Info("sending on a fixed schedule", "slot", slot)
 	}
+	ConfirmLater(a, h, link, dl, cfg.Heartbeat)
 	a.SetWake(dl.Wake)
 	d.deliver = dl
 	return nil
+}
+
+// ConfirmLater lets dl send a's cell events non-confirmable through link
+// to a collector that confirms later (wire.AttestLater, learned by h):
+// the next heartbeat's answer confirms them at the latest; without one in
+// 1.5 heartbeat intervals they go again, confirmable. Without heartbeats
+// (heartbeat 0) everything stays confirmable.
+func ConfirmLater(a *Agent, h *LinkHandler, link *LinkSender, dl *Deliverer, heartbeat time.Duration) {
+	if heartbeat <= 0 {
+		return
+	}
+	h.Later = link.SetLater
+	dl.Seq, dl.LaterWait = a.DeliverySeq, heartbeat+heartbeat/2
 }
 
 // NewLinkHandler builds what serves the collector's requests for a: the

@@ -38,6 +38,42 @@ var ErrRejected = errors.New("message rejected by the receiver")
 
 var errOffline = errors.New("no connectivity")
 
+// ErrNotConfirmed: the receiver lacks a message that was sent
+// non-confirmable (LaterSender.SendAsking); it did not take the asking
+// message either.
+var ErrNotConfirmed = errors.New("a non-confirmable message was not confirmed by the receiver")
+
+// LaterSender is a Sender that can also send a message non-confirmable,
+// confirmed later: the next confirmable send asks whether the receiver
+// has every message up to the last non-confirmable one.
+type LaterSender interface {
+	Sender
+	// Later says whether the receiver confirms later (learned on the
+	// current session).
+	Later() bool
+	// SendLater sends msg non-confirmable: it returns once msg is on its
+	// way, without a confirmation.
+	SendLater(ctx context.Context, msg []byte) error
+	// SendAsking is Send, asking also whether the receiver has every
+	// message up to back sequence numbers before msg's; ErrNotConfirmed
+	// when it has not.
+	SendAsking(ctx context.Context, msg []byte, back uint64) error
+}
+
+// maxLater bounds the messages sent non-confirmable and not yet
+// confirmed (below the 16 a drain reads at once).
+const maxLater = 8
+
+// laterState is what was sent non-confirmable and awaits confirmation:
+// the outbox messages after the last acknowledged one, up to lastID.
+type laterState struct {
+	n        int       // how many
+	lastID   uint64    // outbox id of the last one
+	lastSeq  uint64    // its sequence number
+	since    time.Time // when the first one went
+	resendTo uint64    // messages up to this id go confirmable (a confirmation failed)
+}
+
 // Deliverer drains a Queue through a Sender, in order, with backoff while
 // the receiver is unreachable. Wake it when something was appended.
 type Deliverer struct {
@@ -73,6 +109,18 @@ type Deliverer struct {
 	// Clock is the time of slot boundaries and of every wait: back-off,
 	// rejoin spread, polls (clock.System when nil).
 	Clock clock.Clock
+	// Seq, with a LaterSender and LaterWait > 0, reads a queued message's
+	// sequence number and whether it is of low priority (a cell event; ok
+	// false: not readable). Low-priority messages go non-confirmable
+	// while the receiver confirms later; they stay in the queue until
+	// the next confirmable message's answer confirms them, and are sent
+	// again, confirmable, when it does not.
+	Seq func(data []byte) (seq uint64, low, ok bool)
+	// LaterWait bounds the wait for that confirmation (the next
+	// heartbeat's answer at the latest); then they are sent again,
+	// confirmable.
+	LaterWait time.Duration
+	later     laterState // Run's goroutine only
 
 	once sync.Once
 	wake chan struct{}
@@ -231,6 +279,9 @@ func (d *Deliverer) drain(ctx context.Context) (int, error) {
 		if d.Online != nil && !d.Online() {
 			return sent, errOffline
 		}
+		if d.later.n > 0 && clock.Mono(d.Clock).Sub(d.later.since) > d.LaterWait {
+			d.resendLater("no confirmation in time")
+		}
 		msgs, err := d.Q.Pending(16)
 		if err != nil {
 			return sent, err
@@ -238,19 +289,101 @@ func (d *Deliverer) drain(ctx context.Context) (int, error) {
 		if len(msgs) == 0 {
 			return sent, nil
 		}
+		acted := false
 		for _, m := range msgs {
-			err := d.S.Send(ctx, m.Data)
-			if errors.Is(err, ErrRejected) {
-				d.Log.Error("collector rejected a message; dropping it", "id", m.ID, "err", err)
-			} else if err != nil {
+			if d.later.n > 0 && m.ID <= d.later.lastID {
+				continue // sent non-confirmable: waits for its confirmation
+			}
+			acted = true
+			acked, err := d.send(ctx, m)
+			if errors.Is(err, ErrNotConfirmed) {
+				d.resendLater("the receiver lacks one of them")
+				break // read the queue again from its head
+			}
+			if err != nil {
 				return sent, err
+			}
+			if !acked {
+				continue
 			}
 			if err := d.Q.Ack(m.ID); err != nil {
 				return sent, err
 			}
+			d.later = laterState{resendTo: d.later.resendTo}
 			sent++
 		}
+		if !acted {
+			return sent, nil // only non-confirmable ones wait
+		}
 	}
+}
+
+// send sends one message: non-confirmable (acked false: it stays queued
+// until confirmed), or confirmable, asking about the non-confirmable
+// ones before it; acked true when m, and every message before it, may
+// leave the queue.
+func (d *Deliverer) send(ctx context.Context, m Message) (acked bool, err error) {
+	ls, _ := d.S.(LaterSender)
+	if ls == nil || d.Seq == nil || d.LaterWait <= 0 || m.ID <= d.later.resendTo {
+		return true, d.plain(ctx, m)
+	}
+	if !ls.Later() {
+		if d.later.n > 0 {
+			// A session to a receiver that does not confirm later.
+			return false, ErrNotConfirmed
+		}
+		return true, d.plain(ctx, m)
+	}
+	seq, low, ok := d.Seq(m.Data)
+	if !ok || d.later.n > 0 && seq <= d.later.lastSeq {
+		if d.later.n > 0 {
+			return false, ErrNotConfirmed // cannot ask with this one
+		}
+		return true, d.plain(ctx, m)
+	}
+	if low && d.later.n < maxLater {
+		if err := ls.SendLater(ctx, m.Data); err != nil {
+			return false, err
+		}
+		if d.later.n == 0 {
+			d.later.since = clock.Mono(d.Clock)
+		}
+		d.later.n++
+		d.later.lastID, d.later.lastSeq = m.ID, seq
+		return false, nil
+	}
+	if d.later.n == 0 {
+		return true, d.plain(ctx, m)
+	}
+	err = ls.SendAsking(ctx, m.Data, seq-d.later.lastSeq)
+	if errors.Is(err, ErrRejected) {
+		// Refused for itself, before the question was answered: the
+		// non-confirmable ones are sent again first, then this one (and
+		// dropped then, if refused again).
+		return false, ErrNotConfirmed
+	}
+	return err == nil, err
+}
+
+// plain sends m confirmable; a message the receiver refused for good is
+// logged and may leave the queue.
+func (d *Deliverer) plain(ctx context.Context, m Message) error {
+	err := d.S.Send(ctx, m.Data)
+	if errors.Is(err, ErrRejected) {
+		d.Log.Error("collector rejected a message; dropping it", "id", m.ID, "err", err)
+		return nil
+	}
+	return err
+}
+
+// resendLater gives up waiting for the confirmation of what was sent
+// non-confirmable: those messages go again, confirmable.
+func (d *Deliverer) resendLater(why string) {
+	if d.later.n == 0 {
+		return
+	}
+	d.Log.Info("sending non-confirmable messages again, confirmable", "count", d.later.n, "why", why)
+	d.later = laterState{resendTo: d.later.lastID}
 }
 
 // DurableQueue adapts agent/outbox to the deliverer.

@@ -101,3 +101,35 @@ func TestTokenFormatFromCollector(t *testing.T) {
 		t.Fatalf("back to format 1: %v %v", tok.Format, d)
 	}
 }
+
+// TestConfirmLaterFromCollector (issue 16): the attestation request's key
+// 3 tells the link whether the collector confirms later; a collector
+// from before sends no key 3. DeliverySeq reads a queued message's seq
+// and says a cell event is of low priority, a SIM event not.
+func TestConfirmLaterFromCollector(t *testing.T) {
+	a, ob, _, _ := newStorageAgent(t)
+	var said []bool
+	h := &LinkHandler{A: a, Later: func(ok bool) { said = append(said, ok) }}
+	for _, later := range [][]byte{{1}, nil} {
+		m := map[int][]byte{wire.AttestNonce: make([]byte, 16)}
+		if later != nil {
+			m[wire.AttestLater] = later
+		}
+		body, _ := cbor.Marshal(m)
+		h.ServeUplink(context.Background(), &uplink.Request{Peer: "collector", Method: "POST", Path: wire.PathAttest, Payload: body})
+	}
+	if !slices.Equal(said, []bool{true, false}) {
+		t.Fatalf("learned %v, want [true false]", said)
+	}
+	a.emit("cell_changed", map[string]any{"domain": "cs"})
+	a.emit("sim_removed", nil)
+	msgs := ob.Messages()
+	s1, low1, ok1 := a.DeliverySeq(msgs[len(msgs)-2])
+	s2, low2, ok2 := a.DeliverySeq(msgs[len(msgs)-1])
+	if !ok1 || !ok2 || !low1 || low2 || s2 != s1+1 {
+		t.Fatalf("cell_changed seq %d low %v ok %v; sim_removed seq %d low %v ok %v", s1, low1, ok1, s2, low2, ok2)
+	}
+	if _, _, ok := a.DeliverySeq([]byte{KindEventMsg, 1, 2}); ok {
+		t.Fatal("a damaged message read")
+	}
+}

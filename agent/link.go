@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
@@ -82,6 +84,33 @@ type LinkSender struct {
 
 	mu sync.Mutex
 	c  *uplink.Client
+	// later: the collector of this session confirms non-confirmable
+	// posts later (wire.AttestLater in its attestation request).
+	later atomic.Bool
+}
+
+// SetLater records whether the collector of the current session said it
+// confirms non-confirmable posts later (LinkHandler calls it on the
+// collector's attestation request).
+func (l *LinkSender) SetLater(ok bool) { l.later.Store(ok) }
+
+// Later says whether a message may go non-confirmable now: the session
+// is up and its collector offered to confirm later. (Should the session
+// drop just after, the message goes on a new one, maybe to a collector
+// that does not confirm later: it stays queued and is sent again,
+// confirmable, at worst a duplicate.)
+func (l *LinkSender) Later() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.c == nil {
+		return false
+	}
+	select {
+	case <-l.c.Done():
+		return false
+	default:
+	}
+	return l.later.Load()
 }
 
 func (l *LinkSender) client(ctx context.Context) (*uplink.Client, error) {
@@ -96,6 +125,9 @@ func (l *LinkSender) client(ctx context.Context) (*uplink.Client, error) {
 			return l.c, nil
 		}
 	}
+	// A new session learns again whether its collector confirms later
+	// (its attestation request comes right after the handshake).
+	l.later.Store(false)
 	c, err := uplink.Dial(ctx, l.Config)
 	if err != nil {
 		return nil, err
@@ -117,26 +149,77 @@ func (l *LinkSender) drop() {
 // Close ends the session.
 func (l *LinkSender) Close() { l.drop() }
 
-// Send posts one queued message and returns once the collector confirmed.
-func (l *LinkSender) Send(ctx context.Context, msg []byte) error {
-	if len(msg) < 2 {
-		return fmt.Errorf("%w: empty message", ErrRejected)
-	}
-	path := wire.PathEvent
+func msgPath(msg []byte) string {
 	switch msg[0] {
 	case KindHeartbeatMsg:
-		path = wire.PathHeartbeat
+		return wire.PathHeartbeat
 	case KindReportMsg:
-		path = wire.PathReport
+		return wire.PathReport
+	}
+	return wire.PathEvent
+}
+
+// Send posts one queued message and returns once the collector confirmed.
+func (l *LinkSender) Send(ctx context.Context, msg []byte) error {
+	return l.SendAsking(ctx, msg, 0)
+}
+
+// SendLater posts msg non-confirmable: it returns once the datagram is
+// written; the collector confirms it later (SendAsking).
+func (l *LinkSender) SendLater(ctx context.Context, msg []byte) error {
+	if len(msg) < 2 {
+		return fmt.Errorf("%w: empty message", ErrRejected)
 	}
 	c, err := l.client(ctx)
 	if err != nil {
 		return err
 	}
-	code, _, err := c.Post(ctx, path, msg[1:])
+	if err := c.PostNon(ctx, msgPath(msg), msg[1:]); err != nil {
+		l.drop()
+		return err
+	}
+	return nil
+}
+
+// SendAsking posts msg confirmable; with back > 0 it also asks whether the
+// collector has every message up to back sequence numbers before msg's
+// (wire.QueryConfirm), and returns ErrNotConfirmed when it has not (msg
+// was then not taken either).
+func (l *LinkSender) SendAsking(ctx context.Context, msg []byte, back uint64) error {
+	if len(msg) < 2 {
+		return fmt.Errorf("%w: empty message", ErrRejected)
+	}
+	path := msgPath(msg)
+	c, err := l.client(ctx)
+	if err != nil {
+		return err
+	}
+	var (
+		code uplink.Code
+		body []byte
+	)
+	if back > 0 {
+		code, body, err = c.PostQuery(ctx, path, msg[1:], wire.QueryConfirm+"="+strconv.FormatUint(back, 10))
+	} else {
+		code, _, err = c.Post(ctx, path, msg[1:])
+	}
 	if err != nil {
 		l.drop()
 		return err
+	}
+	if back > 0 {
+		switch {
+		case code == wire.CodeNotConfirmed:
+			return ErrNotConfirmed
+		case code >= 0x40 && code < 0x60:
+			var got uint64
+			if cbor.Unmarshal(body, &got) != nil || got != back {
+				// Taken, but the non-confirmable ones not confirmed: a
+				// collector that does not confirm later answered.
+				l.Log.Warn("collector took a message without confirming the non-confirmable ones before it", "code", code)
+			}
+			return nil
+		}
 	}
 	switch {
 	case code >= 0x40 && code < 0x60: // 2.xx
@@ -173,6 +256,9 @@ type LinkHandler struct {
 	Audit   *privacy.Audit
 	Guard   *uplink.TriggerGuard
 	Deriver *attest.Deriver
+	// Later, when set, learns from each attestation request whether the
+	// collector confirms non-confirmable posts later (wire.AttestLater).
+	Later func(bool)
 
 	auditFault fsutil.FaultLog
 }
@@ -215,6 +301,10 @@ func (h *LinkHandler) ServeUplink(ctx context.Context, r *uplink.Request) (uplin
 		// (wire.AttestFormats). A collector that does not say reads
 		// format 1 only.
 		a.SetTokenFormat(attest.Format(wire.TokenFormat(req[wire.AttestFormats])))
+		// Key 3: it confirms non-confirmable posts later.
+		if h.Later != nil {
+			h.Later(len(req[wire.AttestLater]) > 0 && req[wire.AttestLater][0] >= 1)
+		}
 		st := a.Status()
 		if st == nil || !st.SIM.Known() || st.Unknown(atmodem.ReadModel|atmodem.ReadRevision) {
 			// An unknown reading never enters a signed claim as a value

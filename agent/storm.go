@@ -331,6 +331,29 @@ func (a *Agent) evictLocked(p int) bool {
 	return true
 }
 
+// DeliverySeq reads a queued message of this agent for the deliverer
+// (Deliverer.Seq): its sequence number, and whether it is of the lowest
+// priority (cell_changed, cell_flapping), which may go non-confirmable.
+func (a *Agent) DeliverySeq(data []byte) (seq uint64, low, ok bool) {
+	if len(data) < 2 {
+		return 0, false, false
+	}
+	kind := attest.KindEvent
+	switch data[0] {
+	case KindHeartbeatMsg:
+		kind = attest.KindHeartbeat
+	case KindEventMsg:
+	default:
+		return 0, false, false
+	}
+	v := attest.Verifier{Key: a.pub, SkipFreshness: true, Kind: kind, MaxAge: 100 * 365 * 24 * time.Hour, MaxSkew: 100 * 365 * 24 * time.Hour}
+	r, err := v.Verify(data[1:])
+	if err != nil {
+		return 0, false, false
+	}
+	return r.Token.Seq, kind == attest.KindEvent && priority(r.Token.Event, KindEventMsg) == prioLow, true
+}
+
 // classify returns a queued message's type and priority; a message it
 // cannot read (not ours, damaged) counts as the highest, never evicted.
 func (a *Agent) classify(data []byte) (string, int) {

@@ -77,6 +77,11 @@ type Config struct {
 	// sessions forgotten (renewed every third of it). Default
 	// DefaultInstanceLease.
 	InstanceLease time.Duration
+	// NoConfirmLater (confirm_later = off): the collector does not tell
+	// devices it confirms non-confirmable posts later (wire.AttestLater),
+	// so they send everything confirmable. It still reads such posts and
+	// questions from a device that learned otherwise earlier.
+	NoConfirmLater bool
 
 	MaxAge  time.Duration // oldest token accepted (outbox delivery after an outage)
 	MDTPull time.Duration // pull devices' measurement logs this often; 0: never
@@ -149,7 +154,7 @@ func ParseConfig(f *config.File) (*Config, error) {
 		}
 	}
 	if s := f.Section("collector"); s != nil {
-		keys := []string{"heartbeat_timeout", "session_idle", "max_age", "mdt_pull", "mdt_keep", "nat_window", "queue_per_device", "queue_total", "instance_lease", "history_keep"}
+		keys := []string{"heartbeat_timeout", "session_idle", "max_age", "mdt_pull", "mdt_keep", "nat_window", "queue_per_device", "queue_total", "instance_lease", "history_keep", "confirm_later"}
 		for _, k := range HistoryKinds {
 			keys = append(keys, "history_keep_"+k)
 		}
@@ -168,6 +173,15 @@ func ParseConfig(f *config.File) (*Config, error) {
 					return nil, s.Errorf(e.Line, "%s: want a count, 0 or more (not %q)", key, e.Value)
 				}
 				*dst = n
+			}
+		}
+		if e, ok := s.Get("confirm_later"); ok {
+			switch e.Value {
+			case "on":
+			case "off":
+				c.NoConfirmLater = true
+			default:
+				return nil, s.Errorf(e.Line, "confirm_later: want on or off (not %q)", e.Value)
 			}
 		}
 		if e, ok := s.Get("mdt_pull"); ok && e.Value == "off" {

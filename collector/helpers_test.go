@@ -41,6 +41,7 @@ type testDevice struct {
 	peers    []string
 	reads    int                // GET /status served
 	formats  []byte             // the token formats the last attestation request said the collector reads
+	later    []byte             // its wire.AttestLater (nil: absent)
 	mdt      uplink.HandlerFunc // serves /mdt and /mdt/ack when set
 }
 
@@ -76,12 +77,13 @@ func (d *testDevice) ServeUplink(_ context.Context, r *uplink.Request) (uplink.C
 		var req struct {
 			Nonce   []byte `cbor:"1,keyasint"`
 			Formats []byte `cbor:"2,keyasint"`
+			Later   []byte `cbor:"3,keyasint"`
 		}
 		if cbor.Unmarshal(r.Payload, &req) != nil {
 			return uplink.BadRequest, nil
 		}
 		d.mu.Lock()
-		d.formats = req.Formats
+		d.formats, d.later = req.Formats, req.Later
 		d.mu.Unlock()
 		tok, err := d.iss.Sign(attest.KindBinding, append([]attest.Claim{attest.NonceClaim(req.Nonce)}, attest.PseudonymClaims(d.p)...)...)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -537,7 +538,12 @@ func (s *Server) challenge(ctx context.Context, d *Device, cc *udpClient.Conn) {
 	rand.Read(nonce)
 	// The token formats this collector reads (attest: both), so the
 	// device may sign in the compact one from now on.
-	req, _ := cbor.Marshal(map[int]any{wire.AttestNonce: nonce, wire.AttestFormats: []byte{wire.FormatLabels, wire.FormatCompact}})
+	// wire.AttestLater: it confirms non-confirmable posts later.
+	ask := map[int]any{wire.AttestNonce: nonce, wire.AttestFormats: []byte{wire.FormatLabels, wire.FormatCompact}}
+	if !s.cfg.NoConfirmLater {
+		ask[wire.AttestLater] = []byte{1}
+	}
+	req, _ := cbor.Marshal(ask)
 	resp, err := cc.Post(ctx, wire.PathAttest, message.AppCBOR, bytes.NewReader(req))
 	if err != nil {
 		s.logf("device %s: attestation request failed: %v", d.ID, err)
@@ -759,8 +765,27 @@ func (s *Server) serveDevice(w *responsewriter.ResponseWriter[*udpClient.Conn], 
 		_ = w.SetResponse(codes.RequestEntityTooLarge, message.TextPlain, nil)
 		return
 	}
-	code := s.accept(d, kind, body)
+	if r.Type() == message.NonConfirmable {
+		// Confirmed later (wire.AttestLater): no answer now. The device
+		// asks in its next confirmable post whether this one arrived.
+		// The message opens the delivery window as any other: the
+		// device just sent, so its NAT mapping is open.
+		s.acceptAsked(d, kind, body, true, 0)
+		s.deliverQueued(d, w.Conn())
+		return
+	}
+	back, err := confirmQuery(r)
+	if err != nil {
+		_ = w.SetResponse(codes.BadRequest, message.TextPlain, nil)
+		return
+	}
+	code := s.acceptAsked(d, kind, body, false, back)
 	_ = w.SetResponse(code, message.TextPlain, nil)
+	if back > 0 && code == codes.Changed {
+		// Everything up to the asked seq is here: say so (the CBOR
+		// unsigned back, no Content-Format option: 2 bytes).
+		w.Message().SetBody(bytes.NewReader(cborUint(back)))
+	}
 	// The window after the device's message: what was queued for it goes
 	// now, while its NAT mapping is open.
 	s.deliverQueued(d, w.Conn())
@@ -797,12 +822,58 @@ func (s *Server) acceptReport(d *Device, r *pool.Message) codes.Code {
 	return codes.Changed
 }
 
-// accept verifies one token and applies it: de-duplication, gap and
+// confirmQuery reads the wire.QueryConfirm question of a post: how far
+// back from the post's own seq the device's last non-confirmable message
+// is (0: no question).
+func confirmQuery(r *pool.Message) (uint64, error) {
+	qs, _ := r.Options().Queries()
+	var back uint64
+	for _, q := range qs {
+		v, ok := strings.CutPrefix(q, wire.QueryConfirm+"=")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			return 0, fmt.Errorf("bad %s query %q", wire.QueryConfirm, q)
+		}
+		back = n
+	}
+	return back, nil
+}
+
+// cborUint encodes n as a CBOR unsigned integer.
+func cborUint(n uint64) []byte {
+	b, _ := cbor.Marshal(n)
+	return b
+}
+
+// errNotConfirmed: the device asked about a non-confirmable message the
+// collector does not have; its post is not taken either.
+var errNotConfirmed = errors.New("asked-about message missing")
+
+// accept verifies one token and applies it (acceptAsked of a confirmable
+// post without a question).
+func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
+	return s.acceptAsked(d, kind, tok, false, 0)
+}
+
+// acceptAsked verifies one token and applies it: de-duplication, gap and
 // binding alarms, heartbeat bookkeeping, observers, state. Verification
 // against the last sequence number and the update that moves it are one
 // store transaction, so two sessions of one device (here or on another
 // instance) never both accept one number, nor lose an update.
-func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
+//
+// non: the token came non-confirmable; it is taken only when it follows
+// on what the collector has (no sequence gap), since no answer tells the
+// device otherwise: a gap (one of its earlier non-confirmable messages
+// lost) is left for the confirmable resend, which is judged as today.
+// back > 0: the device asks whether the collector has every message up
+// to seq(tok)-back (its last non-confirmable one); when it does not, the
+// token is not taken either (wire.CodeNotConfirmed), so that the resent
+// messages come first and no gap is alarmed for them. A duplicate token
+// had its question answered when it was first taken, so it answers yes.
+func (s *Server) acceptAsked(d *Device, kind attest.Kind, tok []byte, non bool, back uint64) codes.Code {
 	var (
 		verr                error
 		t                   *attest.Token
@@ -829,6 +900,9 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 		t = res.Token
 		now = s.now()
 		last = ds.LastSeq
+		if back > 0 && (back >= t.Seq || t.Seq-back > last) {
+			return errNotConfirmed
+		}
 		boot, missing = ds.BootCount, 0
 		if last > 0 && t.Seq > last+1 {
 			missing = t.Seq - last - 1
@@ -841,6 +915,12 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 				}
 			}
 			ds.Consumed = keep
+		}
+		if non && (missing > 0 || last == 0) {
+			// Not taken without an answer: a gap (the lost message
+			// comes again, confirmable), or the first message ever,
+			// after which nothing could tell a lost predecessor.
+			return errNotConfirmed
 		}
 		restart = missing > 0 && t.BootCount > boot && missing < attest.DefaultSeqBlock
 		held = missing > 0 && !restart && s.holdGap(d.ID, pendingGap{last: last, seq: t.Seq, missing: missing})
@@ -907,6 +987,13 @@ func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
 			return codes.BadRequest
 		}
 		return codes.Forbidden
+	case errors.Is(err, errNotConfirmed):
+		if non {
+			s.logf("device %s: non-confirmable %s (seq %d) left for its resend: messages before it missing", d.ID, kind, t.Seq)
+		} else {
+			s.logf("device %s: %s (seq %d) asks about seq %d, not here: the device sends it again", d.ID, kind, t.Seq, t.Seq-min(back, t.Seq))
+		}
+		return wire.CodeNotConfirmed
 	case err != nil:
 		return codes.InternalServerError // not stored: the device keeps it and posts it again
 	}

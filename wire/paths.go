@@ -22,7 +22,25 @@ const (
 const (
 	AttestNonce   = 1 // the challenge, 8..64 bytes
 	AttestFormats = 2 // the token claims formats the collector reads, one byte each (attest.Format); absent: format 1 only
+	// AttestLater, present (h'01'): the collector confirms non-confirmable
+	// posts later, in the answer to the device's next confirmable one
+	// that asks with QueryConfirm; absent: send everything confirmable.
+	AttestLater = 3
 )
+
+// QueryConfirm is the Uri-Query name ("c=N") of a confirmable post (an
+// event or a heartbeat, seq H) by which the device asks whether the
+// collector has every message up to seq H-N, the last one it sent
+// non-confirmable. The collector answers 2.04 with the CBOR unsigned
+// N as the body when it has them (and took the post), or
+// CodeNotConfirmed without taking the post when it does not: the device
+// then sends them again, confirmable, before the post.
+const QueryConfirm = "c"
+
+// CodeNotConfirmed (4.12 Precondition Failed) answers a post asking
+// QueryConfirm when the collector lacks a message the device sent
+// non-confirmable; the post itself was not taken.
+const CodeNotConfirmed = 0x8c
 
 // Token claims formats (attest.FormatLabels and attest.FormatCompact).
 const (

@@ -347,9 +347,42 @@ func alertText(err error) string {
 // request unanswered within Config.Timeout ends the session (ErrNoAnswer;
 // Done is closed), as does a session that has ended (ErrClosed).
 func (c *Client) Post(parent context.Context, path string, cbor []byte) (Code, []byte, error) {
+	return c.post(parent, path, cbor)
+}
+
+// PostQuery is Post with one Uri-Query option (e.g. "c=1", wire.QueryConfirm).
+func (c *Client) PostQuery(parent context.Context, path string, cbor []byte, query string) (Code, []byte, error) {
+	return c.post(parent, path, cbor, message.Option{ID: message.URIQuery, Value: []byte(query)})
+}
+
+// PostNon sends a non-confirmable POST of a CBOR payload to path, with an
+// empty token (no answer is expected, so none needs matching): it returns
+// once the datagram is written, not when it arrived. The caller learns
+// later, from the server, whether it did (wire.QueryConfirm).
+func (c *Client) PostNon(parent context.Context, path string, cbor []byte) error {
 	ctx, cancel := context.WithTimeout(parent, c.cfg.Timeout)
 	defer cancel()
-	resp, err := c.cc.Post(ctx, path, message.AppCBOR, bytes.NewReader(cbor))
+	req, err := c.cc.NewPostRequest(ctx, path, message.AppCBOR, bytes.NewReader(cbor))
+	if err != nil {
+		return fmt.Errorf("uplink: post %s: %w", path, err)
+	}
+	defer c.cc.ReleaseMessage(req)
+	req.SetType(message.NonConfirmable)
+	req.SetToken(nil)
+	if err := c.cc.WriteMessage(req); err != nil {
+		if c.closed() {
+			return fmt.Errorf("uplink: post %s: %w", path, ErrClosed)
+		}
+		return fmt.Errorf("uplink: post %s: %w", path, err)
+	}
+	c.touch()
+	return nil
+}
+
+func (c *Client) post(parent context.Context, path string, cbor []byte, opts ...message.Option) (Code, []byte, error) {
+	ctx, cancel := context.WithTimeout(parent, c.cfg.Timeout)
+	defer cancel()
+	resp, err := c.cc.Post(ctx, path, message.AppCBOR, bytes.NewReader(cbor), opts...)
 	if err == nil {
 		c.touch()
 	}

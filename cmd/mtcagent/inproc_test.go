@@ -64,8 +64,9 @@ func startInProcess(tb testing.TB, e *e2e, tune func(*agent.Config), wrap func(n
 		tb.Fatal(err)
 	}
 	up.WrapConn = wrap
+	var h *agent.LinkHandler
 	if withHandler {
-		h, err := agent.NewLinkHandler(cfg, a)
+		h, err = agent.NewLinkHandler(cfg, a)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -73,6 +74,9 @@ func startInProcess(tb testing.TB, e *e2e, tune func(*agent.Config), wrap func(n
 	}
 	link := &agent.LinkSender{Config: *up, Log: slog.New(slog.DiscardHandler)}
 	d := &agent.Deliverer{Q: q, S: link, Online: a.Online}
+	if h != nil {
+		agent.ConfirmLater(a, h, link, d, cfg.Heartbeat) // as the daemon does
+	}
 	if deliverer != nil {
 		deliverer(d)
 	}

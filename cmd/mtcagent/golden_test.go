@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mtcagent/mtcagent/attest"
+	"github.com/mtcagent/mtcagent/privacy"
+)
+
+// updateGolden rewrites testdata/golden from the current output:
+// go test ./cmd/mtcagent -run Golden -update-golden
+var updateGolden = flag.Bool("update-golden", false, "rewrite testdata/golden")
+
+// checkGolden compares got byte for byte with testdata/golden/name.
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if *updateGolden {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update-golden to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s: output changed\n--- got ---\n%s\n--- want ---\n%s", name, got, want)
+	}
+}
+
+// goldenRun runs mtcagent and returns stdout, stderr and the exit code in
+// one text, with the state directory replaced by $DIR and each of the
+// given times (printed as RFC 3339 or as the tables print them) by $TIME.
+func goldenRun(t *testing.T, dir string, times []time.Time, stdin string, args ...string) string {
+	t.Helper()
+	out, errOut, code := mdtCLI(t, stdin, args...)
+	s := "--- stdout\n" + out + "--- stderr\n" + errOut + "--- exit " + string(rune('0'+code)) + "\n"
+	s = strings.ReplaceAll(s, dir, "$DIR")
+	for _, tm := range times {
+		s = strings.ReplaceAll(s, tm.UTC().Format(time.RFC3339), "$TIME")
+		s = strings.ReplaceAll(s, tm.UTC().Format(time.DateTime+" MST"), "$TIME")
+	}
+	return s
+}
+
+// TestGoldenMDT pins every byte the mdt commands print, text and JSON.
+func TestGoldenMDT(t *testing.T) {
+	dir, conf := mdtFixture(t)
+	var times []time.Time
+	run := func(name, stdin string, args ...string) {
+		t.Helper()
+		checkGolden(t, "mdt-"+name, goldenRun(t, dir, times, stdin, append(append([]string{"mdt"}, args...), "--state-dir", dir, "--config", conf)...))
+	}
+	run("status-unset.txt", "", "status")
+	run("status-unset.json", "", "status", "--json")
+	run("consent-declined.txt", "no\n", "consent")
+	out, errOut, code := mdtCLI(t, "", "mdt", "consent", "--yes", "--json", "--state-dir", dir, "--config", conf)
+	var c struct {
+		Time time.Time `json:"time"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &c) != nil {
+		t.Fatalf("consent: %d %s %s", code, out, errOut)
+	}
+	times = append(times, c.Time)
+	checkGolden(t, "mdt-consent.json", strings.ReplaceAll(out, c.Time.UTC().Format(time.RFC3339), "$TIME"))
+	run("status-empty.txt", "", "status")
+	appendMDT(t, dir, 3)
+	run("status.txt", "", "status")
+	run("status.json", "", "status", "--json")
+	run("show.txt", "", "show")
+	run("show.json", "", "show", "--json")
+	run("export.json", "", "export", "--out", filepath.Join(dir, "x.jsonl"), "--json")
+	run("export.txt", "", "export", "--out", filepath.Join(dir, "x.cbor"), "--format", "cbor")
+	run("clear-declined.txt", "\n", "clear")
+	run("clear.json", "", "clear", "--yes", "--json")
+	appendMDT(t, dir, 2)
+	run("clear.txt", "yes\n", "clear")
+	run("optout.json", "", "optout", "--yes", "--json")
+	run("status-optedout.json", "", "status", "--json")
+	run("optout.txt", "", "optout", "--yes")
+}
+
+// TestGoldenReportPreview pins every byte of report preview, text and
+// JSON, for a known recipient with each kind of grant and for an unknown
+// one. The secrets are fixed so that masking and pseudonyms are.
+func TestGoldenReportPreview(t *testing.T) {
+	dir, conf, snap := previewFixture(t, "idle")
+	conf2 := filepath.Join(dir, "pseudo.conf")
+	os.WriteFile(conf2, []byte("[privacy]\ndevice_class = no_location_tracking\n\n[recipient \"operator\"]\nidentity = psk:operator-1\n"+
+		"status = full\nlocation = precise\ncell = full\nradio = full\nidentity_disclosure = pseudonym\n"), 0o600)
+	conf3 := filepath.Join(dir, "event.conf")
+	os.WriteFile(conf3, []byte("[privacy]\n"), 0o600)
+	for name, b := range map[string][]byte{privacy.SecretFile: bytes.Repeat([]byte{7}, 32), attest.DeviceSecretFile: bytes.Repeat([]byte{9}, 32)} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(name string, args ...string) {
+		t.Helper()
+		checkGolden(t, "preview-"+name, goldenRun(t, dir, nil, "", append(append([]string{"report", "preview"}, args...), "--state-dir", dir, "--snapshot", snap)...))
+	}
+	for _, r := range []string{"operator", "scs-home", "nobody"} {
+		run(r+".txt", "--recipient", r, "--count", "2", "--config", conf)
+		run(r+".json", "--recipient", r, "--count", "2", "--config", conf, "--json")
+	}
+	run("pseudonym.txt", "--recipient", "operator", "--config", conf2)
+	run("pseudonym.json", "--recipient", "operator", "--config", conf2, "--json")
+	run("none.txt", "--recipient", "operator", "--config", conf3)
+	run("none.json", "--recipient", "operator", "--config", conf3, "--json")
+}

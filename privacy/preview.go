@@ -1,8 +1,13 @@
 package privacy
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -38,4 +43,145 @@ func (p *Policy) Previews(recipient string, s Snapshot, count int) ([]Preview, e
 		out = append(out, Preview{Slot: r.Time(), Size: len(wire), CBOR: hex.EncodeToString(wire), Report: js, Carries: r.CarriesString()})
 	}
 	return out, nil
+}
+
+// RecipientPreview is what `mtcagent report preview` shows for the
+// recipient Name: its grants and the reports it would receive or, for a
+// name the policy does not know (Known false), that it receives nothing.
+type RecipientPreview struct {
+	Name      string
+	Known     bool
+	Recipient Recipient
+	Grants    Grants
+	Reports   []Preview // set by the caller (Previews)
+	pol       *Policy
+}
+
+// PreviewFor starts the preview of name: whether it is known, and its
+// grants after the device class.
+func (p *Policy) PreviewFor(name string) RecipientPreview {
+	r, known := p.Recipient(name)
+	g, _ := p.Grants(name)
+	return RecipientPreview{Name: name, Known: known, Recipient: r, Grants: g, pol: p}
+}
+
+// previewJSON is the JSON of a known recipient's preview (keys in
+// alphabetical order, as scripts have always seen them).
+type previewJSON struct {
+	DeviceClass string            `json:"device_class"`
+	Grants      map[string]string `json:"grants"`
+	Identity    string            `json:"identity"`
+	Known       bool              `json:"known"`
+	Padding     bool              `json:"padding"`
+	Recipient   string            `json:"recipient"`
+	Reports     []Preview         `json:"reports"`
+	Schedule    string            `json:"schedule,omitempty"`
+	Slot        string            `json:"slot"`
+}
+
+// unknownJSON is the JSON of an unknown recipient's preview.
+type unknownJSON struct {
+	Known           bool      `json:"known"`
+	KnownRecipients []string  `json:"known_recipients"`
+	Recipient       string    `json:"recipient"`
+	Reports         []Preview `json:"reports"`
+}
+
+// recipientNames are the policy's recipients in file order.
+func (v RecipientPreview) recipientNames() []string {
+	names := []string{}
+	for _, r := range v.pol.Recipients() {
+		names = append(names, r.Name)
+	}
+	return names
+}
+
+// JSON is the value `report preview --json` prints.
+func (v RecipientPreview) JSON() any {
+	if !v.Known {
+		return unknownJSON{Recipient: v.Name, KnownRecipients: v.recipientNames(), Reports: []Preview{}}
+	}
+	grants := map[string]string{}
+	for _, c := range Classes() {
+		grants[c.String()] = v.Grants.Precision(c)
+	}
+	j := previewJSON{
+		DeviceClass: v.pol.DeviceClass.String(), Grants: grants, Identity: v.Recipient.Identity, Known: true,
+		Padding: v.pol.Padding, Recipient: v.Recipient.Name, Reports: v.Reports, Slot: shortDuration(v.pol.Slot()),
+	}
+	if v.pol.Schedule > 0 {
+		j.Schedule = shortDuration(v.pol.Schedule)
+	}
+	return j
+}
+
+// WriteText writes the preview for people: the grants, then each report
+// field by field in the order of Fields.
+func (v RecipientPreview) WriteText(w io.Writer) {
+	if !v.Known {
+		fmt.Fprintf(w, "Recipient %q is not in the policy: it receives nothing (default deny).\n", v.Name)
+		if names := v.recipientNames(); len(names) > 0 {
+			fmt.Fprintf(w, "Known recipients: %s\n", strings.Join(names, ", "))
+		} else {
+			fmt.Fprintln(w, "The policy names no recipients: nothing leaves the device.")
+		}
+		return
+	}
+	pol, g, reps := v.pol, v.Grants, v.Reports
+	fmt.Fprintf(w, "Recipient %q (authenticates as %s)\n", v.Recipient.Name, v.Recipient.Identity)
+	fmt.Fprintf(w, "  granted:      %s\n", g.String())
+	if pol.DeviceClass == DeviceNoLocationTracking {
+		fmt.Fprintf(w, "  device class: no_location_tracking (location and cell withheld from everyone)\n")
+	}
+	sched := "event-driven; report times rounded to " + shortDuration(pol.Slot())
+	if pol.Schedule > 0 {
+		sched = "every " + shortDuration(pol.Schedule)
+	}
+	fmt.Fprintf(w, "  schedule:     %s\n", sched)
+	pad := "off"
+	if pol.Padding && len(reps) > 0 {
+		pad = fmt.Sprintf("on (every report is %d bytes)", reps[0].Size)
+	}
+	fmt.Fprintf(w, "  padding:      %s\n", pad)
+	order := map[string]int{}
+	for i, f := range Fields() {
+		order[f.Key] = i
+	}
+	for i, r := range reps {
+		fmt.Fprintf(w, "\nReport %d of %d, slot %s, %d bytes of CBOR:\n", i+1, len(reps), r.Slot.Format(time.RFC3339), r.Size)
+		var m map[string]json.RawMessage
+		if json.Unmarshal(r.Report, &m) != nil {
+			continue
+		}
+		fmt.Fprintf(w, "  %-10s %s\n", "carries", r.Carries)
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			if k != "carries" && k != "v" && k != "t" {
+				keys = append(keys, k)
+			}
+		}
+		sort.Slice(keys, func(a, b int) bool { return order[keys[a]] < order[keys[b]] })
+		for _, k := range keys {
+			val := string(bytes.Trim(m[k], `"`))
+			if (k == "lat" || k == "lon") && g.Location == LocationRegion {
+				val += fmt.Sprintf("  (centre of a %s grid cell, masked)", strings.TrimPrefix(g.Precision(ClassLocation), "region:"))
+			}
+			fmt.Fprintf(w, "  %-10s %s\n", k, val)
+		}
+		if len(keys) == 0 {
+			fmt.Fprintf(w, "  (nothing but the slot time)\n")
+		}
+	}
+}
+
+// shortDuration prints 15m rather than 15m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

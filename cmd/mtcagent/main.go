@@ -49,3 +49,19 @@ func modemFlag(fs *flag.FlagSet, env *cli.Env) *string {
 	}
 	return fs.String("modem", def, "modem: device path, auto, tcp:HOST:PORT or sim:SCENARIO.json ($MTCAGENT_MODEM)")
 }
+
+// defaultConfigPath is where the agent's configuration lives on a device.
+const defaultConfigPath = "/etc/mtcagent/mtcagent.conf"
+
+// configFlag adds --config (default $MTCAGENT_CONFIG, else
+// defaultConfigPath). isDefault tells, once parsed, whether it is the
+// default path by default: a command that works without a file then
+// takes a missing one for the defaults.
+func configFlag(fs *flag.FlagSet, env *cli.Env, usage string) (path *string, isDefault func() bool) {
+	def := env.Getenv("MTCAGENT_CONFIG")
+	if def == "" {
+		def = defaultConfigPath
+	}
+	path = fs.String("config", def, usage)
+	return path, func() bool { return def == defaultConfigPath && *path == defaultConfigPath }
+}

@@ -55,29 +55,17 @@ func runAttest(env *cli.Env, args []string) error {
 		}
 	}
 	// Keys and counters first: a refused key file should not cost a modem session.
-	key, created, err := loadDeviceKey(*stateDir)
-	if err != nil {
-		return err
-	}
-	if created {
-		fmt.Fprintf(env.Stderr, "mtcagent: created a new device key; give verifiers 'mtcagent key public'\n")
-	}
-	deriver, err := attest.LoadOrCreateDeriver(*stateDir)
-	if err != nil {
+	sg, err := attest.OpenSigning(*stateDir, attest.SigningOptions{})
+	var ce *attest.CounterError
+	switch {
+	case errors.As(err, &ce):
+		return cli.WithHint(err, "the counter file is damaged; the agent refuses to restart counters on its own")
+	case err != nil:
 		return keyHint(err, *stateDir)
 	}
-	boot, err := attest.BootCount(*stateDir)
-	if err != nil {
-		return cli.WithHint(err, "the counter file is damaged; the agent refuses to restart counters on its own")
-	}
-	ctr, err := attest.OpenCounter(*stateDir, 0)
-	if err != nil {
-		return cli.WithHint(err, "the counter file is damaged; the agent refuses to restart counters on its own")
-	}
-	defer ctr.Close()
-	issuer, err := attest.NewIssuer(key, ctr, attest.SystemClock, boot)
-	if err != nil {
-		return err
+	defer sg.Close()
+	if sg.KeyCreated {
+		fmt.Fprintf(env.Stderr, "mtcagent: created a new device key; give verifiers 'mtcagent key public'\n")
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), modemTimeout)
@@ -99,7 +87,7 @@ func runAttest(env *cli.Env, args []string) error {
 	if st.SIM.IMSI.IsZero() && st.SIM.ICCID.IsZero() {
 		fmt.Fprintf(env.Stderr, "mtcagent: warning: no SIM identity read (state %q): the token attests a device without SIM\n", st.SIM.State)
 	}
-	tok, err := issuer.SignBinding(deriver, attest.Binding{
+	tok, err := sg.Issuer.SignBinding(sg.Deriver, attest.Binding{
 		Recipient: *recipient, Nonce: nonce,
 		IMEI: st.Modem.IMEI, IMSI: st.SIM.IMSI, ICCID: st.SIM.ICCID,
 		Model: st.Modem.Model, Revision: st.Modem.Revision,

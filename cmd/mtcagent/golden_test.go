@@ -120,3 +120,32 @@ func TestGoldenReportPreview(t *testing.T) {
 	run("none.txt", "--recipient", "operator", "--config", conf3)
 	run("none.json", "--recipient", "operator", "--config", conf3, "--json")
 }
+
+// TestGoldenPrivacyAudit pins every byte of privacy audit, text and JSON,
+// empty, whole, filtered and with a line cut by a power loss.
+func TestGoldenPrivacyAudit(t *testing.T) {
+	dir := t.TempDir()
+	run := func(name string, args ...string) {
+		t.Helper()
+		checkGolden(t, "audit-"+name, goldenRun(t, dir, nil, "", append(append([]string{"privacy", "audit"}, args...), "--state-dir", dir)...))
+	}
+	run("empty.txt")
+	run("empty.json", "--json")
+	a := privacy.OpenAudit(dir, 0)
+	t0 := time.Date(2026, 11, 23, 16, 0, 0, 0, time.UTC)
+	a.Append(privacy.AuditEntry{Time: t0, Recipient: "scs-home", Carries: map[string]string{"status": "reachable", "location": "region:2km"}, Size: 192})
+	a.Append(privacy.AuditEntry{Time: t0.Add(15 * time.Minute), Recipient: "operator", Carries: map[string]string{"status": "full", "cell": "full", "identity": "pseudonym"}, Size: 704})
+	a.Append(privacy.AuditEntry{Time: t0.Add(30 * time.Minute), Recipient: "operator", Size: 64})
+	run("all.txt")
+	run("all.json", "--json")
+	run("operator.txt", "--recipient", "operator")
+	run("nobody.json", "--recipient", "nobody", "--json")
+	f, err := os.OpenFile(filepath.Join(dir, privacy.AuditFile), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"time":"2026-11-23T17:`)
+	f.Close()
+	run("torn.txt")
+	run("torn.json", "--json")
+}

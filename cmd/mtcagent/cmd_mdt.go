@@ -33,34 +33,6 @@ func init() {
 	})
 }
 
-// mdtService is what the mdt commands need of the log. *mdtlog.Store
-// provides it directly when the daemon is not running; the daemon serves
-// the same methods over its control socket.
-type mdtService interface {
-	Consent(mdtlog.ConsentRequest) (mdtlog.Consent, error)
-	OptOut(clockSynced bool) (mdtlog.Destroyed, error)
-	Clear() (mdtlog.Destroyed, error)
-	Status() (mdtlog.Status, error)
-	Export(w io.Writer, format string) (mdtlog.ScanReport, error)
-	Records(fn func(mdtlog.Entry) error) (mdtlog.ScanReport, error)
-	Close() error
-}
-
-// openMDT opens the log for a command. While the daemon runs it owns the
-// log (and its lock): the command then goes through its control socket, so
-// `mdt clear` and `mdt optout` work at any time.
-func openMDT(stateDir string, opts mdtlog.Options) (mdtService, error) {
-	r := (&control.Client{StateDir: stateDir}).MDT()
-	if _, err := r.Status(); err == nil {
-		return r, nil
-	}
-	s, err := mdtlog.Open(stateDir, opts)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
 // runMDT runs the mdt subcommand sub.
 func runMDT(env *cli.Env, sub string, args []string) error {
 	fl := app.NewFlags(env, "mdt "+sub)
@@ -92,7 +64,7 @@ func runMDT(env *cli.Env, sub string, args []string) error {
 		return err
 	}
 	cfg := conf.MDT
-	svc, err := openMDT(*stateDir, cfg.Options())
+	svc, err := control.OpenMDT(*stateDir, cfg.Options())
 	if errors.Is(err, mdtlog.ErrLocked) {
 		return cli.WithHint(err, "the daemon (mtcagent run) holds the log: run this command on a device where it serves 'mdt' over its control socket, or stop it first")
 	}
@@ -127,7 +99,7 @@ func confirm(env *cli.Env, question string) bool {
 	return a == "yes" || a == "y"
 }
 
-func mdtConsent(env *cli.Env, svc mdtService, cfg mdtlog.Config, yes, asJSON bool) error {
+func mdtConsent(env *cli.Env, svc control.MDTService, cfg mdtlog.Config, yes, asJSON bool) error {
 	if !asJSON || !yes {
 		fmt.Fprint(env.Stdout, mdtlog.Notice(cfg))
 		fmt.Fprintln(env.Stdout)
@@ -146,7 +118,7 @@ func mdtConsent(env *cli.Env, svc mdtService, cfg mdtlog.Config, yes, asJSON boo
 	return nil
 }
 
-func mdtErase(env *cli.Env, svc mdtService, sub string, yes, asJSON bool) error {
+func mdtErase(env *cli.Env, svc control.MDTService, sub string, yes, asJSON bool) error {
 	q := "Erase the measurement log now?"
 	if sub == "optout" {
 		q = "Stop MDT logging for good and erase the log?"
@@ -174,7 +146,7 @@ func mdtErase(env *cli.Env, svc mdtService, sub string, yes, asJSON bool) error 
 	return nil
 }
 
-func mdtStatus(env *cli.Env, svc mdtService, cfg mdtlog.Config, stateDir string, asJSON bool) error {
+func mdtStatus(env *cli.Env, svc control.MDTService, cfg mdtlog.Config, stateDir string, asJSON bool) error {
 	st, err := svc.Status()
 	if err != nil {
 		return fmt.Errorf("mdt status: %w", err)
@@ -191,7 +163,7 @@ func warnFailed(env *cli.Env, rep mdtlog.ScanReport) {
 	}
 }
 
-func mdtShow(env *cli.Env, svc mdtService, asJSON bool) error {
+func mdtShow(env *cli.Env, svc control.MDTService, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		rep, err := svc.Records(func(e mdtlog.Entry) error { return enc.Encode(e.JSON()) })
@@ -212,7 +184,7 @@ func mdtShow(env *cli.Env, svc mdtService, asJSON bool) error {
 	return nil
 }
 
-func mdtExport(env *cli.Env, svc mdtService, out, format string, asJSON bool) error {
+func mdtExport(env *cli.Env, svc control.MDTService, out, format string, asJSON bool) error {
 	// The export is decrypted personal data: readable by the owner only.
 	var rep mdtlog.ScanReport
 	var exportErr error

@@ -518,3 +518,35 @@ func allDigits(s string) bool {
 	}
 	return true
 }
+
+// SUCIJSON is the JSON of `mtcagent suci --json`: the SUCI and its parts
+// (keys in alphabetical order, as scripts have always seen them).
+type SUCIJSON struct {
+	HNKeyID            int    `json:"hn_key_id"`
+	MCC                string `json:"mcc"`
+	MNC                string `json:"mnc"`
+	Profile            string `json:"profile"`
+	ProtectionSchemeID int    `json:"protection_scheme_id"`
+	RoutingIndicator   string `json:"routing_indicator"`
+	SUCI               string `json:"suci"`
+	SUPIType           int    `json:"supi_type"` // 0: IMSI
+}
+
+// JSON is s and its parts.
+func (s SUCI) JSON() SUCIJSON {
+	return SUCIJSON{HNKeyID: s.KeyID, MCC: s.MCC, MNC: s.MNC, Profile: s.Scheme.String(),
+		ProtectionSchemeID: int(s.Scheme), RoutingIndicator: s.RoutingIndicator, SUCI: s.String()}
+}
+
+// ConcealString is the SUCI of imsi as a string (Conceal), or "" without
+// a key or without an IMSI: the SUCI claim of a binding token.
+func ConcealString(hn *HNPublicKey, imsi ident.IMSI, rnd io.Reader) (string, error) {
+	if hn == nil || imsi.IsZero() {
+		return "", nil
+	}
+	s, err := Conceal(hn, imsi, rnd)
+	if err != nil {
+		return "", err
+	}
+	return s.String(), nil
+}

@@ -80,7 +80,7 @@ func runAttest(env *cli.Env, args []string) error {
 		return cli.WithHint(errors.New("the modem did not answer every identity read (SIM state, IMSI, ICCID, model, revision)"),
 			"try again; a modem that keeps failing them may need a reset")
 	}
-	suci, err := concealForToken(hn, st.SIM.IMSI)
+	suci, err := attest.ConcealString(hn, st.SIM.IMSI, nil)
 	if err != nil {
 		return err
 	}

@@ -149,3 +149,12 @@ func TestGoldenPrivacyAudit(t *testing.T) {
 	run("torn.txt")
 	run("torn.json", "--json")
 }
+
+// TestGoldenSUCI pins the bytes of suci and suci --json (the null scheme:
+// the only one without randomness).
+func TestGoldenSUCI(t *testing.T) {
+	sc := attScenario(t, `{"state": "ready", "imsi": "`+attIMSI+`", "iccid": "`+attICCID+`"}`)
+	dir := filepath.Dir(sc)
+	checkGolden(t, "suci-null.txt", goldenRun(t, dir, nil, "", "suci", "--profile", "null", "--mnc-digits", "3", "--modem", "sim:"+sc))
+	checkGolden(t, "suci-null.json", goldenRun(t, dir, nil, "", "suci", "--profile", "null", "--json", "--modem", "sim:"+sc))
+}

@@ -17,36 +17,20 @@ import (
 // the pty's path and a stop function.
 var simOpener func(scenario string) (path string, stop func(), err error)
 
-// openModem opens the port named by spec: a device path, auto,
-// tcp:HOST:PORT or sim:FILE.
+// openModem opens the port named by spec (a device path, auto,
+// tcp:HOST:PORT or sim:FILE) for a one-shot command; stop ends the
+// simulator a sim: spec started.
 func openModem(spec string) (io.ReadWriteCloser, func(), error) {
-	if file, ok := strings.CutPrefix(spec, "sim:"); ok {
-		if simOpener == nil {
-			return nil, nil, errors.New("this build has no simulator (built with mtc_omit_sim)")
-		}
-		path, stop, err := simOpener(file)
-		if err != nil {
-			return nil, nil, &cli.UsageError{Msg: err.Error()}
-		}
-		p, err := serialport.OpenDevice(path)
-		if err != nil {
-			stop()
-			return nil, nil, err
-		}
-		return p, stop, nil
-	}
-	p, err := serialport.Open(spec)
+	open, stop, err := modemOpener(spec)
 	if err != nil {
-		var pe *serialport.Error
-		if errors.As(err, &pe) && pe.Hint() != "" {
-			return nil, nil, cli.WithHint(err, pe.Hint())
-		}
-		if strings.Contains(err.Error(), "modem spec") {
-			return nil, nil, &cli.UsageError{Msg: err.Error(), Hint: "examples: --modem /dev/ttyUSB2, --modem auto, --modem tcp:127.0.0.1:2000, --modem sim:scenario.json"}
-		}
 		return nil, nil, err
 	}
-	return p, func() {}, nil
+	p, err := open(context.Background())
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return p, stop, nil
 }
 
 // modemOpener is the opener of spec for a long-running command (run,
@@ -65,8 +49,18 @@ func modemOpener(spec string) (open atmodem.Opener, stop func(), err error) {
 		spec, stop = path, s
 	}
 	return func(context.Context) (io.ReadWriteCloser, error) {
-		p, _, err := openModem(spec)
-		return p, err
+		p, err := serialport.Open(spec)
+		if err == nil {
+			return p, nil
+		}
+		var pe *serialport.Error
+		if errors.As(err, &pe) && pe.Hint() != "" {
+			return nil, cli.WithHint(err, pe.Hint())
+		}
+		if strings.Contains(err.Error(), "modem spec") {
+			return nil, &cli.UsageError{Msg: err.Error(), Hint: "examples: --modem /dev/ttyUSB2, --modem auto, --modem tcp:127.0.0.1:2000, --modem sim:scenario.json"}
+		}
+		return nil, err
 	}, stop, nil
 }
 

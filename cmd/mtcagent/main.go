@@ -34,20 +34,12 @@ const defaultStateDir = "/var/lib/mtcagent"
 // stateDirFlag adds --state-dir (default $MTCAGENT_STATE_DIR, else
 // /var/lib/mtcagent).
 func stateDirFlag(fs *flag.FlagSet, env *cli.Env) *string {
-	def := env.Getenv("MTCAGENT_STATE_DIR")
-	if def == "" {
-		def = defaultStateDir
-	}
-	return fs.String("state-dir", def, "directory for keys, counters and logs ($MTCAGENT_STATE_DIR)")
+	return fs.String("state-dir", envOr(env, "MTCAGENT_STATE_DIR", defaultStateDir), "directory for keys, counters and logs ($MTCAGENT_STATE_DIR)")
 }
 
 // modemFlag adds --modem (default $MTCAGENT_MODEM, else auto).
 func modemFlag(fs *flag.FlagSet, env *cli.Env) *string {
-	def := env.Getenv("MTCAGENT_MODEM")
-	if def == "" {
-		def = "auto"
-	}
-	return fs.String("modem", def, "modem: device path, auto, tcp:HOST:PORT or sim:SCENARIO.json ($MTCAGENT_MODEM)")
+	return fs.String("modem", envOr(env, "MTCAGENT_MODEM", "auto"), "modem: device path, auto, tcp:HOST:PORT or sim:SCENARIO.json ($MTCAGENT_MODEM)")
 }
 
 // defaultConfigPath is where the agent's configuration lives on a device.
@@ -58,10 +50,15 @@ const defaultConfigPath = "/etc/mtcagent/mtcagent.conf"
 // default path by default: a command that works without a file then
 // takes a missing one for the defaults.
 func configFlag(fs *flag.FlagSet, env *cli.Env, usage string) (path *string, isDefault func() bool) {
-	def := env.Getenv("MTCAGENT_CONFIG")
-	if def == "" {
-		def = defaultConfigPath
-	}
+	def := envOr(env, "MTCAGENT_CONFIG", defaultConfigPath)
 	path = fs.String("config", def, usage)
 	return path, func() bool { return def == defaultConfigPath && *path == defaultConfigPath }
+}
+
+// envOr is the environment variable name, or def where it is unset or empty.
+func envOr(env *cli.Env, name, def string) string {
+	if v := env.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -65,9 +64,7 @@ func runAttest(env *cli.Env, args []string) error {
 		fmt.Fprintf(env.Stderr, "mtcagent: created a new device key; give verifiers 'mtcagent key public'\n")
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), modemTimeout)
-	defer cancel()
-	st, err := readStatus(ctx, env, *modem)
+	st, err := readStatus(*modem)
 	if err != nil {
 		return err
 	}

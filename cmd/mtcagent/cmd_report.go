@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -48,7 +47,7 @@ func runReportPreview(env *cli.Env, args []string) error {
 		return err
 	}
 	v, err := agent.Preview(cfg.Policy, *stateDir, *recipient, *count, func() (privacy.Snapshot, error) {
-		snap, err := readSnapshot(env, *snapPath, *modemSpec)
+		snap, err := readSnapshot(*snapPath, *modemSpec)
 		if err == nil && snap.Time.IsZero() {
 			snap.Time = time.Now()
 		}
@@ -73,11 +72,9 @@ func runReportPreview(env *cli.Env, args []string) error {
 // readSnapshot reads the device state from --snapshot FILE
 // (agent.ParseSnapshot; a file that does not parse is bad input) or else
 // from one reading of the modem.
-func readSnapshot(env *cli.Env, path, modemSpec string) (privacy.Snapshot, error) {
+func readSnapshot(path, modemSpec string) (privacy.Snapshot, error) {
 	if path == "" {
-		ctx, cancel := context.WithTimeout(context.Background(), modemTimeout)
-		defer cancel()
-		st, err := readStatus(ctx, env, modemSpec)
+		st, err := readStatus(modemSpec)
 		if err != nil {
 			return privacy.Snapshot{}, err
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -39,9 +38,7 @@ func runSUCI(env *cli.Env, args []string) error {
 		}
 		hn.MNCDigits = *mncDigits
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), modemTimeout)
-	defer cancel()
-	st, err := readStatus(ctx, env, *modem)
+	st, err := readStatus(*modem)
 	if err != nil {
 		return err
 	}

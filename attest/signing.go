@@ -28,20 +28,21 @@ type SigningOptions struct {
 
 // OpenSigning opens the signing state of stateDir: key, deriver, counter
 // and boot count, in that order. A damaged counter or boot count file
-// fails with a *CounterError; Close gives the counter's unused block back.
-func OpenSigning(stateDir string, o SigningOptions) (*Signing, error) {
-	s := &Signing{Key: o.Signer}
+// fails with a *CounterError. Counter.Close gives the counter's unused
+// block back.
+func OpenSigning(stateDir string, o SigningOptions) (Signing, error) {
+	s := Signing{Key: o.Signer}
 	var err error
 	if s.Key == nil {
 		if s.Key, s.KeyCreated, err = LoadOrCreateDeviceKey(stateDir); err != nil {
-			return nil, err
+			return Signing{}, err
 		}
 	}
 	if s.Deriver, err = LoadOrCreateDeriver(stateDir); err != nil {
-		return nil, err
+		return Signing{}, err
 	}
 	if s.Counter, err = OpenCounter(stateDir, 0); err != nil {
-		return nil, err
+		return Signing{}, err
 	}
 	if o.CountBoot {
 		s.Boot, err = IncrementBootCount(stateDir)
@@ -53,10 +54,7 @@ func OpenSigning(stateDir string, o SigningOptions) (*Signing, error) {
 	}
 	if err != nil {
 		s.Counter.Close()
-		return nil, err
+		return Signing{}, err
 	}
 	return s, nil
 }
-
-// Close ends the use of the counter (Counter.Close).
-func (s *Signing) Close() error { return s.Counter.Close() }

@@ -519,23 +519,13 @@ func allDigits(s string) bool {
 	return true
 }
 
-// SUCIJSON is the JSON of `mtcagent suci --json`: the SUCI and its parts
-// (keys in alphabetical order, as scripts have always seen them).
-type SUCIJSON struct {
-	HNKeyID            int    `json:"hn_key_id"`
-	MCC                string `json:"mcc"`
-	MNC                string `json:"mnc"`
-	Profile            string `json:"profile"`
-	ProtectionSchemeID int    `json:"protection_scheme_id"`
-	RoutingIndicator   string `json:"routing_indicator"`
-	SUCI               string `json:"suci"`
-	SUPIType           int    `json:"supi_type"` // 0: IMSI
-}
-
-// JSON is s and its parts.
-func (s SUCI) JSON() SUCIJSON {
-	return SUCIJSON{HNKeyID: s.KeyID, MCC: s.MCC, MNC: s.MNC, Profile: s.Scheme.String(),
-		ProtectionSchemeID: int(s.Scheme), RoutingIndicator: s.RoutingIndicator, SUCI: s.String()}
+// JSON is s and its parts, as `mtcagent suci --json` prints them.
+func (s SUCI) JSON() map[string]any {
+	return map[string]any{
+		"suci": s.String(), "supi_type": 0, "mcc": s.MCC, "mnc": s.MNC,
+		"routing_indicator": s.RoutingIndicator, "profile": s.Scheme.String(),
+		"protection_scheme_id": int(s.Scheme), "hn_key_id": s.KeyID,
+	}
 }
 
 // ConcealString is the SUCI of imsi as a string (Conceal), or "" without

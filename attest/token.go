@@ -250,8 +250,8 @@ func ParseNonce(h string) ([]byte, error) {
 		return nil, nil
 	}
 	n, err := hex.DecodeString(h)
-	if err == nil && (len(n) < MinNonce || len(n) > MaxNonce) {
-		err = fmt.Errorf("attest: nonce of %d bytes: want %d to %d", len(n), MinNonce, MaxNonce)
+	if err == nil {
+		err = checkClaim(NonceClaim(n))
 	}
 	return n, err
 }

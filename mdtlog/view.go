@@ -9,53 +9,38 @@ import (
 )
 
 // The views below are what `mtcagent mdt` prints: the JSON of --json (a
-// contract for scripts: keys in this order, absent times as null) and the
-// text for people.
+// contract for scripts; maps, so that encoding/json writes the keys in
+// sorted order, and absent times are null) and the text for people.
 
 // jsonTime is t in RFC 3339 UTC, or nil (JSON null) for the zero time.
-func jsonTime(t time.Time) *string {
+func jsonTime(t time.Time) any {
 	if t.IsZero() {
 		return nil
 	}
-	s := t.UTC().Format(time.RFC3339)
-	return &s
-}
-
-// textTime is t as the text views print it.
-func textTime(t time.Time) string { return t.UTC().Format(time.DateTime + " MST") }
-
-// StatusJSON is the JSON of `mdt status --json`; the keys are in
-// alphabetical order, as scripts have always seen them.
-type StatusJSON struct {
-	Bytes           int64   `json:"bytes"`
-	BytesUsed       int64   `json:"bytes_used"`
-	Consent         string  `json:"consent"`
-	ConsentDamaged  bool    `json:"consent_damaged"`
-	ConsentTime     *string `json:"consent_time"`
-	Dir             string  `json:"dir"`
-	DurationMinutes float64 `json:"duration_minutes"`
-	Failed          int     `json:"failed"`
-	IntervalSeconds float64 `json:"interval_seconds"`
-	Logging         bool    `json:"logging"`
-	MaxBytes        int64   `json:"max_bytes"`
-	Newest          *string `json:"newest"`
-	Oldest          *string `json:"oldest"`
-	Records         int     `json:"records"`
-	RetentionHours  float64 `json:"retention_hours"`
-	Segments        int     `json:"segments"`
-	WhatIsLogged    string  `json:"what_is_logged"`
+	return t.UTC().Format(time.RFC3339)
 }
 
 // JSON is st with the settings cfg and the log directory of stateDir, as
 // `mdt status --json` prints it.
-func (st Status) JSON(cfg Config, stateDir string) StatusJSON {
-	return StatusJSON{
-		Bytes: st.Bytes, BytesUsed: st.Used,
-		Consent: st.Consent.String(), ConsentDamaged: st.ConsentDamaged, ConsentTime: jsonTime(st.ConsentTime),
-		Dir: Dir(stateDir), DurationMinutes: cfg.Duration.Minutes(), Failed: st.Failed,
-		IntervalSeconds: cfg.Interval.Seconds(), Logging: st.Logging, MaxBytes: cfg.MaxBytes,
-		Newest: jsonTime(st.Newest), Oldest: jsonTime(st.Oldest), Records: st.Records,
-		RetentionHours: cfg.Retention.Hours(), Segments: st.Segments, WhatIsLogged: WhatIsLogged,
+func (st Status) JSON(cfg Config, stateDir string) map[string]any {
+	return map[string]any{
+		"consent":          st.Consent.String(),
+		"consent_time":     jsonTime(st.ConsentTime),
+		"consent_damaged":  st.ConsentDamaged,
+		"logging":          st.Logging,
+		"records":          st.Records,
+		"failed":           st.Failed,
+		"segments":         st.Segments,
+		"bytes":            st.Bytes,
+		"bytes_used":       st.Used,
+		"oldest":           jsonTime(st.Oldest),
+		"newest":           jsonTime(st.Newest),
+		"dir":              Dir(stateDir),
+		"what_is_logged":   WhatIsLogged,
+		"interval_seconds": cfg.Interval.Seconds(),
+		"duration_minutes": cfg.Duration.Minutes(),
+		"max_bytes":        cfg.MaxBytes,
+		"retention_hours":  cfg.Retention.Hours(),
 	}
 }
 
@@ -64,7 +49,7 @@ func (st Status) WriteText(w io.Writer, cfg Config, stateDir string) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	consent := st.Consent.String()
 	if !st.ConsentTime.IsZero() {
-		consent += " since " + textTime(st.ConsentTime)
+		consent += " since " + st.ConsentTime.UTC().Format(time.DateTime+" MST")
 	}
 	if st.ConsentDamaged {
 		consent += " (consent file unreadable: treated as opted out; run 'mtcagent mdt consent' or 'optout')"
@@ -77,8 +62,8 @@ func (st Status) WriteText(w io.Writer, cfg Config, stateDir string) error {
 	fmt.Fprintf(tw, "logging:\t%s\n", logging)
 	fmt.Fprintf(tw, "records:\t%d in %d segment files, %d bytes used of %d on disk\n", st.Records, st.Segments, st.Used, st.Bytes)
 	if st.Records > 0 {
-		fmt.Fprintf(tw, "oldest:\t%s\n", textTime(st.Oldest))
-		fmt.Fprintf(tw, "newest:\t%s\n", textTime(st.Newest))
+		fmt.Fprintf(tw, "oldest:\t%s\n", st.Oldest.UTC().Format(time.DateTime+" MST"))
+		fmt.Fprintf(tw, "newest:\t%s\n", st.Newest.UTC().Format(time.DateTime+" MST"))
 	}
 	if st.Failed > 0 {
 		fmt.Fprintf(tw, "unreadable:\t%d records failed authentication and are skipped\n", st.Failed)
@@ -89,40 +74,22 @@ func (st Status) WriteText(w io.Writer, cfg Config, stateDir string) error {
 	return tw.Flush()
 }
 
-// ConsentJSON is the JSON of `mdt consent --json`.
-type ConsentJSON struct {
-	Consent string  `json:"consent"`
-	Time    *string `json:"time"`
-}
-
 // JSON is c as `mdt consent --json` prints it.
-func (c Consent) JSON() ConsentJSON { return ConsentJSON{c.State.String(), jsonTime(c.Time)} }
-
-// WriteText writes the confirmation of a consent just given.
-func (c Consent) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "Consent recorded at %s. MDT logging is on.\n", textTime(c.Time))
-	fmt.Fprintln(w, "Change your mind at any time: 'mtcagent mdt clear' or 'mtcagent mdt optout'.")
-}
-
-// DestroyedJSON is the JSON of `mdt clear --json` and `mdt optout --json`
-// (consent only for optout).
-type DestroyedJSON struct {
-	Bytes             int64  `json:"bytes"`
-	Consent           string `json:"consent,omitempty"`
-	KeyDestroyed      bool   `json:"key_destroyed"`
-	Records           int    `json:"records"`
-	Segments          int    `json:"segments"`
-	UncountedSegments int    `json:"uncounted_segments"`
+func (c Consent) JSON() map[string]any {
+	return map[string]any{"consent": c.State.String(), "time": jsonTime(c.Time)}
 }
 
 // JSON is d as `mdt clear --json` (optOut false) or `mdt optout --json`
 // prints it.
-func (d Destroyed) JSON(optOut bool) DestroyedJSON {
-	j := DestroyedJSON{Bytes: d.Bytes, KeyDestroyed: d.KeyDestroyed, Records: d.Records, Segments: d.Segments, UncountedSegments: d.Uncounted}
-	if optOut {
-		j.Consent = OptedOut.String()
+func (d Destroyed) JSON(optOut bool) map[string]any {
+	v := map[string]any{
+		"key_destroyed": d.KeyDestroyed, "segments": d.Segments, "records": d.Records,
+		"bytes": d.Bytes, "uncounted_segments": d.Uncounted,
 	}
-	return j
+	if optOut {
+		v["consent"] = OptedOut.String()
+	}
+	return v
 }
 
 // WriteText writes what a clear (optOut false) or an opt-out destroyed.
@@ -143,36 +110,31 @@ func (d Destroyed) WriteText(w io.Writer, optOut bool) {
 	fmt.Fprintf(w, "Destroyed: %s, %d segment files, %s, %d bytes.\n", key, d.Segments, recs, d.Bytes)
 }
 
-// Table prints entries as the table of `mdt show`: NewTable writes the
-// header, Add one line per entry, Flush aligns and writes them.
-type Table struct{ tw *tabwriter.Writer }
-
-// NewTable starts a table on w.
-func NewTable(w io.Writer) *Table {
-	t := &Table{tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
-	fmt.Fprintln(t.tw, "TIME (UTC)\tSYNC\tSERVING CELL\tRSRP\tRSRQ\tSINR\tRSSI\tNEIGHBOURS\tLOCATION")
-	return t
-}
-
-// Add adds e's line.
-func (t *Table) Add(e Entry) error {
-	r := e.Record
-	sync := "yes"
-	if !r.ClockSynced {
-		sync = "no"
+// WriteTable writes the entries that records yields (Store.Records) as
+// the table of `mdt show`, aligned, and returns records' report.
+func WriteTable(w io.Writer, records func(func(Entry) error) (ScanReport, error)) (ScanReport, error) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME (UTC)\tSYNC\tSERVING CELL\tRSRP\tRSRQ\tSINR\tRSSI\tNEIGHBOURS\tLOCATION")
+	rep, err := records(func(e Entry) error {
+		r := e.Record
+		sync := "yes"
+		if !r.ClockSynced {
+			sync = "no"
+		}
+		loc := "-"
+		if r.Location != nil {
+			loc = fmt.Sprintf("%.5f,%.5f ±%gm", r.Location.Lat, r.Location.Lon, r.Location.AccuracyM)
+		}
+		s := r.Serving
+		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Time.UTC().Format(time.DateTime), sync,
+			CellText(s), optNum(s.RSRP), optNum(s.RSRQ), optNum(s.SINR), optNum(s.RSSI), len(r.Neighbours), loc)
+		return err
+	})
+	if err != nil {
+		return rep, err
 	}
-	loc := "-"
-	if r.Location != nil {
-		loc = fmt.Sprintf("%.5f,%.5f ±%gm", r.Location.Lat, r.Location.Lon, r.Location.AccuracyM)
-	}
-	s := r.Serving
-	_, err := fmt.Fprintf(t.tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Time.UTC().Format(time.DateTime), sync,
-		CellText(s), optNum(s.RSRP), optNum(s.RSRQ), optNum(s.SINR), optNum(s.RSSI), len(r.Neighbours), loc)
-	return err
+	return rep, tw.Flush()
 }
-
-// Flush writes the table.
-func (t *Table) Flush() error { return t.tw.Flush() }
 
 func optNum(p *float64) string {
 	if p == nil {

@@ -54,7 +54,9 @@ type RecipientPreview struct {
 	Recipient Recipient
 	Grants    Grants
 	Reports   []Preview // set by the caller (Previews)
-	pol       *Policy
+	// Names are the policy's recipients in file order, for an unknown Name.
+	Names []string
+	pol   *Policy
 }
 
 // PreviewFor starts the preview of name: whether it is known, and its
@@ -62,57 +64,39 @@ type RecipientPreview struct {
 func (p *Policy) PreviewFor(name string) RecipientPreview {
 	r, known := p.Recipient(name)
 	g, _ := p.Grants(name)
-	return RecipientPreview{Name: name, Known: known, Recipient: r, Grants: g, pol: p}
-}
-
-// previewJSON is the JSON of a known recipient's preview (keys in
-// alphabetical order, as scripts have always seen them).
-type previewJSON struct {
-	DeviceClass string            `json:"device_class"`
-	Grants      map[string]string `json:"grants"`
-	Identity    string            `json:"identity"`
-	Known       bool              `json:"known"`
-	Padding     bool              `json:"padding"`
-	Recipient   string            `json:"recipient"`
-	Reports     []Preview         `json:"reports"`
-	Schedule    string            `json:"schedule,omitempty"`
-	Slot        string            `json:"slot"`
-}
-
-// unknownJSON is the JSON of an unknown recipient's preview.
-type unknownJSON struct {
-	Known           bool      `json:"known"`
-	KnownRecipients []string  `json:"known_recipients"`
-	Recipient       string    `json:"recipient"`
-	Reports         []Preview `json:"reports"`
-}
-
-// recipientNames are the policy's recipients in file order.
-func (v RecipientPreview) recipientNames() []string {
-	names := []string{}
-	for _, r := range v.pol.Recipients() {
-		names = append(names, r.Name)
+	v := RecipientPreview{Name: name, Known: known, Recipient: r, Grants: g, pol: p}
+	if !known {
+		v.Names = []string{}
+		for _, r := range p.recipients {
+			v.Names = append(v.Names, r.Name)
+		}
 	}
-	return names
+	return v
 }
 
 // JSON is the value `report preview --json` prints.
-func (v RecipientPreview) JSON() any {
+func (v RecipientPreview) JSON() map[string]any {
 	if !v.Known {
-		return unknownJSON{Recipient: v.Name, KnownRecipients: v.recipientNames(), Reports: []Preview{}}
+		return map[string]any{"recipient": v.Name, "known": false, "reports": []any{}, "known_recipients": v.Names}
 	}
 	grants := map[string]string{}
 	for _, c := range Classes() {
 		grants[c.String()] = v.Grants.Precision(c)
 	}
-	j := previewJSON{
-		DeviceClass: v.pol.DeviceClass.String(), Grants: grants, Identity: v.Recipient.Identity, Known: true,
-		Padding: v.pol.Padding, Recipient: v.Recipient.Name, Reports: v.Reports, Slot: shortDuration(v.pol.Slot()),
+	out := map[string]any{
+		"recipient":    v.Recipient.Name,
+		"identity":     v.Recipient.Identity,
+		"known":        true,
+		"grants":       grants,
+		"device_class": v.pol.DeviceClass.String(),
+		"padding":      v.pol.Padding,
+		"slot":         shortDuration(v.pol.Slot()),
+		"reports":      v.Reports,
 	}
 	if v.pol.Schedule > 0 {
-		j.Schedule = shortDuration(v.pol.Schedule)
+		out["schedule"] = shortDuration(v.pol.Schedule)
 	}
-	return j
+	return out
 }
 
 // WriteText writes the preview for people: the grants, then each report
@@ -120,8 +104,8 @@ func (v RecipientPreview) JSON() any {
 func (v RecipientPreview) WriteText(w io.Writer) {
 	if !v.Known {
 		fmt.Fprintf(w, "Recipient %q is not in the policy: it receives nothing (default deny).\n", v.Name)
-		if names := v.recipientNames(); len(names) > 0 {
-			fmt.Fprintf(w, "Known recipients: %s\n", strings.Join(names, ", "))
+		if len(v.Names) > 0 {
+			fmt.Fprintf(w, "Known recipients: %s\n", strings.Join(v.Names, ", "))
 		} else {
 			fmt.Fprintln(w, "The policy names no recipients: nothing leaves the device.")
 		}

@@ -59,7 +59,7 @@ func runAttest(env *cli.Env, args []string) error {
 	case err != nil:
 		return keyHint(err, *stateDir)
 	}
-	defer sg.Close()
+	defer sg.Counter.Close()
 	if sg.KeyCreated {
 		fmt.Fprintf(env.Stderr, "mtcagent: created a new device key; give verifiers 'mtcagent key public'\n")
 	}

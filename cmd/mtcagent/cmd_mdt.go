@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/mtcagent/mtcagent/agent/control"
 	"github.com/mtcagent/mtcagent/internal/cli"
@@ -37,7 +38,7 @@ func init() {
 func runMDT(env *cli.Env, sub string, args []string) error {
 	fl := app.NewFlags(env, "mdt "+sub)
 	stateDir := stateDirFlag(fl, env)
-	confPath, confDefault := configFlag(fl, env, "configuration file with an [mdt] section ($MTCAGENT_CONFIG)")
+	confPath, confDef := configFlag(fl, env, "configuration file with an [mdt] section ($MTCAGENT_CONFIG)")
 	asJSON := fl.Bool("json", false, "print JSON for scripts")
 	var yes *bool
 	if sub == "consent" || sub == "optout" || sub == "clear" {
@@ -59,7 +60,7 @@ func runMDT(env *cli.Env, sub string, args []string) error {
 			return cli.Usagef("mdt export: --format %q: want jsonl or cbor", *format)
 		}
 	}
-	conf, err := loadConfig(*confPath, confDefault(), "")
+	conf, err := loadConfig(*confPath, confDef == defaultConfigPath && *confPath == defaultConfigPath, "")
 	if err != nil {
 		return err
 	}
@@ -114,7 +115,8 @@ func mdtConsent(env *cli.Env, svc control.MDTService, cfg mdtlog.Config, yes, as
 	if asJSON {
 		return cli.WriteJSON(env.Stdout, c.JSON())
 	}
-	c.WriteText(env.Stdout)
+	fmt.Fprintf(env.Stdout, "Consent recorded at %s. MDT logging is on.\n", c.Time.UTC().Format(time.DateTime+" MST"))
+	fmt.Fprintln(env.Stdout, "Change your mind at any time: 'mtcagent mdt clear' or 'mtcagent mdt optout'.")
 	return nil
 }
 
@@ -173,12 +175,10 @@ func mdtShow(env *cli.Env, svc control.MDTService, asJSON bool) error {
 		warnFailed(env, rep)
 		return nil
 	}
-	tab := mdtlog.NewTable(env.Stdout)
-	rep, err := svc.Records(tab.Add)
+	rep, err := mdtlog.WriteTable(env.Stdout, svc.Records)
 	if err != nil {
 		return fmt.Errorf("mdt show: %w", err)
 	}
-	tab.Flush()
 	fmt.Fprintf(env.Stdout, "\n%d records.\n", rep.Records)
 	warnFailed(env, rep)
 	return nil

@@ -45,14 +45,13 @@ func modemFlag(fs *flag.FlagSet, env *cli.Env) *string {
 // defaultConfigPath is where the agent's configuration lives on a device.
 const defaultConfigPath = "/etc/mtcagent/mtcagent.conf"
 
-// configFlag adds --config (default $MTCAGENT_CONFIG, else
-// defaultConfigPath). isDefault tells, once parsed, whether it is the
-// default path by default: a command that works without a file then
-// takes a missing one for the defaults.
-func configFlag(fs *flag.FlagSet, env *cli.Env, usage string) (path *string, isDefault func() bool) {
-	def := envOr(env, "MTCAGENT_CONFIG", defaultConfigPath)
-	path = fs.String("config", def, usage)
-	return path, func() bool { return def == defaultConfigPath && *path == defaultConfigPath }
+// configFlag adds --config with its default, $MTCAGENT_CONFIG or else
+// defaultConfigPath. A command that works without a file takes a missing
+// one for the defaults where both the default and the path given are
+// defaultConfigPath.
+func configFlag(fs *flag.FlagSet, env *cli.Env, usage string) (path *string, def string) {
+	def = envOr(env, "MTCAGENT_CONFIG", defaultConfigPath)
+	return fs.String("config", def, usage), def
 }
 
 // envOr is the environment variable name, or def where it is unset or empty.

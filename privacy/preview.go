@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"time"
 )
@@ -127,10 +126,6 @@ func (v RecipientPreview) WriteText(w io.Writer) {
 		pad = fmt.Sprintf("on (every report is %d bytes)", reps[0].Size)
 	}
 	fmt.Fprintf(w, "  padding:      %s\n", pad)
-	order := map[string]int{}
-	for i, f := range Fields() {
-		order[f.Key] = i
-	}
 	for i, r := range reps {
 		fmt.Fprintf(w, "\nReport %d of %d, slot %s, %d bytes of CBOR:\n", i+1, len(reps), r.Slot.Format(time.RFC3339), r.Size)
 		var m map[string]json.RawMessage
@@ -138,21 +133,20 @@ func (v RecipientPreview) WriteText(w io.Writer) {
 			continue
 		}
 		fmt.Fprintf(w, "  %-10s %s\n", "carries", r.Carries)
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			if k != "carries" && k != "v" && k != "t" {
-				keys = append(keys, k)
+		n := 0
+		for _, f := range Fields() { // in the format's order
+			raw, ok := m[f.Key]
+			if !ok || f.Class == ClassMeta {
+				continue
 			}
-		}
-		sort.Slice(keys, func(a, b int) bool { return order[keys[a]] < order[keys[b]] })
-		for _, k := range keys {
-			val := string(bytes.Trim(m[k], `"`))
-			if (k == "lat" || k == "lon") && g.Location == LocationRegion {
+			val := string(bytes.Trim(raw, `"`))
+			if (f.Key == "lat" || f.Key == "lon") && g.Location == LocationRegion {
 				val += fmt.Sprintf("  (centre of a %s grid cell, masked)", strings.TrimPrefix(g.Precision(ClassLocation), "region:"))
 			}
-			fmt.Fprintf(w, "  %-10s %s\n", k, val)
+			fmt.Fprintf(w, "  %-10s %s\n", f.Key, val)
+			n++
 		}
-		if len(keys) == 0 {
+		if n == 0 {
 			fmt.Fprintf(w, "  (nothing but the slot time)\n")
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/agent"
+	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/internal/cli"
 	"github.com/mtcagent/mtcagent/privacy"
 )
@@ -46,12 +47,24 @@ func runReportPreview(env *cli.Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	v, err := agent.Preview(cfg.Policy, *stateDir, *recipient, *count, func() (privacy.Snapshot, error) {
-		snap, err := readSnapshot(*snapPath, *modemSpec)
-		if err == nil && snap.Time.IsZero() {
+	// The device state: --snapshot FILE (agent.ParseSnapshot; a file that
+	// does not parse is bad input), else one reading of the modem.
+	v, err := agent.Preview(cfg.Policy, *stateDir, *recipient, *count, func() (snap privacy.Snapshot, err error) {
+		if *snapPath == "" {
+			var st *atmodem.Status
+			if st, err = readStatus(*modemSpec); err != nil {
+				return snap, err
+			}
+			snap = agent.SnapshotFromStatus(st)
+		} else if b, rerr := os.ReadFile(*snapPath); rerr != nil {
+			return snap, fmt.Errorf("read snapshot: %w", rerr)
+		} else if snap, err = agent.ParseSnapshot(b); err != nil {
+			return snap, cli.Usagef("read snapshot %s: %v", *snapPath, err)
+		}
+		if snap.Time.IsZero() {
 			snap.Time = time.Now()
 		}
-		return snap, err
+		return snap, nil
 	})
 	var pe *agent.PreviewError
 	switch {
@@ -67,26 +80,4 @@ func runReportPreview(env *cli.Env, args []string) error {
 	}
 	v.WriteText(env.Stdout)
 	return nil
-}
-
-// readSnapshot reads the device state from --snapshot FILE
-// (agent.ParseSnapshot; a file that does not parse is bad input) or else
-// from one reading of the modem.
-func readSnapshot(path, modemSpec string) (privacy.Snapshot, error) {
-	if path == "" {
-		st, err := readStatus(modemSpec)
-		if err != nil {
-			return privacy.Snapshot{}, err
-		}
-		return agent.SnapshotFromStatus(st), nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return privacy.Snapshot{}, fmt.Errorf("read snapshot: %w", err)
-	}
-	s, err := agent.ParseSnapshot(b)
-	if err != nil {
-		return s, cli.Usagef("read snapshot %s: %v", path, err)
-	}
-	return s, nil
 }

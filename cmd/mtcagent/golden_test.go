@@ -119,6 +119,16 @@ func TestGoldenReportPreview(t *testing.T) {
 	run("pseudonym.json", "--recipient", "operator", "--config", conf2, "--json")
 	run("none.txt", "--recipient", "operator", "--config", conf3)
 	run("none.json", "--recipient", "operator", "--config", conf3, "--json")
+	conf4 := filepath.Join(dir, "bare.conf")
+	os.WriteFile(conf4, []byte("[recipient \"bare\"]\nidentity = psk:bare\n"), 0o600)
+	run("bare.txt", "--recipient", "bare", "--config", conf4)
+	// A secret group or others may read is refused, with the hint that
+	// names it.
+	os.Chmod(filepath.Join(dir, privacy.SecretFile), 0o644)
+	run("lax-secret.txt", "--recipient", "scs-home", "--config", conf)
+	os.Chmod(filepath.Join(dir, privacy.SecretFile), 0o600)
+	os.Chmod(filepath.Join(dir, attest.DeviceSecretFile), 0o644)
+	run("lax-device-secret.txt", "--recipient", "operator", "--config", conf2)
 }
 
 // TestGoldenPrivacyAudit pins every byte of privacy audit, text and JSON,

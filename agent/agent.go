@@ -125,33 +125,14 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 	if err := fsutil.CheckPrivateDir(cfg.StateDir); err != nil {
 		return nil, err
 	}
-	key := deps.Signer
-	if key == nil {
-		k, created, err := attest.LoadOrCreateDeviceKey(cfg.StateDir)
-		if err != nil {
-			return nil, err
-		}
-		if created {
-			deps.Log.Info("device key created", "dir", cfg.StateDir)
-		}
-		key = k
-	}
-	d, err := attest.LoadOrCreateDeriver(cfg.StateDir)
+	sg, err := attest.OpenSigning(cfg.StateDir, attest.SigningOptions{Signer: deps.Signer, Clock: deps.Clock, CountBoot: true})
 	if err != nil {
 		return nil, err
 	}
-	seq, err := attest.OpenCounter(cfg.StateDir, 0)
-	if err != nil {
-		return nil, err
+	if sg.KeyCreated {
+		deps.Log.Info("device key created", "dir", cfg.StateDir)
 	}
-	boot, err := attest.IncrementBootCount(cfg.StateDir)
-	if err != nil {
-		return nil, err
-	}
-	is, err := attest.NewIssuer(key, seq, deps.Clock, boot)
-	if err != nil {
-		return nil, err
-	}
+	key, d, seq, is := sg.Key, sg.Deriver, sg.Counter, sg.Issuer
 	pol, err := attest.OpenBindingPolicy(cfg.StateDir, d, cfg.BindingAction, []string{cfg.Recipient})
 	if err != nil {
 		return nil, err

@@ -20,7 +20,6 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/mtcagent/mtcagent/agent/uplink"
-	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/coapx"
 	"github.com/mtcagent/mtcagent/internal/fsutil"
@@ -305,14 +304,11 @@ func (h *LinkHandler) ServeUplink(ctx context.Context, r *uplink.Request) (uplin
 		if h.Later != nil {
 			h.Later(len(req[wire.AttestLater]) > 0 && req[wire.AttestLater][0] >= 1)
 		}
-		st := a.Status()
-		if st == nil || !st.SIM.Known() || st.Unknown(atmodem.ReadModel|atmodem.ReadRevision) {
-			// An unknown reading never enters a signed claim as a value
-			// (an empty IMSI would attest "no SIM").
-			return uplink.Unavailable, nil
+		b, err := BindingFromStatus(a.Status(), r.Peer, req[1])
+		if err != nil {
+			return uplink.Unavailable, nil // an unknown reading never enters a signed claim
 		}
-		tok, err := a.issuer.SignBinding(h.Deriver, attest.Binding{Recipient: r.Peer, Nonce: req[1],
-			IMSI: st.SIM.IMSI, ICCID: st.SIM.ICCID, Model: st.Modem.Model, Revision: st.Modem.Revision})
+		tok, err := a.issuer.SignBinding(h.Deriver, b) // the IMEI without AllowIMEI: not carried
 		if err != nil {
 			log.Error("attestation not signed", "err", err)
 			return uplink.ServerError, nil

@@ -3,10 +3,12 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/privacy"
 	"github.com/mtcagent/mtcagent/privacy/ident"
 )
@@ -165,4 +167,20 @@ func ParseSnapshot(b []byte) (privacy.Snapshot, error) {
 		}
 	}
 	return s, nil
+}
+
+// ErrIdentityUnread refuses a binding from a reading in which the modem did
+// not answer every identity read: an unknown value never enters a signed
+// claim (an empty IMSI would attest a device without SIM).
+var ErrIdentityUnread = errors.New("the modem did not answer every identity read (SIM state, IMSI, ICCID, model, revision)")
+
+// BindingFromStatus is what a binding token to recipient attests of the
+// reading st: the SIM's identity, the IMEI (carried only with AllowIMEI),
+// model and revision; ErrIdentityUnread unless every one was read.
+func BindingFromStatus(st *atmodem.Status, recipient string, nonce []byte) (attest.Binding, error) {
+	if st == nil || !st.SIM.Known() || st.Unknown(atmodem.ReadModel|atmodem.ReadRevision) {
+		return attest.Binding{}, ErrIdentityUnread
+	}
+	return attest.Binding{Recipient: recipient, Nonce: nonce, IMEI: st.Modem.IMEI, IMSI: st.SIM.IMSI, ICCID: st.SIM.ICCID,
+		Model: st.Modem.Model, Revision: st.Modem.Revision}, nil
 }

@@ -518,3 +518,25 @@ func allDigits(s string) bool {
 	}
 	return true
 }
+
+// JSON is s and its parts, as `mtcagent suci --json` prints them.
+func (s SUCI) JSON() map[string]any {
+	return map[string]any{
+		"suci": s.String(), "supi_type": 0, "mcc": s.MCC, "mnc": s.MNC,
+		"routing_indicator": s.RoutingIndicator, "profile": s.Scheme.String(),
+		"protection_scheme_id": int(s.Scheme), "hn_key_id": s.KeyID,
+	}
+}
+
+// ConcealString is the SUCI of imsi as a string (Conceal), or "" without
+// a key or without an IMSI: the SUCI claim of a binding token.
+func ConcealString(hn *HNPublicKey, imsi ident.IMSI, rnd io.Reader) (string, error) {
+	if hn == nil || imsi.IsZero() {
+		return "", nil
+	}
+	s, err := Conceal(hn, imsi, rnd)
+	if err != nil {
+		return "", err
+	}
+	return s.String(), nil
+}

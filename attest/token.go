@@ -3,6 +3,7 @@ package attest
 import (
 	"crypto"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -238,11 +239,30 @@ func (is *Issuer) SignFormat(f Format, kind Kind, claims ...Claim) ([]byte, erro
 	return msg.MarshalCBOR()
 }
 
+// A nonce claim (the verifier's challenge) is MinNonce to MaxNonce bytes.
+const (
+	MinNonce = 8
+	MaxNonce = 64
+)
+
+// ParseNonce reads a verifier's challenge given in hex: nil for "", else
+// MinNonce to MaxNonce bytes.
+func ParseNonce(h string) ([]byte, error) {
+	if h == "" {
+		return nil, nil
+	}
+	n, err := hex.DecodeString(h)
+	if err == nil {
+		err = checkClaim(NonceClaim(n))
+	}
+	return n, err
+}
+
 func checkClaim(c Claim) error {
 	bad := func(what string) error { return fmt.Errorf("%w: label %d: %s", ErrClaim, c.Label, what) }
 	switch c.Label {
 	case LabelNonce:
-		if b, ok := c.Value.([]byte); !ok || len(b) < 8 || len(b) > 64 {
+		if b, ok := c.Value.([]byte); !ok || len(b) < MinNonce || len(b) > MaxNonce {
 			return bad("nonce must be 8 to 64 bytes")
 		}
 	case LabelUEID:

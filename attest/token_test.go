@@ -449,3 +449,17 @@ func BenchmarkVerifyBinding(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/verify")
 }
+
+func TestParseNonce(t *testing.T) {
+	if n, err := ParseNonce(""); n != nil || err != nil {
+		t.Fatalf("empty: %x %v", n, err)
+	}
+	if n, err := ParseNonce("0011223344556677"); err != nil || len(n) != MinNonce {
+		t.Fatalf("8 bytes: %x %v", n, err)
+	}
+	for _, bad := range []string{"00112233445566", "zz11223344556677", "001122334455667", string(bytes.Repeat([]byte("00"), MaxNonce+1))} {
+		if _, err := ParseNonce(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

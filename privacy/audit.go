@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
+	"text/tabwriter"
 	"time"
 
 	"github.com/mtcagent/mtcagent/internal/fsutil"
@@ -130,4 +133,54 @@ func ReadAudit(dir string) (entries []AuditEntry, skipped int, err error) {
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].Time.Before(entries[j].Time) })
 	return entries, skipped, nil
+}
+
+// AuditLog is the audit log of a state directory as `mtcagent privacy
+// audit` shows it; its JSON is that of --json.
+type AuditLog struct {
+	Log     string       `json:"log"`     // the file's path
+	Entries []AuditEntry `json:"entries"` // oldest first, never nil
+	Skipped int          `json:"skipped"` // lines that did not parse
+}
+
+// ReadAuditLog is ReadAudit of dir, with only the disclosures to recipient
+// if it is not "".
+func ReadAuditLog(dir, recipient string) (AuditLog, error) {
+	entries, skipped, err := ReadAudit(dir)
+	if err != nil {
+		return AuditLog{}, err
+	}
+	l := AuditLog{Log: filepath.Join(dir, AuditFile), Entries: []AuditEntry{}, Skipped: skipped}
+	for _, e := range entries {
+		if recipient == "" || e.Recipient == recipient {
+			l.Entries = append(l.Entries, e)
+		}
+	}
+	return l, nil
+}
+
+// WriteText writes the log for people: one line per disclosure, the
+// classes carried at their precision in the order of Classes.
+func (l AuditLog) WriteText(w io.Writer) {
+	if len(l.Entries) == 0 {
+		fmt.Fprintf(w, "No disclosures recorded in %s.\n", l.Log)
+		return
+	}
+	fmt.Fprintf(w, "Disclosures recorded in %s (oldest first, times in UTC):\n\n", l.Log)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tRECIPIENT\tBYTES\tDISCLOSED")
+	for _, e := range l.Entries {
+		var carries []string
+		for _, cl := range Classes() {
+			if p, ok := e.Carries[cl.String()]; ok {
+				carries = append(carries, cl.String()+"="+p)
+			}
+		}
+		if carries == nil {
+			carries = []string{"nothing"}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", e.Time.UTC().Format(time.DateTime), e.Recipient, e.Size, strings.Join(carries, " "))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n%d disclosures.\n", len(l.Entries))
 }

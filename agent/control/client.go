@@ -111,3 +111,31 @@ func (m *MDT) Records(fn func(mdtlog.Entry) error) (mdtlog.ScanReport, error) {
 
 // Close is a no-op: each call is one connection.
 func (m *MDT) Close() error { return nil }
+
+// MDTService is what a command needs of the measurement log: an
+// *mdtlog.Store opened directly, or the running daemon's (*MDT).
+type MDTService interface {
+	Consent(mdtlog.ConsentRequest) (mdtlog.Consent, error)
+	OptOut(clockSynced bool) (mdtlog.Destroyed, error)
+	Clear() (mdtlog.Destroyed, error)
+	Status() (mdtlog.Status, error)
+	Export(w io.Writer, format string) (mdtlog.ScanReport, error)
+	Records(fn func(mdtlog.Entry) error) (mdtlog.ScanReport, error)
+	Close() error
+}
+
+// OpenMDT opens the measurement log of stateDir for a command. While the
+// daemon runs it owns the log (and its lock): the command then goes
+// through its control socket, so `mdt clear` and `mdt optout` work at any
+// time; otherwise the log is opened directly with opts.
+func OpenMDT(stateDir string, opts mdtlog.Options) (MDTService, error) {
+	r := (&Client{StateDir: stateDir}).MDT()
+	if _, err := r.Status(); err == nil {
+		return r, nil
+	}
+	s, err := mdtlog.Open(stateDir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}

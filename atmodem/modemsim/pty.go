@@ -227,3 +227,20 @@ func ServeUntil(ctx context.Context, s *Sim, l net.Listener) error {
 		}()
 	}
 }
+
+// ListenAndServe starts the scenario sc's simulator and serves it on a
+// socket (network "unix" or "tcp") until ctx ends (ServeUntil), for
+// `mtcagent sim --listen`; ready is called with the bound address once
+// the socket accepts connections.
+func ListenAndServe(ctx context.Context, sc *Scenario, network, address string, ready func(net.Addr)) error {
+	ln, err := net.Listen(network, address)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	s := New(sc)
+	s.Start()
+	defer s.Stop()
+	ready(ln.Addr())
+	return ServeUntil(ctx, s, ln)
+}

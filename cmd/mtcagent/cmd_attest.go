@@ -1,13 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 
-	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/agent"
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/cli"
 )
@@ -37,12 +36,9 @@ func runAttest(env *cli.Env, args []string) error {
 	if err := cli.ParseFlags(fs, args, 0); err != nil {
 		return err
 	}
-	var nonce []byte
-	if *nonceHex != "" {
-		var err error
-		if nonce, err = hex.DecodeString(*nonceHex); err != nil || len(nonce) < 8 || len(nonce) > 64 {
-			return cli.Usagef("attest: --nonce must be 8 to 64 bytes in hex")
-		}
+	nonce, err := attest.ParseNonce(*nonceHex)
+	if err != nil {
+		return cli.Usagef("attest: --nonce must be 8 to 64 bytes in hex")
 	}
 	if *recipient == "" {
 		return cli.Usagef("attest: --recipient must not be empty")
@@ -55,56 +51,36 @@ func runAttest(env *cli.Env, args []string) error {
 		}
 	}
 	// Keys and counters first: a refused key file should not cost a modem session.
-	key, created, err := loadDeviceKey(*stateDir)
-	if err != nil {
-		return err
-	}
-	if created {
-		fmt.Fprintf(env.Stderr, "mtcagent: created a new device key; give verifiers 'mtcagent key public'\n")
-	}
-	deriver, err := attest.LoadOrCreateDeriver(*stateDir)
-	if err != nil {
+	sg, err := attest.OpenSigning(*stateDir, attest.SigningOptions{})
+	var ce *attest.CounterError
+	switch {
+	case errors.As(err, &ce):
+		return cli.WithHint(err, "the counter file is damaged; the agent refuses to restart counters on its own")
+	case err != nil:
 		return keyHint(err, *stateDir)
 	}
-	boot, err := attest.BootCount(*stateDir)
-	if err != nil {
-		return cli.WithHint(err, "the counter file is damaged; the agent refuses to restart counters on its own")
-	}
-	ctr, err := attest.OpenCounter(*stateDir, 0)
-	if err != nil {
-		return cli.WithHint(err, "the counter file is damaged; the agent refuses to restart counters on its own")
-	}
-	defer ctr.Close()
-	issuer, err := attest.NewIssuer(key, ctr, attest.SystemClock, boot)
-	if err != nil {
-		return err
+	defer sg.Counter.Close()
+	if sg.KeyCreated {
+		fmt.Fprintf(env.Stderr, "mtcagent: created a new device key; give verifiers 'mtcagent key public'\n")
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), modemTimeout)
-	defer cancel()
-	st, err := readStatus(ctx, env, *modem)
+	st, err := readStatus(*modem)
 	if err != nil {
 		return err
 	}
-	if !st.SIM.Known() || st.Unknown(atmodem.ReadModel|atmodem.ReadRevision) {
-		// An unknown reading never enters a signed claim as a value:
-		// an empty IMSI would attest a device without SIM.
-		return cli.WithHint(errors.New("the modem did not answer every identity read (SIM state, IMSI, ICCID, model, revision)"),
-			"try again; a modem that keeps failing them may need a reset")
+	b, err := agent.BindingFromStatus(st, *recipient, nonce)
+	if err != nil {
+		return cli.WithHint(err, "try again; a modem that keeps failing them may need a reset")
 	}
-	suci, err := concealForToken(hn, st.SIM.IMSI)
+	suci, err := attest.ConcealString(hn, st.SIM.IMSI, nil)
 	if err != nil {
 		return err
 	}
 	if st.SIM.IMSI.IsZero() && st.SIM.ICCID.IsZero() {
 		fmt.Fprintf(env.Stderr, "mtcagent: warning: no SIM identity read (state %q): the token attests a device without SIM\n", st.SIM.State)
 	}
-	tok, err := issuer.SignBinding(deriver, attest.Binding{
-		Recipient: *recipient, Nonce: nonce,
-		IMEI: st.Modem.IMEI, IMSI: st.SIM.IMSI, ICCID: st.SIM.ICCID,
-		Model: st.Modem.Model, Revision: st.Modem.Revision,
-		AllowIMEI: *imeiUEID, SUCI: suci,
-	})
+	b.AllowIMEI, b.SUCI = *imeiUEID, suci
+	tok, err := sg.Issuer.SignBinding(sg.Deriver, b)
 	if err != nil {
 		if *imeiUEID && st.Modem.IMEI.IsZero() {
 			return cli.WithHint(err, "the modem did not report an IMEI; drop --imei-ueid")

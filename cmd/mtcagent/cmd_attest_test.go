@@ -250,3 +250,27 @@ func TestSUCICommand(t *testing.T) {
 		t.Fatalf("bad key file: exit %d %q", code, errs)
 	}
 }
+
+// TestAttestRefusedState: attest names a refused key file and a damaged
+// counter with their hints before it costs a modem session.
+func TestAttestRefusedState(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	if code, _, errs := attRun(t, "key", "public", "--state-dir", state); code != 0 {
+		t.Fatal(errs)
+	}
+	os.Chmod(filepath.Join(state, attest.DeviceKeyFile), 0o644)
+	code, out, errs := attRun(t, "attest", "--state-dir", state, "--modem", "/nonexistent/tty")
+	if code != 1 || out != "" || !strings.Contains(errs, "UNPROTECTED PRIVATE KEY FILE") || !strings.Contains(errs, "mtcagent: hint: chmod 600 ") {
+		t.Fatalf("lax key: exit %d err %q", code, errs)
+	}
+	os.Chmod(filepath.Join(state, attest.DeviceKeyFile), 0o600)
+	for _, f := range []string{attest.SeqFile, attest.BootCountFile} {
+		os.WriteFile(filepath.Join(state, f), []byte("garbage\n"), 0o600)
+		code, out, errs = attRun(t, "attest", "--state-dir", state, "--modem", "/nonexistent/tty")
+		if code != 1 || out != "" || !strings.Contains(errs, "counter file corrupt") ||
+			!strings.Contains(errs, "mtcagent: hint: the counter file is damaged; the agent refuses to restart counters on its own\n") {
+			t.Fatalf("damaged %s: exit %d err %q", f, code, errs)
+		}
+		os.Remove(filepath.Join(state, f))
+	}
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -29,9 +28,9 @@ func runKeyPublic(env *cli.Env, args []string) error {
 	if err := cli.ParseFlags(fs, args, 0); err != nil {
 		return err
 	}
-	key, created, err := loadDeviceKey(*stateDir)
+	key, created, err := attest.LoadOrCreateDeviceKey(*stateDir)
 	if err != nil {
-		return err
+		return keyHint(err, *stateDir)
 	}
 	pem, err := attest.MarshalPublicKeyPEM(key.Public())
 	if err != nil {
@@ -42,16 +41,6 @@ func runKeyPublic(env *cli.Env, args []string) error {
 	}
 	_, err = env.Stdout.Write(pem)
 	return err
-}
-
-// loadDeviceKey opens (or creates) the device key with operator hints for
-// the usual failures.
-func loadDeviceKey(stateDir string) (crypto.Signer, bool, error) {
-	k, created, err := attest.LoadOrCreateDeviceKey(stateDir)
-	if err != nil {
-		return nil, false, keyHint(err, stateDir)
-	}
-	return k, created, nil
 }
 
 // keyHint explains refused key and secret files.

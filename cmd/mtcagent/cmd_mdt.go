@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/mtcagent/mtcagent/agent/control"
@@ -35,47 +34,11 @@ func init() {
 	})
 }
 
-// mdtDefaultConfig is where the device's configuration lives; a missing
-// file there means the defaults.
-const mdtDefaultConfig = "/etc/mtcagent/mtcagent.conf"
-
-// mdtService is what the mdt commands need of the log. *mdtlog.Store
-// provides it directly when the daemon is not running; the daemon serves
-// the same methods over its control socket.
-type mdtService interface {
-	Consent(mdtlog.ConsentRequest) (mdtlog.Consent, error)
-	OptOut(clockSynced bool) (mdtlog.Destroyed, error)
-	Clear() (mdtlog.Destroyed, error)
-	Status() (mdtlog.Status, error)
-	Export(w io.Writer, format string) (mdtlog.ScanReport, error)
-	Records(fn func(mdtlog.Entry) error) (mdtlog.ScanReport, error)
-	Close() error
-}
-
-// openMDT opens the log for a command. While the daemon runs it owns the
-// log (and its lock): the command then goes through its control socket, so
-// `mdt clear` and `mdt optout` work at any time.
-func openMDT(stateDir string, opts mdtlog.Options) (mdtService, error) {
-	r := (&control.Client{StateDir: stateDir}).MDT()
-	if _, err := r.Status(); err == nil {
-		return r, nil
-	}
-	s, err := mdtlog.Open(stateDir, opts)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
 // runMDT runs the mdt subcommand sub.
 func runMDT(env *cli.Env, sub string, args []string) error {
 	fl := app.NewFlags(env, "mdt "+sub)
 	stateDir := stateDirFlag(fl, env)
-	defConf := env.Getenv("MTCAGENT_CONFIG")
-	if defConf == "" {
-		defConf = mdtDefaultConfig
-	}
-	confPath := fl.String("config", defConf, "configuration file with an [mdt] section ($MTCAGENT_CONFIG)")
+	confPath, confDef := configFlag(fl, env, "configuration file with an [mdt] section ($MTCAGENT_CONFIG)")
 	asJSON := fl.Bool("json", false, "print JSON for scripts")
 	var yes *bool
 	if sub == "consent" || sub == "optout" || sub == "clear" {
@@ -97,11 +60,12 @@ func runMDT(env *cli.Env, sub string, args []string) error {
 			return cli.Usagef("mdt export: --format %q: want jsonl or cbor", *format)
 		}
 	}
-	cfg, err := loadMDTConfig(*confPath, defConf == mdtDefaultConfig && *confPath == mdtDefaultConfig)
+	conf, err := loadConfig(*confPath, confDef == defaultConfigPath && *confPath == defaultConfigPath, "")
 	if err != nil {
 		return err
 	}
-	svc, err := openMDT(*stateDir, cfg.Options())
+	cfg := conf.MDT
+	svc, err := control.OpenMDT(*stateDir, cfg.Options())
 	if errors.Is(err, mdtlog.ErrLocked) {
 		return cli.WithHint(err, "the daemon (mtcagent run) holds the log: run this command on a device where it serves 'mdt' over its control socket, or stop it first")
 	}
@@ -127,17 +91,6 @@ func runMDT(env *cli.Env, sub string, args []string) error {
 	}
 }
 
-// loadMDTConfig reads the configuration file, checked whole as every
-// command checks it, and returns its [mdt] section; a missing file at the
-// default path means the defaults.
-func loadMDTConfig(path string, isDefault bool) (mdtlog.Config, error) {
-	cfg, err := loadConfig(path, isDefault, "")
-	if err != nil {
-		return mdtlog.Config{}, err
-	}
-	return cfg.MDT, nil
-}
-
 // confirm asks a yes/no question on stdin; anything but yes is no.
 func confirm(env *cli.Env, question string) bool {
 	fmt.Fprintf(env.Stdout, "%s [yes/no] ", question)
@@ -147,14 +100,7 @@ func confirm(env *cli.Env, question string) bool {
 	return a == "yes" || a == "y"
 }
 
-func fmtTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return t.UTC().Format(time.RFC3339)
-}
-
-func mdtConsent(env *cli.Env, svc mdtService, cfg mdtlog.Config, yes, asJSON bool) error {
+func mdtConsent(env *cli.Env, svc control.MDTService, cfg mdtlog.Config, yes, asJSON bool) error {
 	if !asJSON || !yes {
 		fmt.Fprint(env.Stdout, mdtlog.Notice(cfg))
 		fmt.Fprintln(env.Stdout)
@@ -167,14 +113,14 @@ func mdtConsent(env *cli.Env, svc mdtService, cfg mdtlog.Config, yes, asJSON boo
 		return fmt.Errorf("mdt consent: %w", err)
 	}
 	if asJSON {
-		return cli.WriteJSON(env.Stdout, map[string]any{"consent": c.State.String(), "time": fmtTime(c.Time)})
+		return cli.WriteJSON(env.Stdout, c.JSON())
 	}
 	fmt.Fprintf(env.Stdout, "Consent recorded at %s. MDT logging is on.\n", c.Time.UTC().Format(time.DateTime+" MST"))
 	fmt.Fprintln(env.Stdout, "Change your mind at any time: 'mtcagent mdt clear' or 'mtcagent mdt optout'.")
 	return nil
 }
 
-func mdtErase(env *cli.Env, svc mdtService, sub string, yes, asJSON bool) error {
+func mdtErase(env *cli.Env, svc control.MDTService, sub string, yes, asJSON bool) error {
 	q := "Erase the measurement log now?"
 	if sub == "optout" {
 		q = "Stop MDT logging for good and erase the log?"
@@ -196,84 +142,21 @@ func mdtErase(env *cli.Env, svc mdtService, sub string, yes, asJSON bool) error 
 		return fmt.Errorf("mdt %s: %w", sub, err)
 	}
 	if asJSON {
-		v := map[string]any{
-			"key_destroyed": d.KeyDestroyed, "segments": d.Segments, "records": d.Records,
-			"bytes": d.Bytes, "uncounted_segments": d.Uncounted,
-		}
-		if sub == "optout" {
-			v["consent"] = mdtlog.OptedOut.String()
-		}
-		return cli.WriteJSON(env.Stdout, v)
+		return cli.WriteJSON(env.Stdout, d.JSON(sub == "optout"))
 	}
-	if sub == "optout" {
-		fmt.Fprintln(env.Stdout, "Opted out. MDT logging is off for good; only 'mtcagent mdt consent' on this device turns it back on.")
-	} else {
-		fmt.Fprintln(env.Stdout, "Measurement log cleared.")
-	}
-	key := "no key existed"
-	if d.KeyDestroyed {
-		key = "encryption key destroyed"
-	}
-	recs := fmt.Sprintf("%d records", d.Records)
-	if d.Uncounted > 0 {
-		recs += fmt.Sprintf(" (+ %d segments not counted)", d.Uncounted)
-	}
-	fmt.Fprintf(env.Stdout, "Destroyed: %s, %d segment files, %s, %d bytes.\n", key, d.Segments, recs, d.Bytes)
+	d.WriteText(env.Stdout, sub == "optout")
 	return nil
 }
 
-func mdtStatus(env *cli.Env, svc mdtService, cfg mdtlog.Config, stateDir string, asJSON bool) error {
+func mdtStatus(env *cli.Env, svc control.MDTService, cfg mdtlog.Config, stateDir string, asJSON bool) error {
 	st, err := svc.Status()
 	if err != nil {
 		return fmt.Errorf("mdt status: %w", err)
 	}
 	if asJSON {
-		return cli.WriteJSON(env.Stdout, map[string]any{
-			"consent":          st.Consent.String(),
-			"consent_time":     fmtTime(st.ConsentTime),
-			"consent_damaged":  st.ConsentDamaged,
-			"logging":          st.Logging,
-			"records":          st.Records,
-			"failed":           st.Failed,
-			"segments":         st.Segments,
-			"bytes":            st.Bytes,
-			"bytes_used":       st.Used,
-			"oldest":           fmtTime(st.Oldest),
-			"newest":           fmtTime(st.Newest),
-			"dir":              mdtlog.Dir(stateDir),
-			"what_is_logged":   mdtlog.WhatIsLogged,
-			"interval_seconds": cfg.Interval.Seconds(),
-			"duration_minutes": cfg.Duration.Minutes(),
-			"max_bytes":        cfg.MaxBytes,
-			"retention_hours":  cfg.Retention.Hours(),
-		})
+		return cli.WriteJSON(env.Stdout, st.JSON(cfg, stateDir))
 	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	consent := st.Consent.String()
-	if !st.ConsentTime.IsZero() {
-		consent += " since " + st.ConsentTime.UTC().Format(time.DateTime+" MST")
-	}
-	if st.ConsentDamaged {
-		consent += " (consent file unreadable: treated as opted out; run 'mtcagent mdt consent' or 'optout')"
-	}
-	logging := "off"
-	if st.Logging {
-		logging = "on"
-	}
-	fmt.Fprintf(tw, "consent:\t%s\n", consent)
-	fmt.Fprintf(tw, "logging:\t%s\n", logging)
-	fmt.Fprintf(tw, "records:\t%d in %d segment files, %d bytes used of %d on disk\n", st.Records, st.Segments, st.Used, st.Bytes)
-	if st.Records > 0 {
-		fmt.Fprintf(tw, "oldest:\t%s\n", st.Oldest.UTC().Format(time.DateTime+" MST"))
-		fmt.Fprintf(tw, "newest:\t%s\n", st.Newest.UTC().Format(time.DateTime+" MST"))
-	}
-	if st.Failed > 0 {
-		fmt.Fprintf(tw, "unreadable:\t%d records failed authentication and are skipped\n", st.Failed)
-	}
-	fmt.Fprintf(tw, "settings:\t%s\n", cfg.Summary())
-	fmt.Fprintf(tw, "stored in:\t%s (encrypted)\n", mdtlog.Dir(stateDir))
-	fmt.Fprintf(tw, "logged:\t%s\n", mdtlog.WhatIsLogged)
-	return tw.Flush()
+	return st.WriteText(env.Stdout, cfg, stateDir)
 }
 
 func warnFailed(env *cli.Env, rep mdtlog.ScanReport) {
@@ -282,35 +165,7 @@ func warnFailed(env *cli.Env, rep mdtlog.ScanReport) {
 	}
 }
 
-func optNum(p *float64) string {
-	if p == nil {
-		return "-"
-	}
-	return fmt.Sprintf("%g", *p)
-}
-
-func cellText(c mdtlog.Cell) string {
-	var b strings.Builder
-	b.WriteString(c.RAT)
-	if c.MCC != "" {
-		fmt.Fprintf(&b, " %s-%s", c.MCC, c.MNC)
-	}
-	if c.TAC != nil {
-		fmt.Fprintf(&b, " tac %d", *c.TAC)
-	}
-	if c.LAC != nil {
-		fmt.Fprintf(&b, " lac %d", *c.LAC)
-	}
-	if c.CellID != nil {
-		fmt.Fprintf(&b, " cell %d", *c.CellID)
-	}
-	if c.PCI != nil {
-		fmt.Fprintf(&b, " pci %d", *c.PCI)
-	}
-	return strings.TrimSpace(b.String())
-}
-
-func mdtShow(env *cli.Env, svc mdtService, asJSON bool) error {
+func mdtShow(env *cli.Env, svc control.MDTService, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		rep, err := svc.Records(func(e mdtlog.Entry) error { return enc.Encode(e.JSON()) })
@@ -320,33 +175,16 @@ func mdtShow(env *cli.Env, svc mdtService, asJSON bool) error {
 		warnFailed(env, rep)
 		return nil
 	}
-	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME (UTC)\tSYNC\tSERVING CELL\tRSRP\tRSRQ\tSINR\tRSSI\tNEIGHBOURS\tLOCATION")
-	rep, err := svc.Records(func(e mdtlog.Entry) error {
-		r := e.Record
-		sync := "yes"
-		if !r.ClockSynced {
-			sync = "no"
-		}
-		loc := "-"
-		if r.Location != nil {
-			loc = fmt.Sprintf("%.5f,%.5f ±%gm", r.Location.Lat, r.Location.Lon, r.Location.AccuracyM)
-		}
-		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Time.UTC().Format(time.DateTime), sync,
-			cellText(r.Serving), optNum(r.Serving.RSRP), optNum(r.Serving.RSRQ), optNum(r.Serving.SINR), optNum(r.Serving.RSSI),
-			len(r.Neighbours), loc)
-		return err
-	})
+	rep, err := mdtlog.WriteTable(env.Stdout, svc.Records)
 	if err != nil {
 		return fmt.Errorf("mdt show: %w", err)
 	}
-	tw.Flush()
 	fmt.Fprintf(env.Stdout, "\n%d records.\n", rep.Records)
 	warnFailed(env, rep)
 	return nil
 }
 
-func mdtExport(env *cli.Env, svc mdtService, out, format string, asJSON bool) error {
+func mdtExport(env *cli.Env, svc control.MDTService, out, format string, asJSON bool) error {
 	// The export is decrypted personal data: readable by the owner only.
 	var rep mdtlog.ScanReport
 	var exportErr error

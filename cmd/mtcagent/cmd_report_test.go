@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fxamacker/cbor/v2"
+	"github.com/mtcagent/mtcagent/agent"
 	"github.com/mtcagent/mtcagent/atmodem"
 	"github.com/mtcagent/mtcagent/internal/cli"
 	"github.com/mtcagent/mtcagent/privacy"
@@ -201,14 +202,6 @@ func TestReportPreviewErrors(t *testing.T) {
 	}
 }
 
-func TestShortDuration(t *testing.T) {
-	for d, want := range map[time.Duration]string{15 * time.Minute: "15m", time.Hour: "1h", 90 * time.Second: "1m30s", 24 * time.Hour: "24h", 90 * time.Minute: "1h30m"} {
-		if got := shortDuration(d); got != want {
-			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
-		}
-	}
-}
-
 // TestReportPreviewFromModem reads the simulated modem over a pty and shows
 // what each recipient would receive; the simulated identifiers never
 // appear in the output.
@@ -262,21 +255,21 @@ func TestSnapshotFromStatus(t *testing.T) {
 		Signal:   atmodem.Signal{RSSIdBm: i(-71), RSRPdBm: i(-95)},
 		Cell:     &atmodem.ServingCell{State: "connected", SINRdB: previewF64(13)},
 	}
-	s := snapshotFromStatus(st)
+	s := agent.SnapshotFromStatus(st)
 	if s.Status != privacy.StatusConnected || s.Cell == nil || *s.Cell.TAC != 0x1A2B || s.Cell.MCC != "262" ||
 		s.Radio == nil || *s.Radio.RSRPdBm != -95 || *s.Radio.SINRdB != 13 || s.Location != nil {
 		t.Fatalf("snapshot %+v", s)
 	}
 	st.Cell.State = "idle"
-	if snapshotFromStatus(st).Status != privacy.StatusIdle {
+	if agent.SnapshotFromStatus(st).Status != privacy.StatusIdle {
 		t.Error("idle not seen")
 	}
 	st.Cell = nil
-	if snapshotFromStatus(st).Status != privacy.StatusOnline {
+	if agent.SnapshotFromStatus(st).Status != privacy.StatusOnline {
 		t.Error("registered without RRC state is not online")
 	}
 	st.Registration[atmodem.DomainEPS].Stat = 2
-	if s := snapshotFromStatus(st); s.Status != privacy.StatusOffline || s.Cell != nil {
+	if s := agent.SnapshotFromStatus(st); s.Status != privacy.StatusOffline || s.Cell != nil {
 		t.Error("unregistered is not offline")
 	}
 }

@@ -1,16 +1,15 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"time"
 
-	"context"
-	"fmt"
 	"github.com/mtcagent/mtcagent/agent/control"
-	"github.com/mtcagent/mtcagent/internal/cli"
-
 	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/internal/cli"
 )
 
 func init() {
@@ -30,16 +29,12 @@ func runStatus(env *cli.Env, args []string) error {
 	if err := cli.ParseFlags(fs, args, 0); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), modemTimeout)
-	defer cancel()
 	var j *atmodem.StatusJSON
 	// Without --modem, a running daemon owns the port: ask it.
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "modem" })
 	if !explicit && env.Getenv("MTCAGENT_MODEM") == "" {
-		dctx, dcancel := context.WithTimeout(ctx, 5*time.Second)
-		dj, err := (&control.Client{StateDir: *stateDir}).Status(dctx)
-		dcancel()
+		dj, err := (&control.Client{StateDir: *stateDir, Timeout: 5 * time.Second}).Status(context.Background())
 		if err == nil {
 			j = dj
 		} else if !errors.Is(err, control.ErrNotRunning) {
@@ -47,7 +42,7 @@ func runStatus(env *cli.Env, args []string) error {
 		}
 	}
 	if j == nil {
-		st, err := readStatus(ctx, env, *modem)
+		st, err := readStatus(*modem)
 		if err != nil {
 			return err
 		}

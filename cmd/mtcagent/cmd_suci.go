@@ -1,14 +1,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/cli"
-	"github.com/mtcagent/mtcagent/privacy/ident"
 )
 
 func init() {
@@ -40,9 +38,7 @@ func runSUCI(env *cli.Env, args []string) error {
 		}
 		hn.MNCDigits = *mncDigits
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), modemTimeout)
-	defer cancel()
-	st, err := readStatus(ctx, env, *modem)
+	st, err := readStatus(*modem)
 	if err != nil {
 		return err
 	}
@@ -54,11 +50,7 @@ func runSUCI(env *cli.Env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		return cli.WriteJSON(env.Stdout, map[string]any{
-			"suci": s.String(), "supi_type": 0, "mcc": s.MCC, "mnc": s.MNC,
-			"routing_indicator": s.RoutingIndicator, "profile": s.Scheme.String(),
-			"protection_scheme_id": int(s.Scheme), "hn_key_id": s.KeyID,
-		})
+		return cli.WriteJSON(env.Stdout, s.JSON())
 	}
 	_, err = fmt.Fprintln(env.Stdout, s.String())
 	return err
@@ -95,16 +87,4 @@ func suciKey(path, profile string) (*attest.HNPublicKey, error) {
 		return nil, cli.Usagef("suci: --profile %s but the key file is for profile %s", *want, hn.Scheme)
 	}
 	return hn, nil
-}
-
-// concealForToken is the SUCI for a binding token, or "" without a key.
-func concealForToken(hn *attest.HNPublicKey, imsi ident.IMSI) (string, error) {
-	if hn == nil || imsi.IsZero() {
-		return "", nil
-	}
-	s, err := attest.Conceal(hn, imsi, nil)
-	if err != nil {
-		return "", err
-	}
-	return s.String(), nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -47,10 +46,8 @@ func runVerify(env *cli.Env, args []string) error {
 		return &cli.UsageError{Msg: fmt.Sprintf("verify: %s: %v", *keyPath, err)}
 	}
 	v := &attest.Verifier{Key: pub, LastSeq: *lastSeq, MaxAge: *maxAge, SkipFreshness: *anyAge}
-	if *nonceHex != "" {
-		if v.Nonce, err = hex.DecodeString(*nonceHex); err != nil || len(v.Nonce) < 8 || len(v.Nonce) > 64 {
-			return cli.Usagef("verify: --nonce must be 8 to 64 bytes in hex")
-		}
+	if v.Nonce, err = attest.ParseNonce(*nonceHex); err != nil {
+		return cli.Usagef("verify: --nonce must be 8 to 64 bytes in hex")
 	}
 	var raw []byte
 	if name := fs.Arg(0); name == "-" {

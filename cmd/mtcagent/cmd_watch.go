@@ -43,21 +43,21 @@ func runWatch(env *cli.Env, args []string) error {
 		ctx, c2 = context.WithTimeout(ctx, *dur)
 		defer c2()
 	}
-	if !strings.HasPrefix(*modem, "sim:") {
-		p, _, err := openModem(*modem)
-		if err != nil {
-			return err // fail fast on a wrong spec; later losses are events
-		}
-		p.Close()
-	}
 	open, stop, err := modemOpener(*modem)
 	if err != nil {
 		return err
 	}
 	defer stop()
+	if !strings.HasPrefix(*modem, "sim:") {
+		p, err := open(ctx)
+		if err != nil {
+			return err // fail fast on a wrong spec; later losses are events
+		}
+		p.Close()
+	}
 	start := time.Now()
 	var mu sync.Mutex
-	printEv := func(kind string, ev any, text string) {
+	printEv := func(ev any, text string) {
 		mu.Lock()
 		defer mu.Unlock()
 		if *asJSON {
@@ -70,7 +70,7 @@ func runWatch(env *cli.Env, args []string) error {
 		Open: open,
 		Poll: *poll,
 		OnEvent: func(ev atmodem.Event) {
-			printEv(string(ev.Kind), ev.JSON(), ev.String())
+			printEv(ev.JSON(), ev.String())
 		},
 	})
 	done := make(chan struct{})
@@ -83,7 +83,7 @@ func runWatch(env *cli.Env, args []string) error {
 		if reg != nil {
 			state = reg.State
 		}
-		printEv("ready", map[string]any{"kind": "ready", "dialect": st.Dialect, "sim": st.SIM.State, "registration": state},
+		printEv(map[string]any{"kind": "ready", "dialect": st.Dialect, "sim": st.SIM.State, "registration": state},
 			fmt.Sprintf("ready: %s %s, sim %s, %s", st.Modem.Manufacturer, st.Modem.Model, st.SIM.State, state))
 	case <-done:
 	}

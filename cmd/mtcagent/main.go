@@ -34,18 +34,30 @@ const defaultStateDir = "/var/lib/mtcagent"
 // stateDirFlag adds --state-dir (default $MTCAGENT_STATE_DIR, else
 // /var/lib/mtcagent).
 func stateDirFlag(fs *flag.FlagSet, env *cli.Env) *string {
-	def := env.Getenv("MTCAGENT_STATE_DIR")
-	if def == "" {
-		def = defaultStateDir
-	}
-	return fs.String("state-dir", def, "directory for keys, counters and logs ($MTCAGENT_STATE_DIR)")
+	return fs.String("state-dir", envOr(env, "MTCAGENT_STATE_DIR", defaultStateDir), "directory for keys, counters and logs ($MTCAGENT_STATE_DIR)")
 }
 
 // modemFlag adds --modem (default $MTCAGENT_MODEM, else auto).
 func modemFlag(fs *flag.FlagSet, env *cli.Env) *string {
-	def := env.Getenv("MTCAGENT_MODEM")
-	if def == "" {
-		def = "auto"
+	return fs.String("modem", envOr(env, "MTCAGENT_MODEM", "auto"), "modem: device path, auto, tcp:HOST:PORT or sim:SCENARIO.json ($MTCAGENT_MODEM)")
+}
+
+// defaultConfigPath is where the agent's configuration lives on a device.
+const defaultConfigPath = "/etc/mtcagent/mtcagent.conf"
+
+// configFlag adds --config with its default, $MTCAGENT_CONFIG or else
+// defaultConfigPath. A command that works without a file takes a missing
+// one for the defaults where both the default and the path given are
+// defaultConfigPath.
+func configFlag(fs *flag.FlagSet, env *cli.Env, usage string) (path *string, def string) {
+	def = envOr(env, "MTCAGENT_CONFIG", defaultConfigPath)
+	return fs.String("config", def, usage), def
+}
+
+// envOr is the environment variable name, or def where it is unset or empty.
+func envOr(env *cli.Env, name, def string) string {
+	if v := env.Getenv(name); v != "" {
+		return v
 	}
-	return fs.String("modem", def, "modem: device path, auto, tcp:HOST:PORT or sim:SCENARIO.json ($MTCAGENT_MODEM)")
+	return def
 }

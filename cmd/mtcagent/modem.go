@@ -17,41 +17,10 @@ import (
 // the pty's path and a stop function.
 var simOpener func(scenario string) (path string, stop func(), err error)
 
-// openModem opens the port named by spec: a device path, auto,
-// tcp:HOST:PORT or sim:FILE.
-func openModem(spec string) (io.ReadWriteCloser, func(), error) {
-	if file, ok := strings.CutPrefix(spec, "sim:"); ok {
-		if simOpener == nil {
-			return nil, nil, errors.New("this build has no simulator (built with mtc_omit_sim)")
-		}
-		path, stop, err := simOpener(file)
-		if err != nil {
-			return nil, nil, &cli.UsageError{Msg: err.Error()}
-		}
-		p, err := serialport.OpenDevice(path)
-		if err != nil {
-			stop()
-			return nil, nil, err
-		}
-		return p, stop, nil
-	}
-	p, err := serialport.Open(spec)
-	if err != nil {
-		var pe *serialport.Error
-		if errors.As(err, &pe) && pe.Hint() != "" {
-			return nil, nil, cli.WithHint(err, pe.Hint())
-		}
-		if strings.Contains(err.Error(), "modem spec") {
-			return nil, nil, &cli.UsageError{Msg: err.Error(), Hint: "examples: --modem /dev/ttyUSB2, --modem auto, --modem tcp:127.0.0.1:2000, --modem sim:scenario.json"}
-		}
-		return nil, nil, err
-	}
-	return p, func() {}, nil
-}
-
-// modemOpener is the opener of spec for a long-running command (run,
-// watch): a sim: spec starts its simulator once, so an unplug fault is a
-// real unplug of that pty, not a new simulator; stop ends it.
+// modemOpener is the opener of spec (a device path, auto, tcp:HOST:PORT
+// or sim:FILE): a sim: spec starts its simulator once, so that for a
+// long-running command (run, watch) an unplug fault is a real unplug of
+// that pty, not a new simulator; stop ends it.
 func modemOpener(spec string) (open atmodem.Opener, stop func(), err error) {
 	stop = func() {}
 	if file, ok := strings.CutPrefix(spec, "sim:"); ok {
@@ -65,18 +34,35 @@ func modemOpener(spec string) (open atmodem.Opener, stop func(), err error) {
 		spec, stop = path, s
 	}
 	return func(context.Context) (io.ReadWriteCloser, error) {
-		p, _, err := openModem(spec)
-		return p, err
+		p, err := serialport.Open(spec)
+		if err == nil {
+			return p, nil
+		}
+		var pe *serialport.Error
+		if errors.As(err, &pe) && pe.Hint() != "" {
+			return nil, cli.WithHint(err, pe.Hint())
+		}
+		if strings.Contains(err.Error(), "modem spec") {
+			return nil, &cli.UsageError{Msg: err.Error(), Hint: "examples: --modem /dev/ttyUSB2, --modem auto, --modem tcp:127.0.0.1:2000, --modem sim:scenario.json"}
+		}
+		return nil, err
 	}, stop, nil
 }
 
-// readStatus takes one full reading of the modem named by spec.
-func readStatus(ctx context.Context, env *cli.Env, spec string) (*atmodem.Status, error) {
-	port, stop, err := openModem(spec)
+// readStatus takes one full reading of the modem named by spec within
+// modemTimeout.
+func readStatus(spec string) (*atmodem.Status, error) {
+	open, stop, err := modemOpener(spec)
 	if err != nil {
 		return nil, err
 	}
 	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), modemTimeout)
+	defer cancel()
+	port, err := open(ctx)
+	if err != nil {
+		return nil, err
+	}
 	st, err := atmodem.ReadOnce(ctx, port)
 	if errors.Is(err, atmodem.ErrNoAnswer) {
 		return nil, cli.WithHint(err, "is this the modem's AT port? Quectel and SIMCom modules have several; try --modem auto or another /dev/ttyUSBn")

@@ -48,9 +48,7 @@ func runSim(env *cli.Env, args []string) error {
 	}
 	defer stop()
 	fmt.Fprintln(env.Stdout, path)
-	if f, ok := env.Stdout.(*os.File); ok {
-		f.Sync()
-	}
+	syncStdout(env)
 	<-ctx.Done()
 	return nil
 }
@@ -67,17 +65,15 @@ func listenSim(ctx context.Context, env *cli.Env, file, addr string) error {
 	if err != nil {
 		return &cli.UsageError{Msg: err.Error()}
 	}
-	ln, err := net.Listen(network, address)
-	if err != nil {
-		return err
-	}
-	defer ln.Close()
-	s := modemsim.New(sc)
-	s.Start()
-	defer s.Stop()
-	fmt.Fprintf(env.Stdout, "%s:%s\n", network, ln.Addr())
+	return modemsim.ListenAndServe(ctx, sc, network, address, func(a net.Addr) {
+		fmt.Fprintf(env.Stdout, "%s:%s\n", network, a)
+		syncStdout(env)
+	})
+}
+
+// syncStdout flushes a line that whoever started us waits for.
+func syncStdout(env *cli.Env) {
 	if f, ok := env.Stdout.(*os.File); ok {
 		f.Sync()
 	}
-	return modemsim.ServeUntil(ctx, s, ln)
 }

@@ -235,16 +235,25 @@ func startBaselineAgent(b *testing.B, bin, state, scenario, conf string) *baseli
 		b.Fatal(err)
 	}
 	go func() { cmd.Wait(); close(p.done) }()
-	b.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	b.Cleanup(p.stop)
 	return p
+}
+
+// stop ends the agent as its service manager would (SIGTERM: it closes
+// its session, a close_notify each way); again, it does nothing.
+func (p *baselineProc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
 }
 
 func benchBytesBaselineOnce(b *testing.B) {
@@ -482,6 +491,11 @@ psk = %s
 		b.Fatalf("the old agent meter-2 exited; its log:\n%s", pb.stderr.String())
 	default:
 	}
+	// The totals of the whole run, the agents' close_notify included, to
+	// compare with a capture of the relays' device-side ports (docs/uplink.md).
+	pa.stop()
+	pb.stop()
+	time.Sleep(200 * time.Millisecond)
 	for _, r := range []*countingRelay{relayA, relayB} {
 		r.mu.Lock()
 		err := r.relayError

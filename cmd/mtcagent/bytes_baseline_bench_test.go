@@ -325,6 +325,7 @@ classes = status
 		return regexp.MustCompile(`device ` + regexp.QuoteMeta(dev) + `: event ` + regexp.QuoteMeta(name) + ` verified`)
 	}
 	hbRE := regexp.MustCompile(`device meter-1: heartbeat verified`)
+	attRE := regexp.MustCompile(`device meter-1: binding attestation verified \(nonce`)
 	waitFor := func(what string, within time.Duration, ok func() bool) {
 		b.Helper()
 		for t0 := time.Now(); !ok(); time.Sleep(20 * time.Millisecond) {
@@ -426,6 +427,10 @@ psk = %s
 	}
 	start := measure(func() {
 		waitFor("meter-1's sim_bound", 30*time.Second, func() bool { return count(eventRE("meter-1", "sim_bound")) > 0 })
+		// Today's collector asks for a binding attestation on the new
+		// session (its request names the claims formats it reads); the
+		// old agent answers it, in format 1.
+		waitFor("meter-1's binding attestation", 10*time.Second, func() bool { return count(attRE) > 0 })
 	})
 	idle := measure(func() {
 		h0 := heartbeats()
@@ -490,6 +495,14 @@ psk = %s
 	case <-pb.done:
 		b.Fatalf("the old agent meter-2 exited; its log:\n%s", pb.stderr.String())
 	default:
+	}
+	// Nothing the old agent sent was refused, nothing failed.
+	for _, l := range clog.all() {
+		for _, bad := range []string{"ERROR", "refused", "failed", "request answered", "ALARM"} {
+			if strings.Contains(l, bad) {
+				b.Fatalf("the collector with the old agent: %s", l)
+			}
+		}
 	}
 	// The totals of the whole run, the agents' close_notify included, to
 	// compare with a capture of the relays' device-side ports (docs/uplink.md).

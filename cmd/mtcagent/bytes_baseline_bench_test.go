@@ -58,58 +58,59 @@ func BenchmarkBytesBaseline(b *testing.B) {
 	}
 }
 
-// buildBaselineAgent builds the agent of baselineAgentCommit into dir, or
-// says why it cannot (the caller skips).
-func buildBaselineAgent(dir string) (string, string) {
+// buildBaselineAgent builds the agent of baselineAgentCommit into dir.
+// skip says why the clone cannot (no git, the commit not in its history):
+// the caller skips then; any other failure is an error.
+func buildBaselineAgent(dir string) (bin, skip string, err error) {
 	root, err := filepath.Abs("../..")
 	if err != nil {
-		return "", err.Error()
+		return "", "", err
 	}
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		return "", "module root not found beside the package: " + err.Error()
+		return "", "", fmt.Errorf("module root not found beside the package: %w", err)
 	}
 	if _, err := exec.LookPath("git"); err != nil {
-		return "", "git not found in PATH"
+		return "", "git not found in PATH", nil
 	}
 	if err := exec.Command("git", "-C", root, "cat-file", "-e", baselineAgentCommit+"^{commit}").Run(); err != nil {
-		return "", "commit " + baselineAgentCommit + " is not in this repository's history (a shallow clone?); fetch it with `git fetch --unshallow` to measure the baseline"
+		return "", "commit " + baselineAgentCommit + " is not in this repository's history (a shallow clone?); fetch it with `git fetch --unshallow` to measure the baseline", nil
 	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		return "", "go tool not found in PATH"
+		return "", "", fmt.Errorf("go tool not found in PATH: %w", err)
 	}
 	src := filepath.Join(dir, "src")
 	if err := os.MkdirAll(src, 0o755); err != nil {
-		return "", err.Error()
+		return "", "", err
 	}
 	archive := exec.Command("git", "-C", root, "archive", baselineAgentCommit)
 	tar := exec.Command("tar", "-x", "-C", src)
 	pipe, err := archive.StdoutPipe()
 	if err != nil {
-		return "", err.Error()
+		return "", "", err
 	}
 	tar.Stdin = pipe
 	var aerr, terr bytes.Buffer
 	archive.Stderr, tar.Stderr = &aerr, &terr
 	if err := tar.Start(); err != nil {
-		return "", "tar: " + err.Error()
+		return "", "", fmt.Errorf("tar: %w", err)
 	}
 	if err := archive.Run(); err != nil {
 		tar.Wait()
-		return "", fmt.Sprintf("git archive: %v %s", err, aerr.String())
+		return "", "", fmt.Errorf("git archive: %w %s", err, aerr.String())
 	}
 	if err := tar.Wait(); err != nil {
-		return "", fmt.Sprintf("tar: %v %s", err, terr.String())
+		return "", "", fmt.Errorf("tar: %w %s", err, terr.String())
 	}
-	bin := filepath.Join(dir, "mtcagent-"+baselineAgentCommit[:7])
+	bin = filepath.Join(dir, "mtcagent-"+baselineAgentCommit[:7])
 	cmd := exec.Command(goTool, "build", "-trimpath", "-o", bin, "./cmd/mtcagent")
 	cmd.Dir = src
 	// GOTOOLCHAIN=auto: that tree's go.mod names its own toolchain.
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOTOOLCHAIN=auto", "GOFLAGS=")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Sprintf("go build of the agent at %s failed: %v\n%s", baselineAgentCommit[:7], err, out)
+		return "", "", fmt.Errorf("go build of the agent at %s: %w\n%s", baselineAgentCommit[:7], err, out)
 	}
-	return bin, ""
+	return bin, "", nil
 }
 
 // countingRelay forwards UDP datagrams between one device (whoever sent
@@ -257,9 +258,12 @@ func (p *baselineProc) stop() {
 }
 
 func benchBytesBaselineOnce(b *testing.B) {
-	bin, why := buildBaselineAgent(b.TempDir())
-	if why != "" {
-		b.Skip("baseline agent: " + why)
+	bin, skip, err := buildBaselineAgent(b.TempDir())
+	if err != nil {
+		b.Fatalf("baseline agent: %v", err)
+	}
+	if skip != "" {
+		b.Skip("baseline agent: " + skip)
 	}
 	// Two devices, each with its own key, made by the old agent in its
 	// own state directory.

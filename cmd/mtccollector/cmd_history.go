@@ -70,7 +70,7 @@ func runHistory(env *cli.Env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, struct {
+		return cli.WriteJSON(env.Stdout, struct {
 			Device string `json:"device"`
 			collector.HistoryPage
 		}{pos[0], page})

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -75,6 +74,17 @@ func (f storeFlags) open() (collector.Registry, func(), error) {
 		return nil, nil, err
 	}
 	return st, done, nil
+}
+
+// openFor is open with a context bounding the command's work on the
+// registry to d; done closes the registry and ends the context.
+func (f storeFlags) openFor(d time.Duration) (collector.Registry, context.Context, func(), error) {
+	r, closeReg, err := f.open()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	return r, ctx, func() { cancel(); closeReg() }, nil
 }
 
 // adminStore is what the commands use of a store, directly or through a
@@ -246,12 +256,6 @@ func viewOf(d *collector.Device) deviceView {
 	return v
 }
 
-func printJSON(w io.Writer, v any) error {
-	e := json.NewEncoder(w)
-	e.SetIndent("", "  ")
-	return e.Encode(v)
-}
-
 func dash(s string) string {
 	if s == "" {
 		return "-"
@@ -266,13 +270,11 @@ func runDeviceList(env *cli.Env, args []string) error {
 	if _, err := cli.ParseInterleaved(fs, args, 0); err != nil {
 		return err
 	}
-	r, done, err := sf.open()
+	r, ctx, done, err := sf.openFor(time.Minute)
 	if err != nil {
 		return err
 	}
 	defer done()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	ds, err := r.ListDevices(ctx)
 	if err != nil {
 		return err
@@ -282,7 +284,7 @@ func runDeviceList(env *cli.Env, args []string) error {
 		views = append(views, viewOf(d))
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, views)
+		return cli.WriteJSON(env.Stdout, views)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tPSK IDENTITY\tPSK\tKEY PIN\tHEARTBEAT TIMEOUT")
@@ -307,13 +309,11 @@ func runDeviceShow(env *cli.Env, args []string) error {
 	if len(pos) != 1 {
 		return cli.Usagef("device show: want a device ID")
 	}
-	r, done, err := sf.open()
+	r, ctx, done, err := sf.openFor(time.Minute)
 	if err != nil {
 		return err
 	}
 	defer done()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	d, err := r.DeviceByID(ctx, pos[0])
 	if err != nil {
 		return err
@@ -332,7 +332,7 @@ func runDeviceShow(env *cli.Env, args []string) error {
 		}
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, v)
+		return cli.WriteJSON(env.Stdout, v)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	for _, kv := range [][2]string{{"id", v.ID}, {"psk identity", v.PSKIdentity}, {"psk", v.PSKFingerprint}, {"key pin", v.KeyPin},
@@ -360,13 +360,11 @@ func removeOne(env *cli.Env, args []string, cmd, what string, rm func(context.Co
 	if len(pos) != 1 {
 		return cli.Usagef("%s: want one %s", cmd, map[string]string{"device": "device ID", "scs": "SCS name"}[what])
 	}
-	r, done, err := sf.open()
+	r, ctx, done, err := sf.openFor(time.Minute)
 	if err != nil {
 		return err
 	}
 	defer done()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	if err := rm(ctx, r, pos[0]); err != nil {
 		return registryErr(err)
 	}
@@ -398,13 +396,11 @@ func runSCSAdd(env *cli.Env, args []string) error {
 	if err := collector.CheckSCS(x); err != nil {
 		return &cli.UsageError{Msg: err.Error(), Hint: hexHint}
 	}
-	r, done, err := sf.open()
+	r, ctx, done, err := sf.openFor(time.Minute)
 	if err != nil {
 		return err
 	}
 	defer done()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	if err := r.AddSCS(ctx, x, false); err != nil {
 		return registryErr(err)
 	}
@@ -426,13 +422,11 @@ func runSCSList(env *cli.Env, args []string) error {
 	if _, err := cli.ParseInterleaved(fs, args, 0); err != nil {
 		return err
 	}
-	r, done, err := sf.open()
+	r, ctx, done, err := sf.openFor(time.Minute)
 	if err != nil {
 		return err
 	}
 	defer done()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	xs, err := r.ListSCS(ctx)
 	if err != nil {
 		return err
@@ -452,7 +446,7 @@ func runSCSList(env *cli.Env, args []string) error {
 		views = append(views, v)
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, views)
+		return cli.WriteJSON(env.Stdout, views)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tPSK IDENTITY\tPSK\tGRANTS")
@@ -499,13 +493,11 @@ func grantOrRevoke(env *cli.Env, args []string, grant bool) error {
 	if err := collector.CheckClasses(classes); err != nil {
 		return &cli.UsageError{Msg: cmd + ": " + err.Error()}
 	}
-	r, done, err := sf.open()
+	r, ctx, done, err := sf.openFor(time.Minute)
 	if err != nil {
 		return err
 	}
 	defer done()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	if grant {
 		for _, id := range devices {
 			d, err := r.DeviceByID(ctx, id)

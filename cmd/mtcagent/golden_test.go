@@ -88,6 +88,16 @@ func TestGoldenMDT(t *testing.T) {
 	appendMDT(t, dir, 2)
 	run("clear.txt", "yes\n", "clear")
 	run("optout.json", "", "optout", "--yes", "--json")
+	// Opting out is a consent change of its own, with its own time (the
+	// same second as the consent only on a fast machine).
+	out, errOut, code = mdtCLI(t, "", "mdt", "status", "--json", "--state-dir", dir, "--config", conf)
+	var st struct {
+		Time time.Time `json:"consent_time"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("status: %d %s %s", code, out, errOut)
+	}
+	times = append(times, st.Time)
 	run("status-optedout.json", "", "status", "--json")
 	run("optout.txt", "", "optout", "--yes")
 }

@@ -148,7 +148,11 @@ func TestHostileEndlessReplyEndsAtTimeout(t *testing.T) {
 	s, path := startSim(t, `{"dialect": "generic", "network": {"rssi_dbm": -71}}`)
 	s.Respond("AT+CSQ", modemsim.Response{Lines: []string{"NOISE NOISE NOISE"}, Endless: true, For: modemsim.Duration(slow(1500 * time.Millisecond)), Final: "OK", Times: 1})
 	var unknown atomic.Int64
-	e := openEngine(t, path, nil, atmodem.WithTimeout(slow(500*time.Millisecond)), atmodem.WithResync(50*time.Millisecond, 50*time.Millisecond),
+	// The resync's quiet spell is the engine's default (100 ms), not
+	// shorter: a probe whose own OK comes later than the quiet spell after
+	// the stream's final is taken for a dropped one, and its OK then ends
+	// the next command (seen with 50 ms on a loaded machine).
+	e := openEngine(t, path, nil, atmodem.WithTimeout(slow(500*time.Millisecond)), atmodem.WithResync(50*time.Millisecond, slow(100*time.Millisecond)),
 		atmodem.WithUnknown(func(string) { unknown.Add(1); time.Sleep(time.Millisecond) }))
 	w := watchHeap()
 	start := time.Now()

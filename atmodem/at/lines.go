@@ -1,4 +1,4 @@
-package atmodem
+package at
 
 // Bounds on what the engine keeps of a modem's output, whatever the modem
 // sends (a runaway reply, a line without end, a URC flood, an attack of the

@@ -96,6 +96,10 @@ func (u *urcLog) wait(t *testing.T, want string) {
 	}
 }
 
+// The engine tests below run at.Engine against the simulator through a
+// real pty and serialport.OpenDevice (the stack the agent uses); the
+// engine's own unit tests, over in-memory pipes, are in atmodem/at.
+
 func TestURCInTheMiddleOfAReply(t *testing.T) {
 	_, path := startSim(t, `{"dialect": "quectel",
 	  "responses": {

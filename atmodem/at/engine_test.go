@@ -338,3 +338,70 @@ func TestClosedPort(t *testing.T) {
 		t.Fatalf("command after the port failed: %v", err)
 	}
 }
+
+// TestNoiseNeverReply: a line that is not UTF-8 (a baud mismatch, a modem
+// waking up) and control bytes never reach a reply; the noise line goes
+// to the unknown handler, so it is seen.
+func TestNoiseNeverReply(t *testing.T) {
+	unknown := newRecorder()
+	e, f := start(t, at.WithUnknown(unknown.add))
+	ch := run(e, at.Cmd{Line: "AT+CGMI"})
+	f.expect(t, "AT+CGMI")
+	f.send(t, "\r\n\xff\xfe\x80noise\r\n\r\nGen\x00er\x1bic\r\n\r\nOK\r\n")
+	if r := wait(t, ch); r.err != nil || !slices.Equal(r.lines, []string{"Generic"}) {
+		t.Fatalf("reply %q, %v", r.lines, r.err)
+	}
+	if got := unknown.waitN(t, 1); got[0] != "\xff\xfe\x80noise" {
+		t.Fatalf("unknown handler got %q", got)
+	}
+}
+
+// TestOverlongLine: a line over MaxLineBytes ends the command with an
+// OverflowError and is never cut into lines; the next command works.
+func TestOverlongLine(t *testing.T) {
+	e, f := start(t)
+	ch := run(e, at.Cmd{Line: "AT+CUSD=1"})
+	f.expect(t, "AT+CUSD=1")
+	f.send(t, "\r\n+CUSD: 0,\""+strings.Repeat("A", at.MaxLineBytes)+"\"\r\n\r\nOK\r\n")
+	r := wait(t, ch)
+	var oe *at.OverflowError
+	if !errors.As(r.err, &oe) || oe.Bound != "line" || oe.Limit != at.MaxLineBytes || r.lines != nil {
+		t.Fatalf("reply %q, err %v: want an OverflowError (line)", r.lines, r.err)
+	}
+	ch = run(e, at.Cmd{Line: "AT+CSQ", Prefix: "+CSQ:"})
+	f.answer(t, "AT+CSQ", "\r\n+CSQ: 21,99\r\n\r\nOK\r\n")
+	if r := wait(t, ch); r.err != nil || !slices.Equal(r.lines, []string{"+CSQ: 21,99"}) {
+		t.Fatalf("next command: %q, %v", r.lines, r.err)
+	}
+}
+
+// TestCancelledCommand: a cancelled command returns the context's error;
+// the engine probes before the next one, whose reply is its own.
+func TestCancelledCommand(t *testing.T) {
+	e, f := start(t, at.WithResync(0, 20*time.Millisecond))
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() {
+		_, err := e.Command(ctx, "AT+COPS=?")
+		ch <- err
+	}()
+	f.expect(t, "AT+COPS=?")
+	cancel()
+	select {
+	case err := <-ch:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err %v, want context.Canceled", err)
+		}
+	case <-time.After(bound):
+		t.Fatal("cancelled command did not return")
+	}
+	next := run(e, at.Cmd{Line: "AT+CGMI"})
+	// The owed final is not coming: the engine probes at once (no resync
+	// wait); the modem answers the probe, then the command.
+	f.expect(t, "AT")
+	f.send(t, "\r\nOK\r\n")
+	f.answer(t, "AT+CGMI", "\r\nGeneric\r\n\r\nOK\r\n")
+	if r := wait(t, next); r.err != nil || !slices.Equal(r.lines, []string{"Generic"}) {
+		t.Fatalf("reply %q, %v", r.lines, r.err)
+	}
+}

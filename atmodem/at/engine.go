@@ -653,8 +653,8 @@ func (e *Engine) popURCLocked() string {
 
 // NextURC returns the next unsolicited line waiting for the dispatcher,
 // without taking it; ok is false when none is waiting. A URC handler can
-// tell from it whether more of a burst already arrived (the Monitor folds
-// the registration URCs of one burst into one cell event).
+// tell from it whether more of a burst already arrived (atmodem's Monitor
+// folds the registration URCs of one burst into one cell event).
 func (e *Engine) NextURC() (line string, ok bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

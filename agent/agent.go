@@ -19,6 +19,7 @@ import (
 
 	"github.com/mtcagent/mtcagent/agent/outbox"
 	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/atmodem/at"
 	"github.com/mtcagent/mtcagent/attest"
 	"github.com/mtcagent/mtcagent/internal/clock"
 	"github.com/mtcagent/mtcagent/internal/fsutil"
@@ -45,7 +46,7 @@ type Deps struct {
 	// the file key in the state directory, created on first use.
 	Signer crypto.Signer
 	// Engine options for the modem (timeouts).
-	EngineOptions []atmodem.Option
+	EngineOptions []at.Option
 	// MDT, when set, is the measurement log the daemon owns while it runs.
 	MDT *MDT
 	// StorageRetry is how often what is held in memory while storage

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/atmodem/at"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
 	"github.com/mtcagent/mtcagent/atmodem/serialport"
 	"github.com/mtcagent/mtcagent/attest"
@@ -59,7 +59,7 @@ func startClock(t *testing.T, scenario string, cfg Config, clk clock.Clock) *har
 		Open:          func(context.Context) (io.ReadWriteCloser, error) { return serialport.OpenDevice(p.Path()) },
 		Outbox:        out,
 		Clock:         clk,
-		EngineOptions: []atmodem.Option{atmodem.WithTimeout(slow(300 * time.Millisecond))},
+		EngineOptions: []at.Option{at.WithTimeout(slow(300 * time.Millisecond))},
 	})
 	if err != nil {
 		t.Fatal(err)

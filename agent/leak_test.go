@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/atmodem/at"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
 	"github.com/mtcagent/mtcagent/atmodem/serialport"
 	"github.com/mtcagent/mtcagent/internal/clock"
@@ -80,7 +80,7 @@ func TestSessionLeaksNoIdentifier(t *testing.T) {
 		Outbox:        out,
 		Log:           log,
 		Clock:         clk,
-		EngineOptions: []atmodem.Option{atmodem.WithTimeout(slow(300 * time.Millisecond)), atmodem.WithLogger(log)},
+		EngineOptions: []at.Option{at.WithTimeout(slow(300 * time.Millisecond)), at.WithLogger(log)},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/atmodem/at"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
 	"github.com/mtcagent/mtcagent/atmodem/serialport"
 )
@@ -26,13 +27,13 @@ func BenchmarkCommandsPTY(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := atmodem.New(port)
+	e := at.New(port)
 	defer func() { e.Close(); port.Close(); e.Wait() }()
 	ctx := context.Background()
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		if _, err := e.Run(ctx, atmodem.Cmd{Line: "AT+CSQ", Prefix: "+CSQ:"}); err != nil {
+		if _, err := e.Run(ctx, at.Cmd{Line: "AT+CSQ", Prefix: "+CSQ:"}); err != nil {
 			b.Fatal(err)
 		}
 	}

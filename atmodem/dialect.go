@@ -3,6 +3,8 @@ package atmodem
 import (
 	"sort"
 	"strings"
+
+	"github.com/mtcagent/mtcagent/atmodem/at"
 )
 
 // Dialect is what differs between modem families: how to read the ICCID and
@@ -15,13 +17,13 @@ type Dialect struct {
 	Family string
 	// ICCIDCommands are tried in order; AT+CRSM (EF_ICCID) is the last
 	// resort for every dialect.
-	ICCIDCommands []Cmd
+	ICCIDCommands []at.Cmd
 	// CellCommand reads the serving cell; ParseCell parses its reply.
-	CellCommand *Cmd
+	CellCommand *at.Cmd
 	ParseCell   func(lines []string) (*ServingCell, error)
 	// SignalCommand, when set, reads the signal where +CSQ/+CESQ leave
 	// values unknown; ParseSignal parses it. 27.007 values win.
-	SignalCommand *Cmd
+	SignalCommand *at.Cmd
 	ParseSignal   func(lines []string) (Signal, error)
 	// InitCommands are sent after the common initialisation; failures
 	// are ignored (older firmware lacks some).
@@ -43,12 +45,12 @@ const (
 )
 
 // crsmICCID reads EF_ICCID (file 2FE2 = 12258), as ModemManager does.
-var crsmICCID = Cmd{Line: "AT+CRSM=176,12258,0,0,10", Prefix: "+CRSM:"}
+var crsmICCID = at.Cmd{Line: "AT+CRSM=176,12258,0,0,10", Prefix: "+CRSM:"}
 
 // Generic is plain TS 27.007.
 var Generic = &Dialect{
 	Name:          "generic",
-	ICCIDCommands: []Cmd{{Line: "AT+CCID"}, {Line: "AT+ICCID"}},
+	ICCIDCommands: []at.Cmd{{Line: "AT+CCID"}, {Line: "AT+ICCID"}},
 	URCs: map[string]URCKind{
 		"+CPIN:": URCSIMChanged,
 	},
@@ -57,8 +59,8 @@ var Generic = &Dialect{
 // Quectel covers EC2x, EG2x, BG9x and RG50x.
 var Quectel = &Dialect{
 	Name:          "quectel",
-	ICCIDCommands: []Cmd{{Line: "AT+QCCID", Prefix: "+QCCID:"}, {Line: "AT+CCID"}},
-	CellCommand:   &Cmd{Line: `AT+QENG="servingcell"`, Prefix: "+QENG:"},
+	ICCIDCommands: []at.Cmd{{Line: "AT+QCCID", Prefix: "+QCCID:"}, {Line: "AT+CCID"}},
+	CellCommand:   &at.Cmd{Line: `AT+QENG="servingcell"`, Prefix: "+QENG:"},
 	ParseCell:     ParseQENG,
 	InitCommands:  []string{"AT+QSIMSTAT=1"},
 	GNSS:          quectelGNSS,
@@ -76,8 +78,8 @@ var Quectel = &Dialect{
 // SIMCom covers SIM7500/SIM7600 and relatives.
 var SIMCom = &Dialect{
 	Name:          "simcom",
-	ICCIDCommands: []Cmd{{Line: "AT+CICCID", Prefix: "+ICCID:"}, {Line: "AT+CCID"}},
-	CellCommand:   &Cmd{Line: "AT+CPSI?", Prefix: "+CPSI:"},
+	ICCIDCommands: []at.Cmd{{Line: "AT+CICCID", Prefix: "+ICCID:"}, {Line: "AT+CCID"}},
+	CellCommand:   &at.Cmd{Line: "AT+CPSI?", Prefix: "+CPSI:"},
 	ParseCell: func(lines []string) (*ServingCell, error) {
 		for _, l := range lines {
 			if strings.HasPrefix(l, "+CPSI:") {
@@ -102,8 +104,8 @@ var SIMCom = &Dialect{
 var UBlox = &Dialect{
 	Name:          "ublox",
 	Family:        "u-blox SARA-R4/R5, LARA-R6",
-	ICCIDCommands: []Cmd{{Line: "AT+CCID", Prefix: "+CCID:"}},
-	CellCommand:   &Cmd{Line: "AT+UCGED?"},
+	ICCIDCommands: []at.Cmd{{Line: "AT+CCID", Prefix: "+CCID:"}},
+	CellCommand:   &at.Cmd{Line: "AT+UCGED?"},
 	ParseCell:     ParseUCGED,
 	// +UCGED=5: RSRP/RSRQ reporting; +USIMSTAT=1: +UUSIMSTAT on SIM
 	// insertion and removal.
@@ -120,8 +122,8 @@ var UBlox = &Dialect{
 var Telit = &Dialect{
 	Name:          "telit",
 	Family:        "Telit LE910/ME910",
-	ICCIDCommands: []Cmd{{Line: "AT#CCID", Prefix: "#CCID:"}, {Line: "AT+ICCID"}},
-	CellCommand:   &Cmd{Line: "AT#RFSTS", Prefix: "#RFSTS:"},
+	ICCIDCommands: []at.Cmd{{Line: "AT#CCID", Prefix: "#CCID:"}, {Line: "AT+ICCID"}},
+	CellCommand:   &at.Cmd{Line: "AT#RFSTS", Prefix: "#RFSTS:"},
 	ParseCell:     ParseRFSTS,
 	// #QSS=1: "#QSS: 0|1" when the SIM is removed or inserted.
 	InitCommands: []string{"AT#QSS=1"},
@@ -137,8 +139,8 @@ var Telit = &Dialect{
 var Sierra = &Dialect{
 	Name:          "sierra",
 	Family:        "Sierra Wireless EM/MC",
-	ICCIDCommands: []Cmd{{Line: "AT!ICCID?"}, {Line: "AT+CCID"}},
-	CellCommand:   &Cmd{Line: "AT!GSTATUS?"},
+	ICCIDCommands: []at.Cmd{{Line: "AT!ICCID?"}, {Line: "AT+CCID"}},
+	CellCommand:   &at.Cmd{Line: "AT!GSTATUS?"},
 	ParseCell:     ParseGSTATUS,
 	URCs: map[string]URCKind{
 		"+CPIN:": URCSIMChanged,
@@ -151,8 +153,8 @@ var Sierra = &Dialect{
 var Nordic = &Dialect{
 	Name:          "nordic",
 	Family:        "Nordic nRF91",
-	ICCIDCommands: []Cmd{{Line: "AT%XICCID", Prefix: "%XICCID:"}},
-	CellCommand:   &Cmd{Line: "AT%XMONITOR", Prefix: "%XMONITOR:"},
+	ICCIDCommands: []at.Cmd{{Line: "AT%XICCID", Prefix: "%XICCID:"}},
+	CellCommand:   &at.Cmd{Line: "AT%XMONITOR", Prefix: "%XMONITOR:"},
 	ParseCell:     ParseXMONITOR,
 	// %XSIM=1: "%XSIM: <state>" when the UICC state changes.
 	InitCommands: []string{"AT%XSIM=1"},
@@ -170,8 +172,8 @@ var Nordic = &Dialect{
 var Fibocom = &Dialect{
 	Name:          "fibocom",
 	Family:        "Fibocom",
-	ICCIDCommands: []Cmd{{Line: "AT+CCID"}, {Line: "AT+ICCID"}},
-	CellCommand:   &Cmd{Line: "AT+GTCCINFO?"},
+	ICCIDCommands: []at.Cmd{{Line: "AT+CCID"}, {Line: "AT+ICCID"}},
+	CellCommand:   &at.Cmd{Line: "AT+GTCCINFO?"},
 	ParseCell:     ParseGTCCINFO,
 	URCs: map[string]URCKind{
 		"+CPIN:": URCSIMChanged,
@@ -184,10 +186,10 @@ var Fibocom = &Dialect{
 var Huawei = &Dialect{
 	Name:          "huawei",
 	Family:        "Huawei ME909",
-	ICCIDCommands: []Cmd{{Line: "AT^ICCID?", Prefix: "^ICCID:"}, {Line: "AT+CCID"}},
-	CellCommand:   &Cmd{Line: "AT^MONSC", Prefix: "^MONSC:"},
+	ICCIDCommands: []at.Cmd{{Line: "AT^ICCID?", Prefix: "^ICCID:"}, {Line: "AT+CCID"}},
+	CellCommand:   &at.Cmd{Line: "AT^MONSC", Prefix: "^MONSC:"},
 	ParseCell:     ParseMONSC,
-	SignalCommand: &Cmd{Line: "AT^HCSQ?", Prefix: "^HCSQ:"},
+	SignalCommand: &at.Cmd{Line: "AT^HCSQ?", Prefix: "^HCSQ:"},
 	ParseSignal:   ParseHCSQ,
 	URCs: map[string]URCKind{
 		"^SIMST:":     URCSIMChanged,

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mtcagent/mtcagent/atmodem/at"
 	"github.com/mtcagent/mtcagent/privacy/ident"
 )
 
@@ -78,11 +79,11 @@ func (m *Modem) readEID(ctx context.Context) (ident.EID, error) {
 		return ident.EID{}, err
 	}
 	defer func() {
-		if _, err := m.E.Command(ctx, "AT+CCHC="+strconv.Itoa(sid)); err != nil && !errors.Is(err, ErrClosed) {
+		if _, err := m.E.Command(ctx, "AT+CCHC="+strconv.Itoa(sid)); err != nil && !errors.Is(err, at.ErrClosed) {
 			m.log.Debug("logical channel not closed", "err", err)
 		}
 	}()
-	lines, err = m.E.Run(ctx, Cmd{Line: fmt.Sprintf(`AT+CGLA=%d,%d,"%s"`, sid, len(getEIDApdu), getEIDApdu), Prefix: "+CGLA:"})
+	lines, err = m.E.Run(ctx, at.Cmd{Line: fmt.Sprintf(`AT+CGLA=%d,%d,"%s"`, sid, len(getEIDApdu), getEIDApdu), Prefix: "+CGLA:"})
 	if err != nil {
 		return ident.EID{}, err
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/atmodem/at"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
 )
 
@@ -19,7 +19,7 @@ func TestSimFlap(t *testing.T) {
 	var mu sync.Mutex
 	var urcs []string
 	sixth := make(chan struct{})
-	e := openEngine(t, path, nil, atmodem.WithHandler("+CEREG:", func(l string) {
+	e := openEngine(t, path, nil, at.WithHandler("+CEREG:", func(l string) {
 		mu.Lock()
 		urcs = append(urcs, l)
 		if len(urcs) == 6 {

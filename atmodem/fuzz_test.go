@@ -1,7 +1,6 @@
 package atmodem
 
 import (
-	"bytes"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -19,13 +18,12 @@ import (
 
 // The fuzz targets are seeded from the table tests (every string literal of
 // parse_test.go) and from the transcript corpus (every line the modem sends
-// in testdata/*.txt, and each session's raw bytes for the splitter). Run
+// in testdata/*.txt; the line splitter's own target is package at's). Run
 // one with: go test ./atmodem -run '^$' -fuzz FuzzParseRegistration
 
 var (
 	seedOnce  sync.Once
 	seedLines []string
-	seedWires [][]byte
 )
 
 func loadSeeds(tb testing.TB) {
@@ -51,9 +49,9 @@ func loadSeeds(tb testing.TB) {
 				tb.Fatalf("seeds: %v", err)
 			}
 			wire := tr.ModemBytes()
-			seedWires = append(seedWires, wire)
-			var sp lineSplitter
-			sp.feed(wire, func(l string) { set[l] = true }, nil)
+			for _, l := range strings.FieldsFunc(string(wire), func(r rune) bool { return r == '\r' || r == '\n' }) {
+				set[l] = true
+			}
 		}
 		// And every reply line of the parser corpus (testdata/cases).
 		cases, _ := filepath.Glob(filepath.Join("testdata", "cases", "*.txt"))
@@ -405,59 +403,6 @@ func FuzzDialectFor(f *testing.F) {
 		d := DialectFor(manufacturer, model)
 		if d == nil || Dialects[d.Name] != d || DialectFor(manufacturer, model) != d {
 			t.Fatalf("DialectFor(%q, %q) = %v", manufacturer, model, d)
-		}
-	})
-}
-
-func FuzzLineSplitter(f *testing.F) {
-	loadSeeds(f)
-	for _, w := range seedWires {
-		f.Add(w, uint8(0), uint16(0))
-		f.Add(w, uint8(1), uint16(16))
-	}
-	f.Add([]byte("\r\r\n+CSQ: 20,99\r\r\n\n\rOK\n\r\x00\x7f\tX"), uint8(3), uint16(4))
-	f.Fuzz(func(t *testing.T, data []byte, chunk uint8, max uint16) {
-		split := func(data []byte, chunk int) ([]string, string) {
-			s := lineSplitter{maxLine: int(max)}
-			var lines []string
-			emit := func(l string) { lines = append(lines, l) }
-			if chunk <= 0 {
-				s.feed(data, emit, nil)
-			} else {
-				for i := 0; i < len(data); i += chunk {
-					s.feed(data[i:min(i+chunk, len(data))], emit, nil)
-				}
-			}
-			return lines, s.pending()
-		}
-		whole, rest := split(data, 0)
-		limit := int(max)
-		if limit <= 0 {
-			limit = MaxLineBytes
-		}
-		for _, l := range whole {
-			if l == "" || len(l) > limit {
-				t.Fatalf("line of %d bytes (limit %d)", len(l), limit)
-			}
-			for i := 0; i < len(l); i++ {
-				if c := l[i]; (c < 0x20 && c != '\t') || c == 0x7f {
-					t.Fatalf("control byte %#x in line %q", c, l)
-				}
-			}
-		}
-		// Any chunking gives the same lines.
-		chunked, rest2 := split(data, int(chunk))
-		if strings.Join(chunked, "\n") != strings.Join(whole, "\n") || len(chunked) != len(whole) || rest2 != rest {
-			t.Fatalf("chunks of %d changed the lines: %q / %q", chunk, chunked, whole)
-		}
-		// Joining the lines with CRLF and splitting again gives them back.
-		var b bytes.Buffer
-		for _, l := range whole {
-			b.WriteString(l + "\r\n")
-		}
-		again, rest3 := split(b.Bytes(), 0)
-		if strings.Join(again, "\n") != strings.Join(whole, "\n") || len(again) != len(whole) || rest3 != "" {
-			t.Fatalf("re-split %q, want %q", again, whole)
 		}
 	})
 }

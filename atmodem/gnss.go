@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mtcagent/mtcagent/atmodem/at"
 )
 
 // Position is a GNSS fix as the modem reports it.
@@ -38,7 +40,7 @@ type GNSS struct {
 	// Stop turns it off again; sent at shutdown, and only when Start
 	// turned it on (not when someone else had it on already).
 	Stop  string
-	Read  Cmd
+	Read  at.Cmd
 	Parse func(line string) (*Position, error) // ErrNoFix when there is none
 	// NoFixCME is the +CME ERROR code that means "no fix yet" (0: none).
 	NoFixCME int
@@ -47,7 +49,7 @@ type GNSS struct {
 var quectelGNSS = &GNSS{
 	Start:    "AT+QGPS=1",
 	Stop:     "AT+QGPSEND",
-	Read:     Cmd{Line: "AT+QGPSLOC=2", Prefix: "+QGPSLOC:"},
+	Read:     at.Cmd{Line: "AT+QGPSLOC=2", Prefix: "+QGPSLOC:"},
 	Parse:    ParseQGPSLOC,
 	NoFixCME: 516,
 }
@@ -55,7 +57,7 @@ var quectelGNSS = &GNSS{
 var simcomGNSS = &GNSS{
 	Start: "AT+CGPS=1",
 	Stop:  "AT+CGPS=0",
-	Read:  Cmd{Line: "AT+CGPSINFO", Prefix: "+CGPSINFO:"},
+	Read:  at.Cmd{Line: "AT+CGPSINFO", Prefix: "+CGPSINFO:"},
 	Parse: ParseCGPSINFO,
 }
 
@@ -81,7 +83,7 @@ func (m *Modem) ReadPosition(ctx context.Context) (*Position, error) {
 		return nil, fmt.Errorf("%w: the %s dialect has no GNSS commands", ErrNoFix, m.Dialect.Name)
 	}
 	lines, err := m.E.Run(ctx, g.Read)
-	var cme *CMEError
+	var cme *at.CMEError
 	if errors.As(err, &cme) && g.NoFixCME != 0 && cme.Code == g.NoFixCME {
 		return nil, ErrNoFix
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/atmodem/at"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
 	"github.com/mtcagent/mtcagent/atmodem/serialport"
 )
@@ -80,7 +81,7 @@ func TestMonitorStopsGNSS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := atmodem.New(port)
+		e := at.New(port)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_, err = e.Command(ctx, "AT+QGPS=1")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/atmodem/at"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
 )
 
@@ -81,14 +82,14 @@ func (w *heapWatch) check(t *testing.T, peakMiB, keptMiB uint64) {
 }
 
 // recovers checks that a normal command works again.
-func recovers(t *testing.T, e *atmodem.Engine) {
+func recovers(t *testing.T, e *at.Engine) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), slow(10*time.Second))
 	defer cancel()
 	var err error
 	for i := 0; i < 3; i++ {
 		var lines []string
-		lines, err = e.Run(ctx, atmodem.Cmd{Line: "AT+CSQ", Prefix: "+CSQ:"})
+		lines, err = e.Run(ctx, at.Cmd{Line: "AT+CSQ", Prefix: "+CSQ:"})
 		if err == nil && len(lines) == 1 && lines[0] == "+CSQ: 21,99" {
 			return
 		}
@@ -102,17 +103,17 @@ func recovers(t *testing.T, e *atmodem.Engine) {
 func TestHostileEndlessReply(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cmd  atmodem.Cmd
+		cmd  at.Cmd
 		r    modemsim.Response
 	}{
 		// Ended by the line bound, then the stream is aborted by the
 		// resync probe (V.250).
-		{"lines", atmodem.Cmd{Line: "AT+CGMR"}, modemsim.Response{Lines: []string{"EVIL1.0"}, Endless: true, Final: "OK"}},
+		{"lines", at.Cmd{Line: "AT+CGMR"}, modemsim.Response{Lines: []string{"EVIL1.0"}, Endless: true, Final: "OK"}},
 		// Ended by the byte bound.
-		{"bytes", atmodem.Cmd{Line: "AT+CGMR"}, modemsim.Response{Lines: []string{strings.Repeat("R", 4000)}, Endless: true, Final: "OK"}},
+		{"bytes", at.Cmd{Line: "AT+CGMR"}, modemsim.Response{Lines: []string{strings.Repeat("R", 4000)}, Endless: true, Final: "OK"}},
 		// Prefix lines of a query, which are also URCs: none of the late
 		// ones is taken for a URC while the reply is drained.
-		{"prefixed", atmodem.Cmd{Line: "AT+CEREG?", Prefix: "+CEREG:", Accept: atmodem.IsRegQueryReply},
+		{"prefixed", at.Cmd{Line: "AT+CEREG?", Prefix: "+CEREG:", Accept: atmodem.IsRegQueryReply},
 			modemsim.Response{Lines: []string{`+CEREG: 2,1,"FFFF","0BADCE11",7`}, Endless: true, Final: "OK"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -120,12 +121,12 @@ func TestHostileEndlessReply(t *testing.T) {
 			s.Respond(tc.cmd.Line, tc.r)
 			urcs := newURCLog()
 			var n atomic.Int64
-			e := openEngine(t, path, nil, atmodem.WithTimeout(slow(3*time.Second)),
-				atmodem.WithHandler("+CEREG:", func(l string) { n.Add(1) }), atmodem.WithUnknown(urcs.add))
+			e := openEngine(t, path, nil, at.WithTimeout(slow(3*time.Second)),
+				at.WithHandler("+CEREG:", func(l string) { n.Add(1) }), at.WithUnknown(urcs.add))
 			w := watchHeap()
 			start := time.Now()
 			lines, err := e.Run(context.Background(), tc.cmd)
-			if !errors.Is(err, atmodem.ErrOverflow) || lines != nil {
+			if !errors.Is(err, at.ErrOverflow) || lines != nil {
 				t.Fatalf("endless reply: got %d lines, err %v; want ErrOverflow and no lines", len(lines), err)
 			}
 			if d := time.Since(start); d > slow(time.Second) {
@@ -152,12 +153,12 @@ func TestHostileEndlessReplyEndsAtTimeout(t *testing.T) {
 	// shorter: a probe whose own OK comes later than the quiet spell after
 	// the stream's final is taken for a dropped one, and its OK then ends
 	// the next command (seen with 50 ms on a loaded machine).
-	e := openEngine(t, path, nil, atmodem.WithTimeout(slow(500*time.Millisecond)), atmodem.WithResync(50*time.Millisecond, slow(100*time.Millisecond)),
-		atmodem.WithUnknown(func(string) { unknown.Add(1); time.Sleep(time.Millisecond) }))
+	e := openEngine(t, path, nil, at.WithTimeout(slow(500*time.Millisecond)), at.WithResync(50*time.Millisecond, slow(100*time.Millisecond)),
+		at.WithUnknown(func(string) { unknown.Add(1); time.Sleep(time.Millisecond) }))
 	w := watchHeap()
 	start := time.Now()
-	_, err := e.Run(context.Background(), atmodem.Cmd{Line: "AT+CSQ", Prefix: "+CSQ:"})
-	if !errors.Is(err, atmodem.ErrTimeout) {
+	_, err := e.Run(context.Background(), at.Cmd{Line: "AT+CSQ", Prefix: "+CSQ:"})
+	if !errors.Is(err, at.ErrTimeout) {
 		t.Fatalf("endless unprefixed reply: err %v, want ErrTimeout", err)
 	}
 	if d := time.Since(start); d > slow(2*time.Second) {
@@ -175,7 +176,7 @@ func TestHostileMegabyteLine(t *testing.T) {
 		s, path := startSim(t, `{"dialect": "generic"}`)
 		s.Respond("AT+CGMR", modemsim.Response{Long: mb, Raw: `EVIL1.0\r\n`, Final: "OK"})
 		h := runMonitorWith(t, path, func(c *atmodem.MonitorConfig) {
-			c.EngineOptions = []atmodem.Option{atmodem.WithTimeout(slow(2 * time.Second)), atmodem.WithResync(100*time.Millisecond, 50*time.Millisecond)}
+			c.EngineOptions = []at.Option{at.WithTimeout(slow(2 * time.Second)), at.WithResync(100*time.Millisecond, 50*time.Millisecond)}
 		})
 		st := h.mon.Status()
 		if !st.Unknown(atmodem.ReadRevision) || st.Modem.Revision != "" {
@@ -188,10 +189,10 @@ func TestHostileMegabyteLine(t *testing.T) {
 	t.Run("imei in the tail", func(t *testing.T) {
 		s, path := startSim(t, `{"dialect": "generic", "network": {"rssi_dbm": -71}}`)
 		s.Respond("AT+CGSN", modemsim.Response{Long: mb, Raw: `350000000000019\r\n`, Final: "OK"})
-		e := openEngine(t, path, nil, atmodem.WithTimeout(slow(2*time.Second)))
+		e := openEngine(t, path, nil, at.WithTimeout(slow(2*time.Second)))
 		w := watchHeap()
 		lines, err := e.Command(context.Background(), "AT+CGSN")
-		if !errors.Is(err, atmodem.ErrOverflow) {
+		if !errors.Is(err, at.ErrOverflow) {
 			t.Fatalf("1 MB line: lines %.60q, err %v; want ErrOverflow", lines, err)
 		}
 		if imei, perr := atmodem.ParseSerial(lines); perr == nil {
@@ -205,10 +206,10 @@ func TestHostileMegabyteLine(t *testing.T) {
 		// (not at its timeout) and the next one ends the noise.
 		s, path := startSim(t, `{"dialect": "generic", "network": {"rssi_dbm": -71}}`)
 		s.Respond("AT+CGMR", modemsim.Response{Long: mb})
-		e := openEngine(t, path, nil, atmodem.WithTimeout(slow(5*time.Second)), atmodem.WithResync(100*time.Millisecond, 50*time.Millisecond))
+		e := openEngine(t, path, nil, at.WithTimeout(slow(5*time.Second)), at.WithResync(100*time.Millisecond, 50*time.Millisecond))
 		w := watchHeap()
 		start := time.Now()
-		if _, err := e.Command(context.Background(), "AT+CGMR"); !errors.Is(err, atmodem.ErrOverflow) {
+		if _, err := e.Command(context.Background(), "AT+CGMR"); !errors.Is(err, at.ErrOverflow) {
 			t.Fatalf("unending 1 MB line: err %v, want ErrOverflow", err)
 		}
 		if d := time.Since(start); d > slow(2*time.Second) {
@@ -236,9 +237,9 @@ func TestHostileOverlongLines(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string
 	line := make(chan struct{}, 1) // a line reached a handler
-	e := openEngine(t, path, nil, atmodem.WithTimeout(slow(2*time.Second)), atmodem.WithResync(100*time.Millisecond, 50*time.Millisecond),
-		atmodem.WithHandler("+CUSD:", func(l string) { mu.Lock(); seen = append(seen, l); mu.Unlock(); signal(line) }),
-		atmodem.WithUnknown(func(l string) { mu.Lock(); seen = append(seen, l); mu.Unlock(); signal(line) }))
+	e := openEngine(t, path, nil, at.WithTimeout(slow(2*time.Second)), at.WithResync(100*time.Millisecond, 50*time.Millisecond),
+		at.WithHandler("+CUSD:", func(l string) { mu.Lock(); seen = append(seen, l); mu.Unlock(); signal(line) }),
+		at.WithUnknown(func(l string) { mu.Lock(); seen = append(seen, l); mu.Unlock(); signal(line) }))
 	ctx := context.Background()
 
 	// What real modems send passes.
@@ -260,10 +261,10 @@ func TestHostileOverlongLines(t *testing.T) {
 	} {
 		s.Respond(tc.cmd, tc.r)
 		lines, err := e.Command(ctx, tc.cmd)
-		if !errors.Is(err, atmodem.ErrOverflow) || lines != nil {
+		if !errors.Is(err, at.ErrOverflow) || lines != nil {
 			t.Errorf("%s: %d lines, err %v; want ErrOverflow", tc.name, len(lines), err)
 		}
-		var oe *atmodem.OverflowError
+		var oe *at.OverflowError
 		if !errors.As(err, &oe) {
 			t.Errorf("%s: %v is no *OverflowError", tc.name, err)
 		}
@@ -281,7 +282,7 @@ func TestHostileOverlongLines(t *testing.T) {
 		mu.Unlock()
 		if len(got) > 0 && got[len(got)-1] == `+CUSD: 0,"4142",15` {
 			for _, l := range got {
-				if len(l) > atmodem.MaxLineBytes || (strings.HasPrefix(l, "+CUSD:") && l != `+CUSD: 0,"4142",15`) || strings.HasPrefix(l, "4142") || strings.HasPrefix(l, "0000") {
+				if len(l) > at.MaxLineBytes || (strings.HasPrefix(l, "+CUSD:") && l != `+CUSD: 0,"4142",15`) || strings.HasPrefix(l, "4142") || strings.HasPrefix(l, "0000") {
 					t.Errorf("a piece of an over-long line reached a handler: %.60q (%d bytes)", l, len(l))
 				}
 			}
@@ -335,8 +336,8 @@ func TestHostileURCFlood(t *testing.T) {
 	s, path := startSim(t, `{"dialect": "generic", "network": {"rssi_dbm": -71}}`)
 	var handled atomic.Int64
 	last := make(chan struct{})
-	e := openEngine(t, path, nil, atmodem.WithTimeout(slow(2*time.Second)),
-		atmodem.WithHandler("+CEREG:", func(l string) {
+	e := openEngine(t, path, nil, at.WithTimeout(slow(2*time.Second)),
+		at.WithHandler("+CEREG:", func(l string) {
 			handled.Add(1)
 			if l == "+CEREG: 5" {
 				close(last)
@@ -356,7 +357,7 @@ func TestHostileURCFlood(t *testing.T) {
 	}()
 	ctx := context.Background()
 	for i := 0; i < 5; i++ {
-		if _, err := e.Run(ctx, atmodem.Cmd{Line: "AT+CSQ", Prefix: "+CSQ:"}); err != nil {
+		if _, err := e.Run(ctx, at.Cmd{Line: "AT+CSQ", Prefix: "+CSQ:"}); err != nil {
 			t.Fatalf("command during the flood: %v", err)
 		}
 	}
@@ -377,8 +378,8 @@ func TestHostileURCFlood(t *testing.T) {
 func TestHostileRDYMidCommand(t *testing.T) {
 	s, path := startSim(t, `{"dialect": "quectel", "network": {"rssi_dbm": -71}}`)
 	var rdy atomic.Int64
-	e := openEngine(t, path, nil, atmodem.WithTimeout(slow(500*time.Millisecond)), atmodem.WithResync(50*time.Millisecond, 50*time.Millisecond),
-		atmodem.WithHandler("RDY", func(string) { rdy.Add(1) }))
+	e := openEngine(t, path, nil, at.WithTimeout(slow(500*time.Millisecond)), at.WithResync(50*time.Millisecond, 50*time.Millisecond),
+		at.WithHandler("RDY", func(string) { rdy.Add(1) }))
 	s.Respond("AT+CGMR", modemsim.Response{Raw: `\r\nRDY\r\n\r\n+CPIN: READY\r\n`, Times: 1})
 	lines, err := e.Command(context.Background(), "AT+CGMR")
 	if err == nil {
@@ -434,10 +435,10 @@ func (f *firehose) Write(p []byte) (int, error) {
 
 func TestHostileFirehoseInMemory(t *testing.T) {
 	f := &firehose{}
-	e := atmodem.New(f, atmodem.WithTimeout(slow(2*time.Second)), atmodem.WithResync(50*time.Millisecond, 50*time.Millisecond))
+	e := at.New(f, at.WithTimeout(slow(2*time.Second)), at.WithResync(50*time.Millisecond, 50*time.Millisecond))
 	defer func() { e.Close(); e.Wait() }()
 	w := watchHeap()
-	if _, err := e.Command(context.Background(), "AT+CGMR"); !errors.Is(err, atmodem.ErrOverflow) {
+	if _, err := e.Command(context.Background(), "AT+CGMR"); !errors.Is(err, at.ErrOverflow) {
 		t.Fatalf("endless bytes without a line end: %v, want ErrOverflow", err)
 	}
 	time.Sleep(100 * time.Millisecond) // the noise keeps coming

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/mtcagent/mtcagent/atmodem/at"
 	"github.com/mtcagent/mtcagent/privacy/ident"
 )
 
@@ -61,9 +62,9 @@ func (s *Status) Serving() (Domain, *Registration) {
 // Registered reports whether any domain is registered.
 func (s *Status) Registered() bool { d, _ := s.Serving(); return d != "" }
 
-// Modem reads a modem through an Engine, in its dialect.
+// Modem reads a modem through an at.Engine, in its dialect.
 type Modem struct {
-	E       *Engine
+	E       *at.Engine
 	Dialect *Dialect
 	log     *slog.Logger
 	// urcMode records per domain whether =2 (1) or =1 (0) took, or -1.
@@ -93,7 +94,7 @@ func (m *Modem) URCsLost() bool {
 }
 
 // NewModem wraps an engine; call Init before reading.
-func NewModem(e *Engine, log *slog.Logger) *Modem {
+func NewModem(e *at.Engine, log *slog.Logger) *Modem {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -108,7 +109,7 @@ func (m *Modem) Init(ctx context.Context) error {
 	// The first command after a reset may meet a half-awake modem.
 	var err error
 	for i := 0; i < 3; i++ {
-		if _, err = m.E.Command(ctx, "ATE0"); err == nil || errors.Is(err, ErrClosed) || ctx.Err() != nil {
+		if _, err = m.E.Command(ctx, "ATE0"); err == nil || errors.Is(err, at.ErrClosed) || ctx.Err() != nil {
 			break
 		}
 	}
@@ -127,19 +128,19 @@ func (m *Modem) Init(ctx context.Context) error {
 			m.urcMode[d] = 1
 		} else if _, err := m.E.Command(ctx, "AT"+d.Command()+"=1"); err == nil {
 			m.urcMode[d] = 0
-		} else if errors.Is(err, ErrClosed) {
+		} else if errors.Is(err, at.ErrClosed) {
 			return err
 		}
 	}
 	for _, c := range m.Dialect.InitCommands {
-		if _, err := m.E.Command(ctx, c); errors.Is(err, ErrClosed) {
+		if _, err := m.E.Command(ctx, c); errors.Is(err, at.ErrClosed) {
 			return err
 		}
 	}
 	m.gnssStarted = false
 	if g := m.Dialect.GNSS; m.GNSS && g != nil {
 		_, err := m.E.Command(ctx, g.Start)
-		if errors.Is(err, ErrClosed) {
+		if errors.Is(err, at.ErrClosed) {
 			return err
 		}
 		m.gnssStarted = err == nil
@@ -163,7 +164,7 @@ func (m *Modem) identity(ctx context.Context) (ModemInfo, error) {
 	read := func(cmd, prefix string, r Reading) string {
 		lines, e := m.E.Command(ctx, cmd)
 		if e != nil {
-			if errors.Is(e, ErrClosed) || ctx.Err() != nil {
+			if errors.Is(e, at.ErrClosed) || ctx.Err() != nil {
 				err = e
 			}
 			info.Failed |= r
@@ -203,8 +204,8 @@ func (m *Modem) identity(ctx context.Context) (ModemInfo, error) {
 // to AT+CPIN? instead of a <code> to the same state words.
 var cpinErrors = map[int]string{
 	5: SIMPhSIMPIN, 6: SIMPhFSIMPIN, 7: SIMPhFSIMPUK,
-	CMESIMNotInserted: SIMAbsent, CMESIMPINRequired: SIMPIN, CMESIMPUKRequired: SIMPUK,
-	CMESIMFailure: SIMError, CMESIMBusy: SIMNotReady, CMESIMWrong: SIMError,
+	at.CMESIMNotInserted: SIMAbsent, at.CMESIMPINRequired: SIMPIN, at.CMESIMPUKRequired: SIMPUK,
+	at.CMESIMFailure: SIMError, at.CMESIMBusy: SIMNotReady, at.CMESIMWrong: SIMError,
 	17: SIMPIN2, 18: SIMPUK2,
 	40: SIMPhNetPIN, 41: SIMPhNetPUK, 42: SIMPhNetSubPIN, 43: SIMPhNetSubPUK,
 	44: SIMPhSPPIN, 45: SIMPhSPPUK, 46: SIMPhCorpPIN, 47: SIMPhCorpPUK,
@@ -217,12 +218,12 @@ var cpinErrors = map[int]string{
 // command's prefix are the reply. Only for commands without URCs of the
 // same name (+CSQ, +CESQ, +COPS): without a prefix the engine would hand
 // "+CEREG: 2,1,..." or "+CPIN: READY" to the URC handlers.
-func (m *Modem) query(ctx context.Context, c Cmd) ([]string, error) {
+func (m *Modem) query(ctx context.Context, c at.Cmd) ([]string, error) {
 	lines, err := m.E.Run(ctx, c)
 	if err != nil || len(lines) > 0 || c.Prefix == "" {
 		return lines, err
 	}
-	bare, err := m.E.Run(ctx, Cmd{Line: c.Line, Timeout: c.Timeout})
+	bare, err := m.E.Run(ctx, at.Cmd{Line: c.Line, Timeout: c.Timeout})
 	if err != nil {
 		return nil, err
 	}
@@ -240,8 +241,8 @@ func (m *Modem) query(ctx context.Context, c Cmd) ([]string, error) {
 // unknown (SIMInfo.Failed), never an empty identifier.
 func (m *Modem) ReadSIM(ctx context.Context) (SIMInfo, error) {
 	var s SIMInfo
-	lines, err := m.E.Run(ctx, Cmd{Line: "AT+CPIN?", Prefix: "+CPIN:"})
-	var ce *CMEError
+	lines, err := m.E.Run(ctx, at.Cmd{Line: "AT+CPIN?", Prefix: "+CPIN:"})
+	var ce *at.CMEError
 	switch {
 	case err == nil && len(lines) > 0:
 		var perr error
@@ -252,7 +253,7 @@ func (m *Modem) ReadSIM(ctx context.Context) (SIMInfo, error) {
 	case errors.As(err, &ce) && cpinErrors[ce.Code] != "":
 		s.State = cpinErrors[ce.Code]
 		return s, nil
-	case err != nil && (errors.Is(err, ErrClosed) || ctx.Err() != nil):
+	case err != nil && (errors.Is(err, at.ErrClosed) || ctx.Err() != nil):
 		s.Failed = ReadSIM
 		return s, err
 	default:
@@ -270,14 +271,14 @@ func (m *Modem) ReadSIM(ctx context.Context) (SIMInfo, error) {
 		}
 	} else {
 		s.Failed |= ReadIMSI
-		if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+		if errors.Is(err, at.ErrClosed) || ctx.Err() != nil {
 			return s, err
 		}
 	}
 	s.ICCID, err = m.readICCID(ctx)
 	if err != nil {
 		s.Failed |= ReadICCID
-		if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+		if errors.Is(err, at.ErrClosed) || ctx.Err() != nil {
 			return s, err
 		}
 		return s, nil
@@ -285,9 +286,9 @@ func (m *Modem) ReadSIM(ctx context.Context) (SIMInfo, error) {
 	if !m.eidSet || !m.eidFor.Equal(s.ICCID) {
 		eid, err := m.readEID(ctx)
 		switch {
-		case errors.Is(err, ErrClosed) || ctx.Err() != nil:
+		case errors.Is(err, at.ErrClosed) || ctx.Err() != nil:
 			return s, err
-		case errors.Is(err, ErrTimeout):
+		case errors.Is(err, at.ErrTimeout):
 			// Not known: asked again at the next read.
 		default:
 			m.eid, m.eidFor, m.eidSet = eid, s.ICCID, true
@@ -304,7 +305,7 @@ func (m *Modem) readICCID(ctx context.Context) (ident.ICCID, error) {
 			if id, err := ParseICCIDLines(lines); err == nil {
 				return id, nil
 			}
-		} else if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+		} else if errors.Is(err, at.ErrClosed) || ctx.Err() != nil {
 			return ident.ICCID{}, err
 		}
 	}
@@ -330,13 +331,13 @@ func (m *Modem) ReadRegistration(ctx context.Context, d Domain) (*Registration, 
 // Init could switch on (so the modem knows it) answered an error; an error
 // from a domain Init found unsupported is the modem saying "none".
 func (m *Modem) readRegistration(ctx context.Context, d Domain) (r *Registration, unknown bool, err error) {
-	lines, err := m.E.Run(ctx, Cmd{Line: "AT" + d.Command() + "?", Prefix: d.Command() + ":", Accept: IsRegQueryReply})
+	lines, err := m.E.Run(ctx, at.Cmd{Line: "AT" + d.Command() + "?", Prefix: d.Command() + ":", Accept: IsRegQueryReply})
 	if err != nil {
-		if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+		if errors.Is(err, at.ErrClosed) || ctx.Err() != nil {
 			return nil, true, err
 		}
 		mode, inited := m.urcMode[d]
-		return nil, errors.Is(err, ErrTimeout) || inited && mode >= 0, nil
+		return nil, errors.Is(err, at.ErrTimeout) || inited && mode >= 0, nil
 	}
 	for _, l := range lines {
 		v, _ := valueOf(l, d.Command()+":")
@@ -377,19 +378,19 @@ func (m *Modem) Status(ctx context.Context) (*Status, error) {
 	if err := m.readOperator(ctx, st); err != nil {
 		return nil, err
 	}
-	if lines, err := m.query(ctx, Cmd{Line: "AT+CSQ", Prefix: "+CSQ:"}); err == nil && len(lines) > 0 {
+	if lines, err := m.query(ctx, at.Cmd{Line: "AT+CSQ", Prefix: "+CSQ:"}); err == nil && len(lines) > 0 {
 		st.Signal, _ = ParseCSQ(lines[0])
-	} else if errors.Is(err, ErrClosed) {
+	} else if errors.Is(err, at.ErrClosed) {
 		return nil, err
 	}
-	if lines, err := m.query(ctx, Cmd{Line: "AT+CESQ", Prefix: "+CESQ:"}); err == nil && len(lines) > 0 {
+	if lines, err := m.query(ctx, at.Cmd{Line: "AT+CESQ", Prefix: "+CESQ:"}); err == nil && len(lines) > 0 {
 		if s, err := ParseCESQ(lines[0]); err == nil {
 			st.Signal.RSRPdBm, st.Signal.RSRQdB = s.RSRPdBm, s.RSRQdB
 			if st.Signal.RSSIdBm == nil {
 				st.Signal.RSSIdBm = s.RSSIdBm
 			}
 		}
-	} else if errors.Is(err, ErrClosed) {
+	} else if errors.Is(err, at.ErrClosed) {
 		return nil, err
 	}
 	if c := m.Dialect.SignalCommand; c != nil {
@@ -397,14 +398,14 @@ func (m *Modem) Status(ctx context.Context) (*Status, error) {
 			if s, err := m.Dialect.ParseSignal(lines); err == nil {
 				fillSignal(&st.Signal, s)
 			}
-		} else if errors.Is(err, ErrClosed) {
+		} else if errors.Is(err, at.ErrClosed) {
 			return nil, err
 		}
 	}
 	if c := m.Dialect.CellCommand; c != nil {
 		if lines, err := m.E.Run(ctx, *c); err == nil {
 			st.Cell, _ = m.Dialect.ParseCell(lines)
-		} else if errors.Is(err, ErrClosed) {
+		} else if errors.Is(err, at.ErrClosed) {
 			return nil, err
 		}
 	}
@@ -420,7 +421,7 @@ func (m *Modem) Status(ctx context.Context) (*Status, error) {
 		switch {
 		case err == nil:
 			st.Location = p
-		case errors.Is(err, ErrClosed):
+		case errors.Is(err, at.ErrClosed):
 			return nil, err
 		case !errors.Is(err, ErrNoFix):
 			m.log.Debug("no position", "err", err)
@@ -459,15 +460,15 @@ func (m *Modem) readOperator(ctx context.Context, st *Status) error {
 			}
 		}
 		if _, err := m.E.Command(ctx, "AT+COPS=3,"+format); err != nil {
-			if errors.Is(err, ErrClosed) {
+			if errors.Is(err, at.ErrClosed) {
 				return err
 			}
 			failed()
 			continue
 		}
-		lines, err := m.query(ctx, Cmd{Line: "AT+COPS?", Prefix: "+COPS:"})
+		lines, err := m.query(ctx, at.Cmd{Line: "AT+COPS?", Prefix: "+COPS:"})
 		if err != nil {
-			if errors.Is(err, ErrClosed) {
+			if errors.Is(err, at.ErrClosed) {
 				return err
 			}
 			failed()

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mtcagent/mtcagent/atmodem/at"
 	"github.com/mtcagent/mtcagent/internal/clock"
 )
 
@@ -29,8 +30,9 @@ type MonitorConfig struct {
 	// GNSS turns the modem's receiver on and reads its fix on each poll
 	// (Modem.GNSS).
 	GNSS bool
-	// Engine options (timeouts) for each engine the monitor starts.
-	EngineOptions []Option
+	// Engine options (timeouts, a logger) for each engine the monitor
+	// starts, after its own URC handlers.
+	EngineOptions []at.Option
 	// Clock times events and runs the poll and reopen back-off timers
 	// (clock.System when nil; the agent hands it its own).
 	Clock clock.Clock
@@ -165,7 +167,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 
 // session runs one open port until it fails.
 func (m *Monitor) session(ctx context.Context, port io.ReadWriteCloser, regained bool) error {
-	e := New(port, append(append([]Option{WithLogger(m.log)}, m.urcOptions()...), m.cfg.EngineOptions...)...)
+	e := at.New(port, append(append([]at.Option{at.WithLogger(m.log)}, m.urcOptions()...), m.cfg.EngineOptions...)...)
 	m.batchMu.Lock()
 	m.regQueued = func() bool {
 		next, ok := e.NextURC()
@@ -213,7 +215,7 @@ func (m *Monitor) session(ctx context.Context, port io.ReadWriteCloser, regained
 		}
 		cancel()
 		if err != nil {
-			if errors.Is(err, ErrClosed) {
+			if errors.Is(err, at.ErrClosed) {
 				return e.Err()
 			}
 			m.log.Debug("modem read failed", "err", err)
@@ -259,20 +261,20 @@ func (m *Monitor) stopGNSS(mod *Modem) {
 // urcOptions routes URCs: registration URCs update state directly (the
 // fastest path from modem to event); SIM and reset URCs wake the loop.
 // They are engine options, so they are in place before the first read.
-func (m *Monitor) urcOptions() []Option {
-	var opts []Option
+func (m *Monitor) urcOptions() []at.Option {
+	var opts []at.Option
 	for _, d := range Domains {
 		d := d
-		opts = append(opts, WithHandler(d.Command()+":", func(line string) { m.onRegURC(d, line) }))
+		opts = append(opts, at.WithHandler(d.Command()+":", func(line string) { m.onRegURC(d, line) }))
 	}
 	for _, prefix := range URCPrefixes() {
 		if _, isReg := DomainOf(prefix + " 0"); isReg {
 			continue
 		}
 		prefix := prefix
-		opts = append(opts, WithHandler(prefix, func(line string) { m.onVendorURC(prefix, line) }))
+		opts = append(opts, at.WithHandler(prefix, func(line string) { m.onVendorURC(prefix, line) }))
 	}
-	return append(opts, WithUnknown(func(line string) { m.log.Debug("unsolicited line ignored", "len", len(line)) }))
+	return append(opts, at.WithUnknown(func(line string) { m.log.Debug("unsolicited line ignored", "len", len(line)) }))
 }
 
 func (m *Monitor) onRegURC(d Domain, line string) {

@@ -677,63 +677,6 @@ func TestDialectFor(t *testing.T) {
 	}
 }
 
-// splitAll feeds chunks to a fresh splitter and returns the lines.
-func splitAll(max int, chunks ...string) []string {
-	s := lineSplitter{maxLine: max}
-	var out []string
-	for _, c := range chunks {
-		s.feed([]byte(c), func(l string) { out = append(out, l) }, nil)
-	}
-	return out
-}
-
-func TestLineSplitter(t *testing.T) {
-	long := strings.Repeat("A", MaxLineBytes)
-	tests := []struct {
-		name   string
-		max    int
-		chunks []string
-		want   []string
-		rest   string
-	}{
-		{"crlf", 0, []string{"\r\nOK\r\n"}, []string{"OK"}, ""},
-		{"reply", 0, []string{"\r\n+CSQ: 20,99\r\n\r\nOK\r\n"}, []string{"+CSQ: 20,99", "OK"}, ""},
-		{"cr cr lf", 0, []string{"\r\r\n+CSQ: 20,99\r\r\n\r\r\nOK\r\r\n"}, []string{"+CSQ: 20,99", "OK"}, ""},
-		{"lf cr", 0, []string{"\n\r+CSQ: 20,99\n\r\n\rOK\n\r"}, []string{"+CSQ: 20,99", "OK"}, ""},
-		{"bare lf", 0, []string{"+CSQ: 20,99\nOK\n"}, []string{"+CSQ: 20,99", "OK"}, ""},
-		{"echo bare cr", 0, []string{"AT+CSQ\r\r\n+CSQ: 20,99\r\n\r\nOK\r\n"}, []string{"AT+CSQ", "+CSQ: 20,99", "OK"}, ""},
-		{"split across reads", 0, []string{"\r", "\n+C", "SQ: 2", "0,99\r", "\n\r\nO", "K\r", "\n"}, []string{"+CSQ: 20,99", "OK"}, ""},
-		{"unfinished", 0, []string{"\r\nOK\r\n\r\n+CEREG: 1"}, []string{"OK"}, "+CEREG: 1"},
-		{"nul and controls dropped", 0, []string{"\x00\r\nO\x00K\x1b\r\n\x7f"}, []string{"OK"}, ""},
-		{"tab kept", 0, []string{"a\tb\r\n"}, []string{"a\tb"}, ""},
-		{"high bytes kept", 0, []string{"\r\n\xff\xfeNOISE\r\n"}, []string{"\xff\xfeNOISE"}, ""},
-		{"utf-8 kept", 0, []string{"\r\n+COPS: 0,0,\"Tëst\",7\r\n"}, []string{"+COPS: 0,0,\"Tëst\",7"}, ""},
-		{"blank lines vanish", 0, []string{"\r\n\r\n\r\n\n\n\r\r"}, nil, ""},
-		{"over-long line dropped whole", 4, []string{"ABCDEFGHIJ\r\nOK\r\n"}, []string{"OK"}, ""},
-		{"over-long line dropped across reads", 4, []string{"ABC", "DEF", "GHIJ", "\r\nOK\r\n"}, []string{"OK"}, ""},
-		{"over-long unfinished keeps nothing", 4, []string{"OK\r\nABCDEFGHIJ"}, []string{"OK"}, ""},
-		{"max line exact", 4, []string{"ABCD\r\nEF"}, []string{"ABCD"}, "EF"},
-		{"default max exact", 0, []string{long + "\r\n"}, []string{long}, ""},
-		{"default max dropped", 0, []string{long + "XY\r\nOK\r\n"}, []string{"OK"}, ""},
-		{"controls do not count", 2, []string{"A\x01\x02B\r\n"}, []string{"AB"}, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := lineSplitter{maxLine: tt.max}
-			var got []string
-			for _, c := range tt.chunks {
-				s.feed([]byte(c), func(l string) { got = append(got, l) }, nil)
-			}
-			if strings.Join(got, "|") != strings.Join(tt.want, "|") || len(got) != len(tt.want) {
-				t.Errorf("lines = %q, want %q", got, tt.want)
-			}
-			if s.pending() != tt.rest {
-				t.Errorf("pending = %q, want %q", s.pending(), tt.rest)
-			}
-		})
-	}
-}
-
 func TestSplitFields(t *testing.T) {
 	tests := []struct {
 		in   string

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/mtcagent/mtcagent/atmodem/at"
 )
 
 // ErrNoAnswer: the modem did not answer the initialisation of ReadOnce
@@ -12,16 +14,12 @@ import (
 var ErrNoAnswer = errors.New("modem does not answer")
 
 // ReadOnce takes one full reading of the modem on port, for a one-shot
-// command: an engine whose known URCs have (no-op) handlers, so one
-// arriving mid-command is never taken for a reply line; Init; Status. It
-// closes port and returns after the engine's goroutines have ended. A
-// failed Init is ErrNoAnswer wrapping the cause.
+// command: an engine that knows the dialects' URCs (at.WithURCs), so one
+// arriving mid-command is never taken for a reply line and is dropped;
+// Init; Status. It closes port and returns after the engine's goroutines
+// have ended. A failed Init is ErrNoAnswer wrapping the cause.
 func ReadOnce(ctx context.Context, port io.ReadWriteCloser) (*Status, error) {
-	var opts []Option
-	for _, p := range URCPrefixes() {
-		opts = append(opts, WithHandler(p, func(string) {}))
-	}
-	e := New(port, opts...)
+	e := at.New(port, at.WithURCs(URCPrefixes()...))
 	defer func() {
 		e.Close()
 		port.Close()

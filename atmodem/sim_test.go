@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/atmodem/at"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
 	"github.com/mtcagent/mtcagent/atmodem/serialport"
 	"github.com/mtcagent/mtcagent/atmodem/transcript"
@@ -46,7 +47,7 @@ func startSim(t *testing.T, scenario string) (*modemsim.Sim, string) {
 }
 
 // openEngine opens path as the agent does and starts an engine on it.
-func openEngine(t *testing.T, path string, wrap func(io.ReadWriter) io.ReadWriter, opts ...atmodem.Option) *atmodem.Engine {
+func openEngine(t *testing.T, path string, wrap func(io.ReadWriter) io.ReadWriter, opts ...at.Option) *at.Engine {
 	t.Helper()
 	port, err := serialport.OpenDevice(path)
 	if err != nil {
@@ -56,7 +57,7 @@ func openEngine(t *testing.T, path string, wrap func(io.ReadWriter) io.ReadWrite
 	if wrap != nil {
 		rw = wrap(port)
 	}
-	e := atmodem.New(rw, opts...)
+	e := at.New(rw, opts...)
 	t.Cleanup(func() {
 		e.Close()
 		port.Close()
@@ -95,6 +96,10 @@ func (u *urcLog) wait(t *testing.T, want string) {
 	}
 }
 
+// The engine tests below run at.Engine against the simulator through a
+// real pty and serialport.OpenDevice (the stack the agent uses); the
+// engine's own unit tests, over in-memory pipes, are in atmodem/at.
+
 func TestURCInTheMiddleOfAReply(t *testing.T) {
 	_, path := startSim(t, `{"dialect": "quectel",
 	  "responses": {
@@ -109,7 +114,7 @@ func TestURCInTheMiddleOfAReply(t *testing.T) {
 	e.Handle("+QIND:", urcs.add)
 	ctx := context.Background()
 
-	lines, err := e.Run(ctx, atmodem.Cmd{Line: "AT+CSQ", Prefix: "+CSQ:"})
+	lines, err := e.Run(ctx, at.Cmd{Line: "AT+CSQ", Prefix: "+CSQ:"})
 	if err != nil || len(lines) != 1 || lines[0] != "+CSQ: 20,99" {
 		t.Fatalf("CSQ reply = %q, %v", lines, err)
 	}
@@ -123,7 +128,7 @@ func TestURCInTheMiddleOfAReply(t *testing.T) {
 	urcs.wait(t, "+QIND: SMS DONE")
 
 	// Same prefix: the query reply (<n>,<stat>,...) stays, the URC forms go.
-	lines, err = e.Run(ctx, atmodem.Cmd{Line: "AT+CEREG?", Prefix: "+CEREG:", Accept: atmodem.IsRegQueryReply})
+	lines, err = e.Run(ctx, at.Cmd{Line: "AT+CEREG?", Prefix: "+CEREG:", Accept: atmodem.IsRegQueryReply})
 	if err != nil || len(lines) != 1 || lines[0] != `+CEREG: 2,1,"1A2B","01A2D101",7` {
 		t.Fatalf("CEREG reply = %q, %v", lines, err)
 	}
@@ -178,13 +183,13 @@ func TestURCsKeepArrivalOrder(t *testing.T) {
 
 func TestLateReplyIsDiscarded(t *testing.T) {
 	_, path := startSim(t, `{"responses": {"AT+CGMR": {"lines": ["LATE-REVISION"], "delay": "600ms"}}}`)
-	e := openEngine(t, path, nil, atmodem.WithResync(2*time.Second, 100*time.Millisecond))
+	e := openEngine(t, path, nil, at.WithResync(2*time.Second, 100*time.Millisecond))
 	ctx := context.Background()
-	_, err := e.Run(ctx, atmodem.Cmd{Line: "AT+CGMR", Timeout: 150 * time.Millisecond})
-	if !errors.Is(err, atmodem.ErrTimeout) {
+	_, err := e.Run(ctx, at.Cmd{Line: "AT+CGMR", Timeout: 150 * time.Millisecond})
+	if !errors.Is(err, at.ErrTimeout) {
 		t.Fatalf("want timeout, got %v", err)
 	}
-	var ce *atmodem.CommandError
+	var ce *at.CommandError
 	if !errors.As(err, &ce) || ce.Cmd != "AT+CGMR" {
 		t.Fatalf("want CommandError for AT+CGMR, got %#v", err)
 	}
@@ -198,10 +203,10 @@ func TestLateReplyAfterSilenceIsDiscarded(t *testing.T) {
 	s, path := startSim(t, `{}`)
 	// A short resync wait forces the probe path: the late reply arrives
 	// while the probe is out.
-	e := openEngine(t, path, nil, atmodem.WithResync(50*time.Millisecond, 300*time.Millisecond))
+	e := openEngine(t, path, nil, at.WithResync(50*time.Millisecond, 300*time.Millisecond))
 	ctx := context.Background()
 	s.Fault("silence", 400*time.Millisecond)
-	if _, err := e.Run(ctx, atmodem.Cmd{Line: "AT+CGSN", Timeout: 100 * time.Millisecond}); !errors.Is(err, atmodem.ErrTimeout) {
+	if _, err := e.Run(ctx, at.Cmd{Line: "AT+CGSN", Timeout: 100 * time.Millisecond}); !errors.Is(err, at.ErrTimeout) {
 		t.Fatalf("want timeout, got %v", err)
 	}
 	lines, err := e.Command(ctx, "AT+CGMM")
@@ -273,7 +278,7 @@ func TestGarbageAndEcho(t *testing.T) {
 		}
 	}
 	_, err := e.Command(ctx, "AT+NOSUCH")
-	if !errors.Is(err, atmodem.ErrModemError) {
+	if !errors.Is(err, at.ErrModemError) {
 		t.Fatalf("want ErrModemError, got %v", err)
 	}
 }
@@ -282,8 +287,8 @@ func TestCMEErrorTyped(t *testing.T) {
 	_, path := startSim(t, `{"sim": {"state": "absent"}}`)
 	e := openEngine(t, path, nil)
 	_, err := e.Command(context.Background(), "AT+CIMI")
-	var cme *atmodem.CMEError
-	if !errors.As(err, &cme) || cme.Code != 10 || !atmodem.IsCME(err, atmodem.CMESIMNotInserted) {
+	var cme *at.CMEError
+	if !errors.As(err, &cme) || cme.Code != 10 || !at.IsCME(err, at.CMESIMNotInserted) {
 		t.Fatalf("want +CME ERROR 10, got %v", err)
 	}
 }
@@ -294,7 +299,7 @@ func TestContextCancelAndClose(t *testing.T) {
 	s.Fault("silence", 300*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := e.Command(ctx, "AT"); !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, atmodem.ErrTimeout) {
+	if _, err := e.Command(ctx, "AT"); !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, at.ErrTimeout) {
 		t.Fatalf("want deadline error, got %v", err)
 	}
 	if lines, err := e.Command(context.Background(), "AT+CGMI"); err != nil || lines[0] != "Generic" {
@@ -333,7 +338,7 @@ func runMonitorWith(t *testing.T, path string, edit func(*atmodem.MonitorConfig)
 		Poll:          slow(300 * time.Millisecond),
 		BackoffMin:    50 * time.Millisecond,
 		BackoffMax:    200 * time.Millisecond,
-		EngineOptions: []atmodem.Option{atmodem.WithTimeout(slow(300 * time.Millisecond)), atmodem.WithResync(100*time.Millisecond, 50*time.Millisecond)},
+		EngineOptions: []at.Option{at.WithTimeout(slow(300 * time.Millisecond)), at.WithResync(100*time.Millisecond, 50*time.Millisecond)},
 		OnEvent:       func(ev atmodem.Event) { h.events <- ev },
 		Log:           testLog(),
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mtcagent/mtcagent/atmodem"
+	"github.com/mtcagent/mtcagent/atmodem/at"
 	"github.com/mtcagent/mtcagent/atmodem/modemsim"
 	"github.com/mtcagent/mtcagent/atmodem/transcript"
 )
@@ -136,7 +137,7 @@ func recordSim(t *testing.T, name, scenario string) *transcript.Transcript {
 	host, modem := net.Pipe()
 	served := make(chan struct{})
 	go func() { s.Serve(modem); close(served) }()
-	e := atmodem.New(host, atmodem.WithTimeout(5*time.Second))
+	e := at.New(host, at.WithTimeout(5*time.Second))
 	m := atmodem.NewModem(e, nil)
 	ctx := context.Background()
 	if err := m.Init(ctx); err != nil {
@@ -254,7 +255,7 @@ func (u *urcSink) all() []string {
 	return append([]string(nil), u.lines...)
 }
 
-func registerAll(e *atmodem.Engine, u *urcSink) {
+func registerAll(e *at.Engine, u *urcSink) {
 	for _, d := range atmodem.Domains {
 		e.Handle(d.Command()+":", u.add)
 	}
@@ -298,7 +299,7 @@ func replayStatusWith(t *testing.T, tr *transcript.Transcript, wrap func(io.Read
 	// Handlers can only be registered once New has started reading: hold
 	// the reads until they are, or leading URCs find no handler.
 	g := &gated{ReadWriteCloser: port, open: make(chan struct{})}
-	e := atmodem.New(g, atmodem.WithTimeout(5*time.Second))
+	e := at.New(g, at.WithTimeout(5*time.Second))
 	var urcs urcSink
 	if handlers {
 		registerAll(e, &urcs)
@@ -572,7 +573,7 @@ func TestReplayDetectsDivergence(t *testing.T) {
 	_, _, err, closeErr = replayStatus(t, tr, func(r io.ReadWriteCloser) io.ReadWriteCloser {
 		return transcript.Vanish(r, 200)
 	})
-	if !errors.Is(err, atmodem.ErrClosed) {
+	if !errors.Is(err, at.ErrClosed) {
 		t.Fatalf("vanished port: Init/Status error %v, want ErrClosed", err)
 	}
 	if !errors.Is(closeErr, transcript.ErrUnused) {
@@ -596,7 +597,7 @@ func TestRecorderMatchesSimRecord(t *testing.T) {
 	served := make(chan struct{})
 	go func() { s.Serve(modem); close(served) }()
 	rec := transcript.NewRecorder(host)
-	e := atmodem.New(rec)
+	e := at.New(rec)
 	m := atmodem.NewModem(e, nil)
 	ctx := context.Background()
 	if err := m.Init(ctx); err != nil {

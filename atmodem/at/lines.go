@@ -1,11 +1,11 @@
-package atmodem
+package at
 
 // Bounds on what the engine keeps of a modem's output, whatever the modem
 // sends (a runaway reply, a line without end, a URC flood, an attack of the
 // class of oFono's CVE-2024-7539/7540, which overflowed on long +CUSD and
 // SMS lines). Each is several times what real modems print; beyond it the
 // input is noise, dropped and reported as an *OverflowError (ErrOverflow),
-// which callers treat as an unknown reading.
+// which the modem layer treats as an unknown reading.
 const (
 	// MaxLineBytes bounds one line. The longest lines real modems print
 	// are a few hundred bytes: AT+COPS=? with a dozen operators (~1 KB),

@@ -1,4 +1,4 @@
-package atmodem
+package at
 
 import (
 	"context"
@@ -78,10 +78,19 @@ func WithHandler(prefix string, fn func(line string)) Option {
 // the reader starts. See HandleUnknown.
 func WithUnknown(fn func(line string)) Option { return func(c *engineConfig) { c.unknown = fn } }
 
-// KnownURCs are the unsolicited result code prefixes of every dialect and
-// the registration URCs: a one-shot reader that follows no events should
-// still register them, so they are never taken for reply lines.
-func KnownURCs() []string { return URCPrefixes() }
+// WithURCs declares prefixes of unsolicited lines the caller knows but does
+// not follow (the modem layer passes its dialects' URCs): they are never
+// taken for reply lines, and are dropped on arrival. A handler registered
+// for a longer prefix still gets its lines. The engine knows no URCs of its
+// own: without this option or a handler, a line without a reply prefix
+// arriving during a command is reply.
+func WithURCs(prefixes ...string) Option {
+	return func(c *engineConfig) {
+		for _, p := range prefixes {
+			c.handlers = append(c.handlers, urcHandler{p, nil})
+		}
+	}
+}
 
 // WithResync sets how long the engine waits for a timed-out command's late
 // reply before probing with "AT", and the quiet time that ends the probe.
@@ -644,8 +653,8 @@ func (e *Engine) popURCLocked() string {
 
 // NextURC returns the next unsolicited line waiting for the dispatcher,
 // without taking it; ok is false when none is waiting. A URC handler can
-// tell from it whether more of a burst already arrived (the Monitor folds
-// the registration URCs of one burst into one cell event).
+// tell from it whether more of a burst already arrived (atmodem's Monitor
+// folds the registration URCs of one burst into one cell event).
 func (e *Engine) NextURC() (line string, ok bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -674,14 +683,17 @@ func (e *Engine) dispatchLoop() {
 		fn := e.unknown
 		best := -1
 		for _, h := range e.handlers {
-			if strings.HasPrefix(line, h.prefix) && len(h.prefix) > best {
+			// The longest prefix wins; at equal length a handler beats
+			// a prefix declared by WithURCs (whose fn is nil).
+			if strings.HasPrefix(line, h.prefix) && (len(h.prefix) > best || len(h.prefix) == best && fn == nil) {
 				fn, best = h.fn, len(h.prefix)
 			}
 		}
 		e.mu.Unlock()
-		if fn != nil {
+		switch {
+		case fn != nil:
 			fn(line)
-		} else {
+		case best < 0:
 			e.log.Debug("at unsolicited line without handler")
 		}
 	}

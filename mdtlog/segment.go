@@ -160,6 +160,14 @@ func (k *segKeys) scanFrames(body []byte, fn func(frameResult) bool) {
 				return
 			}
 			r.err = ErrAuth
+			if allZero(body[ctStart+int(n):]) {
+				// The last frame, whole in length but not in content: a
+				// power cut after the file grew and before its data
+				// blocks were written (delayed allocation leaves zeros or
+				// stale bytes). That is a torn append, never one reported
+				// durable (those were synced), as a short one is.
+				r.err = ErrTorn
+			}
 		} else {
 			buf = p
 			r.plain = p

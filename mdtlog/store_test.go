@@ -589,3 +589,32 @@ func TestRecordsFrom(t *testing.T) {
 		t.Fatalf("RecordsFrom is not the tail of Records: %+v vs %+v", tail[0].Pos, from[0].Pos)
 	}
 }
+
+// TestWholeLengthTornTail: a power cut can leave the last frame whole in
+// length but not in content (the file grew; its data blocks were not
+// written yet). That is a torn append, like a short one; the same damage
+// before the last frame is a record failing authentication.
+func TestWholeLengthTornTail(t *testing.T) {
+	seg, master, ends := segmentLayout(t, 3)
+	for _, tc := range []struct {
+		name  string
+		frame int // 0-based
+		want  error
+	}{
+		{"last frame", 2, ErrTorn},
+		{"middle frame", 1, ErrAuth},
+	} {
+		b := bytes.Clone(seg)
+		start := headerSize
+		if tc.frame > 0 {
+			start = ends[tc.frame-1]
+		}
+		for i := start + lenSize; i < ends[tc.frame]; i++ {
+			b[i] = 0 // the content as delayed allocation leaves it
+		}
+		good, bad, err := ScanSegment(b, master, nil)
+		if err != nil || len(bad) != 1 || !errors.Is(bad[0], tc.want) {
+			t.Fatalf("%s: good %d, bad %v, err %v; want one %v", tc.name, good, bad, err, tc.want)
+		}
+	}
+}

@@ -33,12 +33,7 @@ func slow(d time.Duration) time.Duration {
 // port path.
 func startSim(t *testing.T, scenario string) (*modemsim.Sim, string) {
 	t.Helper()
-	sc, err := modemsim.Parse([]byte(scenario))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := modemsim.New(sc)
-	p, err := modemsim.ServePTY(s, t.TempDir())
+	s, p, err := modemsim.ServeScenarioPTY([]byte(scenario), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

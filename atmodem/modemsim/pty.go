@@ -244,3 +244,18 @@ func ListenAndServe(ctx context.Context, sc *Scenario, network, address string, 
 	ready(ln.Addr())
 	return ServeUntil(ctx, s, ln)
 }
+
+// ServeScenarioPTY parses a scenario's JSON, makes its Sim and serves it on
+// a pseudo-terminal in dir: what tests of the serial path start from.
+func ServeScenarioPTY(scenario []byte, dir string) (*Sim, *PTY, error) {
+	sc, err := Parse(scenario)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := New(sc)
+	p, err := ServePTY(s, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, p, nil
+}

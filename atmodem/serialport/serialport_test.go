@@ -159,12 +159,7 @@ func TestFindPortFamilies(t *testing.T) {
 // port path.
 func startSim(t *testing.T, scenario string) (*modemsim.Sim, string) {
 	t.Helper()
-	sc, err := modemsim.Parse([]byte(scenario))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := modemsim.New(sc)
-	p, err := modemsim.ServePTY(s, t.TempDir())
+	s, p, err := modemsim.ServeScenarioPTY([]byte(scenario), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

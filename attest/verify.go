@@ -96,13 +96,27 @@ type Result struct {
 // Verify parses and checks one token. It fails closed: anything it does not
 // fully understand in the envelope is refused.
 func (v *Verifier) Verify(token []byte) (*Result, error) {
-	if len(v.Key) != ed25519.PublicKeySize {
-		return nil, verr(ErrSignature, "no Ed25519 verification key")
-	}
-	tok, err := v.check(token)
+	tok, err := v.VerifySignature(token)
 	if err != nil {
 		return nil, err
 	}
+	return v.Judge(tok)
+}
+
+// VerifySignature is Verify's first half: the envelope, the signature
+// under Key and the claims, none of which depend on the other fields.
+// Judge is the second. A collector verifies the signature before it
+// locks the device's state, and judges the token under the lock.
+func (v *Verifier) VerifySignature(token []byte) (*Token, error) {
+	if len(v.Key) != ed25519.PublicKeySize {
+		return nil, verr(ErrSignature, "no Ed25519 verification key")
+	}
+	return v.check(token)
+}
+
+// Judge is Verify's second half, for a token VerifySignature returned:
+// kind, nonce, sequence number and freshness.
+func (v *Verifier) Judge(tok *Token) (*Result, error) {
 	res := &Result{Token: tok}
 	if v.Kind != 0 && tok.Kind != v.Kind {
 		return nil, verr(ErrKind, "got %s, want %s", tok.Kind, v.Kind)

@@ -102,6 +102,9 @@ type Device struct {
 	PublicKey        ed25519.PublicKey // verifies its tokens
 	Binding          *attest.Pseudonyms
 	HeartbeatTimeout time.Duration // 0: the collector's heartbeat_timeout
+
+	gen  uint64 // the registry's generation when the store read this record (0: not known)
+	kept bool   // a session's copy, kept since an earlier message (sessionDeviceOf)
 }
 
 // SCS is one [scs "NAME"] section: an application server and its grants.

@@ -16,6 +16,22 @@ import (
 // migrations/0003_history.sql): the head row's update numbers the
 // records and holds its lock until tx ends.
 func appendHistoryPG(ctx context.Context, tx pgx.Tx, device string, h *HistoryBatch) error {
+	var b pgx.Batch
+	if err := queueHistoryPG(&b, device, h); err != nil {
+		return err
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, &b).Close(); err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	return nil
+}
+
+// queueHistoryPG queues appendHistoryPG's statement (none for an empty
+// batch) onto b, to be sent within a transaction.
+func queueHistoryPG(q *pgx.Batch, device string, h *HistoryBatch) error {
 	if h.empty() {
 		return nil
 	}
@@ -50,7 +66,7 @@ func appendHistoryPG(ctx context.Context, tx pgx.Tx, device string, h *HistoryBa
 			signed[i] = &h.records[i].SignedAt
 		}
 	}
-	if _, err := tx.Exec(ctx, `WITH head AS (
+	q.Queue(`WITH head AS (
 		INSERT INTO history_heads AS h
 			(device, last_n, hb_count, hb_first_seq, hb_first_at, hb_last_seq, hb_last_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -67,9 +83,7 @@ func appendHistoryPG(ctx context.Context, tx pgx.Tx, device string, h *HistoryBa
 	FROM head, unnest($8::text[], $9::bigint[], $10::timestamptz[], $11::timestamptz[], $12::text[])
 		WITH ORDINALITY AS r(kind, seq, signed_at, at, detail, i)`,
 		device, int64(len(h.records)), int64(b.Count), first, opt(b.FirstAt), last, opt(b.LastAt),
-		kinds, seqs, signed, ats, details); err != nil {
-		return fmt.Errorf("history: %w", err)
-	}
+		kinds, seqs, signed, ats, details)
 	return nil
 }
 

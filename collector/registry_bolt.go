@@ -73,6 +73,7 @@ func (s *boltStore) AddDevices(_ context.Context, ds []*Device, replace bool) er
 	}
 	slices.SortFunc(psks, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
 	slices.SortFunc(pins, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
+	defer s.gen.changed() // after the commit (or not): a session then reads its record again
 	return s.db.Update(func(tx *bolt.Tx) error {
 		recs, psk, pin := tx.Bucket(bucketRegDevices), tx.Bucket(bucketRegDevPSK), tx.Bucket(bucketRegDevPin)
 		for _, d := range byID {
@@ -114,6 +115,7 @@ func (s *boltStore) AddDevices(_ context.Context, ds []*Device, replace bool) er
 }
 
 func (s *boltStore) RemoveDevice(_ context.Context, id string) error {
+	defer s.gen.changed()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		d, err := boltDevice(tx, id)
 		if err != nil {
@@ -148,16 +150,21 @@ func (s *boltStore) RemoveDevice(_ context.Context, id string) error {
 
 func (s *boltStore) DeviceByID(_ context.Context, id string) (*Device, error) {
 	var d *Device
+	gen := s.gen.load() // before the read: see registryGen.changed
 	err := s.db.View(func(tx *bolt.Tx) error {
 		var err error
 		d, err = boltDevice(tx, id)
 		return err
 	})
+	if d != nil {
+		d.gen = gen
+	}
 	return d, err
 }
 
 func (s *boltStore) DeviceByPSK(_ context.Context, identity string) (*Device, error) {
 	var d *Device
+	gen := s.gen.load() // before the read: see registryGen.changed
 	err := s.db.View(func(tx *bolt.Tx) error {
 		id := tx.Bucket(bucketRegDevPSK).Get([]byte(identity))
 		if id == nil {
@@ -167,6 +174,9 @@ func (s *boltStore) DeviceByPSK(_ context.Context, identity string) (*Device, er
 		d, err = boltDevice(tx, string(id))
 		return err
 	})
+	if d != nil {
+		d.gen = gen
+	}
 	return d, err
 }
 
@@ -175,6 +185,7 @@ func (s *boltStore) DeviceByPin(_ context.Context, pin []byte) (*Device, error) 
 	if len(pin) == 0 {
 		return nil, nil
 	}
+	gen := s.gen.load() // before the read: see registryGen.changed
 	err := s.db.View(func(tx *bolt.Tx) error {
 		k, id := tx.Bucket(bucketRegDevPin).Cursor().Seek(pin)
 		if k == nil || !bytes.HasPrefix(k, pin) {
@@ -184,6 +195,9 @@ func (s *boltStore) DeviceByPin(_ context.Context, pin []byte) (*Device, error) 
 		d, err = boltDevice(tx, string(id))
 		return err
 	})
+	if d != nil {
+		d.gen = gen
+	}
 	return d, err
 }
 

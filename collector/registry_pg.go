@@ -40,7 +40,8 @@ func pgDuplicate(err error) error {
 	return &DuplicateError{What: what, Value: v}
 }
 
-func scanRegDevice(row pgx.Row) (*Device, error) {
+// scanRegDevice reads regDeviceCols, then the rest of the row into extra.
+func scanRegDevice(row pgx.Row, extra ...any) (*Device, error) {
 	var (
 		d           Device
 		psk         *string
@@ -48,7 +49,7 @@ func scanRegDevice(row pgx.Row) (*Device, error) {
 		imsi, iccid []byte
 		hbMS        int64
 	)
-	if err := row.Scan(&d.ID, &psk, &d.PSK, &d.KeyPin, &pub, &imsi, &iccid, &hbMS); err != nil {
+	if err := row.Scan(append([]any{&d.ID, &psk, &d.PSK, &d.KeyPin, &pub, &imsi, &iccid, &hbMS}, extra...)...); err != nil {
 		return nil, err
 	}
 	if psk != nil {
@@ -145,13 +146,17 @@ func (s *pgStore) RemoveDevice(ctx context.Context, id string) error {
 }
 
 func (s *pgStore) deviceWhere(ctx context.Context, where string, arg any) (*Device, error) {
-	d, err := scanRegDevice(s.pool.QueryRow(ctx, `SELECT `+regDeviceCols+` FROM registry_devices WHERE `+where+` ORDER BY id LIMIT 1`, arg))
+	// With the registry's generation, in the same statement (one snapshot).
+	var gen int64
+	d, err := scanRegDevice(s.pool.QueryRow(ctx, `SELECT `+regDeviceCols+`, (SELECT n FROM registry_gen)
+		FROM registry_devices WHERE `+where+` ORDER BY id LIMIT 1`, arg), &gen)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("collector: store: look up a device: %w", err)
 	}
+	d.gen = uint64(gen)
 	return d, nil
 }
 

@@ -77,8 +77,9 @@ type Server struct {
 	started  time.Time
 	cid      func() []byte // the device sessions' Connection IDs
 
-	mu          sync.Mutex // guards sessions, mdtBusy, observers, servers, gates, queue, challenging, gaps
+	mu          sync.Mutex // guards sessions, sessionDevs, mdtBusy, observers, servers, gates, queue, challenging, gaps
 	sessions    map[string]*udpClient.Conn
+	sessionDevs map[*udpClient.Conn]*Device       // the registry record of each live device session (sessionDeviceOf)
 	queue       requestQueue                      // queue mode: requests for devices not reachable now
 	mdtBusy     map[string]*udpClient.Conn        // devices whose MDT log is being pulled
 	mdtFileMu   sync.Mutex                        // orders stores into and tidying of the MDT files
@@ -120,7 +121,7 @@ func New(cfg *Config, opt Options) (*Server, error) {
 	}
 	clk := clock.Or(opt.Clock)
 	s := &Server{cfg: cfg, st: st, stateDir: opt.StateDir, logw: opt.Log, logJSON: opt.LogJSON, now: func() time.Time { return clock.Mono(clk) }, limited: map[string]*limitedLine{}, metrics: newMetrics(),
-		sessions: map[string]*udpClient.Conn{}, mdtBusy: map[string]*udpClient.Conn{},
+		sessions: map[string]*udpClient.Conn{}, sessionDevs: map[*udpClient.Conn]*Device{}, mdtBusy: map[string]*udpClient.Conn{},
 		observers: map[string]map[*observer]struct{}{}, statusObs: map[string]map[*observer]struct{}{},
 		challenging: map[string]int{}, gaps: map[string][]pendingGap{}, done: make(chan struct{})}
 	s.started = s.now()
@@ -454,20 +455,24 @@ func peer(ctx context.Context, cc *udpClient.Conn) (piondtls.State, bool) {
 	return dc.ConnectionState()
 }
 
-// deviceOf maps an authenticated session to a registered device.
+// deviceOf maps an authenticated session to a registered device. The
+// record is looked up once for the session and kept for its next
+// messages while the registry does not change (sessionDeviceOf).
 func (s *Server) deviceOf(ctx context.Context, cc *udpClient.Conn) *Device {
-	st, ok := peer(ctx, cc)
-	if !ok {
-		return nil
-	}
-	if len(st.PeerCertificates) > 0 {
-		c, err := x509.ParseCertificate(st.PeerCertificates[0])
-		if err != nil {
+	return s.sessionDeviceOf(cc, func() *Device {
+		st, ok := peer(ctx, cc)
+		if !ok {
 			return nil
 		}
-		return s.deviceByPin(coapx.Pin(c))
-	}
-	return s.deviceByPSK(string(st.IdentityHint))
+		if len(st.PeerCertificates) > 0 {
+			c, err := x509.ParseCertificate(st.PeerCertificates[0])
+			if err != nil {
+				return nil
+			}
+			return s.deviceByPin(coapx.Pin(c))
+		}
+		return s.deviceByPSK(string(st.IdentityHint))
+	})
 }
 
 // deviceSession runs for each new device session: it registers the
@@ -502,6 +507,7 @@ func (s *Server) deviceSession(cc *udpClient.Conn) {
 		if last {
 			delete(s.sessions, id)
 		}
+		delete(s.sessionDevs, cc)
 		s.mu.Unlock()
 		if last && s.cluster != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
@@ -744,8 +750,11 @@ func (s *Server) serveDevice(w *responsewriter.ResponseWriter[*udpClient.Conn], 
 	}
 	_, path := coapx.RequestLine(r)
 	if path == wire.PathReport {
-		_ = w.SetResponse(s.acceptReport(d, r), message.TextPlain, nil)
-		s.deliverQueued(d, w.Conn())
+		d, code := s.judged(ctx, w.Conn(), d, func(d *Device) codes.Code { return s.acceptReport(d, r) })
+		_ = w.SetResponse(code, message.TextPlain, nil)
+		if d != nil {
+			s.deliverQueued(d, w.Conn())
+		}
 		return
 	}
 	var kind attest.Kind
@@ -770,8 +779,9 @@ func (s *Server) serveDevice(w *responsewriter.ResponseWriter[*udpClient.Conn], 
 		// asks in its next confirmable post whether this one arrived.
 		// The message opens the delivery window as any other: the
 		// device just sent, so its NAT mapping is open.
-		s.acceptAsked(d, kind, body, true, 0)
-		s.deliverQueued(d, w.Conn())
+		if d, _ = s.judged(ctx, w.Conn(), d, func(d *Device) codes.Code { return s.acceptAsked(d, kind, body, true, 0) }); d != nil {
+			s.deliverQueued(d, w.Conn())
+		}
 		return
 	}
 	back, err := confirmQuery(r)
@@ -779,8 +789,11 @@ func (s *Server) serveDevice(w *responsewriter.ResponseWriter[*udpClient.Conn], 
 		_ = w.SetResponse(codes.BadRequest, message.TextPlain, nil)
 		return
 	}
-	code := s.acceptAsked(d, kind, body, false, back)
+	d, code := s.judged(ctx, w.Conn(), d, func(d *Device) codes.Code { return s.acceptAsked(d, kind, body, false, back) })
 	_ = w.SetResponse(code, message.TextPlain, nil)
+	if d == nil {
+		return
+	}
 	if back > 0 && code == codes.Changed {
 		// Everything up to the asked seq is here: say so (the CBOR
 		// unsigned back, no Content-Format option: 2 bytes).
@@ -792,6 +805,26 @@ func (s *Server) serveDevice(w *responsewriter.ResponseWriter[*udpClient.Conn], 
 	if code == codes.Changed && kind == attest.KindHeartbeat {
 		s.maybePullMDT(d, w.Conn(), false)
 	}
+}
+
+// judged runs accept with the session's device record d and, when the
+// registry changed since that record was read (codeRegistryChanged),
+// once more with a fresh one. It returns the record the message was
+// judged with (nil: the device is no longer registered, 4.01) and the
+// answer.
+func (s *Server) judged(ctx context.Context, cc *udpClient.Conn, d *Device, accept func(*Device) codes.Code) (*Device, codes.Code) {
+	code := accept(d)
+	if code != codeRegistryChanged {
+		return d, code
+	}
+	s.forgetSessionDevice(cc)
+	if d = s.deviceOf(ctx, cc); d == nil {
+		return nil, codes.Unauthorized
+	}
+	if code = accept(d); code == codeRegistryChanged { // changed again at once: the device posts again
+		return d, codes.ServiceUnavailable
+	}
+	return d, code
 }
 
 // maxReport bounds a scheduled status report (padded reports are a few
@@ -811,10 +844,15 @@ func (s *Server) acceptReport(d *Device, r *pool.Message) codes.Code {
 		return codes.BadRequest
 	}
 	if err := s.update(d.ID, func(ds *DeviceState) error {
+		if registryStale(d, ds) {
+			return errRegistryChanged
+		}
 		ds.Status, ds.StatusAt, ds.LastSeen = body, s.now(), s.now()
 		s.setDue(d, ds)
 		return nil
-	}); err != nil {
+	}); errors.Is(err, errRegistryChanged) {
+		return codeRegistryChanged
+	} else if err != nil {
 		return codes.InternalServerError
 	}
 	s.logf("device %s: scheduled status report (%d bytes)", d.ID, len(body))
@@ -855,7 +893,10 @@ var errNotConfirmed = errors.New("asked-about message missing")
 // accept verifies one token and applies it (acceptAsked of a confirmable
 // post without a question).
 func (s *Server) accept(d *Device, kind attest.Kind, tok []byte) codes.Code {
-	return s.acceptAsked(d, kind, tok, false, 0)
+	if code := s.acceptAsked(d, kind, tok, false, 0); code != codeRegistryChanged {
+		return code
+	}
+	return codes.ServiceUnavailable
 }
 
 // acceptAsked verifies one token and applies it: de-duplication, gap and
@@ -884,10 +925,23 @@ func (s *Server) acceptAsked(d *Device, kind attest.Kind, tok []byte, non bool, 
 		sum                 *EventSummary
 	)
 	errRefused := errors.New("token refused")
-	err := s.record(d.ID, func(ds *DeviceState, h *HistoryBatch) error {
-		v := attest.Verifier{Key: d.PublicKey, LastSeq: ds.LastSeq, Kind: kind, MaxAge: s.cfg.MaxAge, Now: s.now,
+	// The signature first, outside the transaction: it needs no state,
+	// and the device's row is then locked only for the judgement.
+	signed, serr := (&attest.Verifier{Key: d.PublicKey}).VerifySignature(tok)
+	if serr != nil && d.kept {
+		return codeRegistryChanged // perhaps signed with a key given since the session's record was read: judge again with a fresh one
+	}
+	var err error
+	if serr != nil {
+		verr = serr
+	}
+	take := func(ds *DeviceState, h *HistoryBatch) error {
+		if registryStale(d, ds) {
+			return errRegistryChanged
+		}
+		v := attest.Verifier{LastSeq: ds.LastSeq, Kind: kind, MaxAge: s.cfg.MaxAge, Now: s.now,
 			SkipFreshness: ds.LastSeq == 0}
-		res, err := v.Verify(tok)
+		res, err := v.Judge(signed)
 		if errors.Is(err, attest.ErrReplay) {
 			verr = err
 			ds.Duplicates++
@@ -969,8 +1023,13 @@ func (s *Server) acceptAsked(d *Device, kind attest.Kind, tok []byte, non bool, 
 			h.Add(HistoryBinding, t.Seq, t.IssuedAt, now, bindingDetail(t, changed, "post"))
 		}
 		return nil
-	})
+	}
+	if serr == nil {
+		err = s.record(d.ID, take)
+	}
 	switch {
+	case errors.Is(err, errRegistryChanged):
+		return codeRegistryChanged
 	case errors.Is(verr, attest.ErrReplay) && err == nil:
 		s.metrics.mu.Lock()
 		s.metrics.dups++

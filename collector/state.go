@@ -33,6 +33,10 @@ type DeviceState struct {
 	MDTCursor     *wire.MDTPos      `json:"mdt_cursor,omitempty"` // last measurement record stored
 	MDTRecords    uint64            `json:"mdt_records,omitempty"`
 	MDTPulledAt   time.Time         `json:"mdt_pulled_at"`
+
+	// registryGen is the registry's generation as the transaction that
+	// read this state sees it (not stored; 0 where not known).
+	registryGen uint64
 }
 
 // EventSummary is what an SCS observing a device's events receives.

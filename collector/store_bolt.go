@@ -47,7 +47,8 @@ func dueKey(t time.Time, id string) []byte {
 type boltStore struct {
 	db  *bolt.DB
 	dir string
-	mu  sync.Mutex // orders appends to the logs
+	mu  sync.Mutex  // orders appends to the logs
+	gen registryGen // the registry's changes (this process is the file's one writer)
 }
 
 // OpenBolt opens (creating) the embedded store at path; its alarm and
@@ -165,6 +166,7 @@ func (s *boltStore) RecordDevice(_ context.Context, id string, fn func(*DeviceSt
 		if err != nil {
 			return err
 		}
+		ds.registryGen = s.gen.load()
 		var h HistoryBatch
 		oldDue := ds.NextDue
 		if err := fn(&ds, &h); err != nil {

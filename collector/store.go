@@ -29,7 +29,10 @@ type Store interface {
 	// that device locked against every other update of it, from this
 	// process or another one sharing the store, and stores what fn left.
 	// If fn returns an error nothing is stored and UpdateDevice returns
-	// that error. fn runs once; it must not call the Store.
+	// that error. fn runs once; it must not call the Store. It may run
+	// on another goroutine, in a transaction shared with other calls
+	// (PostgreSQL's group commit), so it must not wait on anything a
+	// caller of the Store may hold while it calls.
 	UpdateDevice(ctx context.Context, id string, fn func(*DeviceState) error) error
 	// RecordDevice is UpdateDevice whose fn may also add to the device's
 	// history: what fn left in the batch is stored in the same

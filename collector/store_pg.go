@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
-	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,7 +33,8 @@ const migrationLock = 0x6d74636d69677200
 // transaction holding that row's lock (SELECT ... FOR UPDATE), so any
 // number of collector instances may share the database.
 type pgStore struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	batch pgBatcher // RecordDevice's group commit
 }
 
 // OpenPostgres connects to the database at url (postgres://...), applies
@@ -56,7 +56,9 @@ func OpenPostgres(ctx context.Context, url string) (Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	return &pgStore{pool: pool}, nil
+	s := &pgStore{pool: pool}
+	s.batch.run = s.recordBatch
+	return s, nil
 }
 
 // safeURL is url without its password, for messages.
@@ -335,89 +337,19 @@ func (s *pgStore) UpdateDevice(ctx context.Context, id string, fn func(*DeviceSt
 	return s.RecordDevice(ctx, id, func(ds *DeviceState, _ *HistoryBatch) error { return fn(ds) })
 }
 
-// RecordDevice is two round trips to the database: BEGIN, the row's lock
-// and the registry's generation in one pipeline; fn; then the update, the
-// history and COMMIT in a second (a statement failing there skips the
-// rest, COMMIT included, and the transaction is rolled back). It was
-// five, one per statement, which cost more CPU here and in PostgreSQL
-// than the statements themselves.
-func (s *pgStore) RecordDevice(ctx context.Context, id string, fn func(*DeviceState, *HistoryBatch) error) error {
-	fail := func(err error) error { return fmt.Errorf("collector: store: update device %s: %w", id, err) }
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return fail(err)
-	}
-	// A connection left in a transaction (a failure, a cancelled ctx) is
-	// rolled back here; one that cannot be is closed by the pool.
-	open := false
-	defer func() {
-		if open {
-			rctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-			_, _ = conn.Exec(rctx, `ROLLBACK`)
-			cancel()
-		}
-		conn.Release()
-	}()
-	sel := `SELECT ` + deviceCols + ` FROM devices WHERE id = $1 FOR UPDATE`
-	var (
-		ds  DeviceState
-		gen int64
-		b   pgx.Batch
-	)
-	b.Queue(`BEGIN`)
-	b.Queue(sel, id)
-	b.Queue(`SELECT n FROM registry_gen`)
-	open = true
-	br := conn.SendBatch(ctx, &b)
-	_, err = br.Exec()
-	if err == nil {
-		ds, err = scanDevice(br.QueryRow())
-	}
-	missing := errors.Is(err, pgx.ErrNoRows)
-	if err == nil || missing {
-		err = br.QueryRow().Scan(&gen)
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && missing {
-		// First message of this device: create its row, then lock it (a
-		// concurrent first message waits on the insert, then on the lock).
-		if _, err = conn.Exec(ctx, `INSERT INTO devices (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, id); err == nil {
-			ds, err = scanDevice(conn.QueryRow(ctx, sel, id))
-		}
-	}
-	if err != nil {
-		return fail(err)
-	}
-	ds.registryGen = uint64(gen)
-	before := ds.clone()
-	var h HistoryBatch
-	if err := fn(&ds, &h); err != nil {
-		return err
-	}
-	b = pgx.Batch{}
-	if !reflect.DeepEqual(before, ds.clone()) {
-		args, err := deviceArgs(id, &ds)
-		if err != nil {
-			return fail(err)
-		}
-		b.Queue(`UPDATE devices SET last_seq = $2, consumed = $3, boot_count = $4,
-			binding_imsi = $5, binding_iccid = $6, last_seen = $7, last_heartbeat = $8, overdue = $9,
-			status = $10, status_at = $11, last_event = $12, trigger_seq = $13, scs_seq = $14,
-			accepted = $15, duplicates = $16, mdt_cursor = $17, mdt_records = $18, mdt_pulled_at = $19,
-			next_due = $20 WHERE id = $1`, args...)
-	}
-	if err := queueHistoryPG(&b, id, &h); err != nil {
-		return fail(err)
-	}
-	b.Queue(`COMMIT`)
-	if err := conn.SendBatch(ctx, &b).Close(); err != nil {
-		return fail(err)
-	}
-	open = conn.Conn().PgConn().TxStatus() != 'I'
-	return nil
+// RecordDevice runs in a transaction shared with the calls waiting at the
+// same moment (store_pg_batch.go): two round trips to the database for
+// all of them.
+func (s *pgStore) RecordDevice(_ context.Context, id string, fn func(*DeviceState, *HistoryBatch) error) error {
+	return s.batch.do(id, fn)
 }
+
+// updateDevice writes a device's row: deviceArgs.
+const updateDevice = `UPDATE devices SET last_seq = $2, consumed = $3, boot_count = $4,
+	binding_imsi = $5, binding_iccid = $6, last_seen = $7, last_heartbeat = $8, overdue = $9,
+	status = $10, status_at = $11, last_event = $12, trigger_seq = $13, scs_seq = $14,
+	accepted = $15, duplicates = $16, mdt_cursor = $17, mdt_records = $18, mdt_pulled_at = $19,
+	next_due = $20 WHERE id = $1`
 
 func (s *pgStore) ClaimOverdue(ctx context.Context, now, since time.Time, limit int, alarm func(string, time.Duration) Alarm) ([]Alarm, error) {
 	fail := func(err error) ([]Alarm, error) {

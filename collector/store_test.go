@@ -280,6 +280,114 @@ func TestStoreConcurrentUpdates(t *testing.T) {
 	})
 }
 
+// TestStoreSharedTransactions: many concurrent RecordDevice calls over a
+// few devices, from two stores on PostgreSQL (two instances, each
+// grouping its waiting calls into shared transactions): a call whose fn
+// fails leaves nothing, not even to the next call of the same device in
+// its batch, a panicking fn fails its call alone, and every other call's
+// state and history are in, exactly once.
+func TestStoreSharedTransactions(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		dir := t.TempDir()
+		st1 := b.open(t, dir)
+		defer st1.Close()
+		st2 := st1
+		if b.name == "postgres" {
+			st2 = b.open(t, dir)
+			defer st2.Close()
+		}
+		const (
+			devices = 5
+			calls   = 120 // per worker
+			workers = 16
+		)
+		errRefuse := errors.New("refused")
+		var (
+			mu   sync.Mutex
+			good = map[string]int{}
+			wg   sync.WaitGroup
+		)
+		fail := make(chan error, workers)
+		for w := range workers {
+			st := []Store{st1, st2}[w%2]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range calls {
+					id := fmt.Sprintf("d%d", (w+i)%devices)
+					// The embedded store runs fn on its caller's goroutine,
+					// where a panic is the caller's: panics on PostgreSQL only.
+					refuse, boom := i%7 == 3, b.name == "postgres" && i%29 == 5
+					err := st.RecordDevice(ctx, id, func(ds *DeviceState, h *HistoryBatch) error {
+						ds.Accepted++
+						ds.LastSeq += 1000 // a failing call's changes must not reach the next one
+						h.Add(HistoryEvent, ds.Accepted, time.Time{}, time.Unix(1e9, 0), map[string]any{"n": ds.Accepted})
+						if boom {
+							panic("fn panics")
+						}
+						if refuse {
+							return errRefuse
+						}
+						ds.LastSeq -= 1000
+						return nil
+					})
+					switch {
+					case refuse && !errors.Is(err, errRefuse):
+						fail <- fmt.Errorf("a refused call returned %v", err)
+						return
+					case boom && (err == nil || !strings.Contains(err.Error(), "panic")):
+						fail <- fmt.Errorf("a panicking call returned %v", err)
+						return
+					case !refuse && !boom && err != nil:
+						fail <- err
+						return
+					case err == nil:
+						mu.Lock()
+						good[id]++
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(fail)
+		for err := range fail {
+			t.Fatal(err)
+		}
+		for id, n := range good {
+			ds, err := st1.Device(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ds.Accepted != uint64(n) || ds.LastSeq != 0 {
+				t.Errorf("%s: accepted %d, last seq %d; want %d and 0 (a failed call's changes leaked, or a call was lost or applied twice)", id, ds.Accepted, ds.LastSeq, n)
+			}
+			var recs []HistoryRecord
+			for q := (HistoryQuery{Limit: HistoryMaxLimit}); ; {
+				p, err := st1.History(ctx, id, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				recs = append(recs, p.Records...)
+				if p.Next == "" {
+					break
+				}
+				q.After = p.Next
+			}
+			if len(recs) != n {
+				t.Errorf("%s: %d history records, want %d", id, len(recs), n)
+			}
+			for i, r := range recs {
+				if r.Seq != uint64(i+1) {
+					t.Errorf("%s: record %d has seq %d: out of order or repeated", id, i, r.Seq)
+					break
+				}
+			}
+		}
+	})
+}
+
 // TestClaimOverdueOnce: two claimers (on PostgreSQL two stores, as two
 // instances) take the due devices in small batches at once: each device
 // is flagged and alarmed exactly once, none is missed.

@@ -45,10 +45,11 @@ func dueKey(t time.Time, id string) []byte {
 // against every other update; one process holds the file (a second one
 // fails with ErrStoreLocked): for several instances use PostgreSQL.
 type boltStore struct {
-	db  *bolt.DB
-	dir string
-	mu  sync.Mutex  // orders appends to the logs
-	gen registryGen // the registry's changes (this process is the file's one writer)
+	db    *bolt.DB
+	dir   string
+	mu    sync.Mutex  // orders appends to the logs
+	gen   registryGen // the registry's changes (this process is the file's one writer)
+	batch groupCommit // RecordDevice's
 }
 
 // OpenBolt opens (creating) the embedded store at path; its alarm and
@@ -79,7 +80,9 @@ func OpenBolt(path string) (Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("collector: open store %s: %w", path, err)
 	}
-	return &boltStore{db: db, dir: dir}, nil
+	s := &boltStore{db: db, dir: dir}
+	s.batch = groupCommit{run: s.recordBatch, maxBatch: boltMaxBatch, maxRunning: 1}
+	return s, nil
 }
 
 // boltIndexDue makes the due index of a store from before it existed,
@@ -159,31 +162,53 @@ func (s *boltStore) UpdateDevice(ctx context.Context, id string, fn func(*Device
 	return s.RecordDevice(ctx, id, func(ds *DeviceState, _ *HistoryBatch) error { return fn(ds) })
 }
 
+// RecordDevice runs in one bbolt transaction with the calls waiting at
+// the same moment (groupcommit.go): one fsync and one rewrite of the
+// pages they share for all of them. bbolt has one writer, so one batch
+// runs at a time.
 func (s *boltStore) RecordDevice(_ context.Context, id string, fn func(*DeviceState, *HistoryBatch) error) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.batch.do(id, fn)
+}
+
+// boltMaxBatch bounds the calls in one transaction.
+const boltMaxBatch = 64
+
+func (s *boltStore) recordBatch(calls []*recordCall) {
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketDevices)
-		ds, err := getDevice(b, id)
-		if err != nil {
-			return err
+		gen := s.gen.load()
+		for _, c := range calls {
+			ds, err := getDevice(b, c.id) // with what an earlier call of this batch wrote
+			if err != nil {
+				c.tell(err) // this device's record alone is unreadable
+				continue
+			}
+			ds.registryGen = gen
+			var h HistoryBatch
+			oldDue := ds.NextDue
+			if err := c.call(&ds, &h); err != nil {
+				c.tell(err)
+				continue
+			}
+			v, err := json.Marshal(&ds)
+			if err != nil {
+				c.tell(err)
+				continue
+			}
+			// A failure from here is the file's: the batch fails whole.
+			if err := moveDue(tx, c.id, oldDue, ds.NextDue); err != nil {
+				return err
+			}
+			if err := b.Put([]byte(c.id), v); err != nil {
+				return err
+			}
+			if err := appendHistoryBolt(tx, c.id, &h); err != nil {
+				return err
+			}
 		}
-		ds.registryGen = s.gen.load()
-		var h HistoryBatch
-		oldDue := ds.NextDue
-		if err := fn(&ds, &h); err != nil {
-			return err
-		}
-		v, err := json.Marshal(&ds)
-		if err != nil {
-			return err
-		}
-		if err := moveDue(tx, id, oldDue, ds.NextDue); err != nil {
-			return err
-		}
-		if err := b.Put([]byte(id), v); err != nil {
-			return err
-		}
-		return appendHistoryBolt(tx, id, &h)
+		return nil
 	})
+	tellAll(calls, err) // those whose fn failed were told at once
 }
 
 // moveDue keeps the due index in step with a device's NextDue.

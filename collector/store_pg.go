@@ -34,7 +34,7 @@ const migrationLock = 0x6d74636d69677200
 // number of collector instances may share the database.
 type pgStore struct {
 	pool  *pgxpool.Pool
-	batch pgBatcher // RecordDevice's group commit
+	batch groupCommit // RecordDevice's (store_pg_batch.go)
 }
 
 // OpenPostgres connects to the database at url (postgres://...), applies
@@ -57,7 +57,7 @@ func OpenPostgres(ctx context.Context, url string) (Store, error) {
 		return nil, err
 	}
 	s := &pgStore{pool: pool}
-	s.batch.run = s.recordBatch
+	s.batch = groupCommit{run: s.recordBatch, maxBatch: pgMaxBatch, maxRunning: pgBatchers}
 	return s, nil
 }
 

@@ -8,26 +8,18 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// Group commit. The RecordDevice calls waiting at one moment share one
-// transaction: the rows of all their devices locked in one statement (in
-// the order of their ids, so two batches, here or on another instance,
-// never wait on each other in a cycle), each fn run in turn on its
-// device's state, then every update and history record and COMMIT in one
-// pipeline. Under load a transaction's own cost (BEGIN, COMMIT and its
-// WAL flush, two round trips) is paid once for many messages instead of
-// once for each; alone, a call runs at once in a batch of one. Each
-// caller still returns only when its change is committed, or with the
-// error that kept it out.
-//
-// A fn's error concerns its call alone: its changes are dropped and the
-// next call for the same device sees the state before it. A failure of
-// the database fails every call of the batch (nothing of it is stored),
-// as it would have failed each alone.
+// Group commit on PostgreSQL (groupcommit.go): the rows of all the
+// batch's devices locked in one statement, in the order of their ids (so
+// two batches, on one instance or two, never wait on each other in a
+// cycle), each fn in turn on its device's state, then every update and
+// history record and COMMIT in one pipeline: two round trips for the
+// batch. Its transaction's own cost (BEGIN, COMMIT and its WAL flush,
+// the round trips) is paid once for many messages instead of once for
+// each.
 
 // pgMaxBatch bounds the calls in one transaction, and pgBatchers the
 // transactions in flight at once (each holds a pooled connection; the
@@ -37,91 +29,14 @@ const (
 	pgBatchers = 3
 )
 
-// recordCall is one RecordDevice call waiting for its batch.
-type recordCall struct {
-	id   string
-	fn   func(*DeviceState, *HistoryBatch) error
-	done chan error // buffered: the batch never waits on its caller
-
-	told  bool               // done has the outcome (fn failed)
-	ok    bool               // fn succeeded: its state and history go in
-	queue []*pgx.QueuedQuery // its history statements
-}
-
-// call runs fn; a panic fails this call alone (it runs on the batch's
-// goroutine, not its caller's).
-func (c *recordCall) call(ds *DeviceState, h *HistoryBatch) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("collector: store: update device %s: panic: %v", c.id, r)
-		}
-	}()
-	return c.fn(ds, h)
-}
-
-// tell gives the caller its outcome, once.
-func (c *recordCall) tell(err error) {
-	if !c.told {
-		c.told = true
-		c.done <- err
-	}
-}
-
-// pgBatcher queues the calls and runs the batches.
-type pgBatcher struct {
-	run func([]*recordCall) // the store's batch
-
-	mu      sync.Mutex
-	waiting []*recordCall
-	running int
-}
-
-// do queues one call and waits for its outcome.
-func (b *pgBatcher) do(id string, fn func(*DeviceState, *HistoryBatch) error) error {
-	c := &recordCall{id: id, fn: fn, done: make(chan error, 1)}
-	b.mu.Lock()
-	b.waiting = append(b.waiting, c)
-	start := b.running < pgBatchers
-	if start {
-		b.running++
-	}
-	b.mu.Unlock()
-	if start {
-		go b.drain()
-	}
-	return <-c.done
-}
-
-// drain runs batches of what is waiting until nothing is.
-func (b *pgBatcher) drain() {
-	for {
-		b.mu.Lock()
-		n := min(len(b.waiting), pgMaxBatch)
-		if n == 0 {
-			b.running--
-			b.mu.Unlock()
-			return
-		}
-		calls := slices.Clone(b.waiting[:n])
-		b.waiting = slices.Delete(b.waiting, 0, n)
-		if len(b.waiting) == 0 {
-			b.waiting = nil // let a burst's backing array go
-		}
-		b.mu.Unlock()
-		b.run(calls)
-	}
-}
-
 // recordBatch runs one batch in one transaction and tells each caller.
 func (s *pgStore) recordBatch(calls []*recordCall) {
-	err := s.recordBatchTx(calls)
-	for _, c := range calls { // those whose fn failed were told at once
-		if err != nil {
+	if err := s.recordBatchTx(calls); err != nil {
+		for _, c := range calls { // those whose fn failed were told at once
 			c.tell(fmt.Errorf("collector: store: update device %s: %w", c.id, err))
-		} else {
-			c.tell(nil)
 		}
 	}
+	tellAll(calls, nil)
 }
 
 func (s *pgStore) recordBatchTx(calls []*recordCall) error {
@@ -202,8 +117,9 @@ func (s *pgStore) recordBatchTx(calls []*recordCall) error {
 	for id, ds := range states {
 		read[id] = ds.clone()
 	}
-	args := make(map[string][]any, len(ids)) // each device's row as its last successful fn left it
-	for _, c := range calls {
+	args := make(map[string][]any, len(ids))         // each device's row as its last successful fn left it
+	queues := make([][]*pgx.QueuedQuery, len(calls)) // each successful call's history statements
+	for i, c := range calls {
 		ds := states[c.id].clone()
 		ds.registryGen = uint64(gen)
 		var h HistoryBatch
@@ -222,7 +138,7 @@ func (s *pgStore) recordBatchTx(calls []*recordCall) error {
 			continue
 		}
 		states[c.id], args[c.id] = ds, a
-		c.ok, c.queue = true, hq.QueuedQueries
+		queues[i] = hq.QueuedQueries
 	}
 
 	// Second round trip: the updates and the history in id order, COMMIT.
@@ -232,12 +148,13 @@ func (s *pgStore) recordBatchTx(calls []*recordCall) error {
 			b.Queue(updateDevice, a...)
 		}
 	}
-	byID := slices.Clone(calls)
-	slices.SortStableFunc(byID, func(a, b *recordCall) int { return strings.Compare(a.id, b.id) })
-	for _, c := range byID {
-		if c.ok {
-			b.QueuedQueries = append(b.QueuedQueries, c.queue...)
-		}
+	order := make([]int, len(calls))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(i, j int) int { return strings.Compare(calls[i].id, calls[j].id) })
+	for _, i := range order {
+		b.QueuedQueries = append(b.QueuedQueries, queues[i]...) // none for a call whose fn failed
 	}
 	b.Queue(`COMMIT`)
 	if err := conn.SendBatch(ctx, &b).Close(); err != nil {

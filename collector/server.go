@@ -334,6 +334,7 @@ func (s *Server) listen(addr string, dc *piondtls.Config, h udpClient.HandlerFun
 		options.WithHandlerFunc(h),
 		options.WithInactivityMonitor(idle, func(cc *udpClient.Conn) { _ = cc.Close() }),
 		options.WithErrors(func(err error) { s.logLimited("coap", "%v", err) }),
+		options.WithProcessReceivedMessageFunc(handleOnShortGoroutine),
 	}
 	if !device {
 		// SCS side: one-block responses only, since go-coap's server-side

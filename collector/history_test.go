@@ -237,14 +237,7 @@ func TestHistoryStore(t *testing.T) {
 func TestHistoryConcurrent(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		dir := t.TempDir()
-		st1 := b.open(t, dir)
-		defer st1.Close()
-		st2 := st1
-		if b.name == "postgres" {
-			st2 = b.open(t, dir)
-			defer st2.Close()
-		}
+		st1, st2 := twoStores(t, b)
 		const n = 100
 		var wg sync.WaitGroup
 		errs := make(chan error, 2)

@@ -91,6 +91,21 @@ func eachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 	}
 }
 
+// twoStores opens b twice as two instances would: on PostgreSQL two
+// connection pools to one database; the embedded store once, returned
+// twice (its file has one writer). Both close at the test's end.
+func twoStores(t *testing.T, b backend) (Store, Store) {
+	dir := t.TempDir()
+	st1 := b.open(t, dir)
+	t.Cleanup(func() { st1.Close() })
+	if b.name != "postgres" {
+		return st1, st1
+	}
+	st2 := b.open(t, dir)
+	t.Cleanup(func() { st2.Close() })
+	return st1, st2
+}
+
 func fullState(now time.Time) DeviceState {
 	return DeviceState{
 		LastSeq: 41, Consumed: []uint64{43, 45}, BootCount: 3,
@@ -242,14 +257,7 @@ func TestStore(t *testing.T) {
 func TestStoreConcurrentUpdates(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		dir := t.TempDir()
-		st1 := b.open(t, dir)
-		defer st1.Close()
-		st2 := st1
-		if b.name == "postgres" {
-			st2 = b.open(t, dir)
-			defer st2.Close()
-		}
+		st1, st2 := twoStores(t, b)
 		const n = 200
 		var wg sync.WaitGroup
 		errs := make(chan error, 2)
@@ -289,14 +297,7 @@ func TestStoreConcurrentUpdates(t *testing.T) {
 func TestStoreSharedTransactions(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		dir := t.TempDir()
-		st1 := b.open(t, dir)
-		defer st1.Close()
-		st2 := st1
-		if b.name == "postgres" {
-			st2 = b.open(t, dir)
-			defer st2.Close()
-		}
+		st1, st2 := twoStores(t, b)
 		const (
 			devices = 5
 			calls   = 120 // per worker
@@ -392,14 +393,7 @@ func TestStoreSharedTransactions(t *testing.T) {
 func TestClaimOverdueOnce(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
-		dir := t.TempDir()
-		st1 := b.open(t, dir)
-		defer st1.Close()
-		st2 := st1
-		if b.name == "postgres" {
-			st2 = b.open(t, dir)
-			defer st2.Close()
-		}
+		st1, st2 := twoStores(t, b)
 		const n = 300
 		now := time.Now()
 		var regs []*Device

@@ -23,8 +23,10 @@ import (
 // Registry is who may talk to the collector: devices, SCSs and the grants
 // between them, provisioned while the collector runs (mtccollector device,
 // scs, grant, revoke). Both stores implement it; the Server looks devices,
-// SCSs and grants up in it on every handshake and request, so a change
-// takes effect on the next one without a restart.
+// SCSs and grants up in it on every handshake and request (a device
+// session's messages use the record it looked up, while the registry's
+// generation says it is current), so a change takes effect on the next
+// one without a restart.
 //
 // Errors: ErrNotFound when a named entry does not exist, *DuplicateError
 // when an id, name or PSK identity is taken. No error contains a PSK.

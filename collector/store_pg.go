@@ -203,6 +203,10 @@ const deviceCols = `last_seq, consumed, boot_count, binding_imsi, binding_iccid,
 	overdue, status, status_at, last_event, trigger_seq, scs_seq, accepted, duplicates,
 	mdt_cursor, mdt_records, mdt_pulled_at, next_due`
 
+// errCorruptRow: a device's stored row does not decode (a hand edit, a
+// damaged database); that device's updates fail, no other's.
+var errCorruptRow = errors.New("stored row does not decode")
+
 func scanDevice(row pgx.Row) (DeviceState, error) {
 	var (
 		ds                                               DeviceState
@@ -240,18 +244,18 @@ func scanDevice(row pgx.Row) (DeviceState, error) {
 	if lastEvent != nil {
 		ds.LastEvent = &EventSummary{}
 		if err := json.Unmarshal(lastEvent, ds.LastEvent); err != nil {
-			return ds, fmt.Errorf("last_event: %w", err)
+			return ds, fmt.Errorf("%w: last_event: %v", errCorruptRow, err)
 		}
 	}
 	if len(scsSeq) > 0 && string(scsSeq) != "{}" {
 		if err := json.Unmarshal(scsSeq, &ds.SCSSeq); err != nil {
-			return ds, fmt.Errorf("scs_seq: %w", err)
+			return ds, fmt.Errorf("%w: scs_seq: %v", errCorruptRow, err)
 		}
 	}
 	if cursor != nil {
 		ds.MDTCursor = &wire.MDTPos{}
 		if err := json.Unmarshal(cursor, ds.MDTCursor); err != nil {
-			return ds, fmt.Errorf("mdt_cursor: %w", err)
+			return ds, fmt.Errorf("%w: mdt_cursor: %v", errCorruptRow, err)
 		}
 	}
 	ds.normalize()
@@ -339,7 +343,8 @@ func (s *pgStore) UpdateDevice(ctx context.Context, id string, fn func(*DeviceSt
 
 // RecordDevice runs in a transaction shared with the calls waiting at the
 // same moment (store_pg_batch.go): two round trips to the database for
-// all of them.
+// all of them. The batch has its own timeout (storeTimeout), so ctx is
+// not consulted: a caller's answer always says whether its change is in.
 func (s *pgStore) RecordDevice(_ context.Context, id string, fn func(*DeviceState, *HistoryBatch) error) error {
 	return s.batch.do(id, fn)
 }

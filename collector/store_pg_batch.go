@@ -67,6 +67,7 @@ func (s *pgStore) recordBatchTx(calls []*recordCall) error {
 	// registry's generation.
 	sel := `SELECT id, ` + deviceCols + ` FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE`
 	states := make(map[string]DeviceState, len(ids))
+	bad := map[string]error{} // rows that do not decode: their calls fail, the batch goes on
 	var gen int64
 	var b pgx.Batch
 	b.Queue(`BEGIN`)
@@ -76,7 +77,7 @@ func (s *pgStore) recordBatchTx(calls []*recordCall) error {
 	br := conn.SendBatch(ctx, &b)
 	_, err = br.Exec()
 	if err == nil {
-		err = scanStates(br, states)
+		err = scanStates(br, states, bad)
 	}
 	if err == nil {
 		err = br.QueryRow().Scan(&gen)
@@ -87,13 +88,13 @@ func (s *pgStore) recordBatchTx(calls []*recordCall) error {
 	if err != nil {
 		return err
 	}
-	if len(states) < len(ids) {
+	if len(states)+len(bad) < len(ids) {
 		// First messages of devices: create their rows (in id order, as
 		// the locks), then lock them (a concurrent first message waits
 		// on the insert, then on the lock).
 		var missing []string
 		for _, id := range ids {
-			if _, ok := states[id]; !ok {
+			if _, ok := states[id]; !ok && bad[id] == nil {
 				missing = append(missing, id)
 			}
 		}
@@ -104,10 +105,10 @@ func (s *pgStore) recordBatchTx(calls []*recordCall) error {
 		if err != nil {
 			return err
 		}
-		if err := scanRows(rows, states); err != nil {
+		if err := scanRows(rows, states, bad); err != nil {
 			return err
 		}
-		if len(states) < len(ids) {
+		if len(states)+len(bad) < len(ids) {
 			return errors.New("a device row vanished under its lock")
 		}
 	}
@@ -120,6 +121,10 @@ func (s *pgStore) recordBatchTx(calls []*recordCall) error {
 	args := make(map[string][]any, len(ids))         // each device's row as its last successful fn left it
 	queues := make([][]*pgx.QueuedQuery, len(calls)) // each successful call's history statements
 	for i, c := range calls {
+		if err := bad[c.id]; err != nil {
+			c.tell(fmt.Errorf("collector: store: update device %s: %w", c.id, err))
+			continue
+		}
 		ds := states[c.id].clone()
 		ds.registryGen = uint64(gen)
 		var h HistoryBatch
@@ -165,23 +170,29 @@ func (s *pgStore) recordBatchTx(calls []*recordCall) error {
 }
 
 // scanStates reads the batch's next result: rows of id and deviceCols.
-func scanStates(br pgx.BatchResults, into map[string]DeviceState) error {
+func scanStates(br pgx.BatchResults, into map[string]DeviceState, bad map[string]error) error {
 	rows, err := br.Query()
 	if err != nil {
 		return err
 	}
-	return scanRows(rows, into)
+	return scanRows(rows, into, bad)
 }
 
-func scanRows(rows pgx.Rows, into map[string]DeviceState) error {
+// scanRows reads rows of id and deviceCols into into, and a row that
+// does not decode into bad.
+func scanRows(rows pgx.Rows, into map[string]DeviceState, bad map[string]error) error {
 	defer rows.Close()
 	for rows.Next() {
 		var id string
 		ds, err := scanDevice(idRow{rows, &id})
-		if err != nil {
+		switch {
+		case errors.Is(err, errCorruptRow):
+			bad[id] = err
+		case err != nil:
 			return err
+		default:
+			into[id] = ds
 		}
-		into[id] = ds
 	}
 	return rows.Err()
 }

@@ -387,6 +387,57 @@ func TestStoreSharedTransactions(t *testing.T) {
 	})
 }
 
+// TestStoreCorruptRowAlone: on PostgreSQL, a device whose stored row no
+// longer decodes (here a last_event that is not an object, as a hand edit
+// could leave) fails its own updates with a clear error, while the
+// updates of other devices that share its transactions go in.
+func TestStoreCorruptRowAlone(t *testing.T) {
+	ctx := context.Background()
+	st := backendNamed("postgres").open(t, t.TempDir())
+	defer st.Close()
+	for _, id := range []string{"bad", "g0", "g1", "g2", "g3"} {
+		if err := st.UpdateDevice(ctx, id, func(ds *DeviceState) error { ds.LastSeq = 1; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool, err := pgxpool.New(ctx, pgURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `UPDATE devices SET last_event = '"not an object"' WHERE id = 'bad'`); err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 30
+	var wg sync.WaitGroup
+	errs := make(chan error, 5*rounds)
+	for r := range rounds {
+		for _, id := range []string{"bad", "g0", "g1", "g2", "g3"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := st.UpdateDevice(ctx, id, func(ds *DeviceState) error { ds.Accepted++; return nil })
+				switch {
+				case id == "bad" && !errors.Is(err, errCorruptRow):
+					errs <- fmt.Errorf("round %d: the corrupt row's update returned %v, want errCorruptRow", r, err)
+				case id != "bad" && err != nil:
+					errs <- fmt.Errorf("round %d: %s failed beside the corrupt row: %v", r, id, err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"g0", "g1", "g2", "g3"} {
+		if ds, err := st.Device(ctx, id); err != nil || ds.Accepted != rounds {
+			t.Fatalf("%s: accepted %d (%v), want %d", id, ds.Accepted, err, rounds)
+		}
+	}
+}
+
 // TestClaimOverdueOnce: two claimers (on PostgreSQL two stores, as two
 // instances) take the due devices in small batches at once: each device
 // is flagged and alarmed exactly once, none is missed.

@@ -2,12 +2,15 @@ package mdtlog
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,5 +151,39 @@ func TestKillDurability(t *testing.T) {
 	t.Logf("%d kills, %d records reported durable, all read back; %d segments, %d torn", rounds, len(reported), rep.Segments, rep.Torn)
 	if len(reported) == 0 {
 		t.Fatal("no child ever reported a record")
+	}
+}
+
+// TestSegmentCreateKilled: a kill while a segment was being created
+// leaves only its temporary file, which the next open removes; no
+// segment without a header is ever seen (a kill right after the file was
+// created used to leave one, which reading counted as a failed record).
+func TestSegmentCreateKilled(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{Retention: -1, MaxBytes: 64 << 20})
+	consent(t, s)
+	if err := s.Append(testRecord(0)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	mdt := Dir(dir)
+	left := filepath.Join(mdt, segTempPrefix+segName(99))
+	if err := os.WriteFile(left, []byte("MTC"), 0o600); err != nil { // a header cut short
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, Options{Retention: -1, MaxBytes: 64 << 20})
+	defer s.Close()
+	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the interrupted segment's temporary file is still there: %v", err)
+	}
+	rep, err := s.Records(func(Entry) error { return nil })
+	if err != nil || rep.Failed != 0 {
+		t.Fatalf("records after the interrupted create: %+v, %v", rep, err)
+	}
+	ents, _ := os.ReadDir(mdt)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".seg") {
+			t.Fatalf("left in the log directory: %s", e.Name())
+		}
 	}
 }

@@ -1,10 +1,12 @@
 package mdtlog
 
 import (
+	"cmp"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -114,6 +116,7 @@ func Open(stateDir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("lock mdt log: %w", err)
 	}
 	s := &Store{dir: dir, opts: opts, lock: lk, counts: map[uint64]int{}, abandoned: map[uint64]bool{}}
+	s.removeTemps() // what a kill left of a segment being created (under the lock: no writer now)
 	s.consent = readConsent(s.path("consent"))
 	s.master, err = readMasterKey(s.path("key"))
 	if err != nil {
@@ -267,11 +270,15 @@ func (s *Store) clearLocked() (Destroyed, error) {
 	return d, nil
 }
 
-// removeTemps removes leftovers of interrupted atomic writes of the key.
+// segTempPrefix names a segment being created (createSegment).
+const segTempPrefix = ".seg.tmp."
+
+// removeTemps removes leftovers of interrupted atomic writes of the key
+// and of segments.
 func (s *Store) removeTemps() {
 	ents, _ := os.ReadDir(s.dir)
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".key.tmp") {
+		if strings.HasPrefix(e.Name(), ".key.tmp") || strings.HasPrefix(e.Name(), segTempPrefix) {
 			os.Remove(s.path(e.Name()))
 		}
 	}
@@ -528,7 +535,14 @@ func (s *Store) createSegment(seq uint64) error {
 		return err
 	}
 	name := segName(seq)
-	f, err := os.OpenFile(s.path(name), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if _, err := os.Lstat(s.path(name)); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return &SegmentError{Op: "create", Name: name, Err: cmp.Or(err, fs.ErrExist)}
+	}
+	// Written under a temporary name and renamed when whole: a kill
+	// during the writing leaves a temporary file (removed at the next
+	// open), never a segment without its header.
+	tmp := segTempPrefix + name
+	f, err := os.OpenFile(s.path(tmp), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return &SegmentError{Op: "create", Name: name, Err: err}
 	}
@@ -547,11 +561,14 @@ func (s *Store) createSegment(seq uint64) error {
 		err = fsutil.Datasync(f)
 	}
 	if err == nil {
+		err = os.Rename(s.path(tmp), s.path(name))
+	}
+	if err == nil {
 		err = fsutil.SyncDir(s.dir)
 	}
 	if err != nil {
 		f.Close()
-		os.Remove(s.path(name))
+		os.Remove(s.path(tmp))
 		return &SegmentError{Op: "create", Name: name, Err: err}
 	}
 	s.w = &writer{f: f, name: name, seq: seq, keys: keys, size: headerSize}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Group commit on PostgreSQL (groupcommit.go): the rows of all the
@@ -53,7 +54,7 @@ func (s *pgStore) recordBatchTx(calls []*recordCall) error {
 	if err != nil {
 		return err
 	}
-	open := false // a transaction to roll back (a failure left it open)
+	open := false // a transaction to roll back (a failure may have left it open)
 	defer func() {
 		if open {
 			rctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
@@ -63,54 +64,10 @@ func (s *pgStore) recordBatchTx(calls []*recordCall) error {
 		conn.Release() // one the rollback could not reach is closed by the pool
 	}()
 
-	// First round trip: BEGIN, the rows locked in id order, the
-	// registry's generation.
-	sel := `SELECT id, ` + deviceCols + ` FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE`
-	states := make(map[string]DeviceState, len(ids))
-	bad := map[string]error{} // rows that do not decode: their calls fail, the batch goes on
-	var gen int64
-	var b pgx.Batch
-	b.Queue(`BEGIN`)
-	b.Queue(sel, ids)
-	b.Queue(`SELECT n FROM registry_gen`)
+	states, bad, gen, err := lockRows(ctx, conn, ids)
 	open = true
-	br := conn.SendBatch(ctx, &b)
-	_, err = br.Exec()
-	if err == nil {
-		err = scanStates(br, states, bad)
-	}
-	if err == nil {
-		err = br.QueryRow().Scan(&gen)
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return err
-	}
-	if len(states)+len(bad) < len(ids) {
-		// First messages of devices: create their rows (in id order, as
-		// the locks), then lock them (a concurrent first message waits
-		// on the insert, then on the lock).
-		var missing []string
-		for _, id := range ids {
-			if _, ok := states[id]; !ok && bad[id] == nil {
-				missing = append(missing, id)
-			}
-		}
-		if _, err := conn.Exec(ctx, `INSERT INTO devices (id) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT (id) DO NOTHING`, missing); err != nil {
-			return err
-		}
-		rows, err := conn.Query(ctx, sel, missing)
-		if err != nil {
-			return err
-		}
-		if err := scanRows(rows, states, bad); err != nil {
-			return err
-		}
-		if len(states)+len(bad) < len(ids) {
-			return errors.New("a device row vanished under its lock")
-		}
 	}
 
 	// Each fn in turn, in the order the calls came.
@@ -147,7 +104,7 @@ func (s *pgStore) recordBatchTx(calls []*recordCall) error {
 	}
 
 	// Second round trip: the updates and the history in id order, COMMIT.
-	b = pgx.Batch{}
+	var b pgx.Batch
 	for _, id := range ids {
 		if a, ok := args[id]; ok && !reflect.DeepEqual(read[id], states[id].clone()) {
 			b.Queue(updateDevice, a...)
@@ -168,6 +125,68 @@ func (s *pgStore) recordBatchTx(calls []*recordCall) error {
 	open = conn.Conn().PgConn().TxStatus() != 'I'
 	return nil
 }
+
+// lockRows begins the batch's transaction and locks the rows of ids, in
+// their order, in one round trip; it returns their states (and those
+// that do not decode in bad) and the registry's generation. Rows are
+// locked only in that order: a device's first message finds no row, and
+// creating it while this transaction held the others' locks would take
+// a lock out of order (a batch that locked it meanwhile, then waits on
+// one held here, is a deadlock). So the transaction is rolled back, the
+// missing rows are created on their own, each committed at once, and the
+// locking starts over; it fails only if a row is missing again (device
+// rows are never deleted). A transaction may be open on return, also on
+// error: the caller rolls it back.
+func lockRows(ctx context.Context, conn *pgxpool.Conn, ids []string) (map[string]DeviceState, map[string]error, int64, error) {
+	const sel = `SELECT id, ` + deviceCols + ` FROM devices WHERE id = ANY($1) ORDER BY id FOR UPDATE`
+	for attempt := 0; ; attempt++ {
+		states := make(map[string]DeviceState, len(ids))
+		bad := map[string]error{} // rows that do not decode: their calls fail, the batch goes on
+		var gen int64
+		var b pgx.Batch
+		b.Queue(`BEGIN`)
+		b.Queue(sel, ids)
+		b.Queue(`SELECT n FROM registry_gen`)
+		br := conn.SendBatch(ctx, &b)
+		_, err := br.Exec()
+		if err == nil {
+			err = scanStates(br, states, bad)
+		}
+		if err == nil {
+			err = br.QueryRow().Scan(&gen)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil || len(states)+len(bad) == len(ids) {
+			return states, bad, gen, err
+		}
+		if attempt > 0 {
+			return nil, nil, 0, errors.New("a device row vanished as it was created")
+		}
+		var missing []string
+		for _, id := range ids {
+			if _, ok := states[id]; !ok && bad[id] == nil {
+				missing = append(missing, id)
+			}
+		}
+		if testHookMissingRows != nil {
+			testHookMissingRows(missing)
+		}
+		if _, err := conn.Exec(ctx, `ROLLBACK`); err != nil {
+			return nil, nil, 0, err
+		}
+		// A transaction of its own that holds no other lock, and takes
+		// the new rows' in id order as every other one does.
+		if _, err := conn.Exec(ctx, `INSERT INTO devices (id) SELECT unnest($1::text[]) ORDER BY 1 ON CONFLICT (id) DO NOTHING`, missing); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+}
+
+// testHookMissingRows, when a test sets it, runs while lockRows holds
+// the locks of the rows it found and has found others missing.
+var testHookMissingRows func(missing []string)
 
 // scanStates reads the batch's next result: rows of id and deviceCols.
 func scanStates(br pgx.BatchResults, into map[string]DeviceState, bad map[string]error) error {

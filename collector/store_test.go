@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	bolt "go.etcd.io/bbolt"
 
@@ -385,6 +386,85 @@ func TestStoreSharedTransactions(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestStoreFirstMessageLockOrder: a batch with a device's first message
+// beside a known device's takes the rows' locks in id order only. Here,
+// while the batch holds d3's lock and has found d0 missing, another
+// transaction creates d0, locks it and waits on d3: the batch creating
+// and locking d0 now would be a deadlock (PostgreSQL fails one side);
+// it must let go of d3 instead, and both commit.
+func TestStoreFirstMessageLockOrder(t *testing.T) {
+	ctx := context.Background()
+	st := backendNamed("postgres").open(t, t.TempDir())
+	defer st.Close()
+	if err := st.UpdateDevice(ctx, "d3", func(ds *DeviceState) error { ds.LastSeq = 1; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.New(ctx, pgURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+
+	other := make(chan error, 1)
+	var once sync.Once
+	testHookMissingRows = func(missing []string) {
+		once.Do(func() {
+			if !reflect.DeepEqual(missing, []string{"d0"}) {
+				t.Errorf("missing rows %q, want [d0]", missing)
+			}
+			if _, err := pool.Exec(ctx, `INSERT INTO devices (id) VALUES ('d0')`); err != nil {
+				t.Error(err)
+			}
+			go func() {
+				other <- pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+					for _, id := range []string{"d0", "d3"} {
+						if _, err := tx.Exec(ctx, `UPDATE devices SET accepted = accepted + 100 WHERE id = $1`, id); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+			}()
+			// Until the other transaction waits on d3.
+			for start := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+				var n int
+				if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+					WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+					t.Error(err)
+					return
+				}
+				if n > 0 {
+					return
+				}
+				if time.Since(start) > 10*time.Second {
+					t.Error("the other transaction never waited on d3")
+					return
+				}
+			}
+		})
+	}
+	t.Cleanup(func() { testHookMissingRows = nil })
+
+	calls := []*recordCall{
+		{id: "d0", fn: func(ds *DeviceState, _ *HistoryBatch) error { ds.Accepted++; return nil }, done: make(chan error, 1)},
+		{id: "d3", fn: func(ds *DeviceState, _ *HistoryBatch) error { ds.Accepted++; return nil }, done: make(chan error, 1)},
+	}
+	st.(*pgStore).recordBatch(calls)
+	for _, c := range calls {
+		if err := <-c.done; err != nil {
+			t.Errorf("batch: %s: %v", c.id, err)
+		}
+	}
+	if err := <-other; err != nil {
+		t.Errorf("the other transaction: %v", err)
+	}
+	for _, id := range []string{"d0", "d3"} {
+		if ds, err := st.Device(ctx, id); err != nil || ds.Accepted != 101 {
+			t.Errorf("%s: accepted %d (%v), want 101 (both changes)", id, ds.Accepted, err)
+		}
+	}
 }
 
 // TestStoreCorruptRowAlone: on PostgreSQL, a device whose stored row no

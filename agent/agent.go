@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"crypto"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -68,7 +67,6 @@ type Agent struct {
 	events  chan atmodem.Event // cell and registration events
 	urgent  chan atmodem.Event // SIM, port and reset events: never behind a storm
 	regKick chan struct{}      // a registration event was dropped: check connectivity
-	pub     ed25519.PublicKey  // to read back queued tokens (eviction)
 
 	storm       cellStorm    // under the Run goroutine
 	cellDropped atomic.Int64 // cell events the queue had no room for
@@ -139,7 +137,6 @@ func New(cfg Config, deps Deps) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, deps: deps, log: deps.Log, issuer: is, seq: seq, policy: pol, deriver: d, signer: key, counts: map[string]int{}}
-	a.pub, _ = key.Public().(ed25519.PublicKey)
 	a.storm.burst = cfg.CellBurst
 	if a.storm.burst == 0 {
 		a.storm.burst = CellBurst

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"crypto/ed25519"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -125,7 +126,8 @@ func pendingEvents(t *testing.T, a *Agent, o *outbox.Outbox) []attest.Token {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := attest.Verifier{Key: a.pub, SkipFreshness: true}
+	pub, _ := a.signer.Public().(ed25519.PublicKey)
+	v := attest.Verifier{Key: pub, SkipFreshness: true}
 	var out []attest.Token
 	for _, m := range ms {
 		r, err := v.Verify(m.Data[1:])

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -461,5 +462,44 @@ func TestParseNonce(t *testing.T) {
 		if _, err := ParseNonce(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestReadOwnToken: a device reads back the tokens it queued without
+// verifying them again: the same claims as Verify gives, a token whose
+// signature no longer holds still read (the collector refuses it), and
+// anything not in our one encoding refused as Verify refuses it.
+func TestReadOwnToken(t *testing.T) {
+	is, pub := testIssuer(t, true)
+	tok, err := is.SignBinding(testDeriver(t, 1), testBinding(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := (&Verifier{Key: pub, Nonce: testNonce, Now: func() time.Time { return testNow }}).Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadOwnToken(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, res.Token) {
+		t.Fatalf("ReadOwnToken %+v, Verify %+v", got, res.Token)
+	}
+	forged := bytes.Clone(tok)
+	forged[len(forged)-1] ^= 1 // the signature's last byte
+	if _, err := (&Verifier{Key: pub, Nonce: testNonce, Now: func() time.Time { return testNow }}).Verify(forged); !errors.Is(err, ErrSignature) {
+		t.Fatalf("forged: Verify says %v", err)
+	}
+	if got, err := ReadOwnToken(forged); err != nil || got.Seq != res.Token.Seq {
+		t.Fatalf("forged: ReadOwnToken %v, %v", got, err)
+	}
+	for n := 0; n < len(tok); n++ {
+		if _, err := ReadOwnToken(tok[:n]); !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrAlgorithm) {
+			t.Fatalf("truncated to %d bytes: %v, want a malformed token", n, err)
+		}
+	}
+	if _, err := ReadOwnToken(append(bytes.Clone(tok), 0)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a trailing byte: %v", err)
 	}
 }

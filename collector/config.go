@@ -56,6 +56,9 @@ const (
 	// queued for devices that are not reachable now.
 	DefaultQueuePerDevice = 8
 	DefaultQueueTotal     = 10000
+	// DefaultParkAfter is park_after when the file does not set it:
+	// twice the default nat_window.
+	DefaultParkAfter = 2 * DefaultNATWindow
 )
 
 // Config is the collector's configuration file, parsed.
@@ -82,6 +85,13 @@ type Config struct {
 	// so they send everything confirmable. It still reads such posts and
 	// questions from a device that learned otherwise earlier.
 	NoConfirmLater bool
+	// ParkAfter (park_after): a device session with no inbound traffic
+	// for this long is parked (parking.go): its DTLS state kept as a few
+	// hundred bytes instead of a live connection, restored when the
+	// device next sends. 0 (park_after = off): never. Default
+	// DefaultParkAfter, at least the nat_window (a parked device is not
+	// reachable, which it is not after nat_window anyway).
+	ParkAfter time.Duration
 
 	MaxAge  time.Duration // oldest token accepted (outbox delivery after an outage)
 	MDTPull time.Duration // pull devices' measurement logs this often; 0: never
@@ -139,6 +149,7 @@ func ParseConfig(f *config.File) (*Config, error) {
 		// default, flagged every default agent as overdue).
 		HeartbeatTimeout: DefaultHeartbeatTimeout,
 		NATWindow:        DefaultNATWindow,
+		ParkAfter:        DefaultParkAfter,
 		QueuePerDevice:   DefaultQueuePerDevice,
 		QueueTotal:       DefaultQueueTotal,
 		InstanceLease:    DefaultInstanceLease,
@@ -157,7 +168,7 @@ func ParseConfig(f *config.File) (*Config, error) {
 		}
 	}
 	if s := f.Section("collector"); s != nil {
-		keys := []string{"heartbeat_timeout", "session_idle", "max_age", "mdt_pull", "mdt_keep", "nat_window", "queue_per_device", "queue_total", "instance_lease", "history_keep", "confirm_later"}
+		keys := []string{"heartbeat_timeout", "session_idle", "max_age", "mdt_pull", "mdt_keep", "nat_window", "queue_per_device", "queue_total", "instance_lease", "history_keep", "confirm_later", "park_after"}
 		for _, k := range HistoryKinds {
 			keys = append(keys, "history_keep_"+k)
 		}
@@ -186,6 +197,11 @@ func ParseConfig(f *config.File) (*Config, error) {
 			default:
 				return nil, s.Errorf(e.Line, "confirm_later: want on or off (not %q)", e.Value)
 			}
+		}
+		if e, ok := s.Get("park_after"); ok && e.Value == "off" {
+			c.ParkAfter = 0
+		} else if err := duration(s, "park_after", &c.ParkAfter); err != nil {
+			return nil, err
 		}
 		if e, ok := s.Get("mdt_pull"); ok && e.Value == "off" {
 			c.MDTPull = 0
@@ -294,6 +310,12 @@ func ParseConfig(f *config.File) (*Config, error) {
 	}
 	if c.SessionIdle == 0 {
 		c.SessionIdle = DefaultSessionIdle(c)
+	}
+	if c.ParkAfter > 0 && c.ParkAfter < c.NATWindow {
+		if e, ok := f.Section("collector").Get("park_after"); ok {
+			return nil, f.Section("collector").Errorf(e.Line, "park_after: %s is under nat_window (%s): a device would be parked while the collector takes it for reachable", c.ParkAfter, c.NATWindow)
+		}
+		c.ParkAfter = c.NATWindow
 	}
 	return c, nil
 }

@@ -2,7 +2,6 @@ package collector
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
 	"runtime/debug"
@@ -37,7 +36,9 @@ const (
 // within HandshakeTimeout, and hands only completed sessions to the CoAP
 // server (whose own HandshakeContext then returns at once).
 type gatedListener struct {
-	inner   *coapnet.DTLSListener
+	inner   *udpMux
+	cfg     *piondtls.Config
+	resumed func(dc *piondtls.Conn, device string) // a parked session restored (parking.go)
 	ready   chan net.Conn
 	log     func(cause, format string, a ...any)
 	timeout time.Duration
@@ -59,9 +60,10 @@ type pendingConn struct {
 	cancel context.CancelFunc
 }
 
-func newGatedListener(inner *coapnet.DTLSListener, log func(cause, format string, a ...any)) *gatedListener {
-	g := &gatedListener{inner: inner, ready: make(chan net.Conn), log: log, timeout: HandshakeTimeout,
+func newGatedListener(inner *udpMux, cfg *piondtls.Config, log func(cause, format string, a ...any)) *gatedListener {
+	g := &gatedListener{inner: inner, cfg: cfg, ready: make(chan net.Conn), log: log, timeout: HandshakeTimeout,
 		pending: map[*pendingConn]struct{}{}, bySource: map[netip.Prefix]int{}, done: make(chan struct{})}
+	inner.wake = g.resume
 	g.wg.Add(1)
 	go g.acceptLoop()
 	return g
@@ -85,32 +87,26 @@ func sourceOf(a net.Addr) netip.Prefix {
 func (g *gatedListener) acceptLoop() {
 	defer g.wg.Done()
 	for {
-		c, err := g.inner.Accept()
+		mc, err := g.inner.Accept()
 		if err != nil {
-			if errors.Is(err, coapnet.ErrListenerIsClosed) || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			select {
-			case <-g.done:
-				return
-			default:
-			}
+			return // closed
+		}
+		dc, err := piondtls.Server(mc, mc.remote(), g.cfg)
+		if err != nil {
+			_ = mc.Close()
 			g.log("accept", "device listener: accept: %v", err)
 			continue
 		}
-		g.admit(c)
+		g.inner.bind(dc, mc)
+		g.admit(dc)
 	}
 }
 
 // admit starts the handshake of c, making room first: the oldest pending
 // handshake of the same source when it has its share, else the oldest of
 // all when the gate is full.
-func (g *gatedListener) admit(c net.Conn) {
-	dc, ok := c.(*piondtls.Conn)
-	if !ok {
-		_ = c.Close()
-		return
-	}
+func (g *gatedListener) admit(dc *piondtls.Conn) {
+	c := net.Conn(dc)
 	p := &pendingConn{c: c, src: sourceOf(c.RemoteAddr()), start: time.Now()}
 	var evict []*pendingConn
 	g.mu.Lock()

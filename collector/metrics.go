@@ -21,6 +21,8 @@ type metrics struct {
 	alarms   map[string]uint64 // by kind
 	saves    uint64            // store writes
 	saveSecs float64           // their total time
+	parks    uint64            // device sessions parked (parking.go)
+	resumes  uint64            // parked sessions restored
 	started  time.Time
 }
 
@@ -31,6 +33,12 @@ func newMetrics() *metrics {
 func (m *metrics) inc(c map[string]uint64, label string) {
 	m.mu.Lock()
 	c[label]++
+	m.mu.Unlock()
+}
+
+func (m *metrics) count(c *uint64) {
+	m.mu.Lock()
+	*c++
 	m.mu.Unlock()
 }
 
@@ -60,9 +68,11 @@ func (s *Server) WriteMetrics(w io.Writer) {
 	sessions, queued := len(s.sessions), s.queue.n
 	gates := slices.Clone(s.gates)
 	s.mu.Unlock()
-	pending := 0
+	pending, parked, dropped := 0, 0, uint64(0)
 	for _, g := range gates {
 		pending += g.Pending()
+		parked += g.inner.parkedCount()
+		dropped += g.inner.droppedCount()
 	}
 	m := s.metrics
 	m.mu.Lock()
@@ -82,12 +92,16 @@ func (s *Server) WriteMetrics(w io.Writer) {
 		}
 	}
 	gauge("mtccollector_device_sessions", "Device DTLS sessions open.", float64(sessions))
+	gauge("mtccollector_parked_sessions", "Idle device sessions parked: their DTLS state kept, no connection.", float64(parked))
 	gauge("mtccollector_devices", "Devices registered.", float64(devices))
 	gauge("mtccollector_overdue_devices", "Devices whose heartbeat is overdue.", float64(overdue))
 	gauge("mtccollector_queued_requests", "Requests queued for devices not reachable now (queue mode).", float64(queued))
 	gauge("mtccollector_pending_handshakes", "DTLS handshakes in progress, all listeners.", float64(pending))
 	counter("mtccollector_messages_total", "Signed messages verified, by kind.", "kind", m.messages)
 	fmt.Fprintf(w, "# HELP mtccollector_duplicates_total Tokens received again (already stored).\n# TYPE mtccollector_duplicates_total counter\nmtccollector_duplicates_total %d\n", m.dups)
+	fmt.Fprintf(w, "# HELP mtccollector_session_parks_total Idle device sessions parked.\n# TYPE mtccollector_session_parks_total counter\nmtccollector_session_parks_total %d\n", m.parks)
+	fmt.Fprintf(w, "# HELP mtccollector_session_resumes_total Parked sessions restored by the device's next record.\n# TYPE mtccollector_session_resumes_total counter\nmtccollector_session_resumes_total %d\n", m.resumes)
+	fmt.Fprintf(w, "# HELP mtccollector_datagrams_dropped_total Datagrams of no session that were not a ClientHello, or beyond a session's queue, all listeners.\n# TYPE mtccollector_datagrams_dropped_total counter\nmtccollector_datagrams_dropped_total %d\n", dropped)
 	counter("mtccollector_verify_failures_total", "Tokens refused, by reason.", "reason", m.failures)
 	counter("mtccollector_alarms_total", "Alarms raised, by kind.", "kind", m.alarms)
 	fmt.Fprintf(w, "# HELP mtccollector_store_write_seconds Time spent writing the state store.\n# TYPE mtccollector_store_write_seconds summary\nmtccollector_store_write_seconds_sum %g\nmtccollector_store_write_seconds_count %d\n", m.saveSecs, m.saves)

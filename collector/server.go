@@ -25,7 +25,6 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/message/pool"
-	coapnet "github.com/plgd-dev/go-coap/v3/net"
 	"github.com/plgd-dev/go-coap/v3/net/responsewriter"
 	"github.com/plgd-dev/go-coap/v3/options"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
@@ -77,7 +76,7 @@ type Server struct {
 	started  time.Time
 	cid      func() []byte // the device sessions' Connection IDs
 
-	mu          sync.Mutex // guards sessions, sessionDevs, mdtBusy, observers, servers, gates, queue, challenging, gaps
+	mu          sync.Mutex // guards sessions, sessionIDs, sessionDevs, mdtBusy, observers, servers, gates, queue, challenging, gaps, handling, parkedCC, resumedDC
 	sessions    map[string]*udpClient.Conn
 	sessionDevs map[*udpClient.Conn]*Device       // the registry record of each live device session (sessionDeviceOf)
 	queue       requestQueue                      // queue mode: requests for devices not reachable now
@@ -87,6 +86,11 @@ type Server struct {
 	statusObs   map[string]map[*observer]struct{} // of status, by device
 	observedMu  sync.Mutex                        // orders the database's records of observers (observedHere)
 	challenging map[string]int                    // attestation challenges on their way, by device
+	handling    map[*udpClient.Conn]int           // device requests being handled, by session (parking.go)
+	sessionIDs  map[*udpClient.Conn]string        // the device of each live session
+	parkedCC    map[*udpClient.Conn]bool          // sessions closed by parking
+	resumedDC   map[*piondtls.Conn]string         // restored sessions not yet up, and their device
+	parkWave    parkWave                          // parks since memory was last given back
 	gaps        map[string][]pendingGap           // sequence gaps held until they are in, by device
 	servers     []*dtlsserver.Server
 	gates       []*gatedListener
@@ -123,7 +127,7 @@ func New(cfg *Config, opt Options) (*Server, error) {
 	s := &Server{cfg: cfg, st: st, stateDir: opt.StateDir, logw: opt.Log, logJSON: opt.LogJSON, now: func() time.Time { return clock.Mono(clk) }, limited: map[string]*limitedLine{}, metrics: newMetrics(),
 		sessions: map[string]*udpClient.Conn{}, sessionDevs: map[*udpClient.Conn]*Device{}, mdtBusy: map[string]*udpClient.Conn{},
 		observers: map[string]map[*observer]struct{}{}, statusObs: map[string]map[*observer]struct{}{},
-		challenging: map[string]int{}, gaps: map[string][]pendingGap{}, done: make(chan struct{})}
+		challenging: map[string]int{}, handling: map[*udpClient.Conn]int{}, sessionIDs: map[*udpClient.Conn]string{}, parkedCC: map[*udpClient.Conn]bool{}, resumedDC: map[*piondtls.Conn]string{}, gaps: map[string][]pendingGap{}, done: make(chan struct{})}
 	s.started = s.now()
 	if len(opt.CIDPrefix) > MaxCIDPrefix {
 		st.Close()
@@ -322,17 +326,16 @@ func (s *Server) ListenSCS(addr string) (net.Addr, error) {
 const scsSessionIdle = 60 * time.Second
 
 func (s *Server) listen(addr string, dc *piondtls.Config, h udpClient.HandlerFunc, device bool) (net.Addr, error) {
-	l, err := coapnet.NewDTLSListener("udp", addr, dc)
+	cidLen := 0
+	if dc.ConnectionIDGenerator != nil {
+		cidLen = len(dc.ConnectionIDGenerator())
+	}
+	mux, err := newUDPMux("udp", addr, cidLen)
 	if err != nil {
 		return nil, fmt.Errorf("collector: listen %s: %w", addr, err)
 	}
-	idle := s.cfg.SessionIdle
-	if !device {
-		idle = scsSessionIdle
-	}
 	opts := []dtlsserver.Option{
 		options.WithHandlerFunc(h),
-		options.WithInactivityMonitor(idle, func(cc *udpClient.Conn) { _ = cc.Close() }),
 		options.WithErrors(func(err error) { s.logLimited("coap", "%v", err) }),
 		options.WithProcessReceivedMessageFunc(handleOnShortGoroutine),
 	}
@@ -340,23 +343,56 @@ func (s *Server) listen(addr string, dc *piondtls.Config, h udpClient.HandlerFun
 		// SCS side: one-block responses only, since go-coap's server-side
 		// Observe breaks with multi-block notifications. (The device side
 		// keeps block-wise transfer for large answers such as an MDT upload.)
-		opts = append(opts, options.WithBlockwise(false, 0, 0))
+		opts = append(opts, options.WithBlockwise(false, 0, 0),
+			options.WithInactivityMonitor(scsSessionIdle, func(cc *udpClient.Conn) { _ = cc.Close() }))
 	}
 	if device {
-		opts = append(opts, options.WithOnNewConn(func(cc *udpClient.Conn) {
+		opts = append(opts, deviceMonitor{s}, options.WithOnNewConn(func(cc *udpClient.Conn) {
 			s.wg.Add(1)
 			go func() { defer s.wg.Done(); s.deviceSession(cc) }()
 		}))
 	}
 	srv := coapdtls.NewServer(opts...)
-	gl := newGatedListener(l, s.logLimited)
+	gl := newGatedListener(mux, dc, s.logLimited)
+	if device {
+		gl.resumed = func(dc *piondtls.Conn, id string) {
+			s.mu.Lock()
+			s.resumedDC[dc] = id
+			s.mu.Unlock()
+			s.metrics.count(&s.metrics.resumes)
+		}
+	}
 	s.mu.Lock()
 	s.servers = append(s.servers, srv)
 	s.gates = append(s.gates, gl)
 	s.mu.Unlock()
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); _ = srv.Serve(gl) }()
-	return l.Addr(), nil
+	return mux.Addr(), nil
+}
+
+// deviceMonitor gives each device session a sessionMonitor (parking.go),
+// deferred by go-coap while a confirmable request of the collector's is
+// unanswered.
+type deviceMonitor struct{ s *Server }
+
+func (o deviceMonitor) DTLSServerApply(cfg *dtlsserver.Config) {
+	cfg.CreateInactivityMonitor = func() udpClient.InactivityMonitor {
+		m := &sessionMonitor{s: o.s}
+		m.Notify()
+		return deferredMonitor{m, udpClient.DeferInactivityWhileConfirmableMessagesPending(m)}
+	}
+}
+
+// deferredMonitor is a sessionMonitor whose checks go through go-coap's
+// deferral, and which still tells its LastActivity (lastActivity).
+type deferredMonitor struct {
+	*sessionMonitor
+	deferred udpClient.InactivityMonitor
+}
+
+func (d deferredMonitor) CheckInactivity(now time.Time, cc *udpClient.Conn) {
+	d.deferred.CheckInactivity(now, cc)
 }
 
 // Run checks heartbeats until ctx ends, then closes the server.
@@ -374,6 +410,8 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			s.checkOverdue()
+			s.expireParked()
+			s.releaseAfterParking()
 			if now := s.now(); now.Sub(tidied) >= mdtTidyEvery || now.Before(tidied) {
 				select {
 				case tidying <- struct{}{}:
@@ -397,6 +435,18 @@ func (s *Server) Run(ctx context.Context) error {
 				}
 			}
 		}
+	}
+}
+
+// expireParked forgets the sessions parked for longer than session_idle,
+// as a live session idle that long is closed.
+func (s *Server) expireParked() {
+	s.mu.Lock()
+	gates := slices.Clone(s.gates)
+	s.mu.Unlock()
+	before := s.now().Add(-s.cfg.SessionIdle)
+	for _, g := range gates {
+		g.inner.expireParked(before)
 	}
 }
 
@@ -485,7 +535,12 @@ func (s *Server) deviceSession(cc *udpClient.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	d := s.deviceOf(ctx, cc)
-	if d == nil {
+	dc, _ := cc.NetConn().(*piondtls.Conn)
+	s.mu.Lock()
+	parkedID, resumed := s.resumedDC[dc]
+	delete(s.resumedDC, dc)
+	s.mu.Unlock()
+	if d == nil || resumed && parkedID != d.ID {
 		_ = cc.Close()
 		return
 	}
@@ -495,6 +550,7 @@ func (s *Server) deviceSession(cc *udpClient.Conn) {
 		_ = old.Close()
 	}
 	s.sessions[id] = cc
+	s.sessionIDs[cc] = id
 	s.mu.Unlock()
 	if s.cluster != nil {
 		// Where SCS requests for the device are to go, from any instance.
@@ -509,14 +565,29 @@ func (s *Server) deviceSession(cc *udpClient.Conn) {
 			delete(s.sessions, id)
 		}
 		delete(s.sessionDevs, cc)
+		delete(s.handling, cc)
+		delete(s.sessionIDs, cc)
+		parked := s.parkedCC[cc]
+		delete(s.parkedCC, cc)
 		s.mu.Unlock()
 		if last && s.cluster != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 			_ = s.cluster.SessionDown(ctx, id) // a closing pool: the instance's row goes with Close
 			cancel()
 		}
-		s.logf("device %s: session closed", id)
+		if parked {
+			s.logf("device %s: session parked", id)
+		} else {
+			s.logf("device %s: session closed", id)
+		}
 	})
+	if resumed {
+		// The same session as before it was parked: no new challenge, and
+		// what is queued goes once the record that woke it is read (as
+		// after any message).
+		s.logf("device %s: session resumed", d.ID)
+		return
+	}
 	s.logf("device %s: session up (%s)", d.ID, cc.RemoteAddr())
 	s.challenge(ctx, d, cc)
 	s.deliverQueued(d, cc)
@@ -736,6 +807,17 @@ func (s *Server) alarm(device, kind, detail string) {
 
 // serveDevice handles the device's posts: signed tokens.
 func (s *Server) serveDevice(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message) {
+	cc := w.Conn()
+	s.mu.Lock()
+	s.handling[cc]++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.handling[cc]--; s.handling[cc] <= 0 {
+			delete(s.handling, cc)
+		}
+		s.mu.Unlock()
+	}()
 	if r.Code() != codes.POST {
 		if r.Code() == codes.GET || r.Code() == codes.PUT || r.Code() == codes.DELETE {
 			_ = w.SetResponse(codes.MethodNotAllowed, message.TextPlain, nil)

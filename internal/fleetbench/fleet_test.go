@@ -95,6 +95,14 @@ const (
 	settle        = 3 * time.Second
 	baseInflight  = 4 // the baseline serialises every message behind one file rewrite
 	challengeWait = 2 * time.Minute
+	// This tree's collectors park sessions idle for benchParkAfter.
+	benchNATWindow = time.Second
+	benchParkAfter = 5 * time.Second // over the paced window's 2 s between two heartbeats of a session
+	parkWait       = time.Minute
+	// collectorReleaseWait: for the collector's release of the parked
+	// sessions' memory (the wave's quiet time, a tick of its loop, the
+	// release itself).
+	collectorReleaseWait = 5 * time.Second
 )
 
 type backend struct {
@@ -195,7 +203,13 @@ func runFleet(b *testing.B, be backend, registered, sessions int) {
 	// The collector processes.
 	conf := filepath.Join(dir, "collector.conf")
 	if be.store != "file" {
-		if err := os.WriteFile(conf, []byte("[collector]\nheartbeat_timeout = 15m\nmdt_pull = off\n"), 0o600); err != nil {
+		text := "[collector]\nheartbeat_timeout = 15m\nmdt_pull = off\n"
+		if be.commit == "" {
+			// Idle sessions parked soon, so the benchmark sees them (the
+			// default is 2 x nat_window, 60 s).
+			text += fmt.Sprintf("nat_window = %s\npark_after = %s\n", benchNATWindow, benchParkAfter)
+		}
+		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -299,40 +313,72 @@ func runFleet(b *testing.B, be backend, registered, sessions int) {
 	// Idle sessions: the collectors' anonymous memory (heap, stacks)
 	// beyond what they held before the first session. RssAnon rather than
 	// VmRSS: the embedded store's file is mapped, and its pages read in
-	// would count as session memory.
-	var delta, rssSum int64
-	for _, in := range insts {
-		a := procStatusKiB(in.p.pid, "RssAnon")
-		delta += a - in.base
-		rssSum += procStatusKiB(in.p.pid, "VmRSS")
-	}
-	mibPer1000 := float64(delta) / 1024 / float64(len(f.devs)) * 1000
-	b.Logf("%s: RssAnon +%d KiB for %d idle sessions (%.1f KiB each); VmRSS now %d KiB in all",
-		be.name, delta, len(f.devs), float64(delta)/float64(len(f.devs)), rssSum)
-	// What the sessions hold, from the runtime (after a collection).
-	var dHeap, dStack int64
-	var dG int
-	live := len(insts) > 0
-	for i, in := range insts {
-		h, st, g, ok := in.p.heapStats()
-		if !ok || !in.pprof {
-			live = false
-			break
+	// would count as session memory. First live (the sessions as they
+	// are after their last message), then, where the collector parks
+	// idle sessions (this tree), parked.
+	n := float64(len(f.devs))
+	measure := func(phase string) (mibPer1000, perHeapStack float64, live bool) {
+		var delta, rssSum int64
+		for _, in := range insts {
+			a := procStatusKiB(in.p.pid, "RssAnon")
+			delta += a - in.base
+			rssSum += procStatusKiB(in.p.pid, "VmRSS")
 		}
-		dHeap, dStack, dG = dHeap+h-in.heap, dStack+st-in.stack, dG+g-in.goroutines
-		if dir := os.Getenv(envProfiles); dir != "" {
-			path := filepath.Join(dir, fmt.Sprintf("%s-%s-%d-idle", be.name, sizeName(registered), i))
-			for which, ext := range map[string]string{"heap": ".heap", "goroutine?debug=1": ".goroutines.txt"} {
-				if err := in.p.saveProfile(which, path+ext); err != nil {
-					b.Logf("profile %s: %v", which, err)
+		mibPer1000 = float64(delta) / 1024 / n * 1000
+		b.Logf("%s: RssAnon +%d KiB for %d %s sessions (%.1f KiB each); VmRSS now %d KiB in all",
+			be.name, delta, len(f.devs), phase, float64(delta)/n, rssSum)
+		// What the sessions hold, from the runtime (after a collection).
+		var dHeap, dStack int64
+		var dG int
+		live = len(insts) > 0
+		for i, in := range insts {
+			h, st, g, ok := in.p.heapStats()
+			if !ok || !in.pprof {
+				live = false
+				break
+			}
+			dHeap, dStack, dG = dHeap+h-in.heap, dStack+st-in.stack, dG+g-in.goroutines
+			if dir := os.Getenv(envProfiles); dir != "" {
+				path := filepath.Join(dir, fmt.Sprintf("%s-%s-%d-%s", be.name, sizeName(registered), i, phase))
+				for which, ext := range map[string]string{"heap": ".heap", "goroutine?debug=1": ".goroutines.txt"} {
+					if err := in.p.saveProfile(which, path+ext); err != nil {
+						b.Logf("profile %s: %v", which, err)
+					}
 				}
 			}
 		}
+		if live {
+			b.Logf("%s: per %s session: live heap %.2f KiB, stacks %.2f KiB, %.2f goroutines (runtime figures after a collection)",
+				be.name, phase, float64(dHeap)/1024/n, float64(dStack)/1024/n, float64(dG)/n)
+		}
+		return mibPer1000, float64(dHeap+dStack) / 1024 / n, live
 	}
-	n := float64(len(f.devs))
-	if live {
-		b.Logf("%s: per idle session: live heap %.1f KiB, stacks %.1f KiB, %.2f goroutines (runtime figures after a collection)",
-			be.name, float64(dHeap)/1024/n, float64(dStack)/1024/n, float64(dG)/n)
+	liveMiB, liveKiB, live := measure("idle")
+	mibPer1000, parkedKiB, parkedLive, parked := liveMiB, 0.0, false, false
+	if be.commit == "" && be.store != "file" {
+		// Until every session is parked, then the collector's own release
+		// of their memory (releaseAfterParking: once the wave is quiet).
+		deadline := time.Now().Add(parkWait)
+		for {
+			sum := 0.0
+			for _, in := range insts {
+				sum += in.p.metric("mtccollector_parked_sessions")
+			}
+			if int(sum) >= len(f.devs) {
+				parked = true
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Logf("%s: %d of %d sessions parked after %s", be.name, int(sum), len(f.devs), parkWait)
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if parked {
+			time.Sleep(collectorReleaseWait)
+			mibPer1000, parkedKiB, parkedLive = measure("parked")
+
+		}
 	}
 
 	// Heartbeats signed ahead: enough for 6,000/s through the sustained
@@ -458,8 +504,12 @@ func runFleet(b *testing.B, be backend, registered, sessions int) {
 		b.ReportMetric(float64(walBytes)/float64(acked), "B-wal/msg")
 	}
 	b.ReportMetric(mibPer1000, "MiB/1000-idle-sessions")
+	b.ReportMetric(liveMiB, "MiB/1000-live-idle-sessions")
 	if live {
-		b.ReportMetric(float64(dHeap+dStack)/1024/n, "KiB-heap+stack/idle-session")
+		b.ReportMetric(liveKiB, "KiB-heap+stack/live-idle-session")
+	}
+	if parkedLive {
+		b.ReportMetric(parkedKiB, "KiB-heap+stack/parked-session")
 	}
 	b.ReportMetric(float64(len(f.devs)), "sessions")
 }

@@ -1,0 +1,247 @@
+package collector
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mtcagent/mtcagent/agent/uplink"
+	"github.com/mtcagent/mtcagent/wire"
+)
+
+// wireTap sits between a device and the collector on loopback: it
+// forwards both ways, keeps every datagram, and moves its collector-side
+// socket to a new port on rebind, as a carrier NAT does.
+type wireTap struct {
+	t      *testing.T
+	down   *net.UDPConn
+	to     *net.UDPAddr
+	mu     sync.Mutex
+	up     *net.UDPConn
+	device *net.UDPAddr
+	ups    [][]byte // device -> collector
+	downs  [][]byte // collector -> device
+	wg     sync.WaitGroup
+}
+
+func newWireTap(t *testing.T, collector string) *wireTap {
+	to, err := net.ResolveUDPAddr("udp", collector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &wireTap{t: t, down: down, to: to}
+	w.rebind()
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		buf := make([]byte, maxDatagram)
+		for {
+			n, from, err := down.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			w.mu.Lock()
+			w.device, w.ups = from, append(w.ups, append([]byte(nil), buf[:n]...))
+			up := w.up
+			w.mu.Unlock()
+			_, _ = up.WriteToUDP(buf[:n], to)
+		}
+	}()
+	t.Cleanup(func() {
+		down.Close()
+		w.mu.Lock()
+		w.up.Close()
+		w.mu.Unlock()
+		w.wg.Wait()
+	})
+	return w
+}
+
+func (w *wireTap) addr() string { return w.down.LocalAddr().String() }
+
+func (w *wireTap) rebind() {
+	up, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.mu.Lock()
+	old := w.up
+	w.up = up
+	w.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		buf := make([]byte, maxDatagram)
+		for {
+			n, _, err := up.ReadFromUDP(buf)
+			if err != nil {
+				return
+			}
+			w.mu.Lock()
+			w.downs = append(w.downs, append([]byte(nil), buf[:n]...))
+			dev := w.device
+			w.mu.Unlock()
+			if dev != nil {
+				_, _ = w.down.WriteToUDP(buf[:n], dev)
+			}
+		}
+	}()
+}
+
+// counts: datagrams so far each way, and ClientHellos from the device.
+func (w *wireTap) counts() (ups, downs, hellos int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, d := range w.ups {
+		if isClientHello(d) {
+			hellos++
+		}
+	}
+	return len(w.ups), len(w.downs), hellos
+}
+
+// lastCID is the Connection ID of the device's latest record with one.
+func (w *wireTap) lastCID() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := len(w.ups) - 1; i >= 0; i-- {
+		if cid, ok := recordCID(w.ups[i], DeviceCIDBytes); ok {
+			return append([]byte(nil), cid...)
+		}
+	}
+	return nil
+}
+
+func metricValue(s *Server, name string) string {
+	var b strings.Builder
+	s.WriteMetrics(&b)
+	for _, line := range strings.Split(b.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// startParking runs a collector that parks sessions idle for 300 ms, and
+// connects dev through a wireTap.
+func startParking(t *testing.T, dev *testDevice) (*Server, *uplink.Client, *wireTap, *syncBuf) {
+	cfg := parseTestConfig(t, testConfigText(dev))
+	cfg.NATWindow, cfg.ParkAfter = 200*time.Millisecond, 300*time.Millisecond
+	s, addr, _, log := startServer(t, cfg, t.TempDir())
+	tap := newWireTap(t, addr)
+	c, err := uplink.Dial(context.Background(), dev.uplinkConfig(tap.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return s, c, tap, log
+}
+
+func heartbeat(t *testing.T, dev *testDevice, c *uplink.Client) {
+	t.Helper()
+	hb, _ := dev.iss.SignHeartbeat()
+	if code, _, err := c.Post(context.Background(), wire.PathHeartbeat, hb); err != nil || code != uplink.Changed {
+		t.Fatalf("heartbeat: %v %v", code, err)
+	}
+}
+
+// TestParkedSessionResumes: an idle device session is parked, and the
+// device's next post, in the same DTLS session, is answered by the
+// session restored from its state: no handshake, no new attestation
+// challenge, and nothing sent to the device while it was parked (not a
+// close_notify). It parks and resumes again, also after the NAT moved
+// the device to another port (routed by its Connection ID).
+func TestParkedSessionResumes(t *testing.T) {
+	dev := newTestDevice(t, "dev1")
+	s, c, tap, log := startParking(t, dev)
+	heartbeat(t, dev, c)
+	waitFor(t, 10*time.Second, "the binding attestation", func() bool { return strings.Contains(log.String(), "binding attestation verified") })
+	_, _, hellos0 := tap.counts() // two: without and with the cookie
+	for round := 1; round <= 3; round++ {
+		waitFor(t, 30*time.Second, "the session parked", func() bool { return metricValue(s, "mtccollector_parked_sessions") == "1" })
+		if s.session(dev.id) != nil {
+			t.Fatal("a parked session is still a live one")
+		}
+		_, downs, _ := tap.counts()
+		time.Sleep(300 * time.Millisecond)
+		if _, d, _ := tap.counts(); d != downs {
+			t.Fatalf("round %d: %d datagram(s) sent to the device after its session was parked", round, d-downs)
+		}
+		if round == 3 {
+			tap.rebind()
+		}
+		heartbeat(t, dev, c)
+		if got := metricValue(s, "mtccollector_session_resumes_total"); got != string(rune('0'+round)) {
+			t.Fatalf("round %d: %s resumes", round, got)
+		}
+	}
+	if _, _, hellos := tap.counts(); hellos != hellos0 {
+		t.Fatalf("%d ClientHellos after %d: the device shook hands again", hellos, hellos0)
+	}
+	l := log.String()
+	if n := strings.Count(l, "binding attestation verified"); n != 1 {
+		t.Fatalf("%d binding attestations: a resumed session was challenged again\n%s", n, l)
+	}
+	if n := strings.Count(l, "session resumed"); n != 3 {
+		t.Fatalf("%d resumes logged\n%s", n, l)
+	}
+	if ds := s.device(dev.id); ds.Accepted < 4 || ds.LastSeq == 0 {
+		t.Fatalf("device state after the resumes: accepted %d", ds.Accepted)
+	}
+}
+
+// TestParkedSessionForgedRecord: a datagram that carries a parked
+// session's Connection ID but does not authenticate, from another
+// address, restores the session (the mux cannot tell before DTLS reads
+// it) but neither redirects it nor breaks it: the device's next post
+// works, and the session parks again. The session is parked before its
+// first post (it only answered the attestation challenge).
+func TestParkedSessionForgedRecord(t *testing.T) {
+	dev := newTestDevice(t, "dev1")
+	s, c, tap, log := startParking(t, dev)
+	// No post before it parks: its only exchange was the attestation.
+	waitFor(t, 10*time.Second, "the binding attestation", func() bool { return strings.Contains(log.String(), "binding attestation verified") })
+	_, _, hellos0 := tap.counts()
+	waitFor(t, 30*time.Second, "the session parked", func() bool { return metricValue(s, "mtccollector_parked_sessions") == "1" })
+	cid := tap.lastCID()
+	if cid == nil {
+		t.Fatal("no record with a Connection ID seen")
+	}
+	forger, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forger.Close()
+	rec := append([]byte{25, 0xfe, 0xfd, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0}, cid...)
+	rec = append(rec, 0, 24)
+	rec = append(rec, make([]byte, 24)...)
+	_, downs, _ := tap.counts()
+	if _, err := forger.WriteToUDP(rec, tap.to); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the forged record to wake the session", func() bool { return metricValue(s, "mtccollector_session_resumes_total") == "1" })
+	forger.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if n, _, err := forger.ReadFromUDP(make([]byte, 2048)); err == nil {
+		t.Fatalf("the forger got %d bytes back", n)
+	}
+	if _, d, _ := tap.counts(); d != downs {
+		t.Fatalf("%d datagram(s) to the device after the forged record", d-downs)
+	}
+	heartbeat(t, dev, c)
+	waitFor(t, 30*time.Second, "the session parked again", func() bool { return metricValue(s, "mtccollector_session_parks_total") == "2" })
+	heartbeat(t, dev, c)
+	if _, _, hellos := tap.counts(); hellos != hellos0 {
+		t.Fatalf("%d ClientHellos after %d: the device shook hands again", hellos, hellos0)
+	}
+}

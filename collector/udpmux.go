@@ -117,7 +117,10 @@ func (m *udpMux) readLoop() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			continue // an ICMP error reported on the socket, and the like
+			// An ICMP error reported on the socket, and the like: go on,
+			// without spinning on one that repeats.
+			time.Sleep(10 * time.Millisecond)
+			continue
 		}
 		m.route(buf[:n], netip.AddrPortFrom(from.Addr().Unmap(), from.Port()))
 	}

@@ -506,7 +506,7 @@ func runFleet(b *testing.B, be backend, registered, sessions int) {
 	b.ReportMetric(mibPer1000, "MiB/1000-idle-sessions")
 	b.ReportMetric(liveMiB, "MiB/1000-live-idle-sessions")
 	if live {
-		b.ReportMetric(liveKiB, "KiB-heap+stack/live-idle-session")
+		b.ReportMetric(liveKiB, "KiB-heap+stack/idle-session")
 	}
 	if parkedLive {
 		b.ReportMetric(parkedKiB, "KiB-heap+stack/parked-session")

@@ -4,118 +4,34 @@ import (
 	"context"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mtcagent/mtcagent/agent/uplink"
+	"github.com/mtcagent/mtcagent/internal/udprelay"
 	"github.com/mtcagent/mtcagent/wire"
 )
 
-// wireTap sits between a device and the collector on loopback: it
-// forwards both ways, keeps every datagram, and moves its collector-side
-// socket to a new port on rebind, as a carrier NAT does.
-type wireTap struct {
-	t      *testing.T
-	down   *net.UDPConn
-	to     *net.UDPAddr
-	mu     sync.Mutex
-	up     *net.UDPConn
-	device *net.UDPAddr
-	ups    [][]byte // device -> collector
-	downs  [][]byte // collector -> device
-	wg     sync.WaitGroup
-}
-
-func newWireTap(t *testing.T, collector string) *wireTap {
-	to, err := net.ResolveUDPAddr("udp", collector)
-	if err != nil {
-		t.Fatal(err)
-	}
-	down, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &wireTap{t: t, down: down, to: to}
-	w.rebind()
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		buf := make([]byte, maxDatagram)
-		for {
-			n, from, err := down.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			w.mu.Lock()
-			w.device, w.ups = from, append(w.ups, append([]byte(nil), buf[:n]...))
-			up := w.up
-			w.mu.Unlock()
-			_, _ = up.WriteToUDP(buf[:n], to)
-		}
-	}()
-	t.Cleanup(func() {
-		down.Close()
-		w.mu.Lock()
-		w.up.Close()
-		w.mu.Unlock()
-		w.wg.Wait()
-	})
-	return w
-}
-
-func (w *wireTap) addr() string { return w.down.LocalAddr().String() }
-
-func (w *wireTap) rebind() {
-	up, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	w.mu.Lock()
-	old := w.up
-	w.up = up
-	w.mu.Unlock()
-	if old != nil {
-		old.Close()
-	}
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		buf := make([]byte, maxDatagram)
-		for {
-			n, _, err := up.ReadFromUDP(buf)
-			if err != nil {
-				return
-			}
-			w.mu.Lock()
-			w.downs = append(w.downs, append([]byte(nil), buf[:n]...))
-			dev := w.device
-			w.mu.Unlock()
-			if dev != nil {
-				_, _ = w.down.WriteToUDP(buf[:n], dev)
-			}
-		}
-	}()
-}
+// wireTap is the relay between the device and the collector (a carrier
+// NAT), read for what it forwarded.
+type wireTap struct{ *udprelay.Relay }
 
 // counts: datagrams so far each way, and ClientHellos from the device.
-func (w *wireTap) counts() (ups, downs, hellos int) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, d := range w.ups {
-		if isClientHello(d) {
+func (w wireTap) counts() (ups, downs, hellos int) {
+	u, d := w.Datagrams()
+	for _, b := range u {
+		if isClientHello(b) {
 			hellos++
 		}
 	}
-	return len(w.ups), len(w.downs), hellos
+	return len(u), len(d), hellos
 }
 
 // lastCID is the Connection ID of the device's latest record with one.
-func (w *wireTap) lastCID() []byte {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for i := len(w.ups) - 1; i >= 0; i-- {
-		if cid, ok := recordCID(w.ups[i], DeviceCIDBytes); ok {
+func (w wireTap) lastCID() []byte {
+	ups, _ := w.Datagrams()
+	for i := len(ups) - 1; i >= 0; i-- {
+		if cid, ok := recordCID(ups[i], DeviceCIDBytes); ok {
 			return append([]byte(nil), cid...)
 		}
 	}
@@ -135,12 +51,12 @@ func metricValue(s *Server, name string) string {
 
 // startParking runs a collector that parks sessions idle for 300 ms, and
 // connects dev through a wireTap.
-func startParking(t *testing.T, dev *testDevice) (*Server, *uplink.Client, *wireTap, *syncBuf) {
+func startParking(t *testing.T, dev *testDevice) (*Server, *uplink.Client, wireTap, *syncBuf) {
 	cfg := parseTestConfig(t, testConfigText(dev))
 	cfg.NATWindow, cfg.ParkAfter = 200*time.Millisecond, 300*time.Millisecond
 	s, addr, _, log := startServer(t, cfg, t.TempDir())
-	tap := newWireTap(t, addr)
-	c, err := uplink.Dial(context.Background(), dev.uplinkConfig(tap.addr()))
+	tap := wireTap{udprelay.Start(t, addr)}
+	c, err := uplink.Dial(context.Background(), dev.uplinkConfig(tap.Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +94,7 @@ func TestParkedSessionResumes(t *testing.T) {
 			t.Fatalf("round %d: %d datagram(s) sent to the device after its session was parked", round, d-downs)
 		}
 		if round == 3 {
-			tap.rebind()
+			tap.Rebind()
 		}
 		heartbeat(t, dev, c)
 		if got := metricValue(s, "mtccollector_session_resumes_total"); got != string(rune('0'+round)) {
@@ -226,7 +142,7 @@ func TestParkedSessionForgedRecord(t *testing.T) {
 	rec = append(rec, 0, 24)
 	rec = append(rec, make([]byte, 24)...)
 	_, downs, _ := tap.counts()
-	if _, err := forger.WriteToUDP(rec, tap.to); err != nil {
+	if _, err := forger.WriteToUDP(rec, tap.Server()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "the forged record to wake the session", func() bool { return metricValue(s, "mtccollector_session_resumes_total") == "1" })

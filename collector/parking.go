@@ -88,13 +88,11 @@ func (m *udpMux) expireParked(t time.Time) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
-	for _, tab := range []map[string]*parkedSession{m.parked} {
-		for k, p := range tab {
-			if p.at.Before(t) {
-				clear(p.state)
-				delete(tab, k)
-				n++
-			}
+	for k, p := range m.parked {
+		if p.at.Before(t) {
+			clear(p.state)
+			delete(m.parked, k)
+			n++
 		}
 	}
 	for k, p := range m.parkedAddr {
@@ -190,21 +188,17 @@ func (s *Server) park(cc *udpClient.Conn) bool {
 	}
 	s.mu.Lock()
 	id, up := s.sessionIDs[cc]
-	busy := !up || s.sessions[id] != cc || s.challenging[id] > 0 || s.mdtBusy[id] != nil || s.handling[cc] > 0
-	var mux *udpMux
+	var c *muxConn
 	for _, g := range s.gates {
-		if c := g.inner.connOf(dc); c != nil {
-			mux = g.inner
+		if c = g.inner.connOf(dc); c != nil {
+			break
 		}
 	}
 	s.mu.Unlock()
-	if busy || mux == nil {
+	if !up || c == nil || !s.idleNow(cc, id) {
 		return false
 	}
-	c := mux.connOf(dc)
-	if c == nil {
-		return false
-	}
+	mux := c.m
 	c.freeze()
 	st, ok := dc.ConnectionState()
 	var state []byte
@@ -216,7 +210,7 @@ func (s *Server) park(cc *udpClient.Conn) bool {
 		}
 		clear(enc)
 	}
-	if !ok || err != nil || !s.stillIdle(cc, id) || !mux.park(c, &parkedSession{state: state, device: id, at: s.now()}) {
+	if !ok || err != nil || !s.idleNow(cc, id) || !mux.park(c, &parkedSession{state: state, device: id, at: s.now()}) {
 		// Nothing taken: the session goes on.
 		clear(state)
 		c.unfreeze()
@@ -232,9 +226,10 @@ func (s *Server) park(cc *udpClient.Conn) bool {
 	return true
 }
 
-// stillIdle: after the freeze, nothing of the device's is being handled
-// (a request that came in meanwhile is answered by the live session).
-func (s *Server) stillIdle(cc *udpClient.Conn, id string) bool {
+// idleNow: cc is the device's live session and nothing of it is under
+// way (checked before the freeze, and again after it: a request that
+// came in meanwhile is answered by the live session).
+func (s *Server) idleNow(cc *udpClient.Conn, id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.sessions[id] == cc && s.handling[cc] == 0 && s.challenging[id] == 0 && s.mdtBusy[id] == nil

@@ -5,11 +5,14 @@ import (
 	"net"
 	"net/netip"
 	"runtime/debug"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	piondtls "github.com/pion/dtls/v3"
 	coapnet "github.com/plgd-dev/go-coap/v3/net"
+	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
 )
 
 // Bounds on DTLS handshakes not yet complete. A ClientHello costs the
@@ -200,7 +203,7 @@ func (g *gatedListener) Pending() int {
 func (g *gatedListener) AcceptWithContext(ctx context.Context) (net.Conn, error) {
 	select {
 	case c := <-g.ready:
-		return c, nil
+		return newSessionConn(c.(*piondtls.Conn)), nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-g.done:
@@ -225,3 +228,46 @@ func (g *gatedListener) Close() error {
 }
 
 func (g *gatedListener) Addr() net.Addr { return g.inner.Addr() }
+
+// sessionConn is a DTLS session as the CoAP server takes it, with an
+// address of its own. go-coap's server (v3.6 to v3.8, pkg/connections)
+// keeps its sessions in a map keyed by RemoteAddr().String() and runs
+// their inactivity checks and retransmissions off that map. Keyed by the
+// peer's address, a session that ends deletes the entry of whichever
+// session has that address by then: a restored parked session, or a
+// device's new session from the same NAT mapping, is left out of the
+// map and never checked again (never parked, never closed when idle,
+// its confirmable requests never retransmitted). And a session whose
+// peer moved (NAT rebinding, routed by Connection ID) is deleted under
+// its new address, so its entry stays in the map for good.
+type sessionConn struct {
+	*piondtls.Conn
+	addr sessionAddr
+}
+
+// sessionAddr is a session's address for go-coap: where the peer was
+// when the session began, with a number no other session of this
+// process has. It does not change when the peer moves.
+type sessionAddr struct {
+	net.Addr
+	n uint64
+}
+
+func (a sessionAddr) String() string { return a.Addr.String() + "#" + strconv.FormatUint(a.n, 10) }
+
+var sessionNumbers atomic.Uint64
+
+func newSessionConn(dc *piondtls.Conn) *sessionConn {
+	return &sessionConn{Conn: dc, addr: sessionAddr{Addr: dc.RemoteAddr(), n: sessionNumbers.Add(1)}}
+}
+
+func (c *sessionConn) RemoteAddr() net.Addr { return c.addr }
+
+// dtlsOf is the DTLS connection under a CoAP session of this server.
+func dtlsOf(cc *udpClient.Conn) (*piondtls.Conn, bool) {
+	sc, ok := cc.NetConn().(*sessionConn)
+	if !ok {
+		return nil, false
+	}
+	return sc.Conn, true
+}

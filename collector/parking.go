@@ -182,7 +182,7 @@ func (m *sessionMonitor) CheckInactivity(now time.Time, cc *udpClient.Conn) {
 
 // park parks an idle device session; false if it cannot be now.
 func (s *Server) park(cc *udpClient.Conn) bool {
-	dc, ok := cc.NetConn().(*piondtls.Conn)
+	dc, ok := dtlsOf(cc)
 	if !ok {
 		return false
 	}
@@ -222,9 +222,16 @@ func (s *Server) park(cc *udpClient.Conn) bool {
 	s.parkWave.last = time.Now()
 	s.mu.Unlock()
 	s.metrics.count(&s.metrics.parks)
+	if testHookParked != nil {
+		testHookParked(id)
+	}
 	_ = cc.Close() // what it would send is not sent
 	return true
 }
+
+// testHookParked, when a test sets it, runs after a session's state is
+// parked and before its live connection closes.
+var testHookParked func(device string)
 
 // idleNow: cc is the device's live session and nothing of it is under
 // way (checked before the freeze, and again after it: a request that

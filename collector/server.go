@@ -496,7 +496,7 @@ func (s *Server) Close() {
 
 // peer completes the handshake if needed and returns the DTLS state.
 func peer(ctx context.Context, cc *udpClient.Conn) (piondtls.State, bool) {
-	dc, ok := cc.NetConn().(*piondtls.Conn)
+	dc, ok := dtlsOf(cc)
 	if !ok {
 		return piondtls.State{}, false
 	}
@@ -535,7 +535,7 @@ func (s *Server) deviceSession(cc *udpClient.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	d := s.deviceOf(ctx, cc)
-	dc, _ := cc.NetConn().(*piondtls.Conn)
+	dc, _ := dtlsOf(cc)
 	s.mu.Lock()
 	parkedID, resumed := s.resumedDC[dc]
 	delete(s.resumedDC, dc)
@@ -588,7 +588,7 @@ func (s *Server) deviceSession(cc *udpClient.Conn) {
 		s.logf("device %s: session resumed", d.ID)
 		return
 	}
-	s.logf("device %s: session up (%s)", d.ID, cc.RemoteAddr())
+	s.logf("device %s: session up (%s)", d.ID, dc.RemoteAddr())
 	s.challenge(ctx, d, cc)
 	s.deliverQueued(d, cc)
 	s.maybePullMDT(d, cc, true)

@@ -210,13 +210,17 @@ func (s *Server) park(cc *udpClient.Conn) bool {
 		}
 		clear(enc)
 	}
-	if !ok || err != nil || !s.idleNow(cc, id) || !mux.park(c, &parkedSession{state: state, device: id, at: s.now()}) {
+	// The last check, the parking and its mark are one step under s.mu:
+	// a session resumed from the parked state may close cc at once, and
+	// its close hook must find cc marked parked.
+	s.mu.Lock()
+	if !ok || err != nil || !s.idleLocked(cc, id) || !mux.park(c, &parkedSession{state: state, device: id, at: s.now()}) {
+		s.mu.Unlock()
 		// Nothing taken: the session goes on.
 		clear(state)
 		c.unfreeze()
 		return false
 	}
-	s.mu.Lock()
 	s.parkedCC[cc] = true
 	s.parkWave.n++
 	s.parkWave.last = time.Now()
@@ -239,6 +243,11 @@ var testHookParked func(device string)
 func (s *Server) idleNow(cc *udpClient.Conn, id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.idleLocked(cc, id)
+}
+
+// idleLocked is idleNow with s.mu held.
+func (s *Server) idleLocked(cc *udpClient.Conn, id string) bool {
 	return s.sessions[id] == cc && s.handling[cc] == 0 && s.challenging[id] == 0 && s.mdtBusy[id] == nil
 }
 

@@ -223,10 +223,20 @@ func mount(modules []string, m *Mount) error {
 	if err := os.MkdirAll(m.Dir, 0o700); err != nil {
 		return err
 	}
-	if err := syscall.Mount(m.Dev, m.Dir, m.Type, 0, m.Data); err != nil {
-		return fmt.Errorf("mount %s on %s: %w", m.Dev, m.Dir, err)
+	// devtmpfs makes the node when the disk is registered, a moment
+	// before the disk can be opened: a mount in that moment fails with
+	// ENXIO (seen once in a power-cut run's 21 boots), so it is tried
+	// again until the same deadline.
+	for {
+		err := syscall.Mount(m.Dev, m.Dir, m.Type, 0, m.Data)
+		if err == nil {
+			return nil
+		}
+		if err != syscall.ENXIO || time.Now().After(deadline) {
+			return fmt.Errorf("mount %s on %s: %w", m.Dev, m.Dir, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return nil
 }
 
 // makeRaw puts the tty in raw mode (cfmakeraw): the kernel's line

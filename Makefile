@@ -12,6 +12,8 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 DIST     := dist
 FUZZTIME ?= 5s
+# Runs a recipe's command and says how long the target took.
+TIMED = bash scripts/timed.sh $@
 BENCHCOUNT ?= 3
 # Cross targets: name GOOS GOARCH extra-env
 TARGETS := \
@@ -83,23 +85,23 @@ fmt-check:
 # The second run builds the packages that have feature tags as the small
 # router build does (mtc_omit_coap), and runs the tests that only exist there.
 test-native:
-	$(GO) test -race -count=1 ./...
-	$(GO) test -count=1 -tags mtc_omit_coap ./agent ./cmd/mtcagent
+	@$(TIMED) $(GO) test -race -count=1 ./...
+	@$(TIMED) $(GO) test -count=1 -tags mtc_omit_coap ./agent ./cmd/mtcagent
 
 # Two targets at a time (QEMU_JOBS): emulated tests mostly wait on
 # real-time timelines, so side by side they take little longer than one.
 test-qemu: deps
-	@GO=$(GO) bash scripts/test-qemu.sh $(QEMU_TARGETS)
+	@GO=$(GO) $(TIMED) bash scripts/test-qemu.sh $(QEMU_TARGETS)
 
 fuzz:
-	@bash scripts/fuzz-all.sh $(FUZZTIME)
+	@$(TIMED) bash scripts/fuzz-all.sh $(FUZZTIME)
 
 ## vulncheck: govulncheck against a local copy of the Go vulnerability database
 ## (pinned in scripts/vulncheck.sh, built once into ~/.cache): fails when the
 ## code reaches a known vulnerability. The self-test first checks that a
 ## known-vulnerable module is reported. See docs/vulncheck.md.
 vulncheck:
-	@bash scripts/vulncheck.sh --selftest
+	@$(TIMED) bash scripts/vulncheck.sh --selftest
 
 bench:
 	@mkdir -p $(DIST)

@@ -11,7 +11,7 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 DIST     := dist
-FUZZTIME ?= 5s
+FUZZTIME ?= 3s
 # Runs a recipe's command and says how long the target took.
 TIMED = bash scripts/timed.sh $@
 BENCHCOUNT ?= 3

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every fuzz target in the module for a short time (default 5s each).
+# Run every fuzz target in the module for a short time (default 3s each, FUZZTIME in the Makefile).
 # A failure that wrote a crasher to testdata/fuzz (a panic, a failed check,
 # a hang) fails the run. Go 1.26's fuzz coordinator sometimes ends a run
 # with "context deadline exceeded" and no failing input: its workers were
@@ -9,7 +9,7 @@
 # ends the same way again it is reported as a warning, not a failure, since
 # it found nothing.
 set -euo pipefail
-t=${1:-5s}
+t=${1:-3s}
 n=0
 warn=0
 # The targets are found in the source (no file declaring one has build

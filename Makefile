@@ -13,7 +13,7 @@ BUILD    := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 DIST     := dist
 FUZZTIME ?= 3s
 # Runs a recipe's command and says how long the target took.
-TIMED = bash scripts/timed.sh $@
+TIMED = bash scripts/timed.sh "make: $@"
 BENCHCOUNT ?= 3
 # Cross targets: name GOOS GOARCH extra-env
 TARGETS := \

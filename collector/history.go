@@ -52,7 +52,8 @@ type HistoryRecord struct {
 	// Detail is a JSON object: for an event {event, boot_count,
 	// clock_synced}; a binding {result: ok|changed, by: nonce|post, ...};
 	// an alarm {type, text}; a gap {type: seq, after_seq, before_seq,
-	// missing, restart} or {type: overdue, from, until} (unix seconds).
+	// missing, restart, unanswered_challenges} or {type: overdue, from,
+	// until} (unix seconds).
 	Detail json.RawMessage `json:"detail,omitempty"`
 }
 

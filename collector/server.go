@@ -625,6 +625,7 @@ func (s *Server) challenge(ctx context.Context, d *Device, cc *udpClient.Conn) {
 	resp, err := cc.Post(ctx, wire.PathAttest, message.AppCBOR, bytes.NewReader(req))
 	if err != nil {
 		s.logf("device %s: attestation request failed: %v", d.ID, err)
+		s.unansweredChallenge(d.ID)
 		return
 	}
 	if resp.Code() != codes.Content && resp.Code() != codes.Changed {
@@ -633,6 +634,7 @@ func (s *Server) challenge(ctx context.Context, d *Device, cc *udpClient.Conn) {
 	}
 	tok, err := resp.ReadBody()
 	if err != nil {
+		s.unansweredChallenge(d.ID)
 		return
 	}
 	v := attest.Verifier{Key: d.PublicKey, Nonce: nonce, Kind: attest.KindBinding, MaxAge: s.cfg.MaxAge, Now: s.now}
@@ -661,6 +663,26 @@ func (s *Server) challenge(ctx context.Context, d *Device, cc *udpClient.Conn) {
 	if changed {
 		s.bindingChanged(d.ID)
 	}
+}
+
+// maxUnanswered bounds the numbers unanswered challenges may explain.
+const maxUnanswered = 3
+
+// unansweredChallenge records a challenge whose answer never came in: the
+// request failed (the session closed, this collector stopped, the answer
+// was lost on the way). The device may have signed the answer with its
+// next number all the same, and nothing else will ever carry that number,
+// so the first gap accepted after it has one number fewer missing per
+// such challenge (at most maxUnanswered; kept in the device's state, so a
+// restart of the collector between the two does not lose it). The gap's
+// history entry says how many it explained. A challenge the device never
+// received explains a number all the same: the price of not raising an
+// alarm at every collector restart for a device caught mid-challenge.
+func (s *Server) unansweredChallenge(id string) {
+	_ = s.record(id, func(ds *DeviceState, _ *HistoryBatch) error {
+		ds.Unanswered = min(ds.Unanswered+1, maxUnanswered)
+		return nil
+	})
 }
 
 // pendingGap is a sequence gap seen while a nonce attestation of the
@@ -1003,6 +1025,7 @@ func (s *Server) acceptAsked(d *Device, kind attest.Kind, tok []byte, non bool, 
 		t                   *attest.Token
 		now                 time.Time
 		boot, missing, last uint64
+		explained           uint64 // numbers missing that unanswered challenges explain
 		wasOverdue, changed bool
 		restart, held       bool
 		sum                 *EventSummary
@@ -1053,6 +1076,13 @@ func (s *Server) acceptAsked(d *Device, kind attest.Kind, tok []byte, non bool, 
 			}
 			ds.Consumed = keep
 		}
+		// The first gap after unanswered challenges: their numbers.
+		explained = 0
+		if missing > 0 && ds.Unanswered > 0 {
+			explained = min(missing, ds.Unanswered)
+			missing -= explained
+			ds.Unanswered = 0
+		}
 		if non && (missing > 0 || last == 0) {
 			// Not taken without an answer: a gap (the lost message
 			// comes again, confirmable), or the first message ever,
@@ -1086,9 +1116,13 @@ func (s *Server) acceptAsked(d *Device, kind attest.Kind, tok []byte, non bool, 
 			changed = checkBinding(d, ds, t)
 		}
 		// The history, in this transaction: acknowledged means recorded.
-		if missing > 0 {
-			h.Add(HistoryGap, 0, time.Time{}, now, map[string]any{"type": "seq", "after_seq": last, "before_seq": t.Seq,
-				"missing": missing, "restart": t.BootCount > boot && missing < attest.DefaultSeqBlock})
+		if missing > 0 || explained > 0 {
+			g := map[string]any{"type": "seq", "after_seq": last, "before_seq": t.Seq,
+				"missing": missing, "restart": t.BootCount > boot && missing < attest.DefaultSeqBlock}
+			if explained > 0 {
+				g["unanswered_challenges"] = explained
+			}
+			h.Add(HistoryGap, 0, time.Time{}, now, g)
 		}
 		if wasOverdue {
 			h.Add(HistoryGap, 0, time.Time{}, now, map[string]any{"type": "overdue", "from": quietSince.Unix(), "until": now.Unix()})
@@ -1140,6 +1174,9 @@ func (s *Server) acceptAsked(d *Device, kind attest.Kind, tok []byte, non bool, 
 		return codes.InternalServerError // not stored: the device keeps it and posts it again
 	}
 
+	if explained > 0 {
+		s.logf("device %s: %d number(s) before seq %d taken by unanswered attestation challenges", d.ID, explained, t.Seq)
+	}
 	switch {
 	case restart:
 		s.logf("device %s: restarted (boot %d); %d sequence numbers skipped by the restart", d.ID, t.BootCount, missing)

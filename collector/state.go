@@ -15,8 +15,9 @@ const (
 
 // DeviceState is what the collector remembers of a device across restarts.
 type DeviceState struct {
-	LastSeq       uint64            `json:"last_seq"`           // highest sequence number accepted in order
-	Consumed      []uint64          `json:"consumed,omitempty"` // seqs above LastSeq used by nonce attestations
+	LastSeq       uint64            `json:"last_seq"`             // highest sequence number accepted in order
+	Consumed      []uint64          `json:"consumed,omitempty"`   // seqs above LastSeq used by nonce attestations
+	Unanswered    uint64            `json:"unanswered,omitempty"` // challenges whose answer never came in (unansweredChallenge)
 	BootCount     uint64            `json:"boot_count"`
 	Binding       *[2][]byte        `json:"binding,omitempty"` // pseudonyms (IMSI, ICCID) last attested
 	LastSeen      time.Time         `json:"last_seen"`

@@ -201,7 +201,7 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, ms []Migration) ([]int, er
 
 const deviceCols = `last_seq, consumed, boot_count, binding_imsi, binding_iccid, last_seen, last_heartbeat,
 	overdue, status, status_at, last_event, trigger_seq, scs_seq, accepted, duplicates,
-	mdt_cursor, mdt_records, mdt_pulled_at, next_due`
+	mdt_cursor, mdt_records, mdt_pulled_at, next_due, unanswered`
 
 // errCorruptRow: a device's stored row does not decode (a hand edit, a
 // damaged database); that device's updates fail, no other's.
@@ -215,15 +215,17 @@ func scanDevice(row pgx.Row) (DeviceState, error) {
 		seen, heartbeat, statusAt, pulledAt, nextDue     *time.Time
 		lastEvent, scsSeq, cursor                        []byte
 		lastSeq, boot, trigger, accepted, dups, mdtCount int64
+		unanswered                                       int64
 	)
 	err := row.Scan(&lastSeq, &consumed, &boot, &imsi, &iccid, &seen, &heartbeat,
 		&ds.Overdue, &status, &statusAt, &lastEvent, &trigger, &scsSeq, &accepted, &dups,
-		&cursor, &mdtCount, &pulledAt, &nextDue)
+		&cursor, &mdtCount, &pulledAt, &nextDue, &unanswered)
 	if err != nil {
 		return ds, err
 	}
 	ds.LastSeq, ds.BootCount, ds.TriggerSeq = uint64(lastSeq), uint64(boot), uint64(trigger)
 	ds.Accepted, ds.Duplicates, ds.MDTRecords = uint64(accepted), uint64(dups), uint64(mdtCount)
+	ds.Unanswered = uint64(unanswered)
 	for _, c := range consumed {
 		ds.Consumed = append(ds.Consumed, uint64(c))
 	}
@@ -315,7 +317,8 @@ func deviceArgs(id string, ds *DeviceState) ([]any, error) {
 		t(ds.LastSeen), t(ds.LastHeartbeat), ds.Overdue, status, t(ds.StatusAt),
 		js(ds.LastEvent, ds.LastEvent == nil), n("trigger_seq", ds.TriggerSeq), scsSeq,
 		n("accepted", ds.Accepted), n("duplicates", ds.Duplicates),
-		js(ds.MDTCursor, ds.MDTCursor == nil), n("mdt_records", ds.MDTRecords), t(ds.MDTPulledAt), t(ds.NextDue)}
+		js(ds.MDTCursor, ds.MDTCursor == nil), n("mdt_records", ds.MDTRecords), t(ds.MDTPulledAt), t(ds.NextDue),
+		n("unanswered", ds.Unanswered)}
 	return args, errors.Join(errs...)
 }
 
@@ -354,7 +357,7 @@ const updateDevice = `UPDATE devices SET last_seq = $2, consumed = $3, boot_coun
 	binding_imsi = $5, binding_iccid = $6, last_seen = $7, last_heartbeat = $8, overdue = $9,
 	status = $10, status_at = $11, last_event = $12, trigger_seq = $13, scs_seq = $14,
 	accepted = $15, duplicates = $16, mdt_cursor = $17, mdt_records = $18, mdt_pulled_at = $19,
-	next_due = $20 WHERE id = $1`
+	next_due = $20, unanswered = $21 WHERE id = $1`
 
 func (s *pgStore) ClaimOverdue(ctx context.Context, now, since time.Time, limit int, alarm func(string, time.Duration) Alarm) ([]Alarm, error) {
 	fail := func(err error) ([]Alarm, error) {

@@ -109,7 +109,7 @@ func twoStores(t *testing.T, b backend) (Store, Store) {
 
 func fullState(now time.Time) DeviceState {
 	return DeviceState{
-		LastSeq: 41, Consumed: []uint64{43, 45}, BootCount: 3,
+		LastSeq: 41, Consumed: []uint64{43, 45}, Unanswered: 2, BootCount: 3,
 		Binding:  &[2][]byte{{1, 2, 3}, {4, 5}},
 		LastSeen: now, LastHeartbeat: now.Add(-time.Second), Overdue: true,
 		Status: []byte{0xa1, 0x01, 0x02}, StatusAt: now.Add(-2 * time.Second),
@@ -696,6 +696,7 @@ func TestServerOnPostgres(t *testing.T) {
 		{"SCSTriggerRefusalCarriesReason", TestSCSTriggerRefusalCarriesReason},
 		{"MDTPull", TestMDTPull},
 		{"GapDuringChallenge", TestGapDuringChallenge},
+		{"GapAfterUnansweredChallenge", TestGapAfterUnansweredChallenge},
 		{"CIDPrefix", TestCIDPrefix},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -166,7 +166,7 @@ func (e *e2e) checkOrder() {
 		}
 	}
 	if a := e.log.alarms("sequence-gap"); len(a) > 0 {
-		e.t.Fatalf("messages lost: %v", a)
+		e.t.Fatalf("messages lost: %v; collector log:\n%s", a, strings.Join(e.log.all(), "\n"))
 	}
 }
 

@@ -506,6 +506,43 @@ func loadavg() string {
 	return strings.Join(f[:3], " ")
 }
 
+// machineTicks is the machine's CPU time so far, all of it and the part
+// stolen by the hypervisor (the aggregate "cpu" line of /proc/stat, in
+// clock ticks). On a shared virtual machine the steal over a window says
+// how much of the two cores the benchmark did not get.
+func machineTicks() (total, steal int64) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, v := range f[1:] {
+		if i >= 8 { // guest time is already counted in user
+			break
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		total += n
+		if i == 7 {
+			steal = n
+		}
+	}
+	return total, steal
+}
+
+// stealPct is the share of the machine's CPU time stolen since the
+// machineTicks reading (t0, s0), in percent; -1 when it cannot be read.
+func stealPct(t0, s0 int64) float64 {
+	t1, s1 := machineTicks()
+	if t1 <= t0 {
+		return -1
+	}
+	return 100 * float64(s1-s0) / float64(t1-t0)
+}
+
 // cpuTime is the CPU time (user and system) a process has used so far,
 // from /proc/PID/stat (in clock ticks of 10 ms).
 func cpuTime(pid int) time.Duration {

@@ -508,39 +508,50 @@ func loadavg() string {
 
 // machineTicks is the machine's CPU time so far, all of it and the part
 // stolen by the hypervisor (the aggregate "cpu" line of /proc/stat, in
-// clock ticks). On a shared virtual machine the steal over a window says
-// how much of the two cores the benchmark did not get.
-func machineTicks() (total, steal int64) {
+// clock ticks: user nice system idle iowait irq softirq steal; guest time
+// after them is already in user). On a shared virtual machine the steal
+// over a window says how much of the two cores the benchmark did not get.
+// ok is false when the line cannot be read whole.
+func machineTicks() (t ticks, ok bool) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, 0
+		return ticks{}, false
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0, 0
-	}
-	for i, v := range f[1:] {
-		if i >= 8 { // guest time is already counted in user
-			break
-		}
-		n, _ := strconv.ParseInt(v, 10, 64)
-		total += n
-		if i == 7 {
-			steal = n
-		}
-	}
-	return total, steal
+	return parseCPULine(line)
 }
 
-// stealPct is the share of the machine's CPU time stolen since the
-// machineTicks reading (t0, s0), in percent; -1 when it cannot be read.
-func stealPct(t0, s0 int64) float64 {
-	t1, s1 := machineTicks()
-	if t1 <= t0 {
-		return -1
+// parseCPULine reads machineTicks' figures from /proc/stat's "cpu" line.
+func parseCPULine(line string) (t ticks, ok bool) {
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return ticks{}, false
 	}
-	return 100 * float64(s1-s0) / float64(t1-t0)
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return ticks{}, false
+		}
+		t.total += n
+		if i == 7 {
+			t.steal = n
+		}
+	}
+	return t, true
+}
+
+// ticks is one machineTicks reading.
+type ticks struct{ total, steal int64 }
+
+// stealPct is the share of the machine's CPU time stolen since the reading
+// before, in percent; ok is false when either reading failed or no time
+// passed, and then there is no figure.
+func stealPct(before ticks, beforeOK bool) (pct float64, ok bool) {
+	now, nowOK := machineTicks()
+	if !beforeOK || !nowOK || now.total <= before.total {
+		return 0, false
+	}
+	return 100 * float64(now.steal-before.steal) / float64(now.total-before.total), true
 }
 
 // cpuTime is the CPU time (user and system) a process has used so far,

@@ -87,6 +87,61 @@ func queueHistoryPG(q *pgx.Batch, device string, h *HistoryBatch) error {
 	return nil
 }
 
+// queueHeartbeatHeads queues one statement that adds the merged
+// heartbeats of the devices that have beats and no records in this
+// batch (ids in order) to their history heads: what queueHistoryPG's
+// statement does for each call, without a record to number, for all of
+// them at once.
+func queueHeartbeatHeads(q *pgx.Batch, ids []string, beats map[string]HeartbeatSummary, records map[string]bool) error {
+	var (
+		devs                  []string
+		counts, firsts, lasts []int64
+		firstAt, lastAt       []*time.Time
+	)
+	for _, id := range ids {
+		b, ok := beats[id]
+		if !ok || records[id] || b.Count == 0 {
+			continue
+		}
+		count, err := fitInt64("heartbeat count", b.Count)
+		if err != nil {
+			return err
+		}
+		first, err := fitInt64("heartbeat seq", b.FirstSeq)
+		if err != nil {
+			return err
+		}
+		last, err := fitInt64("heartbeat seq", b.LastSeq)
+		if err != nil {
+			return err
+		}
+		opt := func(t time.Time) *time.Time {
+			if t.IsZero() {
+				return nil
+			}
+			return &t
+		}
+		devs, counts, firsts, lasts = append(devs, id), append(counts, count), append(firsts, first), append(lasts, last)
+		firstAt, lastAt = append(firstAt, opt(b.FirstAt)), append(lastAt, opt(b.LastAt))
+	}
+	if len(devs) == 0 {
+		return nil
+	}
+	q.Queue(`INSERT INTO history_heads AS h
+			(device, last_n, hb_count, hb_first_seq, hb_first_at, hb_last_seq, hb_last_at)
+		SELECT v.device, 0, v.hb_count, v.hb_first_seq, v.hb_first_at, v.hb_last_seq, v.hb_last_at
+		FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::bigint[], $6::timestamptz[])
+			AS v(device, hb_count, hb_first_seq, hb_first_at, hb_last_seq, hb_last_at)
+		ON CONFLICT (device) DO UPDATE SET
+			hb_count     = h.hb_count + EXCLUDED.hb_count,
+			hb_first_seq = CASE WHEN h.hb_count = 0 THEN EXCLUDED.hb_first_seq ELSE h.hb_first_seq END,
+			hb_first_at  = CASE WHEN h.hb_count = 0 THEN EXCLUDED.hb_first_at ELSE h.hb_first_at END,
+			hb_last_seq  = EXCLUDED.hb_last_seq,
+			hb_last_at   = EXCLUDED.hb_last_at`,
+		devs, counts, firsts, firstAt, lasts, lastAt)
+	return nil
+}
+
 func (s *pgStore) History(ctx context.Context, device string, q HistoryQuery) (HistoryPage, error) {
 	if err := q.prepare(); err != nil {
 		return HistoryPage{}, err

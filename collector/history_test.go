@@ -406,3 +406,77 @@ func TestHistoryPrunedByServe(t *testing.T) {
 		}
 	})
 }
+
+// TestHistoryBatchedHeartbeats: heartbeats of many devices at once, three
+// writers per device, so that one transaction holds several calls of a
+// device (PostgreSQL merges a heartbeat-only device's beats into one row
+// of one statement), some calls with a record too: each device's summary
+// is what its calls, in the order the store applied them, add up to.
+func TestHistoryBatchedHeartbeats(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		st := b.open(t, t.TempDir())
+		const devices, writers, calls = 12, 3, 40
+		var wg sync.WaitGroup
+		errs := make(chan error, devices*writers)
+		for d := range devices {
+			id := fmt.Sprintf("hb%02d", d)
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range calls {
+						seq := uint64(1 + w*calls + i)
+						err := st.RecordDevice(ctx, id, func(ds *DeviceState, h *HistoryBatch) error {
+							if ds.Accepted == 0 {
+								ds.TriggerSeq = seq // the first beat applied
+							}
+							ds.Accepted++
+							ds.LastSeq = seq // the last one
+							h.Heartbeat(seq, time.Now())
+							if d%3 == 0 && i%7 == 3 {
+								h.Add(HistoryGap, seq, time.Time{}, time.Now(), nil)
+							}
+							return nil
+						})
+						if err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		for d := range devices {
+			id := fmt.Sprintf("hb%02d", d)
+			ds, err := st.Device(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := st.History(ctx, id, HistoryQuery{Limit: HistoryMaxLimit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := p.Heartbeats
+			if got.Count != writers*calls || ds.Accepted != writers*calls || got.FirstSeq != ds.TriggerSeq || got.LastSeq != ds.LastSeq {
+				t.Fatalf("%s: summary count %d first %d last %d; the calls applied %d, first %d, last %d",
+					id, got.Count, got.FirstSeq, got.LastSeq, ds.Accepted, ds.TriggerSeq, ds.LastSeq)
+			}
+			if got.FirstAt.IsZero() || got.LastAt.Before(got.FirstAt) {
+				t.Fatalf("%s: summary times %v .. %v", id, got.FirstAt, got.LastAt)
+			}
+			want := 0
+			if d%3 == 0 {
+				want = writers * 6 // i%7 == 3 for i in 0..39: 3, 10, 17, 24, 31, 38
+			}
+			if len(p.Records) != want {
+				t.Fatalf("%s: %d records, want %d", id, len(p.Records), want)
+			}
+		}
+	})
+}

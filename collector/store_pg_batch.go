@@ -77,6 +77,8 @@ func (s *pgStore) recordBatchTx(calls []*recordCall) error {
 	}
 	args := make(map[string][]any, len(ids))         // each device's row as its last successful fn left it
 	queues := make([][]*pgx.QueuedQuery, len(calls)) // each successful call's history statements
+	beats := make(map[string]HeartbeatSummary)       // heartbeat-only devices: their calls' beats, merged
+	records := make(map[string]bool)                 // devices with a call that adds history records
 	for i, c := range calls {
 		if err := bad[c.id]; err != nil {
 			c.tell(fmt.Errorf("collector: store: update device %s: %w", c.id, err))
@@ -101,14 +103,34 @@ func (s *pgStore) recordBatchTx(calls []*recordCall) error {
 		}
 		states[c.id], args[c.id] = ds, a
 		queues[i] = hq.QueuedQueries
+		if len(h.records) > 0 {
+			records[c.id] = true
+		} else if h.beats.Count > 0 {
+			m := beats[c.id]
+			m.merge(h.beats)
+			beats[c.id] = m
+		}
 	}
 
-	// Second round trip: the updates and the history in id order, COMMIT.
+	// Second round trip: the changed rows in one statement, the history
+	// of heartbeat-only devices in one, that of the others call by call
+	// (a record's number comes from its device's head), then COMMIT.
 	var b pgx.Batch
+	var rows [][]any
 	for _, id := range ids {
 		if a, ok := args[id]; ok && !reflect.DeepEqual(read[id], states[id].clone()) {
-			b.Queue(updateDevice, a...)
+			rows = append(rows, a)
 		}
+	}
+	if len(rows) > 0 {
+		cols, err := updateDevicesArgs(rows)
+		if err != nil {
+			return fmt.Errorf("update devices: %w", err)
+		}
+		b.Queue(updateDevices, cols...)
+	}
+	if err := queueHeartbeatHeads(&b, ids, beats, records); err != nil {
+		return err
 	}
 	order := make([]int, len(calls))
 	for i := range order {
@@ -116,7 +138,9 @@ func (s *pgStore) recordBatchTx(calls []*recordCall) error {
 	}
 	slices.SortStableFunc(order, func(i, j int) int { return strings.Compare(calls[i].id, calls[j].id) })
 	for _, i := range order {
-		b.QueuedQueries = append(b.QueuedQueries, queues[i]...) // none for a call whose fn failed
+		if records[calls[i].id] {
+			b.QueuedQueries = append(b.QueuedQueries, queues[i]...) // none for a call whose fn failed
+		}
 	}
 	b.Queue(`COMMIT`)
 	if err := conn.SendBatch(ctx, &b).Close(); err != nil {

@@ -42,11 +42,7 @@ func queueHistoryPG(q *pgx.Batch, device string, h *HistoryBatch) error {
 		return t
 	}
 	b := h.beats
-	first, err := fitInt64("heartbeat seq", b.FirstSeq)
-	if err != nil {
-		return err
-	}
-	last, err := fitInt64("heartbeat seq", b.LastSeq)
+	first, last, err := beatSeqs(b)
 	if err != nil {
 		return err
 	}
@@ -87,6 +83,15 @@ func queueHistoryPG(q *pgx.Batch, device string, h *HistoryBatch) error {
 	return nil
 }
 
+// beatSeqs is a summary's first and last sequence numbers as the
+// database keeps them.
+func beatSeqs(b HeartbeatSummary) (first, last int64, err error) {
+	if first, err = fitInt64("heartbeat seq", b.FirstSeq); err == nil {
+		last, err = fitInt64("heartbeat seq", b.LastSeq)
+	}
+	return first, last, err
+}
+
 // queueHeartbeatHeads queues one statement that adds the merged
 // heartbeats of the devices that have beats and no records in this
 // batch (ids in order) to their history heads: what queueHistoryPG's
@@ -107,11 +112,7 @@ func queueHeartbeatHeads(q *pgx.Batch, ids []string, beats map[string]HeartbeatS
 		if err != nil {
 			return err
 		}
-		first, err := fitInt64("heartbeat seq", b.FirstSeq)
-		if err != nil {
-			return err
-		}
-		last, err := fitInt64("heartbeat seq", b.LastSeq)
+		first, last, err := beatSeqs(b)
 		if err != nil {
 			return err
 		}

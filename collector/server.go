@@ -94,8 +94,9 @@ type Server struct {
 	gaps        map[string][]pendingGap           // sequence gaps held until they are in, by device
 	servers     []*dtlsserver.Server
 	gates       []*gatedListener
-	closers     []func()   // run by Close (the admin socket)
-	cluster     *pgCluster // with PostgreSQL: this instance among those sharing the database
+	closers     []func()     // run by Close (the admin socket)
+	cluster     *pgCluster   // with PostgreSQL: this instance among those sharing the database
+	handlers    *handlerPool // runs the listeners' handlers
 	done        chan struct{}
 	closeOnce   sync.Once
 	wg          sync.WaitGroup
@@ -129,6 +130,7 @@ func New(cfg *Config, opt Options) (*Server, error) {
 		observers: map[string]map[*observer]struct{}{}, statusObs: map[string]map[*observer]struct{}{},
 		challenging: map[string]int{}, handling: map[*udpClient.Conn]int{}, sessionIDs: map[*udpClient.Conn]string{}, parkedCC: map[*udpClient.Conn]bool{}, resumedDC: map[*piondtls.Conn]string{}, gaps: map[string][]pendingGap{}, done: make(chan struct{})}
 	s.started = s.now()
+	s.handlers = newHandlerPool(s.done)
 	if len(opt.CIDPrefix) > MaxCIDPrefix {
 		st.Close()
 		return nil, fmt.Errorf("collector: connection ID prefix of %d bytes: at most %d", len(opt.CIDPrefix), MaxCIDPrefix)
@@ -337,7 +339,7 @@ func (s *Server) listen(addr string, dc *piondtls.Config, h udpClient.HandlerFun
 	opts := []dtlsserver.Option{
 		options.WithHandlerFunc(h),
 		options.WithErrors(func(err error) { s.logLimited("coap", "%v", err) }),
-		options.WithProcessReceivedMessageFunc(handleOnShortGoroutine),
+		options.WithProcessReceivedMessageFunc(s.handlers.process),
 	}
 	if !device {
 		// SCS side: one-block responses only, since go-coap's server-side

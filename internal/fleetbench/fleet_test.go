@@ -2,6 +2,7 @@ package fleetbench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
@@ -202,9 +203,10 @@ func runFleet(b *testing.B, be backend, registered, sessions int) {
 
 	// The collector processes.
 	conf := filepath.Join(dir, "collector.conf")
+	parks := be.store != "file" && (be.commit == "" || parksSessions(bin))
 	if be.store != "file" {
 		text := "[collector]\nheartbeat_timeout = 15m\nmdt_pull = off\n"
-		if be.commit == "" {
+		if parks {
 			// Idle sessions parked soon, so the benchmark sees them (the
 			// default is 2 x nat_window, 60 s).
 			text += fmt.Sprintf("nat_window = %s\npark_after = %s\n", benchNATWindow, benchParkAfter)
@@ -355,7 +357,7 @@ func runFleet(b *testing.B, be backend, registered, sessions int) {
 	}
 	liveMiB, liveKiB, live := measure("idle")
 	mibPer1000, parkedKiB, parkedLive, parked := liveMiB, 0.0, false, false
-	if be.commit == "" && be.store != "file" {
+	if parks {
 		// Until every session is parked, then the collector's own release
 		// of their memory (releaseAfterParking: once the wave is quiet).
 		deadline := time.Now().Add(parkWait)
@@ -707,6 +709,14 @@ func postmasterPID(data string) int {
 	}
 	n, _ := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(bs), "\n", 2)[0]))
 	return n
+}
+
+// parksSessions says whether a collector binary knows park_after (from
+// 0634ed6 on), so that a comparison with an older tree parks as this one
+// does: its sessions then resume in the sustained window too.
+func parksSessions(bin string) bool {
+	bs, err := os.ReadFile(bin)
+	return err == nil && bytes.Contains(bs, []byte("park_after"))
 }
 
 // hasPprof says whether a collector binary has serve --pprof.

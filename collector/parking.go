@@ -222,8 +222,7 @@ func (s *Server) park(cc *udpClient.Conn) bool {
 		return false
 	}
 	s.parkedCC[cc] = true
-	s.parkWave.n++
-	s.parkWave.last = time.Now()
+	s.parkWave.parked(time.Now())
 	s.mu.Unlock()
 	s.metrics.count(&s.metrics.parks)
 	if testHookParked != nil {
@@ -252,10 +251,11 @@ func (s *Server) idleLocked(cc *udpClient.Conn, id string) bool {
 }
 
 // parkWave counts the sessions parked since the memory they held was
-// last given back to the system.
+// last given back to the system: a wave, from its first park (first) to
+// its latest (last).
 type parkWave struct {
-	n              int
-	last, released time.Time
+	n           int
+	first, last time.Time
 }
 
 // Thresholds of releaseAfterParking.
@@ -265,19 +265,35 @@ const (
 	parkWaveEvery    = time.Minute
 )
 
+// parked counts one park at now.
+func (w *parkWave) parked(now time.Time) {
+	if w.n == 0 {
+		w.first = now
+	}
+	w.n++
+	w.last = now
+}
+
+// due reports whether the wave's memory is to be given back now, and if
+// so starts a new wave: parkWaveSessions parked, and none for
+// parkWaveQuiet (the closed connections' goroutines and buffers are gone
+// by then), or parkWaveEvery since the wave began while it goes on.
+func (w *parkWave) due(now time.Time) bool {
+	if w.n < parkWaveSessions || (now.Sub(w.last) < parkWaveQuiet && now.Sub(w.first) < parkWaveEvery) {
+		return false
+	}
+	w.n = 0
+	return true
+}
+
 // releaseAfterParking gives the memory of many sessions parked back to
-// the system once their wave has passed (no park for parkWaveQuiet), or
-// every parkWaveEvery while they go on, rather than when the runtime's
+// the system once their wave has passed, rather than when the runtime's
 // scavenger gets to it: a collector whose devices went quiet together
 // (2,000 sessions are about 85 MiB) shrinks as soon as they are parked.
 func (s *Server) releaseAfterParking() {
 	now := time.Now()
 	s.mu.Lock()
-	w := &s.parkWave
-	due := w.n >= parkWaveSessions && (now.Sub(w.last) >= parkWaveQuiet || now.Sub(w.released) >= parkWaveEvery)
-	if due {
-		w.n, w.released = 0, now
-	}
+	due := s.parkWave.due(now)
 	s.mu.Unlock()
 	if due {
 		s.background(func() {

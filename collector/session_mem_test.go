@@ -72,3 +72,55 @@ func TestHandlerPool(t *testing.T) {
 	close(quit)
 	alive(0, handlerWorkerIdle/2) // before it would have idled out
 }
+
+// A wave of parking is given back once it is quiet, not while it is
+// still under way (the first wave too: the collector released at its
+// first tick once, while the parked connections were still closing, and
+// kept about 30 MiB it had freed after); a wave that goes on is given
+// back every parkWaveEvery from its start; a small wave is not.
+func TestParkWave(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 14, 50, 0, 0, time.UTC)
+	var w parkWave
+	park := func(n int, at time.Time) {
+		for i := 0; i < n; i++ {
+			w.parked(at)
+		}
+	}
+
+	park(parkWaveSessions+500, t0)
+	if w.due(t0.Add(100 * time.Millisecond)) {
+		t.Fatal("due while the wave was still parking")
+	}
+	if w.due(t0.Add(parkWaveQuiet - time.Millisecond)) {
+		t.Fatal("due before the wave was quiet")
+	}
+	if !w.due(t0.Add(parkWaveQuiet)) {
+		t.Fatal("not due once the wave was quiet")
+	}
+	if w.due(t0.Add(parkWaveQuiet + time.Second)) {
+		t.Fatal("due twice for one wave")
+	}
+
+	// A few more: too few to be worth a collection.
+	t1 := t0.Add(time.Minute)
+	park(10, t1)
+	if w.due(t1.Add(10 * parkWaveQuiet)) {
+		t.Fatal("due for 10 sessions")
+	}
+
+	// A wave that never pauses: given back a minute after it began.
+	var v parkWave
+	w = v
+	t2 := t1.Add(time.Hour)
+	at := t2
+	for ; at.Sub(t2) < parkWaveEvery; at = at.Add(100 * time.Millisecond) {
+		park(2, at)
+		if w.due(at) {
+			t.Fatalf("due %s into a wave that goes on", at.Sub(t2))
+		}
+	}
+	park(2, at)
+	if !w.due(at) {
+		t.Fatalf("not due %s into a wave that goes on", at.Sub(t2))
+	}
+}

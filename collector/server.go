@@ -940,14 +940,15 @@ const maxReport = 2048
 
 // acceptReport keeps a device's scheduled status report as its last status
 // (what an SCS granted status reads). The report is the device's masked
-// view for this collector; it is checked to be one well-formed CBOR item.
+// view for this collector; it is checked to be one valid CBOR item, since
+// it is kept as it came and re-encoded into every status answer.
 func (s *Server) acceptReport(d *Device, r *pool.Message) codes.Code {
 	body, err := r.ReadBody()
 	if err != nil || len(body) > maxReport {
 		return codes.RequestEntityTooLarge
 	}
-	if err := cbor.Wellformed(body); err != nil || len(body) == 0 {
-		s.logf("device %s: scheduled report refused: not one CBOR item", d.ID)
+	if err := wire.CheckItem(body); err != nil {
+		s.logf("device %s: scheduled report refused: not one valid CBOR item: %v", d.ID, err)
 		return codes.BadRequest
 	}
 	if err := s.update(d.ID, func(ds *DeviceState) error {

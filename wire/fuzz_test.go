@@ -33,7 +33,8 @@ func FuzzDecodeTrigger(f *testing.F) {
 }
 
 // FuzzDecodeMDTPage: a page from a device is checked, never trusted; a
-// page it accepts has the position of its last record, and re-encodes.
+// page it accepts has the position of its last record, records that
+// decode, and re-encodes.
 func FuzzDecodeMDTPage(f *testing.F) {
 	b, _ := cbor.Marshal(wire.MDTPage{Records: []cbor.RawMessage{{0xa1, 0x01, 0x00}}, Last: &wire.MDTPos{Segment: 1, Index: 2}, More: true})
 	f.Add(b)
@@ -46,6 +47,12 @@ func FuzzDecodeMDTPage(f *testing.F) {
 		}
 		if len(p.Records) > 0 && p.Last == nil {
 			t.Fatal("accepted records without a position")
+		}
+		for i, raw := range p.Records {
+			var r wire.MDTRecord
+			if err := r.UnmarshalCBOR(raw); err != nil {
+				t.Fatalf("accepted record %d, which does not decode: %v", i, err)
+			}
 		}
 		if _, err := cbor.Marshal(p); err != nil {
 			t.Fatalf("re-encode: %v", err)

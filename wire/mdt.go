@@ -63,14 +63,32 @@ type MDTAckResult struct {
 	Records  int `cbor:"2,keyasint"`
 }
 
-// DecodeMDTPage decodes and checks a page.
+// DecodeMDTPage decodes and checks a page: every record must be valid
+// CBOR and a measurement record. Well-formed is not enough: a tag around
+// the wrong content (a date-time tag around an integer, say) is
+// well-formed, and a record may carry it under a key this version does not
+// know; stored as it came, it would fail every later reader.
 func DecodeMDTPage(b []byte) (MDTPage, error) {
 	var p MDTPage
 	if err := cbor.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("mdt page: %w", err)
+		return MDTPage{}, fmt.Errorf("mdt page: %w", err)
 	}
 	if len(p.Records) > 0 && p.Last == nil {
-		return p, fmt.Errorf("mdt page: %d records without the position of the last", len(p.Records))
+		return MDTPage{}, fmt.Errorf("mdt page: %d records without the position of the last", len(p.Records))
+	}
+	for i, raw := range p.Records {
+		if err := checkRecord(raw); err != nil {
+			return MDTPage{}, fmt.Errorf("mdt page: record %d of %d: %w", i+1, len(p.Records), err)
+		}
 	}
 	return p, nil
+}
+
+// checkRecord reports whether raw is one valid measurement record.
+func checkRecord(raw []byte) error {
+	if err := CheckItem(raw); err != nil {
+		return fmt.Errorf("decode mdt record: %w", err)
+	}
+	var r MDTRecord
+	return r.UnmarshalCBOR(raw)
 }

@@ -1,0 +1,36 @@
+package wire
+
+import (
+	"errors"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// itemDec decodes what a device sends to be kept as it came (a report, a
+// measurement record): within bounds no honest encoder comes near.
+var itemDec = func() cbor.DecMode {
+	m, err := cbor.DecOptions{
+		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		MaxArrayElements: 4096,
+		MaxMapPairs:      4096,
+		MaxNestedLevels:  16,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}()
+
+// CheckItem reports whether b is exactly one valid CBOR data item, so that
+// what is stored as it came can be read and re-encoded later.
+// cbor.Wellformed is not enough: a tag around the wrong content (a
+// date-time tag around an integer, say) is well-formed, and then fails
+// every reader. Decoding into an empty interface checks the content of
+// every tag, at any depth, and that no map has a key twice.
+func CheckItem(b []byte) error {
+	if len(b) == 0 {
+		return errors.New("empty, not a CBOR item")
+	}
+	var v any
+	return itemDec.Unmarshal(b, &v)
+}

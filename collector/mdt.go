@@ -181,19 +181,15 @@ func (s *Server) pullPages(ctx context.Context, d *Device, cc *udpClient.Conn, c
 		if err != nil {
 			return stored, err
 		}
-		page, err := wire.DecodeMDTPage(body)
+		page, err := wire.DecodeMDTPage(body) // checks each record, too
 		if err != nil {
-			return stored, err
+			return stored, fmt.Errorf("the page after %v: %w", *cursor, err)
 		}
 		if len(page.Records) == 0 {
 			return stored, nil
 		}
 		var buf bytes.Buffer
-		for i, raw := range page.Records {
-			var r wire.MDTRecord
-			if err := r.UnmarshalCBOR(raw); err != nil {
-				return stored, fmt.Errorf("record %d of the page after %v: %w", i, *cursor, err)
-			}
+		for _, raw := range page.Records {
 			buf.Write(raw)
 		}
 		if err := s.appendMDT(d.ID, buf.Bytes()); err != nil {

@@ -141,14 +141,14 @@ func TestMDTPullRefusesBadPage(t *testing.T) {
 	m := &mdtDevice{n: 5, bad: 3}
 	s, log := startMDTDevice(t, dir, m)
 	waitFor(t, 10*time.Second, "MDT pull refused", func() bool {
-		return strings.Contains(log.String(), "MDT pull: record 1 of the page after 7.1") && strings.Contains(log.String(), "2 MDT records stored (up to 7.1)")
+		return strings.Contains(log.String(), "MDT pull: the page after 7.1: mdt page: record 2 of 2") && strings.Contains(log.String(), "2 MDT records stored (up to 7.1)")
 	})
 	m.mu.Lock()
 	acks := m.acks
 	m.mu.Unlock()
 	cur := s.device("dev1").MDTCursor
 	if n := countRecords(t, s.MDTPath("dev1")); n != 2 || len(acks) != 1 || acks[0] != *cur || *cur != (wire.MDTPos{Segment: 7, Index: 1}) {
-		t.Fatalf("stored %d records, acks %v, cursor %v; want the first page only, acked", n, acks, cur)
+		t.Fatalf("stored %d records, acks %v, cursor %v; want the first page only, acked; log:\n%s", n, acks, cur, log)
 	}
 }
 

@@ -575,25 +575,32 @@ func encodeSummary(e *EventSummary, wantJSON bool) []byte {
 }
 
 // encodeOut encodes a response map as CBOR, or as JSON (embedded CBOR
-// converted) when the SCS asked for JSON.
+// converted) when the SCS asked for JSON. Embedded CBOR that is not valid
+// (only a store written before reports were checked with wire.CheckItem
+// can hold it) is left out and said so under KEY_error, rather than
+// failing the whole answer.
 func encodeOut(m map[string]any, wantJSON bool) []byte {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		if raw, ok := v.(cbor.RawMessage); ok {
+			if wire.CheckItem(raw) != nil {
+				out[k+"_error"] = "stored value is not valid CBOR"
+				continue
+			}
+			if wantJSON {
+				var x any
+				_ = cbor.Unmarshal(raw, &x) // valid, as just checked
+				v = jsonable(x)
+			}
+		}
+		out[k] = v
+	}
 	if !wantJSON {
-		b, err := cbor.Marshal(m)
+		b, err := cbor.Marshal(out)
 		if err != nil {
 			return nil
 		}
 		return b
-	}
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		if raw, ok := v.(cbor.RawMessage); ok {
-			var x any
-			if cbor.Unmarshal(raw, &x) != nil {
-				continue
-			}
-			v = jsonable(x)
-		}
-		out[k] = v
 	}
 	b, _ := json.Marshal(out)
 	return b

@@ -300,3 +300,31 @@ func TestScheduledReport(t *testing.T) {
 		t.Fatalf("status % x, want % x; log:\n%s", got, rep, log)
 	}
 }
+
+// A status stored before reports were checked as valid CBOR (or written
+// into the store by hand) is left out of the answer, which says so, in
+// CBOR as in JSON; the rest of the answer stays.
+func TestEncodeOutInvalidStatus(t *testing.T) {
+	bad := cbor.RawMessage{0xa1, 0x61, 0x74, 0xc0, 0x20} // {"t": 0(-1)}
+	good := cbor.RawMessage{0xa1, 0x61, 0x74, 0x01}
+	for _, wantJSON := range []bool{false, true} {
+		for _, st := range []cbor.RawMessage{bad, good} {
+			b := encodeOut(map[string]any{"device": "dev1", "status": st}, wantJSON)
+			var got map[string]any
+			var err error
+			if wantJSON {
+				err = json.Unmarshal(b, &got)
+			} else {
+				err = cbor.Unmarshal(b, &got)
+			}
+			if err != nil || got["device"] != "dev1" {
+				t.Fatalf("json=%v status % x: answer % x (%v)", wantJSON, st, b, err)
+			}
+			_, hasStatus := got["status"]
+			_, hasErr := got["status_error"]
+			if valid := bytes.Equal(st, good); hasStatus != valid || hasErr == valid {
+				t.Fatalf("json=%v status % x: answer %v", wantJSON, st, got)
+			}
+		}
+	}
+}

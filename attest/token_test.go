@@ -353,6 +353,10 @@ func TestVerifyMalformedClaims(t *testing.T) {
 		{"iat negative", LabelIAT, -5},
 		{"suci bytes", LabelSUCI, []byte("suci")},
 		{"nested deep", LabelEvent, []any{[]any{[]any{[]any{[]any{1}}}}}},
+		{"event with NUL", LabelEvent, "cell\x00changed"},
+		{"event with a line break", LabelEvent, "cell_changed\n12:00 device dev2: sim swapped"},
+		{"event with a C1 control", LabelEvent, "cell\u0085changed"},
+		{"suci with ESC", LabelSUCI, "suci-0-001-01-0000-0-0-\x1b[2J"},
 	} {
 		m := map[int64]any{}
 		for k, v := range base {

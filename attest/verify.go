@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
@@ -393,6 +395,13 @@ func decText(raw cbor.RawMessage) (string, error) {
 	}
 	if len(s) > 256 {
 		return "", errors.New("too long")
+	}
+	// No text claim (an event name, a SUCI) has a control character. One
+	// would reach log lines (a line break forges a line) and the stores
+	// (PostgreSQL's jsonb refuses U+0000, failing the transaction and with
+	// it every other device's message in the same group commit).
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return "", errors.New("control character in text")
 	}
 	return s, nil
 }

@@ -328,3 +328,26 @@ func TestEncodeOutInvalidStatus(t *testing.T) {
 		}
 	}
 }
+
+// A signed event whose name has a control character is refused as
+// malformed (4.00), not stored: a NUL would fail PostgreSQL's jsonb, and
+// with it the group commit of every device's message in the batch. The
+// device's next message is taken.
+func TestEventWithControlCharacter(t *testing.T) {
+	dev := newTestDevice(t, "dev1")
+	s, c, log := startWithDevice(t, dev, t.TempDir())
+	ctx := context.Background()
+	for _, name := range []string{"cell\x00changed", "cell_changed\n00:00 device dev2: forged line"} {
+		ev, _ := dev.iss.Sign(attest.KindEvent, attest.EventClaim(name))
+		if code, _, err := c.Post(ctx, wire.PathEvent, ev); err != nil || code != uplink.BadRequest {
+			t.Fatalf("event %q: %v %v, want 4.00; log:\n%s", name, code, err, log)
+		}
+	}
+	hb, _ := dev.iss.SignHeartbeat()
+	if code, _, err := c.Post(ctx, wire.PathHeartbeat, hb); err != nil || code != uplink.Changed {
+		t.Fatalf("heartbeat after: %v %v", code, err)
+	}
+	if s.device("dev1").LastEvent != nil || strings.Contains(log.String(), "ERROR") || strings.Contains(log.String(), "forged") {
+		t.Fatalf("last event %+v; log:\n%s", s.device("dev1").LastEvent, log)
+	}
+}

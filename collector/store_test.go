@@ -693,6 +693,7 @@ func TestServerOnPostgres(t *testing.T) {
 		{"DeviceTokens", TestDeviceTokens},
 		{"HeartbeatOverdue", TestHeartbeatOverdue},
 		{"ScheduledReport", TestScheduledReport},
+		{"EventWithControlCharacter", TestEventWithControlCharacter},
 		{"SCSTriggerRefusalCarriesReason", TestSCSTriggerRefusalCarriesReason},
 		{"MDTPull", TestMDTPull},
 		{"GapDuringChallenge", TestGapDuringChallenge},

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	udpClient "github.com/plgd-dev/go-coap/v3/udp/client"
@@ -121,8 +123,10 @@ func Fingerprint(secret []byte) string {
 // SubjectPublicKeyInfo.
 func CheckDevice(d *Device) error {
 	switch {
-	case d.ID == "" || strings.ContainsAny(d.ID, " \t\r\n/"):
-		return fmt.Errorf("device id %q: want a non-empty id without spaces or /", d.ID)
+	case !goodName(d.ID):
+		return fmt.Errorf("device id %q: want a non-empty UTF-8 id without spaces, control characters or /", d.ID)
+	case !goodText(d.PSKIdentity):
+		return fmt.Errorf("device %s: psk_identity %q: want UTF-8 without control characters", d.ID, d.PSKIdentity)
 	case len(d.PublicKey) != ed25519.PublicKeySize:
 		return fmt.Errorf("device %s: public key: want an Ed25519 key (the PEM from 'mtcagent key public', or 64 hex digits)", d.ID)
 	case (d.PSKIdentity == "") != (len(d.PSK) == 0):
@@ -146,11 +150,26 @@ func CheckDevice(d *Device) error {
 	return nil
 }
 
+// goodName reports whether s can name a device or an SCS: it appears in
+// paths, log lines and both stores (PostgreSQL's text refuses NUL and
+// bytes that are not UTF-8; bbolt would take them), so both stores refuse
+// the same names with the same message.
+func goodName(s string) bool {
+	return s != "" && !strings.ContainsAny(s, " /") && goodText(s)
+}
+
+// goodText reports whether s is UTF-8 without control characters.
+func goodText(s string) bool {
+	return utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0
+}
+
 // CheckSCS checks an SCS before it is stored.
 func CheckSCS(x *SCS) error {
 	switch {
-	case x.Name == "" || strings.ContainsAny(x.Name, " \t\r\n/"):
-		return fmt.Errorf("scs name %q: want a non-empty name without spaces or /", x.Name)
+	case !goodName(x.Name):
+		return fmt.Errorf("scs name %q: want a non-empty UTF-8 name without spaces, control characters or /", x.Name)
+	case !goodText(x.PSKIdentity):
+		return fmt.Errorf("scs %s: psk_identity %q: want UTF-8 without control characters", x.Name, x.PSKIdentity)
 	case x.PSKIdentity == "" || len(x.PSK) == 0:
 		return fmt.Errorf("scs %s: psk_identity and psk are required", x.Name)
 	case len(x.PSK) < 16:

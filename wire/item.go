@@ -2,6 +2,7 @@ package wire
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -26,11 +27,18 @@ var itemDec = func() cbor.DecMode {
 // cbor.Wellformed is not enough: a tag around the wrong content (a
 // date-time tag around an integer, say) is well-formed, and then fails
 // every reader. Decoding into an empty interface checks the content of
-// every tag, at any depth, and that no map has a key twice.
+// every tag, at any depth, and that no map has a key twice. Its errors
+// never quote the item's content.
 func CheckItem(b []byte) error {
 	if len(b) == 0 {
 		return errors.New("empty, not a CBOR item")
 	}
 	var v any
-	return itemDec.Unmarshal(b, &v)
+	err := itemDec.Unmarshal(b, &v)
+	// The library's message quotes the duplicate key, which is the
+	// sender's data: it goes to logs, so say where it is, not what.
+	if dup := (*cbor.DupMapKeyError)(nil); errors.As(err, &dup) {
+		return fmt.Errorf("cbor: duplicate map key at map element index %d", dup.Index)
+	}
+	return err
 }

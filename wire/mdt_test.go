@@ -38,6 +38,8 @@ func TestDecodeMDTPage(t *testing.T) {
 		{"the same under a key records do not have", page([]byte{0xa2, 0x01, 0x00, 0x09, 0xc0, 0x20}, rec), "record 1 of 2"},
 		{"a record with a key records do not have", page([]byte{0xa2, 0x01, 0x00, 0x09, 0x00}), ""},
 		{"an integer, not a record", page([]byte{0x00}), "record 1 of 1"},
+		// {1: 0, "s3cr": 0, "s3cr": 0}: the error says where, not the key.
+		{"a key twice", page(rec, []byte{0xa3, 0x01, 0x00, 0x64, 's', '3', 'c', 'r', 0x00, 0x64, 's', '3', 'c', 'r', 0x00}), "record 2 of 2: decode mdt record: cbor: duplicate map key at map element index 2"},
 		{"not CBOR", []byte{0xff}, "mdt page"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,6 +55,9 @@ func TestDecodeMDTPage(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want one saying %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "s3cr") {
+				t.Fatalf("the error quotes the record: %v", err)
 			}
 			if len(p.Records) != 0 || p.Last != nil {
 				t.Fatalf("a rejected page returned %d records and position %v", len(p.Records), p.Last)

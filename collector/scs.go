@@ -583,13 +583,12 @@ func encodeOut(m map[string]any, wantJSON bool) []byte {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
 		if raw, ok := v.(cbor.RawMessage); ok {
-			if wire.CheckItem(raw) != nil {
+			x, err := wire.DecodeItem(raw)
+			if err != nil {
 				out[k+"_error"] = "stored value is not valid CBOR"
 				continue
 			}
 			if wantJSON {
-				var x any
-				_ = cbor.Unmarshal(raw, &x) // valid, as just checked
 				v = jsonable(x)
 			}
 		}

@@ -26,19 +26,28 @@ var itemDec = func() cbor.DecMode {
 // what is stored as it came can be read and re-encoded later.
 // cbor.Wellformed is not enough: a tag around the wrong content (a
 // date-time tag around an integer, say) is well-formed, and then fails
-// every reader. Decoding into an empty interface checks the content of
-// every tag, at any depth, and that no map has a key twice. Its errors
-// never quote the item's content.
+// every reader.
 func CheckItem(b []byte) error {
+	_, err := DecodeItem(b)
+	return err
+}
+
+// DecodeItem decodes one valid CBOR data item into an empty interface,
+// which checks the content of every tag, at any depth, and that no map
+// has a key twice. Its errors never quote the item's content.
+func DecodeItem(b []byte) (any, error) {
 	if len(b) == 0 {
-		return errors.New("empty, not a CBOR item")
+		return nil, errors.New("empty, not a CBOR item")
 	}
 	var v any
 	err := itemDec.Unmarshal(b, &v)
 	// The library's message quotes the duplicate key, which is the
 	// sender's data: it goes to logs, so say where it is, not what.
 	if dup := (*cbor.DupMapKeyError)(nil); errors.As(err, &dup) {
-		return fmt.Errorf("cbor: duplicate map key at map element index %d", dup.Index)
+		return nil, fmt.Errorf("cbor: duplicate map key at map element index %d", dup.Index)
 	}
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
 }

@@ -64,10 +64,9 @@ type MDTAckResult struct {
 }
 
 // DecodeMDTPage decodes and checks a page: every record must be valid
-// CBOR and a measurement record. Well-formed is not enough: a tag around
-// the wrong content (a date-time tag around an integer, say) is
-// well-formed, and a record may carry it under a key this version does not
-// know; stored as it came, it would fail every later reader.
+// CBOR (CheckItem: the record type skips keys it does not know, and what
+// they hold) and a measurement record, since the server stores records as
+// they came.
 func DecodeMDTPage(b []byte) (MDTPage, error) {
 	var p MDTPage
 	if err := cbor.Unmarshal(b, &p); err != nil {

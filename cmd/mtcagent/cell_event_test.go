@@ -19,6 +19,7 @@ import (
 // arrived together with the first (usually all three: logged, not
 // required, since it depends on scheduling).
 func TestCellChangeOneEventEndToEnd(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	ip := startInProcess(t, e, nil, nil, true, nil)
 	e.waitEvent("sim_bound", scaled(20*time.Second))

@@ -86,6 +86,7 @@ func startDropRelay(t *testing.T, collector string) *dropRelay {
 // and does not take the heartbeat, and the agent sends the event again,
 // confirmable, then the heartbeat. No sequence gap is alarmed.
 func TestCellChangeNonConfirmableLostEndToEnd(t *testing.T) {
+	t.Parallel()
 	e := newE2E(t)
 	relay := startDropRelay(t, e.addr)
 	conf, err := os.ReadFile(e.conf)

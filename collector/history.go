@@ -147,12 +147,30 @@ type HistoryPage struct {
 // ErrBadCursor is a HistoryQuery.After that no page gave.
 var ErrBadCursor = errors.New("bad history cursor")
 
+// A history bound is a time in years 1 to 9999: what RFC 3339 writes,
+// PostgreSQL's timestamptz holds and the embedded store's microsecond
+// keys order. Outside it PostgreSQL refused the query as a store error
+// and the keys wrapped around.
+var (
+	historyTimeMin = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	historyTimeMax = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // Check refuses a query that makes no sense: an unknown kind, a bad
-// cursor, Until not after Since, a negative limit.
+// cursor, a bound outside years 1 to 9999, Until not after Since, a
+// negative limit.
 func (q *HistoryQuery) Check() error {
 	for _, k := range q.Kinds {
 		if !slices.Contains(HistoryKinds, k) {
 			return fmt.Errorf("unknown history kind %q (want %s)", k, strings.Join(HistoryKinds, ", "))
+		}
+	}
+	for _, b := range []struct {
+		name string
+		t    time.Time
+	}{{"since", q.Since}, {"until", q.Until}} {
+		if !b.t.IsZero() && (b.t.Before(historyTimeMin) || !b.t.Before(historyTimeMax)) {
+			return fmt.Errorf("%s must be in years 1 to 9999", b.name)
 		}
 	}
 	if _, err := q.after(); err != nil {

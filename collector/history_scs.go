@@ -59,9 +59,14 @@ func ParseHistoryQuery(queries []string) (HistoryQuery, error) {
 	return q, q.Check()
 }
 
-// ParseHistoryTime takes unix seconds or an RFC 3339 time.
+// ParseHistoryTime takes unix seconds or an RFC 3339 time, in years 1
+// to 9999.
 func ParseHistoryTime(v string) (time.Time, error) {
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		// time.Unix wraps around far outside the years a history holds.
+		if n < historyTimeMin.Unix() || n >= historyTimeMax.Unix() {
+			return time.Time{}, fmt.Errorf("%d is outside years 1 to 9999", n)
+		}
 		return time.Unix(n, 0).UTC(), nil
 	}
 	t, err := time.Parse(time.RFC3339, v)

@@ -217,6 +217,9 @@ func TestSCSHistory(t *testing.T) {
 		if code, body := scsGetQuery(t, alpha, path, false, "kind=heartbeat"); code != codes.BadRequest || !strings.Contains(string(body), "unknown history kind") {
 			t.Fatalf("bad kind: %v %s", code, body)
 		}
+		if code, body := scsGetQuery(t, alpha, path, false, "since=9999999999999"); code != codes.BadRequest || !strings.Contains(string(body), "outside years 1 to 9999") {
+			t.Fatalf("a time out of range: %v %s", code, body)
+		}
 		// Not granted: the answer of a device that does not exist.
 		beta := scsDial(t, scsAddr, "beta", []byte(scsBPSK))
 		code, body := scsGetQuery(t, beta, path, false)
@@ -246,4 +249,38 @@ func TestSCSHistory(t *testing.T) {
 			t.Fatalf("no retention line in the log:\n%s", log)
 		}
 	})
+}
+
+// TestParseHistoryQuery: what an SCS may ask, and the errors of what it
+// may not; a time outside years 1 to 9999 is refused before any store
+// sees it (time.Unix wraps around far out: -2^63 came back as year
+// 292277026596).
+func TestParseHistoryQuery(t *testing.T) {
+	q, err := ParseHistoryQuery([]string{"kind=event,alarm", "kind=gap", "since=1796400000", "until=2026-12-31T00:00:00Z", "after=h1k", "limit=5"})
+	if err != nil || !slices.Equal(q.Kinds, []string{HistoryEvent, HistoryAlarm, HistoryGap}) || q.Since.Unix() != 1796400000 ||
+		!q.Until.Equal(time.Date(2026, 12, 31, 0, 0, 0, 0, time.UTC)) || q.After != "h1k" || q.Limit != 5 {
+		t.Fatalf("%+v %v", q, err)
+	}
+	for _, tc := range []struct{ query, want string }{
+		{"since=9999999999999", "since: 9999999999999 is outside years 1 to 9999"},
+		{"until=-9223372036854775808", "until: -9223372036854775808 is outside years 1 to 9999"},
+		{"until=253402300800", "outside years 1 to 9999"},
+		{"since=-62135596801", "outside years 1 to 9999"},
+		{"since=tomorrow", `since: want unix seconds or an RFC 3339 time (not "tomorrow")`},
+		{"limit=0", "limit: want 1 or more"},
+		{"limit=x", "limit:"},
+		{"kind=heartbeat", "unknown history kind"},
+		{"after=zz", ErrBadCursor.Error()},
+		{"since=200&until=100", "until must be after since"},
+		{"colour=red", `unknown query "colour"`},
+	} {
+		if _, err := ParseHistoryQuery(strings.Split(tc.query, "&")); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.query, err, tc.want)
+		}
+	}
+	for _, v := range []string{"253402300799", "-62135596800", "9999-12-31T23:59:59Z"} {
+		if _, err := ParseHistoryTime(v); err != nil {
+			t.Errorf("%s: %v", v, err)
+		}
+	}
 }

@@ -104,6 +104,9 @@ func (d *testDevice) ServeUplink(_ context.Context, r *uplink.Request) (uplink.C
 		if err != nil {
 			return uplink.BadRequest, nil
 		}
+		if tr.Action == "say-nul" { // a device whose reason is not plain text
+			return uplink.BadRequest, []byte("no\x00such action\nALARM device dev1 binding-changed: forged")
+		}
 		if tr.Action != "ping" { // as the agent: only what it implements
 			return uplink.BadRequest, []byte(fmt.Sprintf("unknown trigger action %q (this device implements: ping)", tr.Action))
 		}

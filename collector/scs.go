@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -436,7 +435,10 @@ func parseTriggerRequest(payload []byte, isJSON bool) (triggerRequest, error) {
 	} else {
 		err = cbor.Unmarshal(payload, &req)
 	}
-	if err == nil && (req.Seq == 0 || req.Action == "" || len(req.Action) > 64) {
+	// The action is logged, queued in the store and sent: UTF-8 text
+	// without control characters (a line break was a log line of the
+	// SCS's making; a NUL failed PostgreSQL's insert of the queue).
+	if err == nil && (req.Seq == 0 || req.Action == "" || len(req.Action) > 64 || !goodText(req.Action)) {
 		err = errors.New("want {1: seq, 2: action}")
 	}
 	return req, err
@@ -492,8 +494,10 @@ func (s *Server) scsTriggerHere(ctx context.Context, x *SCS, id string, payload 
 		return codes.Changed, nil, 0
 	}
 	msg := fmt.Sprintf("device refused the trigger (%v)", code)
-	if len(why) > 0 && len(why) <= 256 && utf8.Valid(why) {
-		msg += ": " + string(why) // the device's reason, e.g. an action it does not implement
+	if len(why) > 0 && len(why) <= 256 && goodText(string(why)) {
+		// The device's reason, e.g. an action it does not implement; it
+		// goes to the SCS and the audit record, so only as plain text.
+		msg += ": " + string(why)
 	}
 	return codes.BadGateway, []byte(msg), 0
 }

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,24 @@ func TestSCSTriggerRefusalCarriesReason(t *testing.T) {
 	if code, body := trigger(1, "mdt_consent"); code != codes.BadGateway || !strings.Contains(body, `unknown trigger action "mdt_consent"`) {
 		t.Fatalf("refused trigger: %v %q, want 5.02 with the device's reason", code, body)
 	}
-	if code, body := trigger(2, "ping"); code != codes.Changed {
+	// An action that is not plain text is refused before it is logged,
+	// queued or sent; a device's reason that is not is left out.
+	for _, bad := range []string{"ping\nALARM device dev1 binding-changed: forged", "pi\x00ng", "\u0085"} {
+		if code, body := trigger(2, bad); code != codes.BadRequest || body != "want {1: seq, 2: action}" {
+			t.Fatalf("action %q: %v %q, want 4.00", bad, code, body)
+		}
+		b, _ := json.Marshal(map[string]any{"seq": 2, "action": bad})
+		if code, body, _ := s.scsTrigger(context.Background(), scs, "dev1", b, true, false); code != codes.BadRequest {
+			t.Fatalf("action %q in JSON: %v %q, want 4.00", bad, code, body)
+		}
+	}
+	if code, body := trigger(2, "say-nul"); code != codes.BadGateway || body != "device refused the trigger (BadRequest)" {
+		t.Fatalf("a device's reason with a NUL and a line break: %v %q", code, body)
+	}
+	if strings.Contains(log.String(), "forged") {
+		t.Fatalf("a forged line reached the log:\n%s", log)
+	}
+	if code, body := trigger(3, "ping"); code != codes.Changed {
 		t.Fatalf("ping: %v %q\n%s", code, body, log)
 	}
 	dev.mu.Lock()

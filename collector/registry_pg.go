@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -145,7 +146,18 @@ func (s *pgStore) RemoveDevice(ctx context.Context, id string) error {
 	return nil
 }
 
+// pgText reports whether s can be a value of PostgreSQL's text: UTF-8
+// without NUL. A lookup by a key that cannot be stored finds nothing; so
+// it does not ask. A peer sends such keys (a PSK identity in a handshake,
+// an id in a path): asked, PostgreSQL refused them as a store error, which
+// was logged as one, by an unauthenticated peer, under the cause that real
+// store errors share.
+func pgText(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
+
 func (s *pgStore) deviceWhere(ctx context.Context, where string, arg any) (*Device, error) {
+	if k, ok := arg.(string); ok && !pgText(k) {
+		return nil, nil
+	}
 	// With the registry's generation, in the same statement (one snapshot).
 	var gen int64
 	d, err := scanRegDevice(s.pool.QueryRow(ctx, `SELECT `+regDeviceCols+`, (SELECT n FROM registry_gen)
@@ -221,6 +233,9 @@ func (s *pgStore) RemoveSCS(ctx context.Context, name string) error {
 }
 
 func (s *pgStore) scsWhere(ctx context.Context, where string, arg any) (*SCS, error) {
+	if k, ok := arg.(string); ok && !pgText(k) {
+		return nil, nil
+	}
 	var x SCS
 	err := s.pool.QueryRow(ctx, `SELECT name, psk_identity, psk FROM registry_scs WHERE `+where, arg).Scan(&x.Name, &x.PSKIdentity, &x.PSK)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -286,6 +301,9 @@ func (s *pgStore) Revoke(ctx context.Context, scs string, devices, classes []str
 }
 
 func (s *pgStore) Granted(ctx context.Context, scs, device, class string) (bool, error) {
+	if !pgText(scs) || !pgText(device) || !pgText(class) {
+		return false, nil
+	}
 	var ok bool
 	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM grants WHERE scs = $1 AND device = $2 AND class = $3)`,
 		scs, device, class).Scan(&ok); err != nil {

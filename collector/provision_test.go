@@ -263,6 +263,7 @@ func TestParseDeviceFile(t *testing.T) {
 		{"a.csv", "id,psk_identity,psk,public_key\nd\xff,i1," + psk + "," + key + "\n", `a.csv:2: device id "d\xff"`},
 		{"a.json", `[{"id":"d1","psk_identity":"i\u001b[2J","psk":"` + psk + `","public_key":"` + key + `"}]`, `a.json:entry 1: device d1: psk_identity "i\x1b[2J": want UTF-8 without control characters`},
 		{"a.json", `[{"id":"d1","psk_identity":"i1","psk":"` + psk + `","public_key":"` + key + `"},{"id":"d2","public_key":"00"}]`, "a.json:entry 2: device d2: public key"},
+		{"a.json", `[{"id":"d1","psk_identity":"i1","psk":"` + psk + `","public_key":"` + key + `","heartbeat_timeout":"1ns"}]`, "a.json:entry 1: device d1: heartbeat_timeout: want a duration of 1ms or more"},
 		{"a.json", `{"id":"d1"}`, "want a JSON array"},
 		{"a.txt", "", "want a .csv or .json file"},
 	} {
@@ -277,5 +278,10 @@ func TestParseDeviceFile(t *testing.T) {
 	ds, err := ParseDeviceFile("ok.json", strings.NewReader(`[{"id":"d1","psk_identity":"i1","psk":"`+psk+`","public_key":"`+key+`","heartbeat_timeout":"5m"}]`))
 	if err != nil || len(ds) != 1 || ds[0].HeartbeatTimeout != 5*time.Minute || len(ds[0].KeyPin) != 32 {
 		t.Fatalf("%+v %v", ds, err)
+	}
+	// Whole milliseconds, as PostgreSQL keeps them: both stores the same.
+	ds, err = ParseDeviceFile("ms.json", strings.NewReader(`[{"id":"d1","psk_identity":"i1","psk":"`+psk+`","public_key":"`+key+`","heartbeat_timeout":"1500us"}]`))
+	if err != nil || len(ds) != 1 || ds[0].HeartbeatTimeout != time.Millisecond {
+		t.Fatalf("1500us: %+v %v", ds, err)
 	}
 }

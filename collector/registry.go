@@ -135,9 +135,12 @@ func CheckDevice(d *Device) error {
 		return fmt.Errorf("device %s: psk: want at least 32 hex digits (16 bytes)", d.ID)
 	case len(d.KeyPin) != 0 && len(d.KeyPin) != sha256.Size:
 		return fmt.Errorf("device %s: key_pin: want 64 hex digits (SHA-256 of the SubjectPublicKeyInfo)", d.ID)
-	case d.HeartbeatTimeout < 0:
-		return fmt.Errorf("device %s: heartbeat_timeout: want a positive duration", d.ID)
+	case d.HeartbeatTimeout < 0 || d.HeartbeatTimeout > 0 && d.HeartbeatTimeout < time.Millisecond:
+		// PostgreSQL keeps whole milliseconds: 1ns was 0 there (the
+		// default) and 1ns in the embedded store (overdue at once).
+		return fmt.Errorf("device %s: heartbeat_timeout: want a duration of 1ms or more, like 90s or 15m", d.ID)
 	}
+	d.HeartbeatTimeout = d.HeartbeatTimeout.Truncate(time.Millisecond)
 	if d.Binding != nil && (len(d.Binding.IMSI) != attest.PseudonymSize || len(d.Binding.ICCID) != attest.PseudonymSize) {
 		return fmt.Errorf("device %s: binding: want two 32-hex-digit pseudonyms (IMSI ICCID)", d.ID)
 	}

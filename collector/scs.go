@@ -32,7 +32,7 @@ type observer struct {
 	cc    *udpClient.Conn
 	token message.Token
 	scs   string
-	json  bool
+	json  atomic.Bool // answers in JSON (Accept 50); a registration again may change it
 	seq   atomic.Uint32
 }
 
@@ -100,13 +100,14 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 	var code codes.Code
 	var body []byte
 	var maxAge uint32
-	queued := false
+	queued, observing := false, false
 	switch class {
 	case ClassStatus:
-		s.observe(w, r, x, ClassStatus, id, wantJSON)
+		observing = s.observe(w, r, x, ClassStatus, id, wantJSON)
 		code, body, queued, maxAge = s.scsStatus(ctx, x, id, wantJSON)
 	case ClassEvents:
-		code, body = s.scsEvents(w, r, x, id, wantJSON)
+		observing = s.observe(w, r, x, ClassEvents, id, wantJSON)
+		code, body = s.scsEvents(x, id, wantJSON)
 	case ClassTrigger:
 		payload, _ := r.ReadBody()
 		cf, _ := r.Options().ContentFormat()
@@ -140,10 +141,8 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 		// or when to retry (a full queue, RFC 7252 5.9.3.4).
 		w.Message().SetOptionUint32(message.MaxAge, maxAge)
 	}
-	if (class == ClassEvents || class == ClassStatus) && w.Message() != nil {
-		if obs, err := r.Options().Observe(); err == nil && obs == 0 && code == codes.Content {
-			w.Message().SetObserve(1)
-		}
+	if observing && code == codes.Content && w.Message() != nil {
+		w.Message().SetObserve(1)
 	}
 }
 
@@ -213,8 +212,7 @@ func (s *Server) statusOut(id string, online bool) (map[string]any, DeviceState)
 	return out, ds
 }
 
-func (s *Server) scsEvents(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message, x *SCS, id string, wantJSON bool) (codes.Code, []byte) {
-	s.observe(w, r, x, ClassEvents, id, wantJSON)
+func (s *Server) scsEvents(x *SCS, id string, wantJSON bool) (codes.Code, []byte) {
 	last := s.device(id).LastEvent
 	if last == nil {
 		return codes.Content, encodeOut(map[string]any{"device": id}, wantJSON)
@@ -231,28 +229,62 @@ func (s *Server) observersOf(class string) map[string]map[*observer]struct{} {
 	return s.observers
 }
 
+// Bounds of the observations one SCS session holds. Each observer costs
+// the collector a grant check and an audit record per notification, so
+// without them one session, registering again and again with new tokens,
+// made every event of a device cost it as many store round trips.
+const (
+	maxObserversPerResource = 4    // tokens of one session on one device's class
+	maxObserversPerSession  = 4096 // in all, over devices and classes
+)
+
 // observe registers (Observe 0) or deregisters (Observe 1) the SCS as an
-// observer of the device's class.
-func (s *Server) observe(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message, x *SCS, class, id string, wantJSON bool) {
+// observer of the device's class, and reports whether it observes now
+// (the answer then carries Observe). A registration again with the same
+// token updates the one there (RFC 7641 4.1); one beyond the bounds is
+// answered as a plain read, which tells the SCS it does not observe.
+func (s *Server) observe(w *responsewriter.ResponseWriter[*udpClient.Conn], r *pool.Message, x *SCS, class, id string, wantJSON bool) bool {
 	obs, err := r.Options().Observe()
 	switch {
 	case err == nil && obs == 0:
-		o := &observer{cc: w.Conn(), token: append(message.Token(nil), r.Token()...), scs: x.Name, json: wantJSON}
-		o.seq.Store(1)
+		cc := w.Conn()
 		s.observedMu.Lock()
 		defer s.observedMu.Unlock()
 		s.mu.Lock()
 		m := s.observersOf(class)
+		mine := 0
+		for o := range m[id] {
+			if o.cc != cc {
+				continue
+			}
+			if bytes.Equal(o.token, r.Token()) {
+				o.json.Store(wantJSON)
+				s.mu.Unlock()
+				return true
+			}
+			mine++
+		}
+		if mine >= maxObserversPerResource || s.sessionObservers[cc] >= maxObserversPerSession {
+			s.mu.Unlock()
+			s.logLimited("observer-bound", "scs %s: observation of %s not registered: the session holds as many as it may (%d of the device's %s, %d in all)",
+				x.Name, id, maxObserversPerResource, class, maxObserversPerSession)
+			return false
+		}
+		o := &observer{cc: cc, token: append(message.Token(nil), r.Token()...), scs: x.Name}
+		o.json.Store(wantJSON)
+		o.seq.Store(1)
 		if m[id] == nil {
 			m[id] = map[*observer]struct{}{}
 		}
 		m[id][o] = struct{}{}
+		s.sessionObservers[cc]++
 		first := len(m[id]) == 1
 		s.mu.Unlock()
-		w.Conn().AddOnClose(func() { s.dropObserver(class, id, o) })
+		cc.AddOnClose(func() { s.dropObserver(class, id, o) })
 		if first {
 			s.observedHere(class, id, true)
 		}
+		return true
 	case err == nil && obs == 1:
 		s.observedMu.Lock()
 		defer s.observedMu.Unlock()
@@ -260,6 +292,7 @@ func (s *Server) observe(w *responsewriter.ResponseWriter[*udpClient.Conn], r *p
 		for o := range s.observersOf(class)[id] {
 			if o.cc == w.Conn() && bytes.Equal(o.token, r.Token()) {
 				delete(s.observersOf(class)[id], o)
+				s.forgetObserverLocked(o)
 			}
 		}
 		last := len(s.observersOf(class)[id]) == 0
@@ -268,6 +301,7 @@ func (s *Server) observe(w *responsewriter.ResponseWriter[*udpClient.Conn], r *p
 			s.observedHere(class, id, false)
 		}
 	}
+	return false
 }
 
 // observedHere records in the database, with several instances, that
@@ -316,12 +350,25 @@ func (s *Server) remoteNotify(class, id string, body []byte) {
 	}
 }
 
+// forgetObserverLocked counts o out of its session's observations; under
+// s.mu, once o has left the observers.
+func (s *Server) forgetObserverLocked(o *observer) {
+	if n := s.sessionObservers[o.cc] - 1; n > 0 {
+		s.sessionObservers[o.cc] = n
+	} else {
+		delete(s.sessionObservers, o.cc)
+	}
+}
+
 func (s *Server) dropObserver(class, id string, o *observer) {
 	s.observedMu.Lock()
 	defer s.observedMu.Unlock()
 	s.mu.Lock()
 	_, had := s.observersOf(class)[id][o]
 	delete(s.observersOf(class)[id], o)
+	if had {
+		s.forgetObserverLocked(o)
+	}
 	last := had && len(s.observersOf(class)[id]) == 0
 	s.mu.Unlock()
 	if last {
@@ -382,9 +429,10 @@ func (s *Server) notifyObservers(class, id string, body func(json bool) []byte) 
 			s.logf("scs %s: observation of %s ended: not granted any more", o.scs, id)
 			continue
 		}
-		b := body(o.json)
+		asJSON := o.json.Load()
+		b := body(asJSON)
 		cf := message.AppCBOR
-		if o.json {
+		if asJSON {
 			cf = message.AppJSON
 		}
 		m := o.cc.AcquireMessage(o.cc.Context())

@@ -126,6 +126,22 @@ func TestObserveBounds(t *testing.T) {
 	if r, n := count(); r != maxObserversPerResource-1 || n != maxObserversPerResource-1 {
 		t.Fatalf("after deregistering tok-a: %d observers (%d in the session)", r, n)
 	}
+	// The session's bound in all: as if it held maxObserversPerSession
+	// observations elsewhere, one more on dev1 (under its own bound) is
+	// refused.
+	s.mu.Lock()
+	for cc := range s.sessionObservers {
+		s.sessionObservers[cc] = maxObserversPerSession
+	}
+	s.mu.Unlock()
+	if _, observing := register("tok-new", 0); observing {
+		t.Fatal("a registration beyond the session's bound was taken")
+	}
+	s.mu.Lock()
+	for cc := range s.sessionObservers {
+		s.sessionObservers[cc] = maxObserversPerResource - 1
+	}
+	s.mu.Unlock()
 	oc.Close()
 	waitFor(t, 10*time.Second, "the session's observers dropped", func() bool {
 		r, n := count()

@@ -66,9 +66,10 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 		return
 	}
 	rec.SCS = x.Name
-	wantJSON := false
-	if a, err := r.Options().Accept(); err == nil && a == message.AppJSON {
-		wantJSON = true
+	wantJSON, acceptable := false, true
+	if a, err := r.Options().Accept(); err == nil {
+		wantJSON = a == message.AppJSON
+		acceptable = a == message.AppJSON || a == message.AppCBOR
 	}
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	var id, class string
@@ -94,6 +95,15 @@ func (s *Server) serveSCS(w *responsewriter.ResponseWriter[*udpClient.Conn], r *
 		s.audit(rec)
 		s.logf("scs %s: %s %s -> 4.04 (%s)", x.Name, method, path, rec.Decision)
 		_ = w.SetResponse(codes.NotFound, message.TextPlain, bytes.NewReader(notFoundBody))
+		return
+	}
+	if !acceptable {
+		// Answers are CBOR or JSON; any other Accept gets 4.06 (RFC 7252
+		// 5.10.4), once the request is granted, so it tells nothing more.
+		rec.Decision, rec.Code = "granted (refused: Accept is neither 50 nor 60)", codeText(codes.NotAcceptable)
+		s.audit(rec)
+		s.logf("scs %s: %s %s -> %s", x.Name, method, path, rec.Code)
+		_ = w.SetResponse(codes.NotAcceptable, message.TextPlain, bytes.NewReader([]byte("want Accept 60 (CBOR) or 50 (JSON)")))
 		return
 	}
 	rec.Decision = "granted"

@@ -4,7 +4,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
 
@@ -64,4 +66,44 @@ func TestSCSHostilePath(t *testing.T) {
 			t.Errorf("the quoted path is not logged:\n%s", out)
 		}
 	})
+}
+
+// TestSCSNotAcceptable: an Accept the collector cannot answer in (neither
+// CBOR nor JSON) gets 4.06 (RFC 7252 5.10.4) on a granted resource; any
+// other resource still gets the 4.04 of one that does not exist, so the
+// Accept tells an SCS nothing about devices. Before, it got CBOR.
+func TestSCSNotAcceptable(t *testing.T) {
+	dev := newTestDevice(t, "dev1")
+	s, _, scsAddr, _ := startServer(t, parseTestConfig(t, testConfigText(dev)), t.TempDir())
+	alpha := scsDial(t, scsAddr, "alpha", []byte(scsAPSK))
+	get := func(path string, accept ...byte) (codes.Code, string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var opts []message.Option
+		if accept != nil {
+			opts = append(opts, message.Option{ID: message.Accept, Value: accept})
+		}
+		resp, err := alpha.Get(ctx, path, opts...)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		b, _ := resp.ReadBody()
+		return resp.Code(), string(b)
+	}
+	if code, body := get("/devices/dev1/events", 41); code != codes.NotAcceptable || !strings.Contains(body, "want Accept 60 (CBOR) or 50 (JSON)") {
+		t.Fatalf("Accept 41 on a granted resource: %v %q", code, body)
+	}
+	if code, body := get("/devices/ghost/events", 41); code != codes.NotFound || body != string(notFoundBody) {
+		t.Fatalf("Accept 41 on a device that does not exist: %v %q", code, body)
+	}
+	for _, accept := range [][]byte{nil, {60}, {50}} {
+		if code, body := get("/devices/dev1/events", accept...); code != codes.Content {
+			t.Fatalf("Accept %v: %v %q", accept, code, body)
+		}
+	}
+	au, err := s.st.Audit(context.Background(), "alpha")
+	if err != nil || len(au) == 0 || au[0].Code != "4.06" || !strings.Contains(au[0].Decision, "Accept") {
+		t.Fatalf("audit: %+v %v", au, err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -639,8 +640,9 @@ func encodeSummary(e *EventSummary, wantJSON bool) []byte {
 // encodeOut encodes a response map as CBOR, or as JSON (embedded CBOR
 // converted) when the SCS asked for JSON. Embedded CBOR that is not valid
 // (only a store written before reports were checked with wire.CheckItem
-// can hold it) is left out and said so under KEY_error, rather than
-// failing the whole answer.
+// can hold it), or that JSON cannot carry (two map keys alike as text), is
+// left out and said so under KEY_error, rather than failing the whole
+// answer.
 func encodeOut(m map[string]any, wantJSON bool) []byte {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
@@ -651,7 +653,10 @@ func encodeOut(m map[string]any, wantJSON bool) []byte {
 				continue
 			}
 			if wantJSON {
-				v = jsonable(x)
+				if v, err = jsonable(x); err != nil {
+					out[k+"_error"] = "stored value cannot be given as JSON: " + err.Error()
+					continue
+				}
 			}
 		}
 		out[k] = v
@@ -667,24 +672,57 @@ func encodeOut(m map[string]any, wantJSON bool) []byte {
 	return b
 }
 
-// jsonable turns decoded CBOR (maps with any keys) into JSON-encodable values.
-func jsonable(v any) any {
+// jsonable turns decoded CBOR into values encoding/json takes, as RFC 8949
+// 6.1 converts: map keys as text, byte strings as hex, NaN and the
+// infinities as null (JSON has neither), times as unix seconds (JSON has
+// no time, and encoding/json refuses one past year 9999), and the same
+// within tags. Two keys of a map alike as text (1 and "1") are an error,
+// not one dropped.
+func jsonable(v any) (any, error) {
 	switch x := v.(type) {
 	case map[any]any:
 		m := make(map[string]any, len(x))
 		for k, e := range x {
-			m[fmt.Sprint(k)] = jsonable(e)
+			ks := fmt.Sprint(k)
+			if _, dup := m[ks]; dup {
+				return nil, errors.New("two map keys are alike as text")
+			}
+			je, err := jsonable(e)
+			if err != nil {
+				return nil, err
+			}
+			m[ks] = je
 		}
-		return m
+		return m, nil
 	case []any:
 		for i := range x {
-			x[i] = jsonable(x[i])
+			je, err := jsonable(x[i])
+			if err != nil {
+				return nil, err
+			}
+			x[i] = je
 		}
-		return x
+		return x, nil
+	case cbor.Tag:
+		c, err := jsonable(x.Content)
+		return cbor.Tag{Number: x.Number, Content: c}, err
 	case []byte:
-		return fmt.Sprintf("%x", x)
+		return fmt.Sprintf("%x", x), nil
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, nil
+		}
+	case float32:
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return nil, nil
+		}
+	case time.Time:
+		if x.Nanosecond() == 0 {
+			return x.Unix(), nil
+		}
+		return float64(x.Unix()) + float64(x.Nanosecond())/1e9, nil
 	}
-	return v
+	return v, nil
 }
 
 // codeText is a response code as "2.05".

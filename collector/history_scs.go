@@ -89,7 +89,7 @@ func (s *Server) scsHistory(ctx context.Context, id string, r *pool.Message, wan
 	case errors.Is(err, ErrBadCursor):
 		return codes.BadRequest, []byte(err.Error())
 	case err != nil:
-		s.logf("ERROR reading the history of %s: %v", id, err)
+		s.storeError("read", "reading the history of %s: %v", id, err)
 		return codes.InternalServerError, []byte("store unavailable")
 	}
 	return codes.Content, encodeHistoryPage(id, page, wantJSON, scsHistoryBody)

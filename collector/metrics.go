@@ -23,11 +23,12 @@ type metrics struct {
 	saveSecs float64           // their total time
 	parks    uint64            // device sessions parked (parking.go)
 	resumes  uint64            // parked sessions restored
+	storeErr map[string]uint64 // store operations failed, by operation (Server.storeError)
 	started  time.Time
 }
 
 func newMetrics() *metrics {
-	return &metrics{messages: map[string]uint64{}, failures: map[string]uint64{}, alarms: map[string]uint64{}, started: time.Now()}
+	return &metrics{messages: map[string]uint64{}, failures: map[string]uint64{}, alarms: map[string]uint64{}, storeErr: map[string]uint64{}, started: time.Now()}
 }
 
 func (m *metrics) inc(c map[string]uint64, label string) {
@@ -104,6 +105,7 @@ func (s *Server) WriteMetrics(w io.Writer) {
 	fmt.Fprintf(w, "# HELP mtccollector_datagrams_dropped_total Datagrams of no session that were not a ClientHello, or beyond a session's queue, all listeners.\n# TYPE mtccollector_datagrams_dropped_total counter\nmtccollector_datagrams_dropped_total %d\n", dropped)
 	counter("mtccollector_verify_failures_total", "Tokens refused, by reason.", "reason", m.failures)
 	counter("mtccollector_alarms_total", "Alarms raised, by kind.", "kind", m.alarms)
+	counter("mtccollector_store_errors_total", "Store operations that failed, by operation (their log lines are rate-limited).", "op", m.storeErr)
 	fmt.Fprintf(w, "# HELP mtccollector_store_write_seconds Time spent writing the state store.\n# TYPE mtccollector_store_write_seconds summary\nmtccollector_store_write_seconds_sum %g\nmtccollector_store_write_seconds_count %d\n", m.saveSecs, m.saves)
 	gauge("mtccollector_uptime_seconds", "Seconds since the collector started.", time.Since(m.started).Seconds())
 }

@@ -362,7 +362,7 @@ func (s *Server) registered(what string, look func(ctx context.Context, r Regist
 	defer cancel()
 	d, err := look(ctx, s.st)
 	if err != nil {
-		s.logLimited("registry", "ERROR looking up a device (%s) in the store: %v", what, err)
+		s.storeError("registry", "looking up a device (%s) in the store: %v", what, err)
 		return nil
 	}
 	if d != nil && d.HeartbeatTimeout <= 0 {
@@ -388,7 +388,7 @@ func (s *Server) scsByPSK(identity string) *SCS {
 	defer cancel()
 	x, err := s.st.SCSByPSK(ctx, identity)
 	if err != nil {
-		s.logLimited("registry", "ERROR looking up an scs in the store: %v", err)
+		s.storeError("registry", "looking up an scs in the store: %v", err)
 		return nil
 	}
 	return x
@@ -401,7 +401,7 @@ func (s *Server) granted(scs, device, class string) bool {
 	defer cancel()
 	ok, err := s.st.Granted(ctx, scs, device, class)
 	if err != nil {
-		s.logLimited("registry", "ERROR reading a grant in the store: %v", err)
+		s.storeError("registry", "reading a grant in the store: %v", err)
 		return false
 	}
 	return ok

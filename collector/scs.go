@@ -42,7 +42,7 @@ func (s *Server) audit(rec AuditRecord) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	if err := s.st.AppendAudit(ctx, rec); err != nil {
-		s.logf("ERROR writing audit log: %v", err)
+		s.storeError("audit", "writing audit log: %v", err)
 	}
 }
 
@@ -326,7 +326,7 @@ func (s *Server) observedHere(class, id string, on bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	if err := s.cluster.Observed(ctx, id, class, on); err != nil {
-		s.logf("ERROR recording the observers of device %s in the store: %v", id, err)
+		s.storeError("cluster", "recording the observers of device %s in the store: %v", id, err)
 	}
 }
 
@@ -339,7 +339,7 @@ func (s *Server) notifyOthers(class, id string, body []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	if err := s.cluster.NotifyObservers(ctx, id, class, body); err != nil {
-		s.logf("ERROR notifying the other instances' observers of device %s: %v", id, err)
+		s.storeError("cluster", "notifying the other instances' observers of device %s: %v", id, err)
 	}
 }
 
@@ -576,7 +576,7 @@ func (s *Server) relay(ctx context.Context, r relayRequest) (relayAnswer, bool) 
 	}
 	holder, err := s.cluster.Holder(ctx, r.device)
 	if err != nil {
-		s.logf("ERROR %v", err)
+		s.storeError("cluster", "%v", err)
 		return relayAnswer{}, false
 	}
 	if holder == "" {

@@ -220,6 +220,15 @@ func (s *Server) logLimited(cause, format string, a ...any) {
 	s.logf(format, a...)
 }
 
+// storeError counts a failed store operation and logs it, at most one
+// line per operation every logEvery: while a store is down or its disk
+// full, every message and request fails the same way, and a line for
+// each (thousands a second on a fleet) would bury the first.
+func (s *Server) storeError(op, format string, a ...any) {
+	s.metrics.inc(s.metrics.storeErr, op)
+	s.logLimited("store-"+op, "ERROR "+format, a...)
+}
+
 var errUnknownIdentity = errors.New("unknown PSK identity")
 
 // pionLogs gives every DTLS connection one shared logger. Without a
@@ -560,7 +569,7 @@ func (s *Server) deviceSession(cc *udpClient.Conn) {
 	if s.cluster != nil {
 		// Where SCS requests for the device are to go, from any instance.
 		if err := s.cluster.SessionUp(ctx, d.ID); err != nil {
-			s.logf("ERROR %v", err)
+			s.storeError("cluster", "%v", err)
 		}
 	}
 	cc.AddOnClose(func() {
@@ -804,7 +813,7 @@ func (s *Server) record(id string, fn func(*DeviceState, *HistoryBatch) error) e
 	})
 	s.metrics.saved(time.Since(start))
 	if err != nil && (fnErr == nil || !errors.Is(err, fnErr)) {
-		s.logf("ERROR storing the state of device %s: %v", id, err)
+		s.storeError("write", "storing the state of device %s: %v", id, err)
 	}
 	return err
 }
@@ -816,7 +825,7 @@ func (s *Server) device(id string) DeviceState {
 	defer cancel()
 	ds, err := s.st.Device(ctx, id)
 	if err != nil {
-		s.logf("ERROR reading the state of device %s: %v", id, err)
+		s.storeError("read", "reading the state of device %s: %v", id, err)
 	}
 	return ds
 }
@@ -827,7 +836,7 @@ func (s *Server) alarm(device, kind, detail string) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	if err := s.st.AppendAlarm(ctx, a); err != nil {
-		s.logf("ERROR writing alarm log: %v", err)
+		s.storeError("alarm", "writing alarm log: %v", err)
 	}
 	s.logf("ALARM device %s %s: %s", device, kind, detail)
 }

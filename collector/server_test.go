@@ -20,8 +20,14 @@ import (
 
 func startServer(t *testing.T, cfg *Config, dir string) (*Server, string, string, *syncBuf) {
 	t.Helper()
+	return startServerOn(t, cfg, dir, testStore(t, dir))
+}
+
+// startServerOn is startServer on the given store (e.g. one that fails).
+func startServerOn(t *testing.T, cfg *Config, dir string, st Store) (*Server, string, string, *syncBuf) {
+	t.Helper()
 	log := &syncBuf{}
-	s, err := New(cfg, Options{StateDir: dir, Store: testStore(t, dir), Log: log})
+	s, err := New(cfg, Options{StateDir: dir, Store: st, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

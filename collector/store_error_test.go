@@ -43,20 +43,9 @@ func TestStoreErrorsRateLimited(t *testing.T) {
 	dir := t.TempDir()
 	dev := newTestDevice(t, "dev1")
 	st := &failingStore{Store: testStore(t, dir)}
-	log := &syncBuf{}
-	s, err := New(parseTestConfig(t, testConfigText(dev)), Options{StateDir: dir, Store: st, Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, err := s.ListenDevices("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	c, err := uplink.Dial(ctx, dev.uplinkConfig(addr.String()))
+	s, addr, _, log := startServerOn(t, parseTestConfig(t, testConfigText(dev)), dir, st)
+	ctx := context.Background()
+	c, err := uplink.Dial(ctx, dev.uplinkConfig(addr))
 	if err != nil {
 		t.Fatal(err)
 	}

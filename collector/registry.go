@@ -135,7 +135,7 @@ func CheckDevice(d *Device) error {
 		return fmt.Errorf("device %s: psk: want at least 32 hex digits (16 bytes)", d.ID)
 	case len(d.KeyPin) != 0 && len(d.KeyPin) != sha256.Size:
 		return fmt.Errorf("device %s: key_pin: want 64 hex digits (SHA-256 of the SubjectPublicKeyInfo)", d.ID)
-	case d.HeartbeatTimeout < 0 || d.HeartbeatTimeout > 0 && d.HeartbeatTimeout < time.Millisecond:
+	case d.HeartbeatTimeout != 0 && d.HeartbeatTimeout < time.Millisecond:
 		// PostgreSQL keeps whole milliseconds: 1ns was 0 there (the
 		// default) and 1ns in the embedded store (overdue at once).
 		return fmt.Errorf("device %s: heartbeat_timeout: want a duration of 1ms or more, like 90s or 15m", d.ID)

@@ -494,9 +494,8 @@ func parseTriggerRequest(payload []byte, isJSON bool) (triggerRequest, error) {
 	} else {
 		err = cbor.Unmarshal(payload, &req)
 	}
-	// The action is logged, queued in the store and sent: UTF-8 text
-	// without control characters (a line break was a log line of the
-	// SCS's making; a NUL failed PostgreSQL's insert of the queue).
+	// The action is logged and sent: UTF-8 text without control
+	// characters (a line break was a log line of the SCS's making).
 	if err == nil && (req.Seq == 0 || req.Action == "" || len(req.Action) > 64 || !goodText(req.Action)) {
 		err = errors.New("want {1: seq, 2: action}")
 	}

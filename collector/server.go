@@ -84,24 +84,25 @@ type Server struct {
 	mdtFileMu   sync.Mutex                        // orders stores into and tidying of the MDT files
 	observers   map[string]map[*observer]struct{} // of events, by device
 	statusObs   map[string]map[*observer]struct{} // of status, by device
+	observedMu  sync.Mutex                        // orders the database's records of observers (observedHere)
+	challenging map[string]int                    // attestation challenges on their way, by device
+	handling    map[*udpClient.Conn]int           // device requests being handled, by session (parking.go)
+	sessionIDs  map[*udpClient.Conn]string        // the device of each live session
+	parkedCC    map[*udpClient.Conn]bool          // sessions closed by parking
+	resumedDC   map[*piondtls.Conn]string         // restored sessions not yet up, and their device
+	parkWave    parkWave                          // parks since memory was last given back
+	gaps        map[string][]pendingGap           // sequence gaps held until they are in, by device
+	servers     []*dtlsserver.Server
+	gates       []*gatedListener
+	closers     []func()     // run by Close (the admin socket)
+	cluster     *pgCluster   // with PostgreSQL: this instance among those sharing the database
+	handlers    *handlerPool // runs the listeners' handlers
+	done        chan struct{}
+	closeOnce   sync.Once
+	wg          sync.WaitGroup
+
 	// sessionObservers counts each SCS session's observers (both classes).
 	sessionObservers map[*udpClient.Conn]int
-	observedMu       sync.Mutex                 // orders the database's records of observers (observedHere)
-	challenging      map[string]int             // attestation challenges on their way, by device
-	handling         map[*udpClient.Conn]int    // device requests being handled, by session (parking.go)
-	sessionIDs       map[*udpClient.Conn]string // the device of each live session
-	parkedCC         map[*udpClient.Conn]bool   // sessions closed by parking
-	resumedDC        map[*piondtls.Conn]string  // restored sessions not yet up, and their device
-	parkWave         parkWave                   // parks since memory was last given back
-	gaps             map[string][]pendingGap    // sequence gaps held until they are in, by device
-	servers          []*dtlsserver.Server
-	gates            []*gatedListener
-	closers          []func()     // run by Close (the admin socket)
-	cluster          *pgCluster   // with PostgreSQL: this instance among those sharing the database
-	handlers         *handlerPool // runs the listeners' handlers
-	done             chan struct{}
-	closeOnce        sync.Once
-	wg               sync.WaitGroup
 }
 
 // New opens the store (the embedded one in the state directory unless
@@ -129,9 +130,8 @@ func New(cfg *Config, opt Options) (*Server, error) {
 	clk := clock.Or(opt.Clock)
 	s := &Server{cfg: cfg, st: st, stateDir: opt.StateDir, logw: opt.Log, logJSON: opt.LogJSON, now: func() time.Time { return clock.Mono(clk) }, limited: map[string]*limitedLine{}, metrics: newMetrics(),
 		sessions: map[string]*udpClient.Conn{}, sessionDevs: map[*udpClient.Conn]*Device{}, mdtBusy: map[string]*udpClient.Conn{},
-		observers: map[string]map[*observer]struct{}{}, statusObs: map[string]map[*observer]struct{}{},
-		sessionObservers: map[*udpClient.Conn]int{},
-		challenging:      map[string]int{}, handling: map[*udpClient.Conn]int{}, sessionIDs: map[*udpClient.Conn]string{}, parkedCC: map[*udpClient.Conn]bool{}, resumedDC: map[*piondtls.Conn]string{}, gaps: map[string][]pendingGap{}, done: make(chan struct{})}
+		observers: map[string]map[*observer]struct{}{}, statusObs: map[string]map[*observer]struct{}{}, sessionObservers: map[*udpClient.Conn]int{},
+		challenging: map[string]int{}, handling: map[*udpClient.Conn]int{}, sessionIDs: map[*udpClient.Conn]string{}, parkedCC: map[*udpClient.Conn]bool{}, resumedDC: map[*piondtls.Conn]string{}, gaps: map[string][]pendingGap{}, done: make(chan struct{})}
 	s.started = s.now()
 	s.handlers = newHandlerPool(s.done)
 	if len(opt.CIDPrefix) > MaxCIDPrefix {
